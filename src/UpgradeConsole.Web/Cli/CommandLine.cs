@@ -1,0 +1,96 @@
+using System.CommandLine;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Cli;
+
+/// <summary>
+/// Verbs of the dashboard's executable. Without a verb it serves the dashboard; with one it does the
+/// job against the same configuration (appsettings, environment, data directory) and exits.
+/// </summary>
+public static class CommandLine
+{
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "--help", "-h", "-?", "help", "--version"];
+
+    public static bool IsCommand(string[] args) => args.Length > 0 && Verbs.Contains(args[0]);
+
+    public static async Task<int> RunAsync(string[] args, TextReader? input = null, TextWriter? output = null, TextWriter? error = null)
+    {
+        input ??= Console.In;
+        output ??= Console.Out;
+        error ??= Console.Error;
+        var root = Build(input, output, error);
+        var parsed = root.Parse(args.Length > 0 && args[0] == "help" ? ["--help", .. args[1..]] : args);
+        return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+    }
+
+    private static RootCommand Build(TextReader input, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand(
+            "UpgradeConsole: plan, run and audit upgrades of self-hosted research servers over SSH.\n" +
+            "Run without a command to serve the dashboard (http://127.0.0.1:5080 by default).");
+
+        var migrate = new Command("migrate", "Apply the database migrations and exit.");
+        migrate.SetAction(async (_, ct) =>
+        {
+            await using var app = Program.BuildApp([]);
+            await app.Services.MigrateDatabaseAsync(ct);
+            var db = app.Services.CreateScope().ServiceProvider.GetRequiredService<AppDbContext>();
+            var applied = await db.Database.GetAppliedMigrationsAsync(ct);
+            await output.WriteLineAsync($"Database is up to date ({db.Database.ProviderName}, {applied.Count()} migrations applied).");
+            return 0;
+        });
+        root.Subcommands.Add(migrate);
+
+        var users = new Command("users", "Manage dashboard accounts.");
+        var email = new Option<string>("--email") { Description = "The new user's e-mail address (their sign-in name).", Required = true };
+        var role = new Option<string>("--role") { Description = "Admin, Operator or Viewer.", Required = true };
+        role.AcceptOnlyFromAmong([.. Roles.All]);
+        var passwordStdin = new Option<bool>("--password-stdin") { Description = "Read the password from the first line of standard input instead of generating one." };
+        var create = new Command("create", "Create a user. Prints a generated password unless --password-stdin is given.")
+        {
+            email, role, passwordStdin,
+        };
+        create.SetAction(async (parse, ct) =>
+        {
+            string? password = null;
+            if (parse.GetValue(passwordStdin))
+            {
+                password = await input.ReadLineAsync(ct);
+                if (string.IsNullOrEmpty(password))
+                {
+                    await error.WriteLineAsync("No password on standard input.");
+                    return 1;
+                }
+            }
+
+            await using var app = Program.BuildApp([]);
+            await app.Services.MigrateDatabaseAsync(ct);
+            await using var scope = app.Services.CreateAsyncScope();
+            var accounts = scope.ServiceProvider.GetRequiredService<UserAdministration>();
+            var result = await accounts.CreateAsync(parse.GetValue(email)!, parse.GetValue(role)!, password);
+            if (!result.Succeeded)
+            {
+                foreach (var e in result.Errors)
+                {
+                    await error.WriteLineAsync(e);
+                }
+
+                return 1;
+            }
+
+            await output.WriteLineAsync($"Created {parse.GetValue(email)} with role {Roles.Normalize(parse.GetValue(role))}.");
+            if (result.GeneratedPassword is not null)
+            {
+                await output.WriteLineAsync($"Password: {result.GeneratedPassword}");
+            }
+
+            return 0;
+        });
+        users.Subcommands.Add(create);
+        root.Subcommands.Add(users);
+        return root;
+    }
+}

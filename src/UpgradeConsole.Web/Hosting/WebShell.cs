@@ -1,0 +1,60 @@
+using Microsoft.AspNetCore.HttpOverrides;
+using UpgradeConsole.Web.Components;
+
+namespace UpgradeConsole.Web.Hosting;
+
+/// <summary>The HTML side: Razor components rendered on the server (no interactive mode), htmx fragments, security headers.</summary>
+public static class WebShell
+{
+    public static WebApplicationBuilder AddWebShell(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddRazorComponents();
+        builder.Services.AddHttpContextAccessor();
+        builder.Services.AddAntiforgery(o =>
+        {
+            o.Cookie.Name = "UpgradeConsole.Antiforgery";
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.HeaderName = "RequestVerificationToken";
+        });
+        builder.Services.Configure<ForwardedHeadersOptions>(o =>
+        {
+            // Behind a TLS-terminating proxy (docker-compose, nginx): trust it for scheme and client address.
+            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            foreach (var proxy in builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? [])
+            {
+                o.KnownProxies.Add(System.Net.IPAddress.Parse(proxy));
+            }
+        });
+        return builder;
+    }
+
+    public static WebApplication UseWebShell(this WebApplication app)
+    {
+        app.UseForwardedHeaders();
+        if (!app.Environment.IsDevelopment())
+        {
+            app.UseExceptionHandler("/error", createScopeForErrors: true);
+            if (app.Configuration.GetValue("UpgradeConsole:RequireHttps", false))
+            {
+                app.UseHsts();
+            }
+        }
+
+        app.UseSecurityHeaders();
+        app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+        app.UseAntiforgery();
+        return app;
+    }
+
+    public static WebApplication MapWebShell(this WebApplication app)
+    {
+        // Static files are public: the login page needs its styles.
+        app.MapStaticAssets().AllowAnonymous();
+        app.MapRazorComponents<App>();
+        return app;
+    }
+}

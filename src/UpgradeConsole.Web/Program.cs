@@ -1,0 +1,41 @@
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Admin;
+using UpgradeConsole.Web.Cli;
+using UpgradeConsole.Web.Health;
+using UpgradeConsole.Web.Hosting;
+using UpgradeConsole.Web.Jobs;
+using UpgradeConsole.Web.Persistence;
+
+// `UpgradeConsole.Web migrate`, `users create …`, `--help`: the same executable is the admin's CLI.
+if (CommandLine.IsCommand(args))
+{
+    return await CommandLine.RunAsync(args);
+}
+
+var app = Program.BuildApp(args);
+await app.Services.MigrateDatabaseAsync();
+await app.RunAsync();
+return 0;
+
+public partial class Program
+{
+    /// <summary>The whole application, feature by feature; the CLI builds the same one without running it.</summary>
+    internal static WebApplication BuildApp(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddPersistence();
+        builder.AddAccounts();
+        builder.AddJobs();
+        builder.AddHealth();
+        builder.AddWebShell();
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseWebShell();
+        app.MapHealth();
+        app.MapAccounts();
+        app.MapAdmin();
+        app.MapWebShell();
+        return app;
+    }
+}
