@@ -13,7 +13,6 @@ if (CommandLine.IsCommand(args))
 }
 
 var app = Program.BuildApp(args);
-await app.Services.MigrateDatabaseAsync();
 await app.RunAsync();
 return 0;
 

@@ -32,6 +32,8 @@ public static class PersistenceSetup
         var (dataDirectory, options) = builder.StorageSettings();
         builder.Services.AddSingleton(dataDirectory);
         builder.Services.AddSingleton(Options.Create(options));
+        // Registered first, so the schema is current before the scheduler or any other service starts.
+        builder.Services.AddHostedService<MigrateAtStart>();
 
         switch (options.Provider)
         {
@@ -115,4 +117,12 @@ public static class PersistenceSetup
             await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
         }
     }
+}
+
+/// <summary>Applies migrations when the dashboard starts (several nodes may start at once: EF Core takes a migration lock).</summary>
+internal sealed class MigrateAtStart(IServiceProvider services) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => services.MigrateDatabaseAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,0 +1,115 @@
+using Microsoft.Playwright;
+
+namespace UpgradeConsole.Tests.Fixtures;
+
+/// <summary>
+/// Debian's Chromium, headless, driven by Playwright (never Playwright's own browser download).
+/// One browser for the test run; each test gets its own context (cookies, storage) and page.
+/// </summary>
+public sealed class Chromium : IAsyncLifetime
+{
+    public const string ExecutablePath = "/usr/bin/chromium";
+
+    private IPlaywright? _playwright;
+
+    public IBrowser Browser { get; private set; } = default!;
+
+    public async ValueTask InitializeAsync()
+    {
+        if (!File.Exists(ExecutablePath))
+        {
+            throw new InvalidOperationException($"{ExecutablePath} not found: run ./scripts/test.sh, which installs Debian's chromium.");
+        }
+
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ExecutablePath,
+            Headless = true,
+            Args =
+            [
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
+            ],
+        });
+    }
+
+    /// <summary>A fresh browser context whose pages resolve relative URLs against <paramref name="baseUrl"/>.</summary>
+    public async Task<BrowserSession> NewSessionAsync(string baseUrl, string? colorScheme = null)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = baseUrl,
+            ViewportSize = new ViewportSize { Width = 1440, Height = 900 },
+            ColorScheme = colorScheme == "dark" ? ColorScheme.Dark : ColorScheme.Light,
+        });
+        context.SetDefaultTimeout(15_000);
+        var page = await context.NewPageAsync();
+        return new BrowserSession(context, page);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Browser is not null)
+        {
+            await Browser.CloseAsync();
+        }
+
+        _playwright?.Dispose();
+    }
+}
+
+/// <summary>One person's browser: a context and its page, recording console errors and CSP violations.</summary>
+public sealed class BrowserSession : IAsyncDisposable
+{
+    private readonly List<string> _problems = [];
+
+    public BrowserSession(IBrowserContext context, IPage page)
+    {
+        Context = context;
+        Page = page;
+        page.Console += (_, message) =>
+        {
+            if (message.Type is "error" or "warning")
+            {
+                lock (_problems)
+                {
+                    _problems.Add($"{message.Type}: {message.Text}");
+                }
+            }
+        };
+        page.PageError += (_, error) =>
+        {
+            lock (_problems)
+            {
+                _problems.Add($"page error: {error}");
+            }
+        };
+    }
+
+    public IBrowserContext Context { get; }
+
+    public IPage Page { get; }
+
+    /// <summary>Console errors, warnings (CSP violations are reported there) and uncaught exceptions so far.</summary>
+    public IReadOnlyList<string> Problems
+    {
+        get
+        {
+            lock (_problems)
+            {
+                return [.. _problems];
+            }
+        }
+    }
+
+    /// <summary>Saves a full-page screenshot under TestResults/screenshots, named after the page.</summary>
+    public async Task ScreenshotAsync(string name)
+    {
+        var dir = Path.Combine(TestPaths.ResultsDirectory, "screenshots");
+        Directory.CreateDirectory(dir);
+        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(dir, name + ".png"), FullPage = true });
+    }
+
+    public async ValueTask DisposeAsync() => await Context.CloseAsync();
+}

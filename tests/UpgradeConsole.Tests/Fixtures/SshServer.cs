@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace UpgradeConsole.Tests.Fixtures;
+
+/// <summary>
+/// A real OpenSSH server (Debian's openssh-server) on a free port of 127.0.0.1, with throwaway host
+/// and client keys and a known_hosts file for it. When the tests run as root it logs in a dedicated
+/// unprivileged user (<see cref="TestUser"/>), so remote steps do not run as root.
+/// </summary>
+public sealed class SshServer : IAsyncLifetime
+{
+    public const string TestUser = "ucssh";
+
+    private readonly string _root = Directory.CreateTempSubdirectory("uc-sshd-").FullName;
+    private Process? _sshd;
+
+    public string Host { get; } = "127.0.0.1";
+
+    public int Port { get; private set; }
+
+    /// <summary>The account the client key logs in as.</summary>
+    public string User { get; private set; } = "";
+
+    /// <summary>Private key (OpenSSH format) that the server accepts for <see cref="User"/>.</summary>
+    public string ClientKeyPath => Path.Combine(_root, "id_ed25519");
+
+    public string ClientKey => File.ReadAllText(ClientKeyPath);
+
+    /// <summary>A known_hosts file naming this server's host key.</summary>
+    public string KnownHostsPath => Path.Combine(_root, "known_hosts");
+
+    /// <summary>The host public key line ("ssh-ed25519 AAAA…").</summary>
+    public string HostPublicKey { get; private set; } = "";
+
+    public string HostKeyPath => Path.Combine(_root, "ssh_host_ed25519_key");
+
+    public async ValueTask InitializeAsync()
+    {
+        if (!File.Exists("/usr/sbin/sshd"))
+        {
+            throw new InvalidOperationException("/usr/sbin/sshd not found: run ./scripts/test.sh, which installs openssh-server.");
+        }
+
+        User = ProcessRunner.IsRoot ? TestUser : Environment.UserName;
+        if (ProcessRunner.IsRoot)
+        {
+            await EnsureTestUserAsync();
+            // sshd's privilege separation directory.
+            Directory.CreateDirectory("/run/sshd");
+        }
+
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "uc-test-host", "-f", HostKeyPath]);
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "uc-test-client", "-f", ClientKeyPath]);
+        var authorizedKeys = Path.Combine(_root, "authorized_keys");
+        File.Copy(ClientKeyPath + ".pub", authorizedKeys);
+        File.SetUnixFileMode(_root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        File.SetUnixFileMode(authorizedKeys, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        Port = ProcessRunner.FreePort();
+        HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
+        await File.WriteAllTextAsync(KnownHostsPath, $"[{Host}]:{Port} {HostPublicKey}\n");
+        var config = Path.Combine(_root, "sshd_config");
+        await File.WriteAllLinesAsync(config,
+        [
+            $"Port {Port}",
+            $"ListenAddress {Host}",
+            $"HostKey {HostKeyPath}",
+            $"PidFile {Path.Combine(_root, "sshd.pid")}",
+            $"AuthorizedKeysFile {authorizedKeys}",
+            $"AllowUsers {User}",
+            "StrictModes no",
+            "UsePAM no",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "PermitRootLogin prohibit-password",
+            "MaxSessions 64",
+            "MaxStartups 64:30:128",
+            "AcceptEnv LANG LC_*",
+            "Subsystem sftp internal-sftp",
+            "LogLevel VERBOSE",
+        ]);
+
+        var start = new ProcessStartInfo("/usr/sbin/sshd")
+        {
+            UseShellExecute = false,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        foreach (var a in new[] { "-D", "-e", "-f", config })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        _sshd = Process.Start(start) ?? throw new InvalidOperationException("sshd did not start");
+        _sshd.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.Add(e.Data); } } };
+        _sshd.BeginErrorReadLine();
+        _sshd.BeginOutputReadLine();
+        ProcessRunner.CleanUpWhenTestProcessExits($"kill {_sshd.Id} 2>/dev/null; rm -rf {ProcessRunner.ShellQuote(_root)}");
+        await WaitUntilListeningAsync();
+    }
+
+    private readonly List<string> _log = [];
+
+    /// <summary>What sshd logged so far (for failure messages).</summary>
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return string.Join('\n', _log);
+            }
+        }
+    }
+
+    /// <summary>Arguments for the system ssh client that reach this server with host-key checking on.</summary>
+    public IReadOnlyList<string> ClientArguments(string? knownHosts = null) =>
+    [
+        "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        "-i", ClientKeyPath,
+        "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", $"UserKnownHostsFile={knownHosts ?? KnownHostsPath}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR",
+        $"{User}@{Host}",
+    ];
+
+    /// <summary>Runs a command on the server through the system ssh client.</summary>
+    public Task<ProcessRunner.Result> RunAsync(string command, bool check = true, string? knownHosts = null) =>
+        ProcessRunner.RunAsync("ssh", [.. ClientArguments(knownHosts), command], check: check);
+
+    public ValueTask DisposeAsync()
+    {
+        if (_sshd is { HasExited: false })
+        {
+            _sshd.Kill(entireProcessTree: true);
+            _sshd.WaitForExit(5000);
+        }
+
+        _sshd?.Dispose();
+        Directory.Delete(_root, recursive: true);
+        return ValueTask.CompletedTask;
+    }
+
+    private static async Task EnsureTestUserAsync()
+    {
+        var exists = await ProcessRunner.RunAsync("id", ["-u", TestUser], check: false);
+        if (exists.ExitCode != 0)
+        {
+            var added = await ProcessRunner.RunAsync("useradd", ["-m", "-s", "/bin/bash", TestUser], check: false);
+            // Another test process may have created it meanwhile (exit 9: already exists).
+            if (added.ExitCode is not 0 and not 9)
+            {
+                throw new InvalidOperationException($"useradd {TestUser} failed: {added.Combined}");
+            }
+        }
+
+        // An account with a locked password ('!') is refused by sshd even for key logins without PAM.
+        await ProcessRunner.RunAsync("usermod", ["-p", "*", TestUser]);
+    }
+
+    private async Task WaitUntilListeningAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            if (_sshd!.HasExited)
+            {
+                throw new InvalidOperationException($"sshd exited with {_sshd.ExitCode}:\n{Log}");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(Host, Port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        throw new TimeoutException($"sshd did not listen on {Port}:\n{Log}");
+    }
+}

@@ -1,0 +1,195 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Tests.Fixtures;
+
+/// <summary>
+/// The dashboard as a test sees it: its own data directory, SQLite or a PostgreSQL database, its
+/// log captured, and intent methods (<see cref="CreateFirstAdminAsync"/>, <see cref="LoginAsAsync"/>,
+/// <see cref="SignedInClientAsync"/>) that go through HTTP like a person would. <see cref="ServeOverKestrel"/>
+/// puts it on a real port of 127.0.0.1 for the browser.
+/// </summary>
+public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFactory<Program>
+{
+    public const string AdminEmail = "admin@example.org";
+    public const string AdminPassword = "correct horse battery staple";
+
+    private readonly bool _ownsDataDirectory;
+    private bool _kestrel;
+    private readonly Dictionary<string, string?> _settings = [];
+    private readonly Dictionary<string, string> _passwords = [];
+    private readonly Action<IServiceCollection>? _configureServices;
+
+    public UpgradeConsoleApplicationFactory(
+        DatabaseProvider provider = DatabaseProvider.Sqlite,
+        string? connectionString = null,
+        string? dataDirectory = null,
+        Action<IServiceCollection>? configureServices = null)
+    {
+        _ownsDataDirectory = dataDirectory is null;
+        DataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("uc-data-").FullName;
+        Provider = provider;
+        _configureServices = configureServices;
+        _settings["UpgradeConsole:DataDirectory"] = DataDirectory;
+        _settings["Database:Provider"] = provider.ToString();
+        _settings["ConnectionStrings:UpgradeConsole"] = connectionString ?? "";
+    }
+
+    public DatabaseProvider Provider { get; }
+
+    public string DataDirectory { get; }
+
+    public LogCapture Logs { get; } = new();
+
+    /// <summary>Base address of the real Kestrel server (after <see cref="ServeOverKestrel"/>).</summary>
+    public string BaseUrl { get; private set; } = "http://localhost";
+
+    /// <summary>Sets a configuration value before the application starts.</summary>
+    public UpgradeConsoleApplicationFactory WithSetting(string key, string? value)
+    {
+        _settings[key] = value;
+        return this;
+    }
+
+    /// <summary>Starts the dashboard on a free port of 127.0.0.1 and returns its base address.</summary>
+    public string ServeOverKestrel()
+    {
+        _kestrel = true;
+        UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
+        StartServer();
+        var address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseUrl = address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).TrimEnd('/');
+        return BaseUrl;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Production");
+        // Serve wwwroot and the build's compressed copies from the build manifest, as `dotnet run`
+        // does; a published app finds both in its own wwwroot.
+        builder.UseStaticWebAssets();
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        if (_configureServices is not null)
+        {
+            builder.ConfigureServices(_configureServices);
+        }
+    }
+
+    /// <summary>A client that keeps cookies and does not follow redirects (so tests see them).</summary>
+    public HttpClient CreateBrowserLikeClient()
+    {
+        if (!_kestrel)
+        {
+            return CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });
+        }
+
+        // Over Kestrel the factory's client would follow redirects in its socket handler; use our own.
+        var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = true, CookieContainer = new CookieContainer() };
+        return new HttpClient(handler) { BaseAddress = new Uri(BaseUrl) };
+    }
+
+    /// <summary>Reads the setup link the dashboard printed at start and returns its token.</summary>
+    public async Task<string> ReadSetupTokenAsync()
+    {
+        _ = Services; // make sure the host has started
+        var line = await Logs.WaitForAsync("/setup?token=");
+        return SetupTokenPattern().Match(line).Groups[1].Value;
+    }
+
+    /// <summary>Creates the first Admin through the setup page and returns a client signed in as them.</summary>
+    public async Task<HttpClient> CreateFirstAdminAsync(string email = AdminEmail, string password = AdminPassword)
+    {
+        var token = await ReadSetupTokenAsync();
+        var client = CreateBrowserLikeClient();
+        var response = await client.PostFormAsync($"/setup?token={token}", "setup", new()
+        {
+            ["token"] = token,
+            ["Input.Email"] = email,
+            ["Input.Password"] = password,
+            ["Input.Confirm"] = password,
+        });
+        await response.ExpectRedirectAsync("/");
+        _passwords[email] = password;
+        return client;
+    }
+
+    /// <summary>Signs in through the login page; fails the test if the dashboard refuses.</summary>
+    public async Task<HttpClient> LoginAsAsync(string email, string password)
+    {
+        var client = CreateBrowserLikeClient();
+        var response = await client.PostFormAsync("/account/login", "login", new()
+        {
+            ["Input.Email"] = email,
+            ["Input.Password"] = password,
+        });
+        await response.ExpectRedirectAsync("/");
+        return client;
+    }
+
+    /// <summary>
+    /// A client signed in as a user with <paramref name="role"/>: the first Admin is created on
+    /// first use, other users through the admin page, as an Admin would.
+    /// </summary>
+    public async Task<HttpClient> SignedInClientAsync(string role)
+    {
+        var admin = _passwords.ContainsKey(AdminEmail)
+            ? await LoginAsAsync(AdminEmail, AdminPassword)
+            : await CreateFirstAdminAsync();
+        if (role == Roles.Admin)
+        {
+            return admin;
+        }
+
+        var email = $"{role.ToLowerInvariant()}@example.org";
+        if (!_passwords.TryGetValue(email, out var password))
+        {
+            password = await CreateUserAsync(admin, email, role);
+        }
+
+        return await LoginAsAsync(email, password);
+    }
+
+    /// <summary>Adds a user through the admin page (as <paramref name="admin"/>) and returns their generated password.</summary>
+    public async Task<string> CreateUserAsync(HttpClient admin, string email, string role)
+    {
+        var response = await admin.PostFormAsync("/admin/users", "create-user", new()
+        {
+            ["Input.Email"] = email,
+            ["Input.Role"] = role,
+            ["Input.Password"] = "",
+        });
+        var html = await response.ExpectOkAsync();
+        var password = GeneratedPasswordPattern().Match(html).Groups[1].Value;
+        Assert.False(string.IsNullOrEmpty(password), "The admin page showed no generated password:\n" + html);
+        _passwords[email] = password;
+        return password;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_ownsDataDirectory && Directory.Exists(DataDirectory))
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+    }
+
+    [GeneratedRegex(@"/setup\?token=([A-Za-z0-9_\-]+)")]
+    private static partial Regex SetupTokenPattern();
+
+    [GeneratedRegex("data-testid=\"generated-password\">([^<]+)<")]
+    private static partial Regex GeneratedPasswordPattern();
+}
