@@ -1,5 +1,5 @@
-using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authorization;
+using UpgradeConsole.Web.Hosting;
 
 namespace UpgradeConsole.Web.Accounts;
 
@@ -15,7 +15,7 @@ public static class AccountEndpoints
                 return Results.Redirect(AccountsSetup.LoginPath);
             })
             .RequireAuthorization(new AuthorizeAttribute())
-            .WithMetadata(new RequireAntiforgeryTokenAttribute());
+            .RequireAntiforgery();
         return app;
     }
 }

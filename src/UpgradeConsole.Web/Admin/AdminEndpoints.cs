@@ -1,7 +1,7 @@
-using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Hosting;
 
 namespace UpgradeConsole.Web.Admin;
 
@@ -15,7 +15,7 @@ public static class AdminEndpoints
     {
         var users = app.MapGroup("/admin/users/{id}")
             .RequireAuthorization(Policies.Administer)
-            .WithMetadata(new RequireAntiforgeryTokenAttribute());
+            .RequireAntiforgery();
 
         users.MapPost("/role", (string id, [FromForm] string role, UserAdministration accounts, HttpContext http, ILogger<UserAdministration> log) =>
             RowAsync(http, accounts, id, async () =>
