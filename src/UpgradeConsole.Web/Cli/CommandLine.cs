@@ -47,7 +47,13 @@ public static class CommandLine
         var users = new Command("users", "Manage dashboard accounts.");
         var email = new Option<string>("--email") { Description = "The new user's e-mail address (their sign-in name).", Required = true };
         var role = new Option<string>("--role") { Description = "Admin, Operator or Viewer.", Required = true };
-        role.AcceptOnlyFromAmong([.. Roles.All]);
+        role.Validators.Add(r =>
+        {
+            if (Roles.Normalize(r.GetValueOrDefault<string>()) is null)
+            {
+                r.AddError($"Unknown role '{r.GetValueOrDefault<string>()}'. Use one of: {string.Join(", ", Roles.All)}.");
+            }
+        });
         var passwordStdin = new Option<bool>("--password-stdin") { Description = "Read the password from the first line of standard input instead of generating one." };
         var create = new Command("create", "Create a user. Prints a generated password unless --password-stdin is given.")
         {

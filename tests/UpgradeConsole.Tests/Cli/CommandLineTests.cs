@@ -1,0 +1,118 @@
+using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Tests.Cli;
+
+/// <summary>The dashboard's executable as an admin's CLI: run as a real process against a real database.</summary>
+public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
+{
+    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("uc-cli-").FullName;
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    [Fact]
+    public async Task Help_ListsTheVerbs()
+    {
+        var result = await RunAsync(["--help"]);
+        Assert.Contains("migrate", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("users", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("serve the dashboard", result.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Migrate_OnEmptyDataDirectory_CreatesTheDatabase()
+    {
+        var result = await RunAsync(["migrate"]);
+        Assert.Contains("Database is up to date", result.StandardOutput, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(_dataDirectory, "upgradeconsole.db")));
+    }
+
+    [Fact]
+    public async Task Migrate_OnPostgres_CreatesTheSchema()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync();
+        var result = await RunAsync(["migrate"], new()
+        {
+            ["Database__Provider"] = "PostgreSQL",
+            ["ConnectionStrings__UpgradeConsole"] = connectionString,
+        });
+        Assert.Contains("Npgsql", result.StandardOutput, StringComparison.Ordinal);
+        await using var conn = new Npgsql.NpgsqlConnection(connectionString);
+        await conn.OpenAsync(TestContext.Current.CancellationToken);
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT count(*) FROM \"AspNetRoles\"", conn);
+        Assert.Equal(3L, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task UsersCreate_PrintsAGeneratedPassword_ThatSignsIn()
+    {
+        var result = await RunAsync(["users", "create", "--email", "cli@example.org", "--role", "Operator"]);
+        var password = result.StandardOutput.Split('\n').Single(l => l.StartsWith("Password: ", StringComparison.Ordinal))["Password: ".Length..].Trim();
+
+        await using var app = new UpgradeConsoleApplicationFactory(dataDirectory: _dataDirectory);
+        var client = await app.LoginAsAsync("cli@example.org", password);
+        var home = await (await client.GetAsync("/")).ExpectOkAsync();
+        Assert.Contains("Operator", home, StringComparison.Ordinal);
+        // A dashboard that already has a user prints no setup link.
+        Assert.DoesNotContain(app.Logs.Lines, l => l.Contains("/setup?token=", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task UsersCreate_WithPasswordOnStdin_UsesIt()
+    {
+        var result = await RunAsync(["users", "create", "--email", "stdin@example.org", "--role", "admin", "--password-stdin"],
+            input: "a password from a pipe\n");
+        Assert.DoesNotContain("Password:", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("with role Admin", result.StandardOutput, StringComparison.Ordinal);
+
+        await using var app = new UpgradeConsoleApplicationFactory(dataDirectory: _dataDirectory);
+        await app.LoginAsAsync("stdin@example.org", "a password from a pipe");
+    }
+
+    [Theory]
+    [InlineData("--role", "Superuser", "Superuser")]
+    [InlineData("--email", "not-an-email", "not an e-mail address")]
+    public async Task UsersCreate_WithBadInput_FailsWithAClearMessage(string option, string value, string expected)
+    {
+        string[] args = option == "--role"
+            ? ["users", "create", "--email", "x@example.org", "--role", value]
+            : ["users", "create", "--email", value, "--role", "Viewer"];
+        var result = await RunAsync(args, check: false);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(expected, result.Combined, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UsersCreate_WithTooShortStdinPassword_FailsAndCreatesNobody()
+    {
+        var result = await RunAsync(["users", "create", "--email", "short@example.org", "--role", "Viewer", "--password-stdin"], input: "short\n", check: false);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("at least 12 characters", result.StandardError, StringComparison.Ordinal);
+
+        var again = await RunAsync(["users", "create", "--email", "short@example.org", "--role", "Viewer"]);
+        Assert.Contains("Created short@example.org", again.StandardOutput, StringComparison.Ordinal);
+    }
+
+    private Task<ProcessRunner.Result> RunAsync(string[] args, Dictionary<string, string?>? environment = null, string? input = null, bool check = true)
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["UpgradeConsole__DataDirectory"] = _dataDirectory,
+            ["DOTNET_ENVIRONMENT"] = "Production",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        };
+        foreach (var (k, v) in environment ?? [])
+        {
+            env[k] = v;
+        }
+
+        return ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "UpgradeConsole.Web.dll"), .. args],
+            standardInput: input, environment: env, workingDirectory: AppContext.BaseDirectory, check: check);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Directory.Delete(_dataDirectory, recursive: true);
+        return ValueTask.CompletedTask;
+    }
+}
