@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command. On a fresh Debian machine it installs what the tests drive for real
+# (PostgreSQL, OpenSSH server and client, Chromium, Python venv), then runs the whole suite.
+# Nothing is mocked: the tests start their own PostgreSQL, sshd and headless Chromium on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+command -v ssh-keyscan >/dev/null 2>&1 || missing+=(openssh-client)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+dotnet --info >/dev/null
+dotnet tool restore >/dev/null
+dotnet test UpgradeConsole.sln --logger "console;verbosity=normal" "$@"
