@@ -130,6 +130,22 @@ public sealed class SshServer : IAsyncLifetime
         $"{User}@{Host}",
     ];
 
+    /// <summary>
+    /// An endpoint for the engine: the fixture's client key, its known_hosts, and a ControlMaster
+    /// socket in <paramref name="controlDirectory"/> (kept short: unix socket paths are limited).
+    /// </summary>
+    public UpgradeConsole.Core.Remote.SshEndpoint Endpoint(string controlDirectory, string? knownHosts = null) => new()
+    {
+        Host = Host,
+        Port = Port,
+        User = User,
+        Identity = new UpgradeConsole.Core.Remote.SshIdentity.KeyFile(ClientKeyPath),
+        KnownHostsFile = knownHosts ?? KnownHostsPath,
+        HostKeyAlgorithm = "ssh-ed25519",
+        ControlPath = Path.Combine(controlDirectory, "cm"),
+        ControlPersist = TimeSpan.FromSeconds(60),
+    };
+
     /// <summary>Runs a command on the server through the system ssh client.</summary>
     public Task<ProcessRunner.Result> RunAsync(string command, bool check = true, string? knownHosts = null) =>
         ProcessRunner.RunAsync("ssh", [.. ClientArguments(knownHosts), command], check: check);

@@ -1,0 +1,226 @@
+using System.Buffers;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace UpgradeConsole.Core.Remote;
+
+/// <summary>Tuning of the remote engine.</summary>
+public sealed record RemoteEngineOptions
+{
+    /// <summary>Longer lines are delivered in pieces of at most this many bytes.</summary>
+    public int MaxLineBytes { get; init; } = 16 * 1024;
+
+    /// <summary>Waits between attempts when the SSH link fails; their count bounds the retries.</summary>
+    public IReadOnlyList<TimeSpan> RetryDelays { get; init; } =
+        [TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(30)];
+
+    /// <summary>How long a cancelled step may take to end after TERM before it gets KILL.</summary>
+    public TimeSpan CancelGrace { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Time limit of the engine's own short control commands.</summary>
+    public TimeSpan ControlTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>
+/// Runs steps detached on a target and follows their logs by byte offset, so neither a dropped
+/// SSH link nor a dashboard restart loses, repeats or re-runs anything: a step is started at most
+/// once (its start marker), keeps running on its own, and any engine instance can pick up its log
+/// from a stored offset and learn its exit code.
+/// </summary>
+public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? options = null, TimeProvider? time = null, ILogger? logger = null)
+{
+    private readonly RemoteEngineOptions _options = options ?? new RemoteEngineOptions();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+
+    /// <summary>Starts the step detached and returns its process id on the target.</summary>
+    /// <exception cref="StepAlreadyStartedException">Its start marker exists: it was started before.</exception>
+    public async Task<int> StartAsync(RemoteStep step, CancellationToken cancellationToken)
+    {
+        // Not retried: if the link drops mid-start the step may or may not have started; the caller
+        // asks GetStatusAsync, which tells from the start marker.
+        var result = await shell.RunAsync(StepScripts.Start(step), cancellationToken, _options.ControlTimeout);
+        var output = result.Output;
+        if (output.Contains(StepScripts.AlreadyStarted, StringComparison.Ordinal))
+        {
+            throw new StepAlreadyStartedException($"Step {step.Location} was already started on the target; it is never started twice.");
+        }
+
+        var marker = output.Split('\n').FirstOrDefault(l => l.StartsWith(StepScripts.Started, StringComparison.Ordinal));
+        if (result.ExitCode != 0 || marker is null)
+        {
+            throw new RemoteCommandException($"Could not start step {step.Location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
+        }
+
+        var pid = int.Parse(marker[(StepScripts.Started.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
+        _logger.LogInformation("Started step {Step} as process {Pid}", step.Location, pid);
+        return pid;
+    }
+
+    public async Task<RemoteStepStatus> GetStatusAsync(StepLocation location, CancellationToken cancellationToken)
+    {
+        var result = await WithRetriesAsync(ct => shell.RunAsync(StepScripts.Status(location), ct, _options.ControlTimeout), cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            throw new RemoteCommandException($"Could not read the state of step {location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
+        }
+
+        var fields = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split('=', 2))
+            .Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1].Trim());
+        if (fields.GetValueOrDefault("state") != "started")
+        {
+            return new RemoteStepStatus(RemoteStepState.NotStarted, null, 0, null, false, false);
+        }
+
+        int? exit = int.TryParse(fields.GetValueOrDefault("exit"), CultureInfo.InvariantCulture, out var code) ? code : null;
+        int? pid = int.TryParse(fields.GetValueOrDefault("pid"), CultureInfo.InvariantCulture, out var p) ? p : null;
+        var size = long.TryParse(fields.GetValueOrDefault("size"), CultureInfo.InvariantCulture, out var s) ? s : 0;
+        var alive = fields.GetValueOrDefault("alive") == "1" || fields.GetValueOrDefault("starting") == "1";
+        var state = exit is not null ? RemoteStepState.Exited : alive ? RemoteStepState.Running : RemoteStepState.Lost;
+        return new RemoteStepStatus(state, exit, size, pid, fields.GetValueOrDefault("cancelled") == "1", fields.GetValueOrDefault("timedout") == "1");
+    }
+
+    /// <summary>
+    /// Yields the step's log lines from <paramref name="fromOffset"/> (a line's <see cref="RemoteLogLine.NextOffset"/>,
+    /// or 0) as they are written, and ends once the step has ended and its log is drained. A dropped
+    /// link is retried with bounded backoff and the log resumes exactly where it stopped.
+    /// </summary>
+    public async IAsyncEnumerable<RemoteLogLine> FollowAsync(StepLocation location, long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var splitter = new LogLineSplitter(fromOffset, _options.MaxLineBytes);
+        var lines = new List<RemoteLogLine>(1024);
+        var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
+        var stalls = 0;
+        try
+        {
+            while (true)
+            {
+                var status = await GetStatusAsync(location, cancellationToken);
+                if (status.State == RemoteStepState.NotStarted)
+                {
+                    throw new StepNotStartedException($"Step {location} was never started on the target.");
+                }
+
+                var ended = status.State is RemoteStepState.Exited or RemoteStepState.Lost;
+                if (ended && splitter.ConsumedOffset >= status.LogSize)
+                {
+                    if (splitter.Flush() is { } last)
+                    {
+                        yield return last;
+                    }
+
+                    yield break;
+                }
+
+                var before = splitter.ConsumedOffset;
+                var process = shell.Start(StepScripts.Tail(location, splitter.ConsumedOffset, follow: !ended));
+                Exception? failure = null;
+                try
+                {
+                    while (true)
+                    {
+                        int read;
+                        try
+                        {
+                            read = await process.Output.ReadAsync(buffer, cancellationToken);
+                        }
+                        catch (IOException ex)
+                        {
+                            failure = ex;
+                            break;
+                        }
+
+                        if (read == 0)
+                        {
+                            break;
+                        }
+
+                        lines.Clear();
+                        splitter.Push(buffer.AsSpan(0, read), lines);
+                        foreach (var line in lines)
+                        {
+                            yield return line;
+                        }
+                    }
+
+                    try
+                    {
+                        var tail = await process.WaitAsync(cancellationToken);
+                        if (tail.ExitCode != 0 && splitter.ConsumedOffset == before)
+                        {
+                            failure = new RemoteCommandException($"Reading the log of {location} failed: {tail.StandardError.Trim()}", tail.ExitCode, tail.StandardError);
+                        }
+                    }
+                    catch (SshConnectionException ex) when (ex is not HostKeyMismatchException)
+                    {
+                        failure = ex;
+                    }
+                }
+                finally
+                {
+                    await process.DisposeAsync();
+                }
+
+                if (splitter.ConsumedOffset > before)
+                {
+                    stalls = 0;
+                }
+
+                if (failure is not null || (splitter.ConsumedOffset == before && !ended))
+                {
+                    // The link dropped, or tail ended without news while the step still runs.
+                    if (stalls >= _options.RetryDelays.Count)
+                    {
+                        throw failure ?? new SshConnectionException($"The log of {location} stopped arriving.");
+                    }
+
+                    _logger.LogWarning("Following {Step} was interrupted at offset {Offset} ({Reason}); retrying", location, splitter.ConsumedOffset, failure?.Message ?? "no new output");
+                    await Task.Delay(_options.RetryDelays[stalls++], _time, cancellationToken);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Stops the step's whole process group: TERM, then KILL after the grace period.</summary>
+    public async Task CancelAsync(StepLocation location, CancellationToken cancellationToken)
+    {
+        var result = await WithRetriesAsync(ct => shell.RunAsync(StepScripts.Cancel(location, _options.CancelGrace), ct, _options.CancelGrace + _options.ControlTimeout), cancellationToken);
+        _logger.LogInformation("Cancel of {Step}: {Outcome}", location, result.Output.Trim());
+    }
+
+    /// <summary>Starts the step, hands every line to <paramref name="onLine"/>, and returns its final status.</summary>
+    public async Task<RemoteStepStatus> RunAsync(RemoteStep step, Func<RemoteLogLine, ValueTask> onLine, CancellationToken cancellationToken)
+    {
+        await StartAsync(step, cancellationToken);
+        await foreach (var line in FollowAsync(step.Location, 0, cancellationToken))
+        {
+            await onLine(line);
+        }
+
+        return await GetStatusAsync(step.Location, cancellationToken);
+    }
+
+    private async Task<T> WithRetriesAsync<T>(Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await action(cancellationToken);
+            }
+            catch (SshConnectionException ex) when (ex is not HostKeyMismatchException && attempt < _options.RetryDelays.Count)
+            {
+                _logger.LogWarning("SSH failed ({Reason}); retry {Attempt} of {Max}", ex.Message, attempt + 1, _options.RetryDelays.Count);
+                await Task.Delay(_options.RetryDelays[attempt], _time, cancellationToken);
+            }
+        }
+    }
+}

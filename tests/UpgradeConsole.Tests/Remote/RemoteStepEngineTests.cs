@@ -1,0 +1,299 @@
+using System.Text;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.Remote;
+
+/// <summary>The remote engine against a real sshd: detached steps, byte-offset logs, resume, cancel.</summary>
+public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
+{
+    private RemoteSession _remote = default!;
+
+    public ValueTask InitializeAsync()
+    {
+        _remote = new RemoteSession(ssh, new RemoteEngineOptions { CancelGrace = TimeSpan.FromSeconds(2), MaxLineBytes = 1024 });
+        return ValueTask.CompletedTask;
+    }
+
+    [Theory]
+    [InlineData("echo done", 0)]
+    [InlineData("echo failing; exit 1", 1)]
+    [InlineData("exit 42", 42)]
+    [InlineData("echo before; kill -KILL $$", 137)]
+    public async Task Step_ExitCode_IsReported(string script, int expected)
+    {
+        var (_, status) = await _remote.RunAsync(_remote.NewStep("exit", script));
+        Assert.Equal(RemoteStepState.Exited, status.State);
+        Assert.Equal(expected, status.ExitCode);
+    }
+
+    [Fact]
+    public async Task Stderr_IsMergedInOrder_WithColoursAndUtf8Kept()
+    {
+        var (lines, _) = await _remote.RunAsync(_remote.NewStep("streams", """
+            echo out1
+            echo err1 >&2
+            echo out2
+            printf '\033[31mred\033[0m plain\n'
+            echo 'ünïcödé ✓ 日本'
+            printf '\377\376ok\n'
+            printf 'crlf\r\n'
+            printf 'no newline at the end'
+            """));
+
+        Assert.Equal(
+            ["out1", "err1", "out2", "\u001b[31mred\u001b[0m plain", "ünïcödé ✓ 日本", "\uFFFD\uFFFDok", "crlf", "no newline at the end"],
+            lines.Select(l => l.Text));
+        AssertContiguous(lines, 0);
+    }
+
+    [Fact]
+    public async Task LongLine_IsSplitIntoPieces_NeverInsideACharacter()
+    {
+        // 3000 bytes of 'é' (2 bytes each) with a 1024-byte limit.
+        var (lines, status) = await _remote.RunAsync(_remote.NewStep("long", "for i in $(seq 1 1500); do printf 'é'; done; echo; echo next"));
+        Assert.Equal(0, status.ExitCode);
+        Assert.Equal("next", lines[^1].Text);
+        var pieces = lines[..^1];
+        Assert.True(pieces.Count >= 3, $"{pieces.Count} pieces");
+        Assert.All(pieces, p => Assert.True(Encoding.UTF8.GetByteCount(p.Text) <= 1024));
+        Assert.Equal(new string('é', 1500), string.Concat(pieces.Select(p => p.Text)));
+        Assert.DoesNotContain(pieces, p => p.Text.Contains('\uFFFD', StringComparison.Ordinal));
+        AssertContiguous(lines, 0);
+    }
+
+    [Fact]
+    public async Task MillionLines_AreDeliveredExactlyOnceInOrder()
+    {
+        var expected = 1;
+        var count = 0;
+        await _remote.Engine.StartAsync(_remote.NewStep("million", "seq 1 1000000"), TestContext.Current.CancellationToken);
+        long next = 0;
+        await foreach (var line in _remote.Engine.FollowAsync(_remote.Step("million"), 0, TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(next, line.Offset);
+            next = line.NextOffset;
+            if (line.Text != expected.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+                Assert.Fail($"line {count}: expected {expected}, got '{line.Text}'");
+            }
+
+            expected++;
+            count++;
+        }
+
+        Assert.Equal(1_000_000, count);
+        var status = await _remote.Engine.GetStatusAsync(_remote.Step("million"), TestContext.Current.CancellationToken);
+        Assert.Equal(0, status.ExitCode);
+        Assert.Equal(status.LogSize, next);
+    }
+
+    [Fact]
+    public async Task KillingTheLocalSshProcesses_MidStep_LosesAndRepeatsNothing()
+    {
+        var step = _remote.NewStep("dropped", "for i in $(seq 1 400); do echo \"line $i\"; sleep 0.005; done");
+        await _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken);
+        var texts = new List<string>();
+        var killed = 0;
+        await foreach (var line in _remote.Engine.FollowAsync(step.Location, 0, TestContext.Current.CancellationToken))
+        {
+            texts.Add(line.Text);
+            if (texts.Count is 50 or 200)
+            {
+                // Every local ssh process of this target: the tail's client and the ControlMaster.
+                var pkill = await ProcessRunner.RunAsync("pkill", ["-KILL", "-f", _remote.ControlPath], check: false);
+                Assert.Equal(0, pkill.ExitCode);
+                killed++;
+            }
+        }
+
+        Assert.Equal(2, killed);
+        Assert.Equal(Enumerable.Range(1, 400).Select(i => $"line {i}"), texts);
+    }
+
+    [Fact]
+    public async Task NewEngineInstance_ReattachesAtTheStoredOffset()
+    {
+        var step = _remote.NewStep("reattach", "for i in $(seq 1 300); do echo \"line $i\"; sleep 0.005; done; exit 7");
+        await _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken);
+
+        var first = new List<RemoteLogLine>();
+        await foreach (var line in _remote.Engine.FollowAsync(step.Location, 0, TestContext.Current.CancellationToken))
+        {
+            first.Add(line);
+            if (first.Count == 100)
+            {
+                break; // the dashboard "restarts": this engine is gone
+            }
+        }
+
+        // A different shell and engine, as after a restart, with only (target, run, step, offset).
+        await using var restarted = new RemoteSession(ssh);
+        var engine = new RemoteStepEngine(new OpenSshShell(restarted.Shell.Endpoint));
+        var rest = new List<RemoteLogLine>();
+        await foreach (var line in engine.FollowAsync(step.Location, first[^1].NextOffset, TestContext.Current.CancellationToken))
+        {
+            rest.Add(line);
+        }
+
+        Assert.Equal(Enumerable.Range(1, 300).Select(i => $"line {i}"), first.Concat(rest).Select(l => l.Text));
+        AssertContiguous([.. first, .. rest], 0);
+        var status = await engine.GetStatusAsync(step.Location, TestContext.Current.CancellationToken);
+        Assert.Equal(7, status.ExitCode);
+
+        // Reattaching after the end gives the remaining nothing and the same exit code.
+        var after = new List<RemoteLogLine>();
+        await foreach (var line in engine.FollowAsync(step.Location, rest[^1].NextOffset, TestContext.Current.CancellationToken))
+        {
+            after.Add(line);
+        }
+
+        Assert.Empty(after);
+    }
+
+    [Fact]
+    public async Task Start_Twice_IsRefused_AndTheScriptRunsOnce()
+    {
+        var step = _remote.NewStep("once", "echo ran >> \"$HOME/.upgradeconsole-tests/runs/$RUN/count\"", new Dictionary<string, string> { ["RUN"] = _remote.RunId });
+        var (_, status) = await _remote.RunAsync(step);
+        Assert.Equal(0, status.ExitCode);
+
+        await Assert.ThrowsAsync<StepAlreadyStartedException>(() => _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken));
+        var count = await ssh.RunAsync($"cat ~/.upgradeconsole-tests/runs/{_remote.RunId}/count");
+        Assert.Equal("ran\n", count.StandardOutput);
+    }
+
+    [Fact]
+    public async Task Cancel_KillsTheWholeProcessGroupOnTheTarget()
+    {
+        var step = _remote.NewStep("cancel", "sleep 300 & sleep 301 & echo started; wait");
+        var pid = await _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken);
+        await WaitForLineAsync(step.Location, "started");
+        var before = await ssh.RunAsync($"pgrep -g {pid} | wc -l");
+        Assert.True(int.Parse(before.StandardOutput.Trim(), System.Globalization.CultureInfo.InvariantCulture) >= 3, before.StandardOutput);
+
+        await _remote.Engine.CancelAsync(step.Location, TestContext.Current.CancellationToken);
+
+        var status = await _remote.Engine.GetStatusAsync(step.Location, TestContext.Current.CancellationToken);
+        Assert.Equal(RemoteStepState.Exited, status.State);
+        Assert.True(status.Cancelled);
+        Assert.Equal(143, status.ExitCode);
+        Assert.Equal("", await LiveProcessesInGroupAsync(pid));
+    }
+
+    [Fact]
+    public async Task Cancel_OfAStepIgnoringTerm_EndsWithKill()
+    {
+        var step = _remote.NewStep("stubborn", "trap '' TERM; echo started; sleep 300 & wait; sleep 300");
+        var pid = await _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken);
+        await WaitForLineAsync(step.Location, "started");
+        await _remote.Engine.CancelAsync(step.Location, TestContext.Current.CancellationToken);
+
+        var status = await _remote.Engine.GetStatusAsync(step.Location, TestContext.Current.CancellationToken);
+        Assert.Equal(137, status.ExitCode);
+        Assert.Equal("", await LiveProcessesInGroupAsync(pid));
+    }
+
+    [Fact]
+    public async Task Timeout_StopsTheStep_With124()
+    {
+        var (lines, status) = await _remote.RunAsync(_remote.NewStep("slow", "echo begin; sleep 60; echo never", timeout: TimeSpan.FromSeconds(2)));
+        Assert.Equal(124, status.ExitCode);
+        Assert.True(status.TimedOut);
+        Assert.Contains(lines, l => l.Text.Contains("ran longer than 2s", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Text == "never");
+    }
+
+    [Fact]
+    public async Task StepKilledOutsideTheEngine_IsLost_NotGuessed()
+    {
+        var step = _remote.NewStep("lost", "echo started; sleep 300");
+        var pid = await _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken);
+        await WaitForLineAsync(step.Location, "started");
+        await ssh.RunAsync($"kill -KILL -- -{pid}");
+
+        var status = await _remote.Engine.GetStatusAsync(step.Location, TestContext.Current.CancellationToken);
+        Assert.Equal(RemoteStepState.Lost, status.State);
+        Assert.Null(status.ExitCode);
+    }
+
+    [Fact]
+    public async Task Environment_IsPassedLiterally_WithoutAnyExpansion()
+    {
+        var marker = $"/tmp/uc-pwned-{_remote.RunId}";
+        var values = new Dictionary<string, string>
+        {
+            ["A"] = $"$(touch {marker})",
+            ["B"] = $"`touch {marker}`; echo '\"quoted\"' $HOME ${{HOME}} *",
+            ["C"] = "line1\nline2\n\ttab 'single' \"double\" \\backslash",
+            ["D"] = "ünï ✓ 日本",
+            ["E"] = "",
+        };
+        var (lines, status) = await _remote.RunAsync(_remote.NewStep("env", "for v in A B C D E; do printf '%s=[%s]\\n' \"$v\" \"${!v}\"; done", values));
+        Assert.Equal(0, status.ExitCode);
+        var text = string.Join('\n', lines.Select(l => l.Text));
+        Assert.Equal(string.Join('\n', values.Select(kv => $"{kv.Key}=[{kv.Value}]")), text);
+        var pwned = await ssh.RunAsync($"test -e {marker} && echo yes || echo no");
+        Assert.Equal("no", pwned.StandardOutput.Trim());
+    }
+
+    [Fact]
+    public async Task Status_OfAStepNeverStarted_IsNotStarted_AndFollowingItFails()
+    {
+        var status = await _remote.Engine.GetStatusAsync(_remote.Step("never"), TestContext.Current.CancellationToken);
+        Assert.Equal(RemoteStepState.NotStarted, status.State);
+        await Assert.ThrowsAsync<StepNotStartedException>(async () =>
+        {
+            await foreach (var _ in _remote.Engine.FollowAsync(_remote.Step("never"), 0, TestContext.Current.CancellationToken))
+            {
+            }
+        });
+    }
+
+    private async Task WaitForLineAsync(StepLocation location, string text)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var log = await ssh.RunAsync($"cat {location.RunsDirectory}/{location.RunId}/{location.StepId}/log 2>/dev/null || true");
+            if (log.StandardOutput.Contains(text, StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail($"'{text}' never appeared in {location}");
+    }
+
+    /// <summary>Processes of the group that are not zombies (an exited child waits for init to reap it).</summary>
+    private async Task<string> LiveProcessesInGroupAsync(int pgid)
+    {
+        var live = "";
+        for (var i = 0; i < 50; i++)
+        {
+            live = (await ssh.RunAsync($"ps -o pid=,stat=,args= -g {pgid} | awk '$2 !~ /^Z/' || true")).StandardOutput.Trim();
+            if (live.Length == 0)
+            {
+                return live;
+            }
+
+            await Task.Delay(100);
+        }
+
+        return live;
+    }
+
+    private static void AssertContiguous(IReadOnlyList<RemoteLogLine> lines, long start)
+    {
+        var expected = start;
+        foreach (var line in lines)
+        {
+            Assert.Equal(expected, line.Offset);
+            Assert.True(line.NextOffset > line.Offset);
+            expected = line.NextOffset;
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await _remote.DisposeAsync();
+}
