@@ -1,10 +1,12 @@
 using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Admin;
+using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Cli;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Targets;
 
 // `UpgradeConsole.Web migrate`, `users create …`, `--help`: the same executable is the admin's CLI.
 if (CommandLine.IsCommand(args))
@@ -23,7 +25,9 @@ public partial class Program
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.AddPersistence();
+        builder.AddAudit();
         builder.AddAccounts();
+        builder.AddTargets();
         builder.AddJobs();
         builder.AddHealth();
         builder.AddWebShell();
@@ -34,6 +38,7 @@ public partial class Program
         app.MapHealth();
         app.MapAccounts();
         app.MapAdmin();
+        app.MapTargets();
         app.MapWebShell();
         return app;
     }

@@ -38,6 +38,18 @@
     bootstrap.Toast.getOrCreateInstance(toast, { delay: 6000 }).show();
   }
 
+  // "Load from a file" next to a textarea (e.g. a private key): read locally, never uploaded on its own.
+  document.querySelectorAll('input[type=file][data-fill-textarea]').forEach(function (input) {
+    input.addEventListener('change', function () {
+      var file = input.files && input.files[0];
+      var area = document.getElementById(input.getAttribute('data-fill-textarea'));
+      if (!file || !area) { return; }
+      var reader = new FileReader();
+      reader.onload = function () { area.value = reader.result; input.value = ''; };
+      reader.readAsText(file);
+    });
+  });
+
   var toggle = document.getElementById('uc-theme-toggle');
   if (toggle) {
     toggle.addEventListener('click', function () {

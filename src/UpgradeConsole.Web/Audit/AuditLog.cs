@@ -1,0 +1,74 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Audit;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Audit;
+
+/// <summary>
+/// Appends events to the audit history, chaining each to the one before. Appends are serialized:
+/// within a process by a lock, across PostgreSQL nodes by a transaction-scoped advisory lock.
+/// </summary>
+public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, ILogger<AuditLog> logger)
+{
+    private static readonly SemaphoreSlim Gate = new(1, 1);
+    private const long AdvisoryLockKey = 0x55435f4155444954; // "UC_AUDIT"
+
+    /// <summary>Records an event by <paramref name="actor"/> (a user principal or null for the system).</summary>
+    public Task RecordAsync(ClaimsPrincipal? actor, string action, int? targetId = null, string? obj = null, object? details = null, CancellationToken ct = default) =>
+        RecordAsync(actor?.Identity?.Name ?? "system", action, targetId, obj, details, ct);
+
+    public async Task RecordAsync(string actor, string action, int? targetId = null, string? obj = null, object? details = null, CancellationToken ct = default)
+    {
+        var json = details is null ? "{}" : JsonSerializer.Serialize(details, JsonSerializerOptions.Web);
+        await Gate.WaitAsync(ct);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            if (db.Database.IsNpgsql())
+            {
+                await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({AdvisoryLockKey})", ct);
+            }
+
+            var last = await db.AuditEvents.OrderByDescending(e => e.Id).Select(e => new { e.Id, e.Hash }).FirstOrDefaultAsync(ct);
+            var audit = new AuditEvent
+            {
+                Id = (last?.Id ?? 0) + 1,
+                At = clock.GetUtcNow(),
+                Actor = actor,
+                Action = action,
+                TargetId = targetId,
+                Subject = obj,
+                Details = json,
+                PreviousHash = last?.Hash ?? AuditChain.Genesis,
+            };
+            audit.Hash = AuditChain.Hash(audit.PreviousHash, audit.ToRecord());
+            db.AuditEvents.Add(audit);
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+            logger.LogInformation("Audit {Sequence}: {Actor} {Action} {Object}", audit.Id, actor, action, obj);
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
+
+    /// <summary>Checks the whole chain; returns the first broken event's sequence, or null when it holds.</summary>
+    public async Task<long?> VerifyAsync(CancellationToken ct = default)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var events = db.AuditEvents.AsNoTracking().OrderBy(e => e.Id).AsAsyncEnumerable();
+        var list = new List<(AuditRecord, string, string)>();
+        await foreach (var e in events.WithCancellation(ct))
+        {
+            list.Add((e.ToRecord(), e.PreviousHash, e.Hash));
+        }
+
+        return AuditChain.FirstBroken(list);
+    }
+}

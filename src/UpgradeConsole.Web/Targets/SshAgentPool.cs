@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using UpgradeConsole.Web.Hosting;
+
+namespace UpgradeConsole.Web.Targets;
+
+/// <summary>
+/// One private ssh-agent per target that uses a stored key. The decrypted key goes to the agent
+/// on ssh-add's standard input and is never written to disk; ssh reaches it through a socket in the
+/// data directory. Keys are added with a one-hour lifetime and re-added before it runs out, so an
+/// agent orphaned by a crashed dashboard forgets the key within the hour.
+/// </summary>
+public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger<SshAgentPool> logger) : IAsyncDisposable
+{
+    private static readonly TimeSpan KeyLifetime = TimeSpan.FromHours(1);
+    private readonly ConcurrentDictionary<int, Agent> _agents = new();
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>The agent socket for <paramref name="targetId"/>, holding <paramref name="privateKey"/>.</summary>
+    public async Task<string> SocketForAsync(int targetId, string privateKey, string fingerprint, CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct);
+        try
+        {
+            if (_agents.TryGetValue(targetId, out var agent) && !agent.Process.HasExited && agent.Fingerprint == fingerprint
+                && clock.GetUtcNow() - agent.AddedAt < KeyLifetime - TimeSpan.FromMinutes(10))
+            {
+                return agent.Socket;
+            }
+
+            if (agent is not null)
+            {
+                Stop(agent);
+            }
+
+            var socket = Path.Combine(data.Subdirectory("ssh"), targetId.ToString(System.Globalization.CultureInfo.InvariantCulture), "agent");
+            Directory.CreateDirectory(Path.GetDirectoryName(socket)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var started = await StartAgentAsync(socket, ct);
+            await AddKeyAsync(socket, privateKey, ct);
+            _agents[targetId] = new Agent(started, socket, fingerprint, clock.GetUtcNow());
+            logger.LogInformation("Started the ssh-agent of target {TargetId}", targetId);
+            return socket;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Stops the target's agent (its key was replaced or the target deleted).</summary>
+    public void Forget(int targetId)
+    {
+        if (_agents.TryRemove(targetId, out var agent))
+        {
+            Stop(agent);
+        }
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="privateKey"/> is an unencrypted OpenSSH/PEM private key and
+    /// returns its public fingerprint (e.g. <c>SHA256:… (ED25519)</c>), using a throwaway agent.
+    /// </summary>
+    public static async Task<string> FingerprintAsync(string privateKey, CancellationToken ct)
+    {
+        var dir = Directory.CreateTempSubdirectory("uc-key-");
+        var socket = Path.Combine(dir.FullName, "a");
+        Process? agent = null;
+        try
+        {
+            agent = await StartAgentAsync(socket, ct);
+            await AddKeyAsync(socket, privateKey, ct);
+            var listed = await RunAsync("ssh-add", ["-l"], socket, null, ct);
+            // "256 SHA256:abc… comment (ED25519)"
+            var parts = listed.Output.Trim().Split(' ');
+            return parts.Length >= 2 ? $"{parts[1]} {parts[^1]}" : listed.Output.Trim();
+        }
+        finally
+        {
+            if (agent is not null)
+            {
+                Stop(new Agent(agent, socket, "", default));
+            }
+
+            dir.Delete(recursive: true);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var id in _agents.Keys)
+        {
+            Forget(id);
+        }
+
+        _gate.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Normalizes a pasted key: Unix newlines, one final newline, no surrounding blanks.</summary>
+    public static string NormalizeKey(string key) => key.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Trim() + "\n";
+
+    private static async Task<Process> StartAgentAsync(string socket, CancellationToken ct)
+    {
+        File.Delete(socket);
+        var start = new ProcessStartInfo("ssh-agent") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in new[] { "-D", "-a", socket })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start ssh-agent.");
+        process.StandardInput.Close();
+        _ = process.StandardOutput.ReadToEndAsync(ct);
+        _ = process.StandardError.ReadToEndAsync(ct);
+        for (var i = 0; i < 100 && !File.Exists(socket); i++)
+        {
+            if (process.HasExited)
+            {
+                break;
+            }
+
+            await Task.Delay(20, ct);
+        }
+
+        if (!File.Exists(socket))
+        {
+            process.Kill();
+            throw new InvalidOperationException("ssh-agent did not create its socket.");
+        }
+
+        return process;
+    }
+
+    private static async Task AddKeyAsync(string socket, string privateKey, CancellationToken ct)
+    {
+        var added = await RunAsync("ssh-add", ["-t", ((int)KeyLifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture), "-"], socket, NormalizeKey(privateKey), ct);
+        if (added.ExitCode != 0)
+        {
+            throw new ArgumentException(
+                "This is not a usable private key. Paste the whole OpenSSH or PEM private key, without a passphrase " +
+                "(for a passphrase-protected key, use a key file or the dashboard user's ssh-agent).");
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string[] args, string socket, string? input, CancellationToken ct)
+    {
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        start.Environment["SSH_AUTH_SOCK"] = socket;
+        start.Environment["SSH_ASKPASS_REQUIRE"] = "never";
+        start.Environment.Remove("DISPLAY");
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {file}.");
+        var output = process.StandardOutput.ReadToEndAsync(ct);
+        var error = process.StandardError.ReadToEndAsync(ct);
+        if (input is not null)
+        {
+            await process.StandardInput.WriteAsync(input);
+        }
+
+        process.StandardInput.Close();
+        await process.WaitForExitAsync(ct);
+        return (process.ExitCode, await output + await error);
+    }
+
+    private static void Stop(Agent agent)
+    {
+        try
+        {
+            if (!agent.Process.HasExited)
+            {
+                agent.Process.Kill();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Gone already.
+        }
+
+        agent.Process.Dispose();
+        File.Delete(agent.Socket);
+    }
+
+    private sealed record Agent(Process Process, string Socket, string Fingerprint, DateTimeOffset AddedAt);
+}

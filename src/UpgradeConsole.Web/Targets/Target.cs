@@ -1,0 +1,143 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace UpgradeConsole.Web.Targets;
+
+public enum TargetAuthMethod
+{
+    /// <summary>A private key pasted or uploaded by an Admin, encrypted at rest, served to ssh by a private agent.</summary>
+    StoredKey,
+
+    /// <summary>A private key file on the dashboard host.</summary>
+    KeyFile,
+
+    /// <summary>The dashboard user's own ssh-agent (SSH_AUTH_SOCK) and ssh configuration.</summary>
+    Agent,
+}
+
+public enum HostKeyState
+{
+    /// <summary>No key pinned yet: the dashboard refuses to connect.</summary>
+    Unpinned,
+
+    Pinned,
+
+    /// <summary>The server presented another key: every action is blocked until an Admin re-pins.</summary>
+    Mismatch,
+}
+
+/// <summary>A server the dashboard upgrades, reached over SSH.</summary>
+public sealed class Target
+{
+    public const string DefaultStopCommand = "sudo -n systemctl stop fractal-server";
+    public const string DefaultStartCommand = "sudo -n systemctl start fractal-server";
+    public const string DefaultStatusCommand = "sudo -n systemctl is-active fractal-server";
+
+    public int Id { get; set; }
+
+    public string Name { get; set; } = "";
+
+    /// <summary>What runs there; decides discovery and runbooks (<c>fractal-server</c> for now).</summary>
+    public string Product { get; set; } = Products.FractalServer;
+
+    public string Host { get; set; } = "";
+
+    public int Port { get; set; } = 22;
+
+    public string SshUser { get; set; } = "";
+
+    public TargetAuthMethod AuthMethod { get; set; }
+
+    /// <summary>The stored private key, encrypted with ASP.NET Core Data Protection. Never shown again.</summary>
+    public string? ProtectedPrivateKey { get; set; }
+
+    /// <summary>The stored key's public fingerprint, to tell keys apart without revealing them.</summary>
+    public string? PrivateKeyFingerprint { get; set; }
+
+    public string? KeyFilePath { get; set; }
+
+    /// <summary><c>user@host:port</c> of a jump host, or null.</summary>
+    public string? JumpHost { get; set; }
+
+    /// <summary>Where fractal-server runs and <see cref="EnvFileName"/> lives.</summary>
+    public string WorkingDirectory { get; set; } = "";
+
+    public string EnvFileName { get; set; } = ".fractal_server.env";
+
+    /// <summary>The Python of fractal-server's environment, when it cannot be found from the env file.</summary>
+    public string? PythonPath { get; set; }
+
+    /// <summary>fractal-server's address as seen from the target itself.</summary>
+    public string ServerUrl { get; set; } = "http://127.0.0.1:8000";
+
+    /// <summary>Run steps as this user with <c>sudo -n -u</c>; as the SSH user when null.</summary>
+    public string? ServiceUser { get; set; }
+
+    public string StopCommand { get; set; } = DefaultStopCommand;
+
+    public string StartCommand { get; set; } = DefaultStartCommand;
+
+    public string StatusCommand { get; set; } = DefaultStatusCommand;
+
+    /// <summary>Where step directories go on the target.</summary>
+    public string RunsDirectory { get; set; } = Core.Remote.StepLocation.DefaultRunsDirectory;
+
+    public HostKeyState HostKeyState { get; set; }
+
+    public string? PinnedKeyType { get; set; }
+
+    public string? PinnedKey { get; set; }
+
+    public string? PinnedFingerprint { get; set; }
+
+    public DateTimeOffset? PinnedAt { get; set; }
+
+    public string? PinnedBy { get; set; }
+
+    public string? JumpPinnedKeyType { get; set; }
+
+    public string? JumpPinnedKey { get; set; }
+
+    public string? JumpPinnedFingerprint { get; set; }
+
+    /// <summary>When the host key mismatch was seen, and what ssh said.</summary>
+    public DateTimeOffset? MismatchSeenAt { get; set; }
+
+    public string? MismatchDetail { get; set; }
+
+    /// <summary>The last "test connection" result (JSON).</summary>
+    public string? LastTestJson { get; set; }
+
+    /// <summary>The last discovery result (JSON, secrets already masked).</summary>
+    public string? LastDiscoveryJson { get; set; }
+
+    public DateTimeOffset CreatedAt { get; set; }
+
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    /// <summary>Optimistic concurrency: two Admins editing at once cannot silently overwrite each other.</summary>
+    public Guid Version { get; set; } = Guid.NewGuid();
+}
+
+public static class Products
+{
+    public const string FractalServer = "fractal-server";
+
+    public static IReadOnlyList<string> All { get; } = [FractalServer];
+}
+
+internal sealed class TargetConfiguration : IEntityTypeConfiguration<Target>
+{
+    public void Configure(EntityTypeBuilder<Target> builder)
+    {
+        builder.ToTable("Targets");
+        builder.HasIndex(t => t.Name).IsUnique();
+        builder.Property(t => t.Name).HasMaxLength(100);
+        builder.Property(t => t.Product).HasMaxLength(50);
+        builder.Property(t => t.Host).HasMaxLength(253);
+        builder.Property(t => t.SshUser).HasMaxLength(64);
+        builder.Property(t => t.AuthMethod).HasConversion<string>().HasMaxLength(20);
+        builder.Property(t => t.HostKeyState).HasConversion<string>().HasMaxLength(20);
+        builder.Property(t => t.Version).IsConcurrencyToken();
+    }
+}

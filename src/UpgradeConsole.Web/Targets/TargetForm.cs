@@ -1,0 +1,146 @@
+using System.ComponentModel.DataAnnotations;
+using UpgradeConsole.Core.Remote;
+
+namespace UpgradeConsole.Web.Targets;
+
+/// <summary>What an Admin fills in to add or edit a target. Validated here and again by <see cref="TargetService"/>.</summary>
+public sealed class TargetForm : IValidatableObject
+{
+    [Required(ErrorMessage = "Give the target a name."), StringLength(100)]
+    public string Name { get; set; } = "";
+
+    public string Product { get; set; } = Products.FractalServer;
+
+    [Required(ErrorMessage = "Enter the host name or address.")]
+    public string Host { get; set; } = "";
+
+    [Range(1, 65535, ErrorMessage = "The port is a number from 1 to 65535.")]
+    public int Port { get; set; } = 22;
+
+    [Required(ErrorMessage = "Enter the SSH user.")]
+    public string SshUser { get; set; } = "";
+
+    public TargetAuthMethod AuthMethod { get; set; } = TargetAuthMethod.StoredKey;
+
+    /// <summary>A pasted or uploaded private key; empty on edit keeps the stored one.</summary>
+    public string? PrivateKey { get; set; }
+
+    public string? KeyFilePath { get; set; }
+
+    public string? JumpHost { get; set; }
+
+    [Required(ErrorMessage = "Enter the directory where fractal-server runs (where its env file is).")]
+    public string WorkingDirectory { get; set; } = "";
+
+    [Required]
+    public string EnvFileName { get; set; } = ".fractal_server.env";
+
+    public string? PythonPath { get; set; }
+
+    [Required]
+    public string ServerUrl { get; set; } = "http://127.0.0.1:8000";
+
+    public string? ServiceUser { get; set; }
+
+    [Required]
+    public string StopCommand { get; set; } = Target.DefaultStopCommand;
+
+    [Required]
+    public string StartCommand { get; set; } = Target.DefaultStartCommand;
+
+    [Required]
+    public string StatusCommand { get; set; } = Target.DefaultStatusCommand;
+
+    [Required]
+    public string RunsDirectory { get; set; } = StepLocation.DefaultRunsDirectory;
+
+    /// <summary>The version the form was loaded at (optimistic concurrency).</summary>
+    public Guid Version { get; set; }
+
+    public static TargetForm From(Target t) => new()
+    {
+        Name = t.Name,
+        Product = t.Product,
+        Host = t.Host,
+        Port = t.Port,
+        SshUser = t.SshUser,
+        AuthMethod = t.AuthMethod,
+        KeyFilePath = t.KeyFilePath,
+        JumpHost = t.JumpHost,
+        WorkingDirectory = t.WorkingDirectory,
+        EnvFileName = t.EnvFileName,
+        PythonPath = t.PythonPath,
+        ServerUrl = t.ServerUrl,
+        ServiceUser = t.ServiceUser,
+        StopCommand = t.StopCommand,
+        StartCommand = t.StartCommand,
+        StatusCommand = t.StatusCommand,
+        RunsDirectory = t.RunsDirectory,
+        Version = t.Version,
+    };
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (!Products.All.Contains(Product))
+        {
+            yield return new("Unknown product.", [nameof(Product)]);
+        }
+
+        if (!HostNames.IsValid(Host?.Trim()))
+        {
+            yield return new("This is not a host name or IP address.", [nameof(Host)]);
+        }
+
+        if (!HostNames.IsValidUser(SshUser?.Trim()))
+        {
+            yield return new("A user name has letters, digits, '.', '_' or '-', and does not start with '-'.", [nameof(SshUser)]);
+        }
+
+        if (AuthMethod == TargetAuthMethod.KeyFile && !IsAbsolute(KeyFilePath))
+        {
+            yield return new("Enter the absolute path of the key file on the dashboard host.", [nameof(KeyFilePath)]);
+        }
+
+        if (!string.IsNullOrWhiteSpace(JumpHost) && !Core.Remote.JumpHost.TryParse(JumpHost.Trim(), out _))
+        {
+            yield return new("Write the jump host as user@host or user@host:port.", [nameof(JumpHost)]);
+        }
+
+        if (!IsRemotePath(WorkingDirectory))
+        {
+            yield return new("Use an absolute path, or one starting with ~/.", [nameof(WorkingDirectory)]);
+        }
+
+        if (string.IsNullOrWhiteSpace(EnvFileName) || EnvFileName.Contains('/', StringComparison.Ordinal) || EnvFileName is "." or ".." || HasControl(EnvFileName))
+        {
+            yield return new("The env file name is a file name, without '/'.", [nameof(EnvFileName)]);
+        }
+
+        if (!string.IsNullOrWhiteSpace(PythonPath) && !IsRemotePath(PythonPath))
+        {
+            yield return new("Use an absolute path, or one starting with ~/.", [nameof(PythonPath)]);
+        }
+
+        if (!Uri.TryCreate(ServerUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        {
+            yield return new("Enter an http:// or https:// address.", [nameof(ServerUrl)]);
+        }
+
+        if (!string.IsNullOrWhiteSpace(ServiceUser) && !HostNames.IsValidUser(ServiceUser.Trim()))
+        {
+            yield return new("A user name has letters, digits, '.', '_' or '-', and does not start with '-'.", [nameof(ServiceUser)]);
+        }
+
+        if (!IsRemotePath(RunsDirectory))
+        {
+            yield return new("Use an absolute path, or one starting with ~/.", [nameof(RunsDirectory)]);
+        }
+    }
+
+    private static bool IsAbsolute(string? path) => !string.IsNullOrWhiteSpace(path) && path.StartsWith('/') && !HasControl(path);
+
+    private static bool IsRemotePath(string? path) =>
+        !string.IsNullOrWhiteSpace(path) && (path.StartsWith('/') || path.StartsWith("~/", StringComparison.Ordinal)) && !HasControl(path);
+
+    private static bool HasControl(string value) => value.Any(char.IsControl);
+}

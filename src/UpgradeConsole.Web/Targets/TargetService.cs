@@ -1,0 +1,383 @@
+using System.ComponentModel.DataAnnotations;
+using System.Security.Claims;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Targets;
+
+/// <summary>An outcome a page can show: done, or the reasons it was refused.</summary>
+public sealed record TargetResult(bool Succeeded, IReadOnlyList<string> Errors, int? TargetId = null)
+{
+    public static TargetResult Ok(int? id = null) => new(true, [], id);
+
+    public static TargetResult Fail(params string[] errors) => new(false, errors);
+}
+
+/// <summary>A saved "Test connection" result.</summary>
+public sealed record ConnectionTestRecord(DateTimeOffset At, bool Succeeded, ConnectionProbeResult? Probe, string? Error);
+
+/// <summary>A saved discovery result (secrets already masked).</summary>
+public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? Result, string? Error);
+
+/// <summary>
+/// Targets: adding and editing them, pinning host keys, testing the connection and discovering
+/// what runs there. Every change is an audit event; no secret ever leaves in a result.
+/// </summary>
+public sealed class TargetService(AppDbContext db, TargetConnections connections, AuditLog audit, TimeProvider clock, ILogger<TargetService> logger)
+{
+    public Task<List<Target>> ListAsync(CancellationToken ct = default) =>
+        db.Set<Target>().AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
+
+    public Task<Target?> FindAsync(int id, CancellationToken ct = default) =>
+        db.Set<Target>().AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, ct);
+
+    public async Task<TargetResult> CreateAsync(TargetForm form, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        if (Validate(form) is { Count: > 0 } errors)
+        {
+            return new TargetResult(false, errors);
+        }
+
+        if (form.AuthMethod == TargetAuthMethod.StoredKey && string.IsNullOrWhiteSpace(form.PrivateKey))
+        {
+            return TargetResult.Fail("Paste or upload the private key the dashboard should use.");
+        }
+
+        if (await db.Set<Target>().AnyAsync(t => t.Name == form.Name.Trim(), ct))
+        {
+            return TargetResult.Fail($"A target named '{form.Name.Trim()}' exists already.");
+        }
+
+        var target = new Target { CreatedAt = clock.GetUtcNow(), HostKeyState = HostKeyState.Unpinned };
+        var keyError = await ApplyAsync(target, form, ct);
+        if (keyError is not null)
+        {
+            return TargetResult.Fail(keyError);
+        }
+
+        target.UpdatedAt = target.CreatedAt;
+        db.Add(target);
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(actor, "target.create", target.Id, target.Name, Describe(target), ct);
+        return TargetResult.Ok(target.Id);
+    }
+
+    public async Task<TargetResult> UpdateAsync(int id, TargetForm form, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        if (Validate(form) is { Count: > 0 } errors)
+        {
+            return new TargetResult(false, errors);
+        }
+
+        var target = await db.Set<Target>().FirstOrDefaultAsync(t => t.Id == id, ct);
+        if (target is null)
+        {
+            return TargetResult.Fail("No such target.");
+        }
+
+        if (target.Version != form.Version)
+        {
+            return TargetResult.Fail("Someone else changed this target after you opened it. Reload the page to see their changes, then edit again.");
+        }
+
+        if (await db.Set<Target>().AnyAsync(t => t.Name == form.Name.Trim() && t.Id != id, ct))
+        {
+            return TargetResult.Fail($"A target named '{form.Name.Trim()}' exists already.");
+        }
+
+        var before = Describe(target);
+        var (oldHost, oldPort, oldJump) = (target.Host, target.Port, target.JumpHost);
+        var keyError = await ApplyAsync(target, form, ct);
+        if (keyError is not null)
+        {
+            return TargetResult.Fail(keyError);
+        }
+
+        // A pinned key belongs to an address: a new address must be checked and pinned again.
+        if (target.Host != oldHost || target.Port != oldPort)
+        {
+            ClearPin(target, jump: false);
+        }
+
+        if (target.JumpHost != oldJump)
+        {
+            ClearPin(target, jump: true);
+        }
+
+        target.UpdatedAt = clock.GetUtcNow();
+        target.Version = Guid.NewGuid();
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return TargetResult.Fail("Someone else changed this target meanwhile. Reload the page and edit again.");
+        }
+
+        await connections.CloseAsync(id);
+        await audit.RecordAsync(actor, "target.edit", id, target.Name, new { before, after = Describe(target), keyReplaced = !string.IsNullOrWhiteSpace(form.PrivateKey) }, ct);
+        return TargetResult.Ok(id);
+    }
+
+    public async Task<TargetResult> DeleteAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        var target = await db.Set<Target>().FirstOrDefaultAsync(t => t.Id == id, ct);
+        if (target is null)
+        {
+            return TargetResult.Fail("No such target.");
+        }
+
+        db.Remove(target);
+        await db.SaveChangesAsync(ct);
+        await connections.ForgetAsync(id);
+        await audit.RecordAsync(actor, "target.delete", id, target.Name, Describe(target), ct);
+        return TargetResult.Ok();
+    }
+
+    /// <summary>Asks the host (or its jump host) for its keys, to show their fingerprints to an Admin.</summary>
+    public async Task<(IReadOnlyList<HostKey> Keys, string? Error)> ScanAsync(int id, bool jump, CancellationToken ct = default)
+    {
+        var target = await FindAsync(id, ct);
+        if (target is null)
+        {
+            return ([], "No such target.");
+        }
+
+        try
+        {
+            if (jump)
+            {
+                if (!JumpHost.TryParse(target.JumpHost, out var j))
+                {
+                    return ([], "This target has no jump host.");
+                }
+
+                return (await HostKeyScanner.ScanAsync(j!.Host, j.Port, ct), null);
+            }
+
+            if (target.JumpHost is not null)
+            {
+                var jumpShell = await connections.JumpShellAsync(target, ct);
+                return (await HostKeyScanner.ScanThroughAsync(jumpShell, target.Host, target.Port, ct), null);
+            }
+
+            return (await HostKeyScanner.ScanAsync(target.Host, target.Port, ct), null);
+        }
+        catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or ArgumentException)
+        {
+            return ([], ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// Pins the key with <paramref name="fingerprint"/>, which the Admin confirmed on screen. The host
+    /// is scanned again and only a key it presents now with exactly that fingerprint is pinned.
+    /// </summary>
+    public async Task<TargetResult> PinAsync(int id, string fingerprint, bool jump, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        var (keys, error) = await ScanAsync(id, jump, ct);
+        if (error is not null)
+        {
+            return TargetResult.Fail(error);
+        }
+
+        var key = keys.FirstOrDefault(k => k.Fingerprint == fingerprint);
+        if (key is null)
+        {
+            return TargetResult.Fail($"The host no longer presents the key {fingerprint}. Scan again and compare the fingerprints before pinning.");
+        }
+
+        var target = await db.Set<Target>().FirstAsync(t => t.Id == id, ct);
+        var old = jump ? target.JumpPinnedFingerprint : target.PinnedFingerprint;
+        var wasMismatch = target.HostKeyState == HostKeyState.Mismatch;
+        if (jump)
+        {
+            (target.JumpPinnedKeyType, target.JumpPinnedKey, target.JumpPinnedFingerprint) = (key.Type, key.Base64, key.Fingerprint);
+        }
+        else
+        {
+            (target.PinnedKeyType, target.PinnedKey, target.PinnedFingerprint) = (key.Type, key.Base64, key.Fingerprint);
+            target.HostKeyState = HostKeyState.Pinned;
+            target.MismatchDetail = null;
+            target.MismatchSeenAt = null;
+        }
+
+        target.PinnedAt = clock.GetUtcNow();
+        target.PinnedBy = actor.Identity?.Name;
+        target.Version = Guid.NewGuid();
+        await db.SaveChangesAsync(ct);
+        await connections.CloseAsync(id);
+        await audit.RecordAsync(actor, old is null ? "target.pin" : "target.repin", id, target.Name,
+            new { host = jump ? target.JumpHost : $"{target.Host}:{target.Port}", jumpHost = jump, oldFingerprint = old, newFingerprint = key.Fingerprint, keyType = key.Type, afterMismatch = wasMismatch }, ct);
+        return TargetResult.Ok(id);
+    }
+
+    public async Task<ConnectionTestRecord> TestAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        var record = await RemoteAsync(id, async (target, shell) =>
+        {
+            var probe = await ConnectionProbe.RunAsync(shell, ct);
+            return new ConnectionTestRecord(clock.GetUtcNow(), true, probe, null);
+        }, error => new ConnectionTestRecord(clock.GetUtcNow(), false, null, error), ct);
+
+        await SaveAsync(id, t => t.LastTestJson = JsonSerializer.Serialize(record, JsonSerializerOptions.Web), ct);
+        await audit.RecordAsync(actor, "target.test", id, null, new { record.Succeeded, record.Error, roundTripMs = record.Probe?.RoundTrip.TotalMilliseconds }, ct);
+        return record;
+    }
+
+    public async Task<DiscoveryRecord> DiscoverAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        var record = await RemoteAsync(id, async (target, shell) =>
+        {
+            var found = await FractalDiscovery.DiscoverAsync(shell, Location(target), ct);
+            return new DiscoveryRecord(clock.GetUtcNow(), found, null);
+        }, error => new DiscoveryRecord(clock.GetUtcNow(), null, error), ct);
+
+        await SaveAsync(id, t => t.LastDiscoveryJson = JsonSerializer.Serialize(record, JsonSerializerOptions.Web), ct);
+        await audit.RecordAsync(actor, "target.discover", id, null,
+            new { record.Result?.InstalledVersion, record.Result?.AliveVersion, record.Result?.Python, record.Error }, ct);
+        return record;
+    }
+
+    public static FractalLocation Location(Target target) => new(target.WorkingDirectory, target.EnvFileName, target.PythonPath, target.ServerUrl);
+
+    public static ConnectionTestRecord? LastTest(Target target) =>
+        target.LastTestJson is null ? null : JsonSerializer.Deserialize<ConnectionTestRecord>(target.LastTestJson, JsonSerializerOptions.Web);
+
+    public static DiscoveryRecord? LastDiscovery(Target target) =>
+        target.LastDiscoveryJson is null ? null : JsonSerializer.Deserialize<DiscoveryRecord>(target.LastDiscoveryJson, JsonSerializerOptions.Web);
+
+    /// <summary>
+    /// Runs remote work on a target. A host key that no longer matches blocks the target at once
+    /// (recorded, audited) and is reported, never retried.
+    /// </summary>
+    public async Task<T> RemoteAsync<T>(int id, Func<Target, IRemoteShell, Task<T>> work, Func<string, T> failed, CancellationToken ct)
+    {
+        var target = await FindAsync(id, ct);
+        if (target is null)
+        {
+            return failed("No such target.");
+        }
+
+        try
+        {
+            var shell = await connections.ShellAsync(target, ct);
+            return await work(target, shell);
+        }
+        catch (HostKeyMismatchException ex) when (target.HostKeyState != HostKeyState.Mismatch)
+        {
+            await SaveAsync(id, t =>
+            {
+                t.HostKeyState = HostKeyState.Mismatch;
+                t.MismatchSeenAt = clock.GetUtcNow();
+                t.MismatchDetail = ex.StandardError?.Trim();
+            }, ct);
+            await audit.RecordAsync("system", "target.hostkey-mismatch", id, target.Name, new { pinnedFingerprint = target.PinnedFingerprint, ssh = ex.StandardError?.Trim() }, ct);
+            logger.LogError("Host key of target {Target} changed: blocked", target.Name);
+            return failed(ex.Message);
+        }
+        catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException or InvalidOperationException)
+        {
+            return failed(ex.Message);
+        }
+    }
+
+    private async Task SaveAsync(int id, Action<Target> change, CancellationToken ct)
+    {
+        var target = await db.Set<Target>().FirstAsync(t => t.Id == id, ct);
+        change(target);
+        await db.SaveChangesAsync(ct);
+    }
+
+    private static List<string> Validate(TargetForm form)
+    {
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(form, new ValidationContext(form), results, validateAllProperties: true);
+        return results.Select(r => r.ErrorMessage ?? "Invalid value.").Distinct().ToList();
+    }
+
+    /// <summary>Copies the form onto the entity; returns a message if the pasted key is unusable.</summary>
+    private async Task<string?> ApplyAsync(Target target, TargetForm form, CancellationToken ct)
+    {
+        if (!string.IsNullOrWhiteSpace(form.PrivateKey))
+        {
+            try
+            {
+                target.PrivateKeyFingerprint = await SshAgentPool.FingerprintAsync(form.PrivateKey, ct);
+            }
+            catch (ArgumentException ex)
+            {
+                return ex.Message;
+            }
+
+            target.ProtectedPrivateKey = connections.Protect(form.PrivateKey);
+        }
+
+        if (form.AuthMethod != TargetAuthMethod.StoredKey)
+        {
+            target.ProtectedPrivateKey = null;
+            target.PrivateKeyFingerprint = null;
+        }
+
+        target.Name = form.Name.Trim();
+        target.Product = form.Product;
+        target.Host = form.Host.Trim();
+        target.Port = form.Port;
+        target.SshUser = form.SshUser.Trim();
+        target.AuthMethod = form.AuthMethod;
+        target.KeyFilePath = form.AuthMethod == TargetAuthMethod.KeyFile ? form.KeyFilePath?.Trim() : null;
+        target.JumpHost = string.IsNullOrWhiteSpace(form.JumpHost) ? null : JumpHostText(form.JumpHost.Trim());
+        target.WorkingDirectory = form.WorkingDirectory.Trim();
+        target.EnvFileName = form.EnvFileName.Trim();
+        target.PythonPath = string.IsNullOrWhiteSpace(form.PythonPath) ? null : form.PythonPath.Trim();
+        target.ServerUrl = form.ServerUrl.Trim();
+        target.ServiceUser = string.IsNullOrWhiteSpace(form.ServiceUser) ? null : form.ServiceUser.Trim();
+        target.StopCommand = form.StopCommand.Trim();
+        target.StartCommand = form.StartCommand.Trim();
+        target.StatusCommand = form.StatusCommand.Trim();
+        target.RunsDirectory = form.RunsDirectory.Trim();
+        return null;
+    }
+
+    private static string JumpHostText(string text) => JumpHost.TryParse(text, out var j) ? j!.ToString() : text;
+
+    private static void ClearPin(Target target, bool jump)
+    {
+        if (jump)
+        {
+            (target.JumpPinnedKeyType, target.JumpPinnedKey, target.JumpPinnedFingerprint) = (null, null, null);
+            return;
+        }
+
+        (target.PinnedKeyType, target.PinnedKey, target.PinnedFingerprint) = (null, null, null);
+        target.HostKeyState = HostKeyState.Unpinned;
+    }
+
+    /// <summary>The audit view of a target: settings, never the key.</summary>
+    private static object Describe(Target t) => new
+    {
+        t.Name,
+        t.Product,
+        t.Host,
+        t.Port,
+        t.SshUser,
+        AuthMethod = t.AuthMethod.ToString(),
+        t.PrivateKeyFingerprint,
+        t.KeyFilePath,
+        t.JumpHost,
+        t.WorkingDirectory,
+        t.EnvFileName,
+        t.PythonPath,
+        t.ServerUrl,
+        t.ServiceUser,
+        t.StopCommand,
+        t.StartCommand,
+        t.StatusCommand,
+        t.RunsDirectory,
+    };
+}
