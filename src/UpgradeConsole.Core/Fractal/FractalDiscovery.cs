@@ -87,7 +87,7 @@ public static partial class FractalDiscovery
         result = result with { Python = python, PythonSource = source, PythonError = pythonError };
         if (python is not null)
         {
-            var show = await shell.RunAsync($"{ShellWords.Quote(python)} -m pip show fractal-server 2>&1", ct, TimeSpan.FromSeconds(120));
+            var show = await shell.RunAsync($"{ShellWords.QuotePath(python)} -m pip show fractal-server 2>&1", ct, TimeSpan.FromSeconds(120));
             var version = PipVersion().Match(show.Output);
             result = show.ExitCode == 0 && version.Success
                 ? result with { InstalledVersion = version.Groups[1].Value.Trim() }
@@ -95,7 +95,7 @@ public static partial class FractalDiscovery
 
             var alive = await shell.RunAsync(
                 $$"""
-                {{ShellWords.Quote(python)}} - {{ShellWords.Quote(location.ServerUrl.TrimEnd('/') + "/api/alive/")}} <<'PY'
+                {{ShellWords.QuotePath(python)}} - {{ShellWords.Quote(location.ServerUrl.TrimEnd('/') + "/api/alive/")}} <<'PY'
                 import sys, urllib.request
                 try:
                     print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())

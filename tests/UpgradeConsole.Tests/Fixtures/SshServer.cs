@@ -83,13 +83,21 @@ public sealed class SshServer : IAsyncLifetime
             "LogLevel VERBOSE",
         ]);
 
+        _config = config;
+        StartDaemon();
+        ProcessRunner.CleanUpWhenTestProcessExits($"pkill -f {ProcessRunner.ShellQuote(config)}; rm -rf {ProcessRunner.ShellQuote(_root)}");
+        await WaitUntilListeningAsync();
+    }
+
+    private void StartDaemon()
+    {
         var start = new ProcessStartInfo("/usr/sbin/sshd")
         {
             UseShellExecute = false,
             RedirectStandardError = true,
             RedirectStandardOutput = true,
         };
-        foreach (var a in new[] { "-D", "-e", "-f", config })
+        foreach (var a in new[] { "-D", "-e", "-f", _config })
         {
             start.ArgumentList.Add(a);
         }
@@ -98,11 +106,34 @@ public sealed class SshServer : IAsyncLifetime
         _sshd.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.Add(e.Data); } } };
         _sshd.BeginErrorReadLine();
         _sshd.BeginOutputReadLine();
-        ProcessRunner.CleanUpWhenTestProcessExits($"kill {_sshd.Id} 2>/dev/null; rm -rf {ProcessRunner.ShellQuote(_root)}");
-        await WaitUntilListeningAsync();
     }
 
     private readonly List<string> _log = [];
+    private string _config = "";
+
+    /// <summary>
+    /// Restarts sshd on the same port with a brand-new host key: to the dashboard it looks exactly
+    /// like a reinstalled server, or a man-in-the-middle.
+    /// </summary>
+    public async Task RotateHostKeyAsync()
+    {
+        _sshd!.Kill(entireProcessTree: true);
+        await _sshd.WaitForExitAsync();
+        File.Delete(HostKeyPath);
+        File.Delete(HostKeyPath + ".pub");
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "uc-test-host-rotated", "-f", HostKeyPath]);
+        HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
+        await File.WriteAllTextAsync(KnownHostsPath, $"[{Host}]:{Port} {HostPublicKey}\n");
+        StartDaemon();
+        await WaitUntilListeningAsync();
+    }
+
+    /// <summary>The host key's SHA256 fingerprint as ssh-keygen prints it.</summary>
+    public async Task<string> HostKeyFingerprintAsync()
+    {
+        var result = await ProcessRunner.RunAsync("ssh-keygen", ["-l", "-E", "sha256", "-f", HostKeyPath + ".pub"]);
+        return result.StandardOutput.Split(' ')[1];
+    }
 
     /// <summary>What sshd logged so far (for failure messages).</summary>
     public string Log

@@ -178,6 +178,33 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
         return password;
     }
 
+    /// <summary>Adds a target through the target form (as <paramref name="admin"/>) and returns its id.</summary>
+    public static async Task<int> AddTargetAsync(HttpClient admin, Dictionary<string, string> fields)
+    {
+        var form = new Dictionary<string, string>
+        {
+            ["Input.Product"] = "fractal-server",
+            ["Input.Port"] = "22",
+            ["Input.AuthMethod"] = "StoredKey",
+            ["Input.EnvFileName"] = ".fractal_server.env",
+            ["Input.ServerUrl"] = "http://127.0.0.1:8000",
+            ["Input.StopCommand"] = "sudo -n systemctl stop fractal-server",
+            ["Input.StartCommand"] = "sudo -n systemctl start fractal-server",
+            ["Input.StatusCommand"] = "sudo -n systemctl is-active fractal-server",
+            ["Input.RunsDirectory"] = "~/.upgradeconsole/runs",
+            ["Input.Version"] = Guid.Empty.ToString(),
+        };
+        foreach (var (k, v) in fields)
+        {
+            form["Input." + k] = v;
+        }
+
+        var response = await admin.PostFormAsync("/targets/new", "target", form);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Redirect, $"Adding the target answered {(int)response.StatusCode}:\n{body}");
+        return int.Parse(response.Headers.Location!.OriginalString.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
