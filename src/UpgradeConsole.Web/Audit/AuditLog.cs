@@ -13,6 +13,12 @@ namespace UpgradeConsole.Web.Audit;
 public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, ILogger<AuditLog> logger)
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
+
+    // Readable details ('+' stays '+'): they are stored and searched, and HTML-encoded when shown.
+    private static readonly JsonSerializerOptions DetailsJson = new(JsonSerializerOptions.Web)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
     private const long AdvisoryLockKey = 0x55435f4155444954; // "UC_AUDIT"
 
     /// <summary>Records an event by <paramref name="actor"/> (a user principal or null for the system).</summary>
@@ -21,7 +27,7 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
 
     public async Task RecordAsync(string actor, string action, int? targetId = null, string? obj = null, object? details = null, CancellationToken ct = default)
     {
-        var json = details is null ? "{}" : JsonSerializer.Serialize(details, JsonSerializerOptions.Web);
+        var json = details is null ? "{}" : JsonSerializer.Serialize(details, DetailsJson);
         await Gate.WaitAsync(ct);
         try
         {
