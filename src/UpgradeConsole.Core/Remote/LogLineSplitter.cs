@@ -24,6 +24,9 @@ internal sealed class LogLineSplitter
         _pendingStart = startOffset;
     }
 
+    /// <summary>Offset where the line not yet complete starts: a safe place to resume from scratch.</summary>
+    public long LineStartOffset => _pendingStart;
+
     /// <summary>Offset just after the last byte pushed; where the next read must start.</summary>
     public long ConsumedOffset => _pendingStart + _pendingLength;
 

@@ -42,46 +42,15 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
         // Not retried: if the link drops mid-start the step may or may not have started; the caller
         // asks GetStatusAsync, which tells from the start marker.
         var result = await shell.RunAsync(StepScripts.Start(step), cancellationToken, _options.ControlTimeout);
-        var output = result.Output;
-        if (output.Contains(StepScripts.AlreadyStarted, StringComparison.Ordinal))
-        {
-            throw new StepAlreadyStartedException($"Step {step.Location} was already started on the target; it is never started twice.");
-        }
-
-        var marker = output.Split('\n').FirstOrDefault(l => l.StartsWith(StepScripts.Started, StringComparison.Ordinal));
-        if (result.ExitCode != 0 || marker is null)
-        {
-            throw new RemoteCommandException($"Could not start step {step.Location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
-        }
-
-        var pid = int.Parse(marker[(StepScripts.Started.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
-        _logger.LogInformation("Started step {Step} as process {Pid}", step.Location, pid);
-        return pid;
+        return StartedPid(step.Location, result.ExitCode, result.StandardError)
+            ?? throw new RemoteCommandException($"Could not start step {step.Location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
     }
 
     public async Task<RemoteStepStatus> GetStatusAsync(StepLocation location, CancellationToken cancellationToken)
     {
         var result = await WithRetriesAsync(ct => shell.RunAsync(StepScripts.Status(location), ct, _options.ControlTimeout), cancellationToken);
-        if (result.ExitCode != 0)
-        {
-            throw new RemoteCommandException($"Could not read the state of step {location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
-        }
-
-        var fields = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => l.Split('=', 2))
-            .Where(p => p.Length == 2)
-            .ToDictionary(p => p[0], p => p[1].Trim());
-        if (fields.GetValueOrDefault("state") != "started")
-        {
-            return new RemoteStepStatus(RemoteStepState.NotStarted, null, 0, null, false, false);
-        }
-
-        int? exit = int.TryParse(fields.GetValueOrDefault("exit"), CultureInfo.InvariantCulture, out var code) ? code : null;
-        int? pid = int.TryParse(fields.GetValueOrDefault("pid"), CultureInfo.InvariantCulture, out var p) ? p : null;
-        var size = long.TryParse(fields.GetValueOrDefault("size"), CultureInfo.InvariantCulture, out var s) ? s : 0;
-        var alive = fields.GetValueOrDefault("alive") == "1" || fields.GetValueOrDefault("starting") == "1";
-        var state = exit is not null ? RemoteStepState.Exited : alive ? RemoteStepState.Running : RemoteStepState.Lost;
-        return new RemoteStepStatus(state, exit, size, pid, fields.GetValueOrDefault("cancelled") == "1", fields.GetValueOrDefault("timedout") == "1");
+        return ParseState(result.StandardError)
+            ?? throw new RemoteCommandException($"Could not read the state of step {location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
     }
 
     /// <summary>
@@ -92,100 +61,45 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
     public async IAsyncEnumerable<RemoteLogLine> FollowAsync(StepLocation location, long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var splitter = new LogLineSplitter(fromOffset, _options.MaxLineBytes);
-        var lines = new List<RemoteLogLine>(1024);
-        var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
         var stalls = 0;
-        try
+        while (true)
         {
-            while (true)
+            var before = splitter.ConsumedOffset;
+            var pass = new Pass();
+            await foreach (var line in StreamAsync(shell.Start(StepScripts.Follow(location, before)), splitter, pass, cancellationToken))
             {
-                var status = await GetStatusAsync(location, cancellationToken);
-                if (status.State == RemoteStepState.NotStarted)
-                {
-                    throw new StepNotStartedException($"Step {location} was never started on the target.");
-                }
-
-                var ended = status.State is RemoteStepState.Exited or RemoteStepState.Lost;
-                if (ended && splitter.ConsumedOffset >= status.LogSize)
-                {
-                    if (splitter.Flush() is { } last)
-                    {
-                        yield return last;
-                    }
-
-                    yield break;
-                }
-
-                var before = splitter.ConsumedOffset;
-                var process = shell.Start(StepScripts.Tail(location, splitter.ConsumedOffset, follow: !ended));
-                Exception? failure = null;
-                try
-                {
-                    while (true)
-                    {
-                        int read;
-                        try
-                        {
-                            read = await process.Output.ReadAsync(buffer, cancellationToken);
-                        }
-                        catch (IOException ex)
-                        {
-                            failure = ex;
-                            break;
-                        }
-
-                        if (read == 0)
-                        {
-                            break;
-                        }
-
-                        lines.Clear();
-                        splitter.Push(buffer.AsSpan(0, read), lines);
-                        foreach (var line in lines)
-                        {
-                            yield return line;
-                        }
-                    }
-
-                    try
-                    {
-                        var tail = await process.WaitAsync(cancellationToken);
-                        if (tail.ExitCode != 0 && splitter.ConsumedOffset == before)
-                        {
-                            failure = new RemoteCommandException($"Reading the log of {location} failed: {tail.StandardError.Trim()}", tail.ExitCode, tail.StandardError);
-                        }
-                    }
-                    catch (SshConnectionException ex) when (ex is not HostKeyMismatchException)
-                    {
-                        failure = ex;
-                    }
-                }
-                finally
-                {
-                    await process.DisposeAsync();
-                }
-
-                if (splitter.ConsumedOffset > before)
-                {
-                    stalls = 0;
-                }
-
-                if (failure is not null || (splitter.ConsumedOffset == before && !ended))
-                {
-                    // The link dropped, or tail ended without news while the step still runs.
-                    if (stalls >= _options.RetryDelays.Count)
-                    {
-                        throw failure ?? new SshConnectionException($"The log of {location} stopped arriving.");
-                    }
-
-                    _logger.LogWarning("Following {Step} was interrupted at offset {Offset} ({Reason}); retrying", location, splitter.ConsumedOffset, failure?.Message ?? "no new output");
-                    await Task.Delay(_options.RetryDelays[stalls++], _time, cancellationToken);
-                }
+                yield return line;
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+
+            if (pass.State is { State: RemoteStepState.NotStarted })
+            {
+                throw new StepNotStartedException($"Step {location} was never started on the target.");
+            }
+
+            if (pass.State is { State: RemoteStepState.Exited or RemoteStepState.Lost } ended && splitter.ConsumedOffset >= ended.LogSize)
+            {
+                if (splitter.Flush() is { } last)
+                {
+                    yield return last;
+                }
+
+                yield break;
+            }
+
+            if (splitter.ConsumedOffset > before)
+            {
+                stalls = 0;
+                continue;
+            }
+
+            // The link dropped, or the stream ended without news while the step still runs.
+            if (stalls >= _options.RetryDelays.Count)
+            {
+                throw pass.Failure ?? new SshConnectionException($"The log of {location} stopped arriving.");
+            }
+
+            _logger.LogWarning("Following {Step} was interrupted at offset {Offset} ({Reason}); retrying", location, splitter.ConsumedOffset, pass.Failure?.Message ?? "no new output");
+            await Task.Delay(_options.RetryDelays[stalls++], _time, cancellationToken);
         }
     }
 
@@ -196,16 +110,141 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
         _logger.LogInformation("Cancel of {Step}: {Outcome}", location, result.Output.Trim());
     }
 
-    /// <summary>Starts the step, hands every line to <paramref name="onLine"/>, and returns its final status.</summary>
+    /// <summary>
+    /// Starts the step, hands every line to <paramref name="onLine"/>, and returns its final status.
+    /// Start and log travel in one SSH session; if that session breaks, following resumes from the
+    /// last complete line as after a restart.
+    /// </summary>
     public async Task<RemoteStepStatus> RunAsync(RemoteStep step, Func<RemoteLogLine, ValueTask> onLine, CancellationToken cancellationToken)
     {
-        await StartAsync(step, cancellationToken);
-        await foreach (var line in FollowAsync(step.Location, 0, cancellationToken))
+        var splitter = new LogLineSplitter(0, _options.MaxLineBytes);
+        var pass = new Pass();
+        await foreach (var line in StreamAsync(shell.Start(StepScripts.StartAndFollow(step)), splitter, pass, cancellationToken))
+        {
+            await onLine(line);
+        }
+
+        if (pass.StandardError.Contains(StepScripts.AlreadyStarted, StringComparison.Ordinal))
+        {
+            throw new StepAlreadyStartedException($"Step {step.Location} was already started on the target; it is never started twice.");
+        }
+
+        if (pass.State is { State: RemoteStepState.Exited or RemoteStepState.Lost } ended && splitter.ConsumedOffset >= ended.LogSize)
+        {
+            if (splitter.Flush() is { } last)
+            {
+                await onLine(last);
+            }
+
+            return ended;
+        }
+
+        if (!pass.StandardError.Contains(StepScripts.Started, StringComparison.Ordinal)
+            && (await GetStatusAsync(step.Location, cancellationToken)).State == RemoteStepState.NotStarted)
+        {
+            throw pass.Failure ?? new RemoteCommandException($"Could not start step {step.Location}: {pass.StandardError.Trim()}", -1, pass.StandardError);
+        }
+
+        // The session broke mid-step: continue like a reattach, from the last whole line.
+        _logger.LogWarning("The session of {Step} broke ({Reason}); reattaching at offset {Offset}", step.Location, pass.Failure?.Message ?? "no end state", splitter.LineStartOffset);
+        await foreach (var line in FollowAsync(step.Location, splitter.LineStartOffset, cancellationToken))
         {
             await onLine(line);
         }
 
         return await GetStatusAsync(step.Location, cancellationToken);
+    }
+
+    /// <summary>Reads one session's stdout into lines; records its stderr, end state and any failure in <paramref name="pass"/>.</summary>
+    private static async IAsyncEnumerable<RemoteLogLine> StreamAsync(IRemoteProcess process, LogLineSplitter splitter, Pass pass, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
+        var lines = new List<RemoteLogLine>(1024);
+        try
+        {
+            while (true)
+            {
+                var read = await ReadAsync(process.Output, buffer, pass, cancellationToken);
+                if (read <= 0)
+                {
+                    break;
+                }
+
+                lines.Clear();
+                splitter.Push(buffer.AsSpan(0, read), lines);
+                foreach (var line in lines)
+                {
+                    yield return line;
+                }
+            }
+
+            try
+            {
+                var result = await process.WaitAsync(cancellationToken);
+                pass.StandardError = result.StandardError;
+                pass.State = ParseState(result.StandardError);
+            }
+            catch (SshConnectionException ex) when (ex is not HostKeyMismatchException)
+            {
+                pass.Failure = ex;
+                pass.StandardError = ex.StandardError ?? "";
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            await process.DisposeAsync();
+        }
+    }
+
+    private static async ValueTask<int> ReadAsync(Stream stream, byte[] buffer, Pass pass, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await stream.ReadAsync(buffer, cancellationToken);
+        }
+        catch (IOException ex)
+        {
+            pass.Failure = ex;
+            return -1;
+        }
+    }
+
+    private static int? StartedPid(StepLocation location, int exitCode, string stderr)
+    {
+        if (stderr.Contains(StepScripts.AlreadyStarted, StringComparison.Ordinal))
+        {
+            throw new StepAlreadyStartedException($"Step {location} was already started on the target; it is never started twice.");
+        }
+
+        var marker = stderr.Split('\n').FirstOrDefault(l => l.StartsWith(StepScripts.Started, StringComparison.Ordinal));
+        return exitCode == 0 && marker is not null && int.TryParse(marker[(StepScripts.Started.Length + 1)..].Trim(), CultureInfo.InvariantCulture, out var pid)
+            ? pid
+            : null;
+    }
+
+    /// <summary>Reads the <c>UC:STATE</c> line the scripts print on stderr.</summary>
+    internal static RemoteStepStatus? ParseState(string stderr)
+    {
+        var line = stderr.Split('\n').LastOrDefault(l => l.StartsWith("UC:STATE ", StringComparison.Ordinal));
+        if (line is null)
+        {
+            return null;
+        }
+
+        var fields = line["UC:STATE ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1].Trim());
+        if (fields.GetValueOrDefault("started") != "1")
+        {
+            return new RemoteStepStatus(RemoteStepState.NotStarted, null, 0, null, false, false);
+        }
+
+        int? exit = int.TryParse(fields.GetValueOrDefault("exit"), CultureInfo.InvariantCulture, out var code) ? code : null;
+        int? pid = int.TryParse(fields.GetValueOrDefault("pid"), CultureInfo.InvariantCulture, out var p) ? p : null;
+        var size = long.TryParse(fields.GetValueOrDefault("size"), CultureInfo.InvariantCulture, out var s) ? s : 0;
+        var alive = fields.GetValueOrDefault("alive") == "1" || fields.GetValueOrDefault("starting") == "1";
+        var state = exit is not null ? RemoteStepState.Exited : alive ? RemoteStepState.Running : RemoteStepState.Lost;
+        return new RemoteStepStatus(state, exit, size, pid, fields.GetValueOrDefault("cancelled") == "1", fields.GetValueOrDefault("timedout") == "1");
     }
 
     private async Task<T> WithRetriesAsync<T>(Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
@@ -222,5 +261,15 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
                 await Task.Delay(_options.RetryDelays[attempt], _time, cancellationToken);
             }
         }
+    }
+
+    /// <summary>What one SSH session of following left behind.</summary>
+    private sealed class Pass
+    {
+        public RemoteStepStatus? State { get; set; }
+
+        public string StandardError { get; set; } = "";
+
+        public Exception? Failure { get; set; }
     }
 }

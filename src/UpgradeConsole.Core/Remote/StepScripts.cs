@@ -16,51 +16,75 @@ internal static class StepScripts
     /// Runs on the target as the session leader of a new session (setsid): so its process group
     /// is the step's, and cancel or timeout can stop the whole group. Writes the pid first and the
     /// exit code last (temp file + rename), once, whoever finishes first (runner, watchdog, cancel).
+    /// The script runs in a bash of its own (so $$, $0 and exit mean what its author expects), or under sudo.
     /// </summary>
     private const string Runner = """
         #!/bin/bash
         # UpgradeConsole step runner: bash run <step dir> <timeout seconds, 0 = none> [run-as user]
-        dir="$1"; limit="${2:-0}"; runas="${3:-}"
-        finish() {
-          mkdir -- "$dir/.finished" 2>/dev/null || return 0
-          printf '%s\n' "$1" > "$dir/exit.tmp" && mv -f -- "$dir/exit.tmp" "$dir/exit"
+        __uc_dir="$1"; __uc_limit="${2:-0}"; __uc_runas="${3:-}"
+        __uc_finish() {
+          ( set -C; : > "$__uc_dir/.finished" ) 2>/dev/null || return 0
+          printf '%s\n' "$1" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"
         }
-        printf '%s\n' "$$" > "$dir/pid.tmp" && mv -f -- "$dir/pid.tmp" "$dir/pid"
+        printf '%s\n' "$$" > "$__uc_dir/pid"
         trap 'echo "[upgradeconsole] stop requested"' TERM
-        if [ -n "$runas" ]; then
-          sudo -n -u "$runas" -H -- bash -s < "$dir/script" &
+        if [ -n "$__uc_runas" ]; then
+          sudo -n -u "$__uc_runas" -H -- bash -s < "$__uc_dir/script" &
         else
-          bash "$dir/script" < /dev/null &
+          bash "$__uc_dir/script" < /dev/null &
         fi
-        child=$!
-        if [ "$limit" -gt 0 ]; then
+        __uc_child=$!
+        if [ "$__uc_limit" -gt 0 ]; then
           (
             trap '' TERM
-            sleep "$limit"
-            [ -e "$dir/exit" ] && exit 0
-            : > "$dir/timed-out"
-            echo "[upgradeconsole] the step ran longer than ${limit}s and is being stopped"
+            sleep "$__uc_limit"
+            [ -e "$__uc_dir/exit" ] && exit 0
+            : > "$__uc_dir/timed-out"
+            echo "[upgradeconsole] the step ran longer than ${__uc_limit}s and is being stopped"
             kill -TERM -- "-$$" 2>/dev/null
             sleep 10
-            [ -e "$dir/exit" ] && exit 0
-            finish 124
+            [ -e "$__uc_dir/exit" ] && exit 0
+            __uc_finish 124
             kill -KILL -- "-$$" 2>/dev/null
           ) &
-          watchdog=$!
+          __uc_watchdog=$!
         fi
         while :; do
-          wait "$child"; code=$?
-          kill -0 "$child" 2>/dev/null || break
+          wait "$__uc_child"; __uc_code=$?
+          kill -0 "$__uc_child" 2>/dev/null || break
         done
-        if [ -n "${watchdog:-}" ]; then
-          pkill -KILL -P "$watchdog" 2>/dev/null
-          kill -KILL "$watchdog" 2>/dev/null
+        if [ -n "${__uc_watchdog:-}" ]; then
+          pkill -KILL -P "$__uc_watchdog" 2>/dev/null
+          kill -KILL "$__uc_watchdog" 2>/dev/null
         fi
-        [ -e "$dir/timed-out" ] && code=124
-        finish "$code"
+        [ -e "$__uc_dir/timed-out" ] && __uc_code=124
+        __uc_finish "$__uc_code"
         """;
 
-    public static string Start(RemoteStep step)
+    /// <summary>The runner's file name carries a hash of its text: written once per runs directory, never stale.</summary>
+    private static readonly string RunnerFile = ".uc-runner-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Runner)))[..16];
+
+    /// <summary>Prints the step's state on stderr as <c>UC:STATE key=value…</c> (stdout carries only log bytes).</summary>
+    private const string PrintState = """
+        __uc_code=; [ -e "$dir/exit" ] && read -r __uc_code < "$dir/exit"
+        __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null || echo 0)
+        __uc_pid=; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
+        __uc_alive=0
+        if [ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir"; then __uc_alive=1; fi
+        __uc_starting=0
+        if [ -z "$__uc_pid" ] && [ -n "$(find "$dir/.started" -maxdepth 0 -newermt '-30 seconds' 2>/dev/null)" ]; then __uc_starting=1; fi
+        __uc_cancelled=0; [ -e "$dir/cancelled" ] && __uc_cancelled=1
+        __uc_timedout=0; [ -e "$dir/timed-out" ] && __uc_timedout=1
+        echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid=$__uc_pid alive=$__uc_alive starting=$__uc_starting cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
+        """;
+
+    /// <summary>
+    /// Starts the step and, in the same session, streams its log to stdout until it ends, then
+    /// prints its state on stderr: one SSH round trip for a whole short step.
+    /// </summary>
+    public static string StartAndFollow(RemoteStep step) => Start(step, follow: true);
+
+    public static string Start(RemoteStep step, bool follow = false)
     {
         var payload = new StringBuilder();
         payload.Append("# UpgradeConsole step ").Append(step.Location.StepId).Append('\n');
@@ -92,52 +116,55 @@ internal static class StepScripts
         }
 
         var timeout = step.Timeout is { } t ? ((long)Math.Ceiling(t.TotalSeconds)).ToString(CultureInfo.InvariantCulture) : "0";
-        return $"""
-            set -eu
-            dir={step.Location.ShellWord}
-            mkdir -p -- "$dir"
-            if ! mkdir -- "$dir/.started" 2>/dev/null; then echo '{AlreadyStarted}'; exit 3; fi
+        var script = new StringBuilder();
+        script.Append("runs=").Append(ShellWords.QuotePath(step.Location.RunsDirectory)).Append('\n');
+        script.Append("dir=").Append(step.Location.ShellWord).Append('\n');
+        script.Append(CultureInfo.InvariantCulture, $$"""
+            [ -d "$dir" ] || mkdir -p -- "$dir" || exit 4
+            if ! ( set -C; : > "$dir/.started" ) 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
             umask 077
-            printf '%s' {Base64(payload.ToString())} | base64 -d > "$dir/script"
-            printf '%s' {Base64(Runner + "\n")} | base64 -d > "$dir/run"
+            [ -f "$runs/{{RunnerFile}}" ] || printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$runs/{{RunnerFile}}"
+            printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script"
             : > "$dir/log"
-            setsid nohup bash "$dir/run" "$dir" {ShellWords.Quote(timeout)} {ShellWords.Quote(step.RunAsUser ?? "")} < /dev/null >> "$dir/log" 2>&1 &
-            i=0
-            while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-            printf '%s %s\n' '{Started}' "$(cat "$dir/pid" 2>/dev/null || echo 0)"
-            """;
+            setsid -w nohup bash "$runs/{{RunnerFile}}" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
+            __uc_runner=$!
+            echo "{{Started}} $__uc_runner" >&2
+
+            """);
+        if (follow)
+        {
+            // The runner is this shell's child, so tail --pid sees its end at once (10 ms polls).
+            script.Append("tail -c +1 --pid=\"$__uc_runner\" -s 0.01 -f -- \"$dir/log\"\n");
+            script.Append(PrintState);
+        }
+
+        return script.ToString();
     }
 
-    public static string Status(StepLocation location) => $$"""
-        dir={{location.ShellWord}}
-        if [ ! -d "$dir/.started" ]; then echo 'state=absent'; exit 0; fi
-        code=$(cat "$dir/exit" 2>/dev/null || true)
-        size=$(stat -c %s -- "$dir/log" 2>/dev/null || echo 0)
-        pid=$(cat "$dir/pid" 2>/dev/null || true)
-        alive=0
-        if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | grep -qxF -- "$dir"; then alive=1; fi
-        starting=0
-        if [ -z "$pid" ] && [ -n "$(find "$dir/.started" -maxdepth 0 -newermt '-30 seconds' 2>/dev/null)" ]; then starting=1; fi
-        cancelled=0; [ -e "$dir/cancelled" ] && cancelled=1
-        timedout=0; [ -e "$dir/timed-out" ] && timedout=1
-        printf 'state=started\nexit=%s\nsize=%s\npid=%s\nalive=%s\nstarting=%s\ncancelled=%s\ntimedout=%s\n' "$code" "$size" "$pid" "$alive" "$starting" "$cancelled" "$timedout"
+    public static string Status(StepLocation location) => $"""
+        dir={location.ShellWord}
+        if [ ! -e "$dir/.started" ]; then echo 'UC:STATE started=0' >&2; exit 0; fi
+        {PrintState}
         """;
 
-    /// <summary>Streams the log from <paramref name="offset"/>; with <paramref name="follow"/>, until the runner exits.</summary>
-    public static string Tail(StepLocation location, long offset, bool follow)
+    /// <summary>
+    /// Streams the log from <paramref name="offset"/> on stdout (until the runner ends, if it runs)
+    /// and then prints the step's state on stderr.
+    /// </summary>
+    public static string Follow(StepLocation location, long offset)
     {
         var from = (offset + 1).ToString(CultureInfo.InvariantCulture);
-        return follow
-            ? $"""
-              dir={location.ShellWord}
-              pid=$(cat "$dir/pid" 2>/dev/null || echo 1)
-              if [ -e "$dir/exit" ]; then exec tail -c +{from} -- "$dir/log"; fi
-              exec tail -c +{from} --pid="$pid" -s 0.2 -f -- "$dir/log"
-              """
-            : $"""
-              dir={location.ShellWord}
-              exec tail -c +{from} -- "$dir/log"
-              """;
+        return $$"""
+            dir={{location.ShellWord}}
+            if [ ! -e "$dir/.started" ]; then echo 'UC:STATE started=0' >&2; exit 0; fi
+            __uc_pid=1; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
+            if [ -e "$dir/exit" ]; then
+              tail -c +{{from}} -- "$dir/log"
+            else
+              tail -c +{{from}} --pid="${__uc_pid:-1}" -s 0.05 -f -- "$dir/log"
+            fi
+            {{PrintState}}
+            """;
     }
 
     public static string Cancel(StepLocation location, TimeSpan grace)
@@ -146,7 +173,7 @@ internal static class StepScripts
         return $$"""
             dir={{location.ShellWord}}
             if [ -e "$dir/exit" ]; then echo 'UC:ENDED'; exit 0; fi
-            pid=$(cat "$dir/pid" 2>/dev/null || true)
+            pid=; [ -e "$dir/pid" ] && read -r pid < "$dir/pid"
             if [ -z "$pid" ]; then echo 'UC:NOT-RUNNING'; exit 0; fi
             : > "$dir/cancelled"
             pkill -TERM -g "$pid" 2>/dev/null || true
@@ -156,12 +183,11 @@ internal static class StepScripts
               sleep 0.1; i=$((i+1))
             done
             pkill -KILL -g "$pid" 2>/dev/null || true
-            if mkdir -- "$dir/.finished" 2>/dev/null; then
+            if ( set -C; : > "$dir/.finished" ) 2>/dev/null; then
               printf '137\n' > "$dir/exit.tmp" && mv -f -- "$dir/exit.tmp" "$dir/exit"
             fi
             echo 'UC:KILLED'
             """;
     }
 
-    private static string Base64(string text) => "'" + Convert.ToBase64String(new UTF8Encoding(false).GetBytes(text)) + "'";
 }

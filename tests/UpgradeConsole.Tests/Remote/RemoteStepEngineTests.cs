@@ -112,6 +112,23 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunAsync_SessionKilledMidStep_ReattachesWithoutLossOrRepeat()
+    {
+        var texts = new List<string>();
+        var status = await _remote.Engine.RunAsync(_remote.NewStep("run-dropped", "for i in $(seq 1 300); do echo \"line $i\"; sleep 0.005; done; exit 3"), async line =>
+        {
+            texts.Add(line.Text);
+            if (texts.Count == 100)
+            {
+                await ProcessRunner.RunAsync("pkill", ["-KILL", "-f", _remote.ControlPath], check: false);
+            }
+        }, TestContext.Current.CancellationToken);
+
+        Assert.Equal(3, status.ExitCode);
+        Assert.Equal(Enumerable.Range(1, 300).Select(i => $"line {i}"), texts);
+    }
+
+    [Fact]
     public async Task NewEngineInstance_ReattachesAtTheStoredOffset()
     {
         var step = _remote.NewStep("reattach", "for i in $(seq 1 300); do echo \"line $i\"; sleep 0.005; done; exit 7");
