@@ -23,7 +23,9 @@ internal static class StepScripts
         # UpgradeConsole step runner: bash run <step dir> <timeout seconds, 0 = none> [run-as user]
         __uc_dir="$1"; __uc_limit="${2:-0}"; __uc_runas="${3:-}"
         __uc_finish() {
-          ( set -C; : > "$__uc_dir/.finished" ) 2>/dev/null || return 0
+          set -C
+          if ! { true > "$__uc_dir/.finished"; } 2>/dev/null; then set +C; return 0; fi
+          set +C
           printf '%s\n' "$1" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"
         }
         printf '%s\n' "$$" > "$__uc_dir/pid"
@@ -64,18 +66,25 @@ internal static class StepScripts
     /// <summary>The runner's file name carries a hash of its text: written once per runs directory, never stale.</summary>
     private static readonly string RunnerFile = ".uc-runner-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Runner)))[..16];
 
-    /// <summary>Prints the step's state on stderr as <c>UC:STATE key=value…</c> (stdout carries only log bytes).</summary>
+    /// <summary>
+    /// Prints the step's state on stderr as <c>UC:STATE key=value…</c> (stdout carries only log bytes).
+    /// An ended step needs only its exit code and log size; the liveness checks run only otherwise.
+    /// </summary>
     private const string PrintState = """
         __uc_code=; [ -e "$dir/exit" ] && read -r __uc_code < "$dir/exit"
         __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null || echo 0)
+        __uc_cancelled=0; [ -e "$dir/cancelled" ] && __uc_cancelled=1
+        __uc_timedout=0; [ -e "$dir/timed-out" ] && __uc_timedout=1
+        if [ -n "$__uc_code" ]; then
+          echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid= alive=0 starting=0 cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
+        else
         __uc_pid=; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
         __uc_alive=0
         if [ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir"; then __uc_alive=1; fi
         __uc_starting=0
         if [ -z "$__uc_pid" ] && [ -n "$(find "$dir/.started" -maxdepth 0 -newermt '-30 seconds' 2>/dev/null)" ]; then __uc_starting=1; fi
-        __uc_cancelled=0; [ -e "$dir/cancelled" ] && __uc_cancelled=1
-        __uc_timedout=0; [ -e "$dir/timed-out" ] && __uc_timedout=1
         echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid=$__uc_pid alive=$__uc_alive starting=$__uc_starting cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
+        fi
         """;
 
     /// <summary>
@@ -121,7 +130,9 @@ internal static class StepScripts
         script.Append("dir=").Append(step.Location.ShellWord).Append('\n');
         script.Append(CultureInfo.InvariantCulture, $$"""
             [ -d "$dir" ] || mkdir -p -- "$dir" || exit 4
-            if ! ( set -C; : > "$dir/.started" ) 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
+            set -C
+            if ! { true > "$dir/.started"; } 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
+            set +C
             umask 077
             [ -f "$runs/{{RunnerFile}}" ] || printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$runs/{{RunnerFile}}"
             printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script"
@@ -183,7 +194,9 @@ internal static class StepScripts
               sleep 0.1; i=$((i+1))
             done
             pkill -KILL -g "$pid" 2>/dev/null || true
-            if ( set -C; : > "$dir/.finished" ) 2>/dev/null; then
+            set -C
+            if { true > "$dir/.finished"; } 2>/dev/null; then
+              set +C
               printf '137\n' > "$dir/exit.tmp" && mv -f -- "$dir/exit.tmp" "$dir/exit"
             fi
             echo 'UC:KILLED'

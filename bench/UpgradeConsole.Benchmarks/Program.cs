@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Globalization;
+using UpgradeConsole.Core.Remote;
+
+// Benchmarks of the remote engine against a real sshd (scripts/bench-remote.sh starts one and
+// passes its address). Not a test: it prints figures for the issue notes.
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- remote <host> <port> <user> <key> <known_hosts> [lines]
+if (args.Length < 6 || args[0] != "remote")
+{
+    Console.Error.WriteLine("usage: remote <host> <port> <user> <private key> <known_hosts> [lines=1000000]");
+    return 2;
+}
+
+if (Environment.GetEnvironmentVariable("UC_PRINT_SCRIPT") is { Length: > 0 } stepId)
+{
+    Console.Write(StepScripts.StartAndFollow(new RemoteStep { Location = new StepLocation("~/.upgradeconsole-bench/runs", "dump", stepId), Script = "true" }));
+    return 0;
+}
+
+var lines = args.Length > 6 ? int.Parse(args[6], CultureInfo.InvariantCulture) : 1_000_000;
+var control = Directory.CreateTempSubdirectory("uc-bench-").FullName;
+var endpoint = new SshEndpoint
+{
+    Host = args[1],
+    Port = int.Parse(args[2], CultureInfo.InvariantCulture),
+    User = args[3],
+    Identity = new SshIdentity.KeyFile(args[4]),
+    KnownHostsFile = args[5],
+    ControlPath = Path.Combine(control, "cm"),
+    ControlPersist = TimeSpan.FromMinutes(5),
+};
+var shell = new OpenSshShell(endpoint);
+var engine = new RemoteStepEngine(shell);
+var run = "bench-" + Guid.NewGuid().ToString("N")[..8];
+StepLocation Step(string id) => new("~/.upgradeconsole-bench/runs", run, id);
+
+// Warm the ControlMaster.
+await SshAsync("true");
+
+// (a) 100 sequential trivial steps vs 100 `ssh host true` over the same ControlMaster.
+var baseline = await TimeAsync(async () =>
+{
+    for (var i = 0; i < 100; i++)
+    {
+        await SshAsync("true");
+    }
+});
+var steps = await TimeAsync(async () =>
+{
+    for (var i = 0; i < 100; i++)
+    {
+        var status = await engine.RunAsync(new RemoteStep { Location = Step($"trivial-{i}"), Script = "true" }, _ => ValueTask.CompletedTask, CancellationToken.None);
+        if (status.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"step {i} exited {status.ExitCode}");
+        }
+    }
+});
+Console.WriteLine($"(a) 100 x ssh true: {baseline.TotalMilliseconds:0} ms ({baseline.TotalMilliseconds / 100:0.0} ms each)");
+Console.WriteLine($"(a) 100 x trivial engine step: {steps.TotalMilliseconds:0} ms ({steps.TotalMilliseconds / 100:0.0} ms each)");
+Console.WriteLine($"(a) ratio: {steps / baseline:0.00} (goal <= 1.5)");
+
+// (b) a step printing N lines of 100 bytes vs the same command over plain ssh into /dev/null.
+var command = $"seq -f '%010g {new string('x', 88)}' 1 {lines}";
+var plain = await TimeAsync(() => SshAsync(command));
+var memoryBefore = PeakRss();
+long received = 0;
+long bytes = 0;
+var streamed = await TimeAsync(async () =>
+{
+    var status = await engine.RunAsync(new RemoteStep { Location = Step("lines"), Script = command }, line =>
+    {
+        received++;
+        bytes += line.NextOffset - line.Offset;
+        return ValueTask.CompletedTask;
+    }, CancellationToken.None);
+    if (status.ExitCode != 0 || received != lines)
+    {
+        throw new InvalidOperationException($"exit {status.ExitCode}, {received} lines");
+    }
+});
+Console.WriteLine($"(b) ssh host '<{lines} lines>' > /dev/null: {plain.TotalMilliseconds:0} ms");
+Console.WriteLine($"(b) engine step, every line delivered ({received} lines, {bytes / 1e6:0.0} MB): {streamed.TotalMilliseconds:0} ms");
+Console.WriteLine($"(b) ratio: {streamed / plain:0.00} (goal <= 1.25)");
+Console.WriteLine($"(b) peak RSS of this process: {PeakRss() / 1e6:0.0} MB (before the step: {memoryBefore / 1e6:0.0} MB; goal < 200 MB)");
+
+await SshAsync($"rm -rf ~/.upgradeconsole-bench/runs/{run}");
+await ProcessAsync("ssh", ["-o", "ControlPath=" + endpoint.ControlPath, "-O", "exit", "x"]);
+Directory.Delete(control, recursive: true);
+return 0;
+
+async Task SshAsync(string command)
+{
+    // The plain ssh baseline: same options and ControlMaster as the engine, command on the command line.
+    var code = await ProcessAsync("ssh", [.. endpoint.Options(), "--", endpoint.Destination, command], discardOutput: true);
+    if (code != 0)
+    {
+        throw new InvalidOperationException($"ssh {command} exited {code}");
+    }
+}
+
+static async Task<int> ProcessAsync(string file, string[] arguments, bool discardOutput = false)
+{
+    var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var a in arguments)
+    {
+        start.ArgumentList.Add(a);
+    }
+
+    using var process = Process.Start(start)!;
+    var output = process.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+    var error = process.StandardError.ReadToEndAsync();
+    await process.WaitForExitAsync();
+    await output;
+    await error;
+    return process.ExitCode;
+}
+
+static async Task<TimeSpan> TimeAsync(Func<Task> action)
+{
+    var clock = Stopwatch.StartNew();
+    await action();
+    return clock.Elapsed;
+}
+
+// VmHWM: the process's peak resident set size.
+static long PeakRss() =>
+    long.Parse(File.ReadAllLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
