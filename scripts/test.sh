@@ -13,6 +13,10 @@ command -v ssh-keyscan >/dev/null 2>&1 || missing+=(openssh-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
+command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+command -v pkill >/dev/null 2>&1 || missing+=(procps)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"

@@ -12,6 +12,9 @@ public sealed class SshServer : IAsyncLifetime
 {
     public const string TestUser = "ucssh";
 
+    /// <summary>A second account the test user may become with <c>sudo -n -u</c> (the "service user").</summary>
+    public const string ServiceUser = "ucsvc";
+
     private readonly string _root = Directory.CreateTempSubdirectory("uc-sshd-").FullName;
     private Process? _sshd;
 
@@ -209,6 +212,24 @@ public sealed class SshServer : IAsyncLifetime
 
         // An account with a locked password ('!') is refused by sshd even for key logins without PAM.
         await ProcessRunner.RunAsync("usermod", ["-p", "*", TestUser]);
+
+        // The service user, and the sudo rule a facility would write: the SSH user may run anything as it, without a password.
+        if ((await ProcessRunner.RunAsync("id", ["-u", ServiceUser], check: false)).ExitCode != 0)
+        {
+            var added = await ProcessRunner.RunAsync("useradd", ["-m", "-s", "/bin/bash", ServiceUser], check: false);
+            if (added.ExitCode is not 0 and not 9)
+            {
+                throw new InvalidOperationException($"useradd {ServiceUser} failed: {added.Combined}");
+            }
+        }
+
+        if (Directory.Exists("/etc/sudoers.d"))
+        {
+            var rule = "/etc/sudoers.d/upgradeconsole-tests";
+            await File.WriteAllTextAsync(rule + ".tmp", $"{TestUser} ALL=({ServiceUser}) NOPASSWD: ALL\n");
+            File.SetUnixFileMode(rule + ".tmp", UnixFileMode.UserRead | UnixFileMode.GroupRead);
+            File.Move(rule + ".tmp", rule, overwrite: true);
+        }
     }
 
     private async Task WaitUntilListeningAsync()

@@ -255,6 +255,19 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunAsUser_RunsTheScriptThroughSudo_WithItsEnvironment()
+    {
+        Assert.True(ProcessRunner.IsRoot, "The sudo test needs the fixture's service user; run the suite as root (./scripts/test.sh in CI).");
+        var step = _remote.NewStep("sudo", "id -un; printf '%s\\n' \"$SECRET_VALUE\"", new Dictionary<string, string> { ["SECRET_VALUE"] = "a b $c 'd'" }) with
+        {
+            RunAsUser = SshServer.ServiceUser,
+        };
+        var (lines, status) = await _remote.RunAsync(step);
+        Assert.Equal(0, status.ExitCode);
+        Assert.Equal([SshServer.ServiceUser, "a b $c 'd'"], lines.Select(l => l.Text));
+    }
+
+    [Fact]
     public async Task Status_OfAStepNeverStarted_IsNotStarted_AndFollowingItFails()
     {
         var status = await _remote.Engine.GetStatusAsync(_remote.Step("never"), TestContext.Current.CancellationToken);
