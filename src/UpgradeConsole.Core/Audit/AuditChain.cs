@@ -25,12 +25,12 @@ public static class AuditChain
     /// <summary>The "previous hash" of the first event.</summary>
     public const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
 
-    /// <summary>One canonical serialization: fixed field order, UTC time with 7 fractional digits, details as stored.</summary>
+    /// <summary>One canonical serialization: fixed field order, UTC time to the microsecond (what PostgreSQL keeps), details as stored.</summary>
     public static string Canonical(AuditRecord record) =>
         JsonSerializer.Serialize(new object?[]
         {
             record.Sequence,
-            record.At.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture),
+            record.At.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
             record.Actor,
             record.Action,
             record.TargetId,

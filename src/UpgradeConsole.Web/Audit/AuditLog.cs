@@ -22,10 +22,10 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
     private const long AdvisoryLockKey = 0x55435f4155444954; // "UC_AUDIT"
 
     /// <summary>Records an event by <paramref name="actor"/> (a user principal or null for the system).</summary>
-    public Task RecordAsync(ClaimsPrincipal? actor, string action, int? targetId = null, string? obj = null, object? details = null, CancellationToken ct = default) =>
-        RecordAsync(actor?.Identity?.Name ?? "system", action, targetId, obj, details, ct);
+    public Task RecordAsync(ClaimsPrincipal? actor, string action, int? targetId = null, string? subject = null, object? details = null, CancellationToken ct = default) =>
+        RecordAsync(actor?.Identity?.Name ?? "system", action, targetId, subject, details, ct);
 
-    public async Task RecordAsync(string actor, string action, int? targetId = null, string? obj = null, object? details = null, CancellationToken ct = default)
+    public async Task RecordAsync(string actor, string action, int? targetId = null, string? subject = null, object? details = null, CancellationToken ct = default)
     {
         var json = details is null ? "{}" : JsonSerializer.Serialize(details, DetailsJson);
         await Gate.WaitAsync(ct);
@@ -43,11 +43,12 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
             var audit = new AuditEvent
             {
                 Id = (last?.Id ?? 0) + 1,
-                At = clock.GetUtcNow(),
+                // Whole microseconds: PostgreSQL keeps no more, and the hash must survive the round trip.
+                At = TruncateToMicroseconds(clock.GetUtcNow()),
                 Actor = actor,
                 Action = action,
                 TargetId = targetId,
-                Subject = obj,
+                Subject = subject,
                 Details = json,
                 PreviousHash = last?.Hash ?? AuditChain.Genesis,
             };
@@ -55,13 +56,16 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
             db.AuditEvents.Add(audit);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
-            logger.LogInformation("Audit {Sequence}: {Actor} {Action} {Object}", audit.Id, actor, action, obj);
+            logger.LogInformation("Audit {Sequence}: {Actor} {Action} {Subject}", audit.Id, actor, action, subject);
         }
         finally
         {
             Gate.Release();
         }
     }
+
+    private static DateTimeOffset TruncateToMicroseconds(DateTimeOffset time) =>
+        new(time.Ticks - (time.Ticks % TimeSpan.TicksPerMicrosecond), time.Offset);
 
     /// <summary>Checks the whole chain; returns the first broken event's sequence, or null when it holds.</summary>
     public async Task<long?> VerifyAsync(CancellationToken ct = default)
