@@ -75,17 +75,7 @@ public sealed record SshEndpoint
             options.AddRange(["-o", "HostKeyAlgorithms=" + HostKeyAlgorithm]);
         }
 
-        switch (Identity)
-        {
-            case SshIdentity.KeyFile file:
-                options.AddRange(["-i", file.Path, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]);
-                break;
-            case SshIdentity.Agent agent:
-                options.AddRange(["-o", "IdentityAgent=" + agent.SocketPath]);
-                break;
-            default:
-                break;
-        }
+        options.AddRange(IdentityOptions());
 
         if (Jump is not null)
         {
@@ -101,17 +91,7 @@ public sealed record SshEndpoint
                 inner.AddRange(["-o", "HostKeyAlgorithms=" + Jump.HostKeyAlgorithm]);
             }
 
-            switch (Identity)
-            {
-                case SshIdentity.KeyFile file:
-                    inner.AddRange(["-i", file.Path, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]);
-                    break;
-                case SshIdentity.Agent agent:
-                    inner.AddRange(["-o", "IdentityAgent=" + agent.SocketPath]);
-                    break;
-                default:
-                    break;
-            }
+            inner.AddRange(IdentityOptions());
 
             inner.AddRange(["-W", "[%h]:%p", $"{Jump.User}@{Jump.Host}"]);
             // %h and %p are ssh's own tokens; every other word is quoted.
@@ -120,6 +100,14 @@ public sealed record SshEndpoint
 
         return options;
     }
+
+    /// <summary>How ssh finds the key: the given file only, or the given agent only, or the user's defaults.</summary>
+    private IEnumerable<string> IdentityOptions() => Identity switch
+    {
+        SshIdentity.KeyFile file => ["-i", file.Path, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"],
+        SshIdentity.Agent agent => ["-o", "IdentityAgent=" + agent.SocketPath],
+        _ => [],
+    };
 
     /// <summary><c>user@host</c>, the destination argument.</summary>
     public string Destination => $"{User}@{Host}";
