@@ -1,0 +1,200 @@
+using Npgsql;
+
+namespace UpgradeConsole.Core.Fractal;
+
+/// <summary>The outcome of a change to a Fractal user: applied (with before and after), refused, or conflicting.</summary>
+public sealed record UserChange(bool Applied, FractalUser? Before, FractalUser? After, string? Error, bool Conflict = false)
+{
+    public static UserChange Refused(string error, FractalUser? current = null) => new(false, current, current, error);
+}
+
+/// <summary>
+/// Reads and fixes a fractal-server 2.16 database. Every write runs in a transaction that locks the
+/// user row and compares it with the version the admin was shown: if it changed meanwhile, nothing
+/// is written and the current values come back.
+/// </summary>
+public sealed class FractalDatabase(string connectionString)
+{
+    private const string UserColumns = """
+        u.id, u.email, u.username, u.is_active, u.is_verified, u.is_superuser, u.user_settings_id,
+        s.project_dir, s.slurm_user, s.slurm_accounts::text, s.ssh_host, s.ssh_username,
+        s.ssh_private_key_path, s.ssh_tasks_dir, s.ssh_jobs_dir,
+        COALESCE((SELECT array_agg(g.name ORDER BY g.name) FROM linkusergroup l JOIN usergroup g ON g.id = l.group_id WHERE l.user_id = u.id), '{}')
+        """;
+
+    public async Task<IReadOnlyList<FractalUser>> LoadUsersAsync(CancellationToken ct)
+    {
+        await using var conn = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"SELECT {UserColumns} FROM user_oauth u LEFT JOIN user_settings s ON s.id = u.user_settings_id ORDER BY u.id", conn);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var users = new List<FractalUser>();
+        while (await reader.ReadAsync(ct))
+        {
+            users.Add(Read(reader));
+        }
+
+        return users;
+    }
+
+    /// <summary>The schema revision (<c>alembic_version.version_num</c>).</summary>
+    public async Task<string?> AlembicVersionAsync(CancellationToken ct) =>
+        await ScalarAsync<string>("SELECT version_num FROM alembic_version", ct);
+
+    public async Task<long> DatabaseSizeAsync(CancellationToken ct) =>
+        await ScalarAsync<long>("SELECT pg_database_size(current_database())", ct);
+
+    /// <summary>The server's major version (e.g. 15).</summary>
+    public async Task<int> ServerMajorVersionAsync(CancellationToken ct) =>
+        await ScalarAsync<int>("SELECT current_setting('server_version_num')::int / 10000", ct);
+
+    /// <summary>Distinct non-empty <c>user_settings.ssh_host</c> values (slurm_ssh takes the most frequent).</summary>
+    public async Task<IReadOnlyList<string>> SshHostsAsync(CancellationToken ct)
+    {
+        await using var conn = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand("SELECT ssh_host FROM user_settings WHERE ssh_host IS NOT NULL AND ssh_host <> '' GROUP BY ssh_host ORDER BY count(*) DESC, ssh_host", conn);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var hosts = new List<string>();
+        while (await reader.ReadAsync(ct))
+        {
+            hosts.Add(reader.GetString(0));
+        }
+
+        return hosts;
+    }
+
+    public Task<UserChange> SetActiveVerifiedAsync(int id, string expectedVersion, bool active, bool verified, CancellationToken ct) =>
+        ChangeAsync(id, expectedVersion, async (conn, tx, user) =>
+        {
+            await ExecuteAsync(conn, tx, "UPDATE user_oauth SET is_active = @a, is_verified = @v WHERE id = @id", ct, ("a", active), ("v", verified), ("id", id));
+            return null;
+        }, ct);
+
+    public Task<UserChange> SetProjectDirAsync(int id, string expectedVersion, string value, CancellationToken ct)
+    {
+        if (ProjectDirRule.Check(value) is { } problem)
+        {
+            return Task.FromResult(UserChange.Refused("project_dir " + problem));
+        }
+
+        return SetSettingAsync(id, expectedVersion, "project_dir", value.Trim(), ct);
+    }
+
+    public Task<UserChange> SetSlurmUserAsync(int id, string expectedVersion, string value, CancellationToken ct)
+    {
+        var trimmed = value.Trim();
+        if (!Remote.HostNames.IsValidUser(trimmed))
+        {
+            return Task.FromResult(UserChange.Refused($"'{trimmed}' is not a valid user name (letters, digits, '.', '_', '-', not starting with '-')."));
+        }
+
+        return SetSettingAsync(id, expectedVersion, "slurm_user", trimmed, ct);
+    }
+
+    /// <summary>Gives a user who has none the empty settings row 2.16 creates on registration.</summary>
+    public Task<UserChange> CreateSettingsRowAsync(int id, string expectedVersion, CancellationToken ct) =>
+        ChangeAsync(id, expectedVersion, async (conn, tx, user) =>
+        {
+            if (user.SettingsId is not null)
+            {
+                return "This user has a settings row already.";
+            }
+
+            await using var insert = new NpgsqlCommand("INSERT INTO user_settings (slurm_accounts) VALUES ('[]'::jsonb) RETURNING id", conn, tx);
+            var settingsId = (int)(await insert.ExecuteScalarAsync(ct))!;
+            await ExecuteAsync(conn, tx, "UPDATE user_oauth SET user_settings_id = @s WHERE id = @id", ct, ("s", settingsId), ("id", id));
+            return null;
+        }, ct);
+
+    private Task<UserChange> SetSettingAsync(int id, string expectedVersion, string column, string value, CancellationToken ct) =>
+        ChangeAsync(id, expectedVersion, async (conn, tx, user) =>
+        {
+            if (user.SettingsId is not { } settingsId)
+            {
+                return "This user has no settings row; create it first.";
+            }
+
+            // The column name comes from this class, never from input.
+            await ExecuteAsync(conn, tx, $"UPDATE user_settings SET {column} = @value WHERE id = @s", ct, ("value", value), ("s", settingsId));
+            return null;
+        }, ct);
+
+    private async Task<UserChange> ChangeAsync(int id, string expectedVersion, Func<NpgsqlConnection, NpgsqlTransaction, FractalUser, Task<string?>> change, CancellationToken ct)
+    {
+        await using var conn = await OpenAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        var before = await LoadUserForUpdateAsync(conn, tx, id, ct);
+        if (before is null)
+        {
+            return UserChange.Refused($"User {id} no longer exists.");
+        }
+
+        if (before.Version != expectedVersion)
+        {
+            await tx.RollbackAsync(ct);
+            return new UserChange(false, before, before, "Someone changed this user after the page was shown; here are the current values. Check them and try again.", Conflict: true);
+        }
+
+        if (await change(conn, tx, before) is { } refusal)
+        {
+            await tx.RollbackAsync(ct);
+            return UserChange.Refused(refusal, before);
+        }
+
+        var after = await LoadUserForUpdateAsync(conn, tx, id, ct);
+        await tx.CommitAsync(ct);
+        return new UserChange(true, before, after, null);
+    }
+
+    private static async Task<FractalUser?> LoadUserForUpdateAsync(NpgsqlConnection conn, NpgsqlTransaction tx, int id, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"SELECT {UserColumns} FROM user_oauth u LEFT JOIN user_settings s ON s.id = u.user_settings_id WHERE u.id = @id FOR UPDATE OF u", conn, tx);
+        cmd.Parameters.AddWithValue("id", id);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    private static FractalUser Read(NpgsqlDataReader r) => new()
+    {
+        Id = r.GetInt32(0),
+        Email = r.GetString(1),
+        Username = r.IsDBNull(2) ? null : r.GetString(2),
+        IsActive = r.GetBoolean(3),
+        IsVerified = r.GetBoolean(4),
+        IsSuperuser = r.GetBoolean(5),
+        SettingsId = r.IsDBNull(6) ? null : r.GetInt32(6),
+        ProjectDir = r.IsDBNull(7) ? null : r.GetString(7),
+        SlurmUser = r.IsDBNull(8) ? null : r.GetString(8),
+        SlurmAccounts = r.IsDBNull(9) ? "[]" : r.GetString(9),
+        SshHost = r.IsDBNull(10) ? null : r.GetString(10),
+        SshUsername = r.IsDBNull(11) ? null : r.GetString(11),
+        SshPrivateKeyPath = r.IsDBNull(12) ? null : r.GetString(12),
+        SshTasksDir = r.IsDBNull(13) ? null : r.GetString(13),
+        SshJobsDir = r.IsDBNull(14) ? null : r.GetString(14),
+        Groups = r.GetFieldValue<string[]>(15),
+    };
+
+    private async Task<NpgsqlConnection> OpenAsync(CancellationToken ct)
+    {
+        var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync(ct);
+        return conn;
+    }
+
+    private async Task<T> ScalarAsync<T>(string sql, CancellationToken ct)
+    {
+        await using var conn = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        return (T)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params (string Name, object Value)[] parameters)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var (name, value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+}
