@@ -2,6 +2,7 @@ using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Admin;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Cli;
+using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
@@ -28,6 +29,7 @@ public partial class Program
         builder.AddAudit();
         builder.AddAccounts();
         builder.AddTargets();
+        builder.AddFractal();
         builder.AddJobs();
         builder.AddHealth();
         builder.AddWebShell();
@@ -39,6 +41,7 @@ public partial class Program
         app.MapAccounts();
         app.MapAdmin();
         app.MapTargets();
+        app.MapFractal();
         app.MapWebShell();
         return app;
     }

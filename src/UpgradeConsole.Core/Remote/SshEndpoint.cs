@@ -69,6 +69,7 @@ public sealed record SshEndpoint
             "-o", "ServerAliveCountMax=3",
             "-o", "LogLevel=ERROR",
             "-o", "RequestTTY=no",
+            "-o", "StreamLocalBindUnlink=yes",
         };
         if (HostKeyAlgorithm is not null)
         {

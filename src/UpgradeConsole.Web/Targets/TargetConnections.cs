@@ -85,6 +85,59 @@ public sealed class TargetConnections(DataDirectory data, SshAgentPool agents, I
         });
     }
 
+    /// <summary>
+    /// Forwards a local Unix socket, through the target's ControlMaster, to the PostgreSQL the
+    /// target's env file names (a TCP host, or a socket directory when POSTGRES_HOST starts with '/').
+    /// Returns the local directory to give Npgsql as Host. Re-forwards when the socket went stale.
+    /// </summary>
+    public async Task<string> ForwardPostgresAsync(Target target, OpenSshShell shell, string postgresHost, int postgresPort, CancellationToken ct)
+    {
+        var remote = postgresHost.StartsWith('/')
+            ? $"{postgresHost.TrimEnd('/')}/.s.PGSQL.{postgresPort.ToString(CultureInfo.InvariantCulture)}"
+            : $"{postgresHost}:{postgresPort.ToString(CultureInfo.InvariantCulture)}";
+        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(remote)))[..8];
+        var dir = Path.Combine(TargetDirectory(target.Id), "pg-" + key);
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var socket = Path.Combine(dir, $".s.PGSQL.{postgresPort.ToString(CultureInfo.InvariantCulture)}");
+        if (File.Exists(socket) && await AcceptsAsync(socket, ct))
+        {
+            return dir;
+        }
+
+        File.Delete(socket);
+        // The master must be up before it can take a forwarding request.
+        await shell.RunAsync("true", ct, TimeSpan.FromSeconds(60));
+        var start = new System.Diagnostics.ProcessStartInfo("ssh") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "-o", "ControlPath=" + shell.Endpoint.ControlPath, "-O", "forward", "-L", $"{socket}:{remote}", "unused" })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("Could not start ssh.");
+        var error = await process.StandardError.ReadToEndAsync(ct);
+        await process.WaitForExitAsync(ct);
+        if (process.ExitCode != 0)
+        {
+            throw new SshConnectionException($"Could not forward to the target's PostgreSQL ({remote}): {error.Trim()}", error);
+        }
+
+        return dir;
+    }
+
+    private static async Task<bool> AcceptsAsync(string socket, CancellationToken ct)
+    {
+        try
+        {
+            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            await probe.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), ct);
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Closes the target's ControlMaster connections (after a re-pin, a key change or an edit).</summary>
     public async Task CloseAsync(int targetId)
     {

@@ -1,0 +1,55 @@
+using System.Globalization;
+using Npgsql;
+using UpgradeConsole.Core.EnvFiles;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Fractal;
+
+/// <summary>Everything needed to work on a Fractal target's data: its env values and its database.</summary>
+public sealed record FractalContext(Target Target, OpenSshShell Shell, IReadOnlyDictionary<string, string?> Env, FractalDatabase Database)
+{
+    /// <summary>The 2.16 backend (<c>local</c>, <c>slurm</c>, <c>slurm_ssh</c>) the env file sets.</summary>
+    public string Backend => Env.GetValueOrDefault("FRACTAL_RUNNER_BACKEND") ?? "local";
+}
+
+/// <summary>
+/// Opens a Fractal target's own PostgreSQL: reads <c>POSTGRES_*</c> from the target's env file
+/// over SSH, forwards a local socket to it through the target's connection, and connects. The admin
+/// configures nothing more.
+/// </summary>
+public sealed class FractalAccess(TargetConnections connections)
+{
+    public async Task<FractalContext> OpenAsync(Target target, CancellationToken ct)
+    {
+        var shell = await connections.ShellAsync(target, ct);
+        var (text, error) = await FractalDiscovery.ReadEnvFileAsync(shell, TargetService.Location(target), ct);
+        if (text is null)
+        {
+            throw new InvalidOperationException(error);
+        }
+
+        var env = DotEnvFile.Parse(text).Values();
+        if (string.IsNullOrWhiteSpace(env.GetValueOrDefault("POSTGRES_DB")))
+        {
+            throw new InvalidOperationException($"{target.EnvFileName} does not set POSTGRES_DB, so the database cannot be found.");
+        }
+
+        var host = env.GetValueOrDefault("POSTGRES_HOST") is { Length: > 0 } h ? h : "localhost";
+        var port = int.TryParse(env.GetValueOrDefault("POSTGRES_PORT"), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : 5432;
+        var socketDirectory = await connections.ForwardPostgresAsync(target, shell, host, port, ct);
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = socketDirectory,
+            Port = port,
+            Database = env["POSTGRES_DB"],
+            Username = env.GetValueOrDefault("POSTGRES_USER") is { Length: > 0 } user ? user : "postgres",
+            Password = env.GetValueOrDefault("POSTGRES_PASSWORD"),
+            Timeout = 15,
+            CommandTimeout = 60,
+            ApplicationName = "UpgradeConsole",
+        };
+        return new FractalContext(target, shell, env, new FractalDatabase(builder.ConnectionString));
+    }
+}

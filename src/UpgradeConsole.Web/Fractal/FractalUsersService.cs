@@ -1,0 +1,147 @@
+using System.Security.Claims;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Fractal;
+
+/// <summary>The users page's data: every user with what 2.17.0 will do with them.</summary>
+public sealed record UsersView(Target Target, string Backend, IReadOnlyList<UserVerdict> Verdicts)
+{
+    public int Count(MigrationOutcome outcome) => Verdicts.Count(v => v.Outcome == outcome);
+}
+
+/// <summary>A proposed project_dir for one user (pattern preview).</summary>
+public sealed record ProjectDirProposal(FractalUser User, string? Value, string? Problem);
+
+/// <summary>
+/// Reads a Fractal target's users and applies the fixes an admin makes before the upgrade. Every
+/// change is audited with its before and after values.
+/// </summary>
+public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit)
+{
+    public async Task<UsersView> LoadAsync(int targetId, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var users = await context.Database.LoadUsersAsync(ct);
+        return new UsersView(context.Target, context.Backend, MigrationRules.Classify(users, context.Backend));
+    }
+
+    public async Task<IReadOnlyList<UserChange>> SetActiveVerifiedAsync(int targetId, IReadOnlyList<(int Id, string Version)> users, bool value, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var results = new List<UserChange>();
+        foreach (var (id, version) in users)
+        {
+            var change = await context.Database.SetActiveVerifiedAsync(id, version, value, value, ct);
+            await RecordAsync(actor, targetId, value ? "fractal.user.activate" : "fractal.user.deactivate", change, ct);
+            results.Add(change);
+        }
+
+        return results;
+    }
+
+    public async Task<UserChange> SetProjectDirAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var change = await context.Database.SetProjectDirAsync(id, version, value, ct);
+        await RecordAsync(actor, targetId, "fractal.user.project-dir", change, ct);
+        return change;
+    }
+
+    public async Task<UserChange> SetSlurmUserAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var change = await context.Database.SetSlurmUserAsync(id, version, value, ct);
+        await RecordAsync(actor, targetId, "fractal.user.slurm-user", change, ct);
+        return change;
+    }
+
+    public async Task<UserChange> CreateSettingsRowAsync(int targetId, int id, string version, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var change = await context.Database.CreateSettingsRowAsync(id, version, ct);
+        await RecordAsync(actor, targetId, "fractal.user.settings-row", change, ct);
+        return change;
+    }
+
+    /// <summary>Every value a project_dir pattern would give, for the admin to read before applying.</summary>
+    public async Task<IReadOnlyList<ProjectDirProposal>> PreviewPatternAsync(int targetId, string pattern, bool onlyMissing, CancellationToken ct)
+    {
+        var view = await LoadAsync(targetId, ct);
+        return view.Verdicts
+            .Where(v => v.User.IsActive && v.User.IsVerified)
+            .Where(v => !onlyMissing || ProjectDirRule.MigrationProblem(v.User.ProjectDir) is not null)
+            .Select(v =>
+            {
+                var value = ProjectDirRule.Apply(pattern, v.User);
+                var problem = value is null ? "a placeholder has no value for this user" : ProjectDirRule.Check(value);
+                if (problem is null && v.User.SettingsId is null)
+                {
+                    problem = "has no settings row (create it first)";
+                }
+
+                return new ProjectDirProposal(v.User, value, problem);
+            })
+            .ToList();
+    }
+
+    /// <summary>
+    /// Whether the project_dir exists on the target; where steps run through sudo, also whether the
+    /// user's slurm_user can enter it.
+    /// </summary>
+    public async Task<string> CheckOnHostAsync(int targetId, int id, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var user = (await context.Database.LoadUsersAsync(ct)).FirstOrDefault(u => u.Id == id);
+        if (user?.ProjectDir is not { Length: > 0 } dir || ProjectDirRule.Check(dir) is not null)
+        {
+            return "No valid project_dir to check.";
+        }
+
+        var quoted = ShellWords.Quote(dir.Trim());
+        var exists = await context.Shell.RunAsync($"if [ -d {quoted} ]; then echo yes; else echo no; fi", ct, TimeSpan.FromSeconds(30));
+        if (exists.Output.Trim() != "yes")
+        {
+            return $"{dir} does not exist on {context.Target.Host}.";
+        }
+
+        if (context.Target.ServiceUser is null || string.IsNullOrWhiteSpace(user.SlurmUser) || !HostNames.IsValidUser(user.SlurmUser))
+        {
+            return $"{dir} exists on {context.Target.Host}.";
+        }
+
+        var asUser = await context.Shell.RunAsync(
+            $"if sudo -n -u {ShellWords.Quote(user.SlurmUser)} test -r {quoted} -a -x {quoted} 2>/dev/null; then echo yes; else echo no; fi", ct, TimeSpan.FromSeconds(30));
+        return asUser.Output.Trim() == "yes"
+            ? $"{dir} exists and {user.SlurmUser} can enter it."
+            : $"{dir} exists, but {user.SlurmUser} cannot enter it (or sudo to {user.SlurmUser} is not allowed).";
+    }
+
+    private async Task<FractalContext> OpenAsync(int targetId, CancellationToken ct)
+    {
+        var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
+        return await access.OpenAsync(target, ct);
+    }
+
+    private Task RecordAsync(ClaimsPrincipal actor, int targetId, string action, UserChange change, CancellationToken ct) =>
+        audit.RecordAsync(actor, action, targetId, change.Before?.Email, new
+        {
+            userId = change.Before?.Id,
+            change.Applied,
+            change.Conflict,
+            change.Error,
+            before = Snapshot(change.Before),
+            after = change.Applied ? Snapshot(change.After) : null,
+        }, ct);
+
+    private static object? Snapshot(FractalUser? u) => u is null ? null : new
+    {
+        u.IsActive,
+        u.IsVerified,
+        u.SettingsId,
+        u.ProjectDir,
+        u.SlurmUser,
+    };
+}
