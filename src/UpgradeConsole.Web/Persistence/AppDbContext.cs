@@ -17,6 +17,8 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
 
     public DbSet<Targets.Target> Targets => Set<Targets.Target>();
 
+    public DbSet<Fractal.PreflightRun> PreflightRuns => Set<Fractal.PreflightRun>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);

@@ -82,6 +82,9 @@ public sealed class Target
     /// <summary>Where step directories go on the target.</summary>
     public string RunsDirectory { get; set; } = Core.Remote.StepLocation.DefaultRunsDirectory;
 
+    /// <summary>Where backups (pg_dump) go on the target.</summary>
+    public string BackupDirectory { get; set; } = "~/upgradeconsole-backups";
+
     public HostKeyState HostKeyState { get; set; }
 
     public string? PinnedKeyType { get; set; }

@@ -54,6 +54,9 @@ public sealed class TargetForm : IValidatableObject
     [Required]
     public string RunsDirectory { get; set; } = StepLocation.DefaultRunsDirectory;
 
+    [Required]
+    public string BackupDirectory { get; set; } = "~/upgradeconsole-backups";
+
     /// <summary>The version the form was loaded at (optimistic concurrency).</summary>
     public Guid Version { get; set; }
 
@@ -76,6 +79,7 @@ public sealed class TargetForm : IValidatableObject
         StartCommand = t.StartCommand,
         StatusCommand = t.StatusCommand,
         RunsDirectory = t.RunsDirectory,
+        BackupDirectory = t.BackupDirectory,
         Version = t.Version,
     };
 
@@ -134,6 +138,11 @@ public sealed class TargetForm : IValidatableObject
         if (!IsRemotePath(RunsDirectory))
         {
             yield return new("Use an absolute path, or one starting with ~/.", [nameof(RunsDirectory)]);
+        }
+
+        if (!IsRemotePath(BackupDirectory))
+        {
+            yield return new("Use an absolute path, or one starting with ~/.", [nameof(BackupDirectory)]);
         }
     }
 

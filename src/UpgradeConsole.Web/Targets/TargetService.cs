@@ -341,6 +341,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         target.StartCommand = form.StartCommand.Trim();
         target.StatusCommand = form.StatusCommand.Trim();
         target.RunsDirectory = form.RunsDirectory.Trim();
+        target.BackupDirectory = form.BackupDirectory.Trim();
         return null;
     }
 
@@ -379,5 +380,6 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         t.StartCommand,
         t.StatusCommand,
         t.RunsDirectory,
+        t.BackupDirectory,
     };
 }

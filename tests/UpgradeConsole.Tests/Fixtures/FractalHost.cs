@@ -67,6 +67,17 @@ public sealed class FractalHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>Writes (or replaces) a file in the working directory, e.g. the env file or slurm_config.json.</summary>
+    public async Task WriteFileAsync(string name, string content)
+    {
+        var result = await _shell.RunAsync(
+            $"printf '%s' {ShellWords.Quote(content)} > {ShellWords.QuotePath(Directory + "/" + name)}", CancellationToken.None);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"Could not write {name}: {result.StandardError}");
+        }
+    }
+
     /// <summary>Absolute working directory (the login shell expands ~).</summary>
     public async Task<string> AbsoluteDirectoryAsync() =>
         (await _shell.RunAsync($"cd {ShellWords.QuotePath(Directory)} && pwd", CancellationToken.None)).Output.Trim();

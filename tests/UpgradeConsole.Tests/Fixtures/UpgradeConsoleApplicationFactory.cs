@@ -192,6 +192,7 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
             ["Input.StartCommand"] = "sudo -n systemctl start fractal-server",
             ["Input.StatusCommand"] = "sudo -n systemctl is-active fractal-server",
             ["Input.RunsDirectory"] = "~/.upgradeconsole/runs",
+            ["Input.BackupDirectory"] = "~/upgradeconsole-backups",
             ["Input.Version"] = Guid.Empty.ToString(),
         };
         foreach (var (k, v) in fields)

@@ -156,7 +156,7 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         fields["Version"] = System.Text.RegularExpressions.Regex.Match(page, "name=\"Input.Version\" value=\"([^\"]+)\"").Groups[1].Value;
         fields["PrivateKey"] = "";
         var form = fields.ToDictionary(kv => "Input." + kv.Key, kv => kv.Value);
-        foreach (var (k, v) in new Dictionary<string, string> { ["Input.Product"] = "fractal-server", ["Input.AuthMethod"] = "StoredKey", ["Input.EnvFileName"] = ".fractal_server.env", ["Input.ServerUrl"] = "http://127.0.0.1:8000", ["Input.StopCommand"] = "a", ["Input.StartCommand"] = "b", ["Input.StatusCommand"] = "c", ["Input.RunsDirectory"] = "~/.upgradeconsole/runs" })
+        foreach (var (k, v) in new Dictionary<string, string> { ["Input.Product"] = "fractal-server", ["Input.AuthMethod"] = "StoredKey", ["Input.EnvFileName"] = ".fractal_server.env", ["Input.ServerUrl"] = "http://127.0.0.1:8000", ["Input.StopCommand"] = "a", ["Input.StartCommand"] = "b", ["Input.StatusCommand"] = "c", ["Input.RunsDirectory"] = "~/.upgradeconsole/runs", ["Input.BackupDirectory"] = "~/upgradeconsole-backups" })
         {
             form.TryAdd(k, v);
         }

@@ -291,6 +291,40 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.ToTable("AuditEvents", (string)null);
                 });
 
+            modelBuilder.Entity("UpgradeConsole.Web.Fractal.PreflightRun", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Actor")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTimeOffset>("At")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ChecksJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Failed")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("TargetId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Warnings")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("TargetId", "At");
+
+                    b.ToTable("PreflightRuns", (string)null);
+                });
+
             modelBuilder.Entity("UpgradeConsole.Web.Persistence.DataProtectionKey", b =>
                 {
                     b.Property<int>("Id")
@@ -320,6 +354,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.Property<string>("AuthMethod")
                         .IsRequired()
                         .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("BackupDirectory")
+                        .IsRequired()
                         .HasColumnType("TEXT");
 
                     b.Property<DateTimeOffset>("CreatedAt")
@@ -497,6 +535,15 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.HasOne("UpgradeConsole.Web.Accounts.AppUser", null)
                         .WithMany()
                         .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("UpgradeConsole.Web.Fractal.PreflightRun", b =>
+                {
+                    b.HasOne("UpgradeConsole.Web.Targets.Target", null)
+                        .WithMany()
+                        .HasForeignKey("TargetId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });

@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Fractal;
+
+/// <summary>Gathers the facts of a Fractal target over SSH and from its database, runs the checks, and stores the result.</summary>
+public sealed class PreflightService(AppDbContext db, TargetService targets, FractalAccess access, AuditLog audit, TimeProvider clock)
+{
+    public async Task<PreflightRun> RunAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
+        IReadOnlyList<CheckResult> checks;
+        try
+        {
+            checks = PreflightChecks.Evaluate(await GatherAsync(target, ct));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException)
+        {
+            checks = [new CheckResult("target.reachable", "The target can be reached and read", CheckStatus.Fail, ex.Message, $"/targets/{targetId}", "Check the target")];
+        }
+
+        var run = new PreflightRun
+        {
+            TargetId = targetId,
+            At = clock.GetUtcNow(),
+            Actor = actor.Identity?.Name ?? "system",
+            ChecksJson = JsonSerializer.Serialize(checks, JsonSerializerOptions.Web),
+            Failed = checks.Count(c => c.Status == CheckStatus.Fail),
+            Warnings = checks.Count(c => c.Status == CheckStatus.Warn),
+        };
+        db.Add(run);
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(actor, "preflight.run", targetId, target.Name, new
+        {
+            run.Id,
+            run.Failed,
+            run.Warnings,
+            failedChecks = checks.Where(c => c.Status == CheckStatus.Fail).Select(c => c.Id),
+        }, ct);
+        return run;
+    }
+
+    public Task<PreflightRun?> LatestAsync(int targetId, CancellationToken ct) =>
+        db.Set<PreflightRun>().AsNoTracking().Where(p => p.TargetId == targetId).OrderByDescending(p => p.Id).FirstOrDefaultAsync(ct);
+
+    public static IReadOnlyList<CheckResult> Checks(PreflightRun run) =>
+        JsonSerializer.Deserialize<List<CheckResult>>(run.ChecksJson, JsonSerializerOptions.Web) ?? [];
+
+    private async Task<PreflightFacts> GatherAsync(Target target, CancellationToken ct)
+    {
+        var context = await access.OpenAsync(target, ct);
+        var shell = context.Shell;
+        var env = context.Env;
+        var discovery = await FractalDiscovery.DiscoverAsync(shell, TargetService.Location(target), ct);
+
+        string? alembic = null, dbError = null;
+        IReadOnlyList<UserVerdict> users = [];
+        IReadOnlyList<string> sshHosts = [];
+        long? dbSize = null;
+        int? serverMajor = null;
+        try
+        {
+            alembic = await context.Database.AlembicVersionAsync(ct);
+            users = MigrationRules.Classify(await context.Database.LoadUsersAsync(ct), context.Backend);
+            sshHosts = await context.Database.SshHostsAsync(ct);
+            dbSize = await context.Database.DatabaseSizeAsync(ct);
+            serverMajor = await context.Database.ServerMajorVersionAsync(ct);
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            dbError = ex.Message;
+        }
+
+        var workdir = ShellWords.QuotePath(target.WorkingDirectory);
+        bool? workerExists = null;
+        if (env.GetValueOrDefault("FRACTAL_SLURM_WORKER_PYTHON") is { Length: > 0 } worker && worker.StartsWith('/'))
+        {
+            workerExists = (await shell.RunAsync($"test -x {ShellWords.Quote(worker)} && test -f {ShellWords.Quote(worker)} && echo yes", ct, TimeSpan.FromSeconds(30))).Output.Trim() == "yes";
+        }
+
+        var backupFree = await shell.RunAsync(
+            $"d={ShellWords.QuotePath(target.BackupDirectory)}; while [ ! -d \"$d\" ]; do d=$(dirname -- \"$d\"); done; df -Pk -- \"$d\" | awk 'NR==2 {{print $4}}'",
+            ct, TimeSpan.FromSeconds(30));
+        var pgDump = await shell.RunAsync("pg_dump --version 2>/dev/null", ct, TimeSpan.FromSeconds(30));
+        var status = await shell.RunAsync($"cd -- {workdir} 2>/dev/null; {target.StatusCommand} 2>&1", ct, TimeSpan.FromSeconds(60));
+        return new PreflightFacts
+        {
+            TargetId = target.Id,
+            Env = env,
+            InstalledVersion = discovery.InstalledVersion,
+            AliveVersion = discovery.AliveVersion,
+            AliveError = discovery.AliveError,
+            ServerPython = discovery.Python,
+            AlembicVersion = alembic,
+            DatabaseError = dbError,
+            Users = users,
+            SshHosts = sshHosts,
+            WorkerPythonExists = workerExists,
+            SlurmConfig = await ReadFileAsync(shell, workdir, env.GetValueOrDefault("FRACTAL_SLURM_CONFIG_FILE"), ct),
+            PixiConfig = await ReadFileAsync(shell, workdir, env.GetValueOrDefault("FRACTAL_PIXI_CONFIG_FILE"), ct),
+            BackupDirectory = target.BackupDirectory,
+            BackupFreeBytes = long.TryParse(backupFree.Output.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var kib) ? kib * 1024 : null,
+            DatabaseSizeBytes = dbSize,
+            PgDumpMajor = PgDumpMajor(pgDump.Output),
+            ServerMajor = serverMajor,
+            StatusExitCode = status.ExitCode,
+            StatusOutput = status.Output,
+            // Runs arrive with the upgrade-run feature; until then none can be active.
+            ActiveRun = null,
+        };
+    }
+
+    /// <summary>A config file named in the env file; relative names resolve against the working directory, as Fractal does.</summary>
+    private static async Task<RemoteFile?> ReadFileAsync(OpenSshShell shell, string workdir, string? path, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            return null;
+        }
+
+        var read = await shell.RunAsync($"cd -- {workdir} && test -f {ShellWords.Quote(path)} && cat -- {ShellWords.Quote(path)}", ct, TimeSpan.FromSeconds(30));
+        return read.ExitCode == 0 ? new RemoteFile(path, true, read.Output) : new RemoteFile(path, false, null);
+    }
+
+    private static int? PgDumpMajor(string output)
+    {
+        // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        var match = System.Text.RegularExpressions.Regex.Match(output, @"\)\s+(\d+)");
+        return match.Success ? int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : null;
+    }
+}
