@@ -5,6 +5,12 @@ using UpgradeConsole.Core.Remote;
 // Benchmarks of the remote engine against a real sshd (scripts/bench-remote.sh starts one and
 // passes its address). Not a test: it prints figures for the issue notes.
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- remote <host> <port> <user> <key> <known_hosts> [lines]
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count]   (scripts/bench-users.sh)
+if (args.Length >= 1 && args[0] == "users")
+{
+    return await UpgradeConsole.Benchmarks.UsersBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000);
+}
+
 if (args.Length < 6 || args[0] != "remote")
 {
     Console.Error.WriteLine("usage: remote <host> <port> <user> <private key> <known_hosts> [lines=1000000]");

@@ -18,14 +18,33 @@ public sealed class FractalDatabase(string connectionString)
     private const string UserColumns = """
         u.id, u.email, u.username, u.is_active, u.is_verified, u.is_superuser, u.user_settings_id,
         s.project_dir, s.slurm_user, s.slurm_accounts::text, s.ssh_host, s.ssh_username,
-        s.ssh_private_key_path, s.ssh_tasks_dir, s.ssh_jobs_dir,
-        COALESCE((SELECT array_agg(g.name ORDER BY g.name) FROM linkusergroup l JOIN usergroup g ON g.id = l.group_id WHERE l.user_id = u.id), '{}')
+        s.ssh_private_key_path, s.ssh_tasks_dir, s.ssh_jobs_dir
+        """;
+
+    /// <summary>
+    /// Groups of every user in one pass. (A per-user subquery is quadratic: linkusergroup's key
+    /// starts with group_id, so looking up by user_id scans the table, 5 s for 10,000 users.)
+    /// </summary>
+    private const string AllUsers = $$"""
+        SELECT {{UserColumns}}, COALESCE(gr.groups, '{}')
+        FROM user_oauth u
+        LEFT JOIN user_settings s ON s.id = u.user_settings_id
+        LEFT JOIN (SELECT l.user_id, array_agg(g.name ORDER BY g.name) AS groups
+                   FROM linkusergroup l JOIN usergroup g ON g.id = l.group_id GROUP BY l.user_id) gr ON gr.user_id = u.id
+        ORDER BY u.id
+        """;
+
+    private const string OneUserForUpdate = $$"""
+        SELECT {{UserColumns}},
+               COALESCE((SELECT array_agg(g.name ORDER BY g.name) FROM linkusergroup l JOIN usergroup g ON g.id = l.group_id WHERE l.user_id = u.id), '{}')
+        FROM user_oauth u LEFT JOIN user_settings s ON s.id = u.user_settings_id
+        WHERE u.id = @id FOR UPDATE OF u
         """;
 
     public async Task<IReadOnlyList<FractalUser>> LoadUsersAsync(CancellationToken ct)
     {
         await using var conn = await OpenAsync(ct);
-        await using var cmd = new NpgsqlCommand($"SELECT {UserColumns} FROM user_oauth u LEFT JOIN user_settings s ON s.id = u.user_settings_id ORDER BY u.id", conn);
+        await using var cmd = new NpgsqlCommand(AllUsers, conn);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var users = new List<FractalUser>();
         while (await reader.ReadAsync(ct))
@@ -147,7 +166,7 @@ public sealed class FractalDatabase(string connectionString)
 
     private static async Task<FractalUser?> LoadUserForUpdateAsync(NpgsqlConnection conn, NpgsqlTransaction tx, int id, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand($"SELECT {UserColumns} FROM user_oauth u LEFT JOIN user_settings s ON s.id = u.user_settings_id WHERE u.id = @id FOR UPDATE OF u", conn, tx);
+        await using var cmd = new NpgsqlCommand(OneUserForUpdate, conn, tx);
         cmd.Parameters.AddWithValue("id", id);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? Read(reader) : null;

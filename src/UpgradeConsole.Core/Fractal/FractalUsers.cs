@@ -134,7 +134,7 @@ public static class MigrationRules
                         reasons.Add("has no slurm_user (the SLURM account jobs run as)");
                     }
 
-                    profileData = JsonSerializer.Serialize(new { username, type });
+                    profileData = type + "\0" + username;
                     break;
                 case "slurm_ssh":
                     username = user.SshUsername;
@@ -150,10 +150,10 @@ public static class MigrationRules
                         }
                     }
 
-                    profileData = JsonSerializer.Serialize(new { username, type, key = user.SshPrivateKeyPath, tasks = Normalize(user.SshTasksDir), jobs = Normalize(user.SshJobsDir) });
+                    profileData = string.Join('\0', type, username, user.SshPrivateKeyPath, Normalize(user.SshTasksDir), Normalize(user.SshJobsDir));
                     break;
                 default:
-                    profileData = JsonSerializer.Serialize(new { type });
+                    profileData = type;
                     break;
             }
 
