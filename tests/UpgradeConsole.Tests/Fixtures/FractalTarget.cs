@@ -29,7 +29,7 @@ public sealed class FractalTarget : IAsyncDisposable
     public int TargetId { get; }
 
     public static async Task<FractalTarget> CreateAsync(UpgradeConsoleApplicationFactory app, HttpClient admin, SshServer ssh, PostgresServer postgres,
-        string backend = "slurm", string? extraEnv = null, string? extraSql = null, string? envOverride = null)
+        string backend = "slurm", string? extraEnv = null, string? extraSql = null, string? envOverride = null, string? serviceUser = null)
     {
         var database = "fractal_" + Guid.NewGuid().ToString("N")[..10];
         var adminConnection = await postgres.CreateDatabaseAsync(database);
@@ -72,6 +72,7 @@ public sealed class FractalTarget : IAsyncDisposable
             ["StopCommand"] = host.StopCommand,
             ["StartCommand"] = host.StartCommand,
             ["StatusCommand"] = host.StatusCommand,
+            ["ServiceUser"] = serviceUser ?? "",
         });
         var pinned = await admin.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = await ssh.HostKeyFingerprintAsync() });
         Assert.True(pinned.IsSuccessStatusCode, await pinned.Content.ReadAsStringAsync());

@@ -177,6 +177,19 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     }
 
     [Fact]
+    public async Task ViewerSeesTheUsers_ButCannotChangeThem()
+    {
+        var viewer = await _app.SignedInClientAsync("Viewer");
+        var page = await viewer.GetStringAsync($"/targets/{_fractal.TargetId}/users");
+        Assert.Contains("bob@example.org", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-testid=\"project-dir-input\"", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"bulk-activate\"", page, StringComparison.Ordinal);
+        var post = await viewer.HtmxPostAsync($"/targets/{_fractal.TargetId}/users/3/project-dir", "/", new() { ["version"] = "x", ["value"] = "/shared/x" });
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, post.StatusCode);
+        Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_settings WHERE project_dir = '/shared/x'"));
+    }
+
+    [Fact]
     public async Task FiltersSearchSortAndPaging_Work()
     {
         var admin = await _app.LoginAsAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);

@@ -67,20 +67,40 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
              "gpu_slurm_config": {},
              "batching_config": {"target_cpus_per_job": 1, "max_cpus_per_job": 1, "target_mem_per_job": 200, "max_mem_per_job": 500, "target_num_jobs": 2, "max_num_jobs": 4}}
             """);
-        // The user fixes, as the users page makes them.
-        await _fractal.ExecuteAsync("""
-            INSERT INTO user_settings (id, slurm_accounts, slurm_user, project_dir) VALUES (10, '[]', 'erin', '/shared/projects/erin');
-            UPDATE user_oauth SET user_settings_id = 10 WHERE id = 6;
-            UPDATE user_settings SET project_dir = '/shared/projects/bob' WHERE id = 3;
-            UPDATE user_settings SET slurm_user = 'frank' WHERE id = 6;
-            UPDATE user_settings SET project_dir = '/shared/projects/ivan' WHERE id = 9;
-            UPDATE user_settings SET slurm_user = 'carol', project_dir = '/shared/projects/carol' WHERE id = 4;
-            UPDATE user_oauth SET is_active = true, is_verified = true WHERE id IN (4, 5);
-            """);
-
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        await browser.Page.GotoAsync($"/targets/{_fractal.TargetId}/preflight");
+        browser.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+
+        // The admin fixes every blocking and left-out user on the users page.
+        var page = browser.Page;
+        ILocator Row(string email) => page.Locator($"[data-testid=fractal-user][data-email='{email}']");
+        async Task SaveAsync(string email, string field, string value, string done)
+        {
+            await Row(email).GetByTestId($"{field}-input").FillAsync(value);
+            await Row(email).GetByTestId($"{field}-save").ClickAsync();
+            await Assertions.Expect(Row(email).GetByTestId("row-message")).ToHaveTextAsync(done);
+        }
+
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        await Row("carol@example.org").GetByTestId("select-user").CheckAsync();
+        await Row("dave@example.org").GetByTestId("select-user").CheckAsync();
+        await page.ClickAsync("#bulk-activate");
+        await Assertions.Expect(page.GetByTestId("bulk-messages")).ToContainTextAsync("dave@example.org: now active and verified");
+        await Row("erin@example.org").GetByTestId("create-settings").ClickAsync();
+        await Assertions.Expect(Row("erin@example.org").GetByTestId("row-message")).ToHaveTextAsync("Settings row created.");
+        foreach (var name in new[] { "bob", "carol", "erin", "ivan" })
+        {
+            await SaveAsync($"{name}@example.org", "project-dir", $"/shared/projects/{name}", "project_dir saved.");
+        }
+
+        foreach (var name in new[] { "carol", "erin", "frank" })
+        {
+            await SaveAsync($"{name}@example.org", "slurm-user", name, "slurm_user saved.");
+        }
+
+        await Assertions.Expect(page.GetByTestId("count-migrated")).ToContainTextAsync("10");
+        await page.ClickAsync("#target-preflight, a[href$='/preflight']");
+        await page.WaitForURLAsync(new System.Text.RegularExpressions.Regex("/preflight$"));
         await browser.Page.ClickAsync("#run-preflight");
         await Assertions.Expect(browser.Page.GetByTestId("preflight-verdict")).ToContainTextAsync("All checks pass", new() { Timeout = 30_000 });
         await Assertions.Expect(browser.Page.Locator("[data-testid=check][data-status=Fail]")).ToHaveCountAsync(0);
