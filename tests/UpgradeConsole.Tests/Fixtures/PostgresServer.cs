@@ -30,6 +30,9 @@ public sealed class PostgresServer : IAsyncLifetime
         _binDir = FindBinDir();
         MajorVersion = int.Parse(Path.GetFileName(Path.GetDirectoryName(_binDir)!), System.Globalization.CultureInfo.InvariantCulture);
         Directory.CreateDirectory(SocketDir);
+        // Others may reach the socket directory (as a Fractal host's service user reaches /var/run/postgresql).
+        File.SetUnixFileMode(_root, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(SocketDir, (UnixFileMode)0b111_101_101);
         var pwFile = Path.Combine(_root, "pw");
         await File.WriteAllTextAsync(pwFile, Password);
         if (ProcessRunner.IsRoot)

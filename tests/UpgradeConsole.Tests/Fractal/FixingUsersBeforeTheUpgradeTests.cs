@@ -177,6 +177,20 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     }
 
     [Fact]
+    public async Task PostgresHostAsASocketDirectory_IsForwardedToTheSocket()
+    {
+        var workdir = await _fractal.Host.AbsoluteDirectoryAsync();
+        var env = (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput;
+        await _fractal.Host.WriteFileAsync(".fractal_server.env", env.Replace("POSTGRES_HOST=127.0.0.1", $"POSTGRES_HOST={postgres.SocketDir}", StringComparison.Ordinal));
+        var admin = await _app.LoginAsAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        var page = await (await admin.GetAsync($"/targets/{_fractal.TargetId}/users")).ExpectOkAsync();
+        Assert.Contains("bob@example.org", page, StringComparison.Ordinal);
+        // The connection really came through the Unix socket: PostgreSQL saw no client address.
+        Assert.True(await _fractal.ScalarAsync<long>(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'UpgradeConsole' AND client_addr IS NULL AND datname = current_database()") >= 1);
+    }
+
+    [Fact]
     public async Task ViewerSeesTheUsers_ButCannotChangeThem()
     {
         var viewer = await _app.SignedInClientAsync("Viewer");
