@@ -277,7 +277,7 @@ public static partial class EnvMigrator
                 ops.Add((' ', a[x++]));
                 y++;
             }
-            else if (y < b.Length && (x == a.Length || lcs[x, y + 1] >= lcs[x + 1, y]))
+            else if (y < b.Length && (x == a.Length || lcs[x, y + 1] > lcs[x + 1, y]))
             {
                 ops.Add(('+', b[y++]));
             }

@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "--help", "-h", "-?", "help", "--version"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Verbs.Contains(args[0]);
 
@@ -97,6 +97,7 @@ public static class CommandLine
         });
         users.Subcommands.Add(create);
         root.Subcommands.Add(users);
+        root.Subcommands.Add(EnvCommand.Build(output, error));
         return root;
     }
 }

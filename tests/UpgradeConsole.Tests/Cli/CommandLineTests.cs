@@ -93,6 +93,44 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
         Assert.Contains("Created short@example.org", again.StandardOutput, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task EnvMigrate_PrintsDiffAndReasons_AndWritesOnlyWithWrite()
+    {
+        var file = Path.Combine(_dataDirectory, ".fractal_server.env");
+        const string original = "JWT_SECRET_KEY=s3cret\nFRACTAL_RUNNER_BACKEND=slurm\nFRACTAL_TASKS_DIR=/t\nPOSTGRES_DB=fractal\n";
+        await File.WriteAllTextAsync(file, original, TestContext.Current.CancellationToken);
+
+        var dry = await RunAsync(["env", "migrate", "--from", "2.16", "--to", "2.17.0", file]);
+        Assert.Contains("- FRACTAL_RUNNER_BACKEND=slurm\n", dry.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("+ FRACTAL_RUNNER_BACKEND=slurm_sudo\n", dry.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("remove  FRACTAL_TASKS_DIR: becomes resource.tasks_local_dir", dry.StandardOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret", dry.StandardOutput, StringComparison.Ordinal);
+        Assert.Equal(original, await File.ReadAllTextAsync(file, TestContext.Current.CancellationToken));
+
+        await RunAsync(["env", "migrate", "--from", "2.16", "--to", "2.17.0", file, "--write"]);
+        Assert.Equal("JWT_SECRET_KEY=s3cret\nFRACTAL_RUNNER_BACKEND=slurm_sudo\nPOSTGRES_DB=fractal\nFRACTAL_DEFAULT_GROUP_NAME=All\n", await File.ReadAllTextAsync(file, TestContext.Current.CancellationToken));
+        Assert.Equal(original, await File.ReadAllTextAsync(file + ".pre-2.17.0", TestContext.Current.CancellationToken));
+
+        var again = await RunAsync(["env", "migrate", "--from", "2.16", "--to", "2.17.0", file, "--write"]);
+        Assert.Contains("nothing to change", again.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EnvMigrate_Refused_LeavesTheFileByteIdentical()
+    {
+        var file = Path.Combine(_dataDirectory, "local.env");
+        var bytes = System.Text.Encoding.UTF8.GetBytes("# local runner\r\nFRACTAL_RUNNER_BACKEND=local\r\nJWT_SECRET_KEY=x");
+        await File.WriteAllBytesAsync(file, bytes, TestContext.Current.CancellationToken);
+        var before = File.GetLastWriteTimeUtc(file);
+
+        var result = await RunAsync(["env", "migrate", "--from", "2.16", "--to", "2.17.0", file, "--write"], check: false);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("only for SLURM instances", result.StandardError, StringComparison.Ordinal);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(file, TestContext.Current.CancellationToken));
+        Assert.Equal(before, File.GetLastWriteTimeUtc(file));
+        Assert.False(File.Exists(file + ".pre-2.17.0"));
+    }
+
     private Task<ProcessRunner.Result> RunAsync(string[] args, Dictionary<string, string?>? environment = null, string? input = null, bool check = true)
     {
         var env = new Dictionary<string, string?>
