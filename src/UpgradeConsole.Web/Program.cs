@@ -7,6 +7,7 @@ using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
 
 // `UpgradeConsole.Web migrate`, `users create …`, `--help`: the same executable is the admin's CLI.
@@ -30,6 +31,7 @@ public partial class Program
         builder.AddAccounts();
         builder.AddTargets();
         builder.AddFractal();
+        builder.AddRuns();
         builder.AddJobs();
         builder.AddHealth();
         builder.AddWebShell();
@@ -42,6 +44,7 @@ public partial class Program
         app.MapAdmin();
         app.MapTargets();
         app.MapFractal();
+        app.MapRuns();
         app.MapWebShell();
         return app;
     }

@@ -66,6 +66,36 @@ public sealed class FractalDatabase(string connectionString)
     public async Task<int> ServerMajorVersionAsync(CancellationToken ct) =>
         await ScalarAsync<int>("SELECT current_setting('server_version_num')::int / 10000", ct);
 
+    /// <summary>
+    /// A fingerprint of the user tables' contents (users, settings, groups, memberships), taken before
+    /// the upgrade and compared after a rollback.
+    /// </summary>
+    public async Task<string> UserTablesChecksumAsync(CancellationToken ct) =>
+        await ScalarAsync<string>("""
+            SELECT md5(
+                coalesce((SELECT string_agg(t::text, '|' ORDER BY t.id) FROM user_oauth t), '') || '#' ||
+                coalesce((SELECT string_agg(t::text, '|' ORDER BY t.id) FROM user_settings t), '') || '#' ||
+                coalesce((SELECT string_agg(t::text, '|' ORDER BY t.id) FROM usergroup t), '') || '#' ||
+                coalesce((SELECT string_agg(t::text, '|' ORDER BY t.group_id, t.user_id) FROM linkusergroup t), ''))
+            """, ct);
+
+    /// <summary>Post-upgrade facts: resources, and active+verified users without a profile (2.17 schema only).</summary>
+    public async Task<(long Resources, IReadOnlyList<string> UnlinkedMigrated)> PostUpgradeAsync(IEnumerable<int> migratedUserIds, CancellationToken ct)
+    {
+        var resources = await ScalarAsync<long>("SELECT count(*) FROM resource", ct);
+        await using var conn = await OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand("SELECT email FROM user_oauth WHERE id = ANY(@ids) AND (profile_id IS NULL OR project_dir = '/PLACEHOLDER') ORDER BY id", conn);
+        cmd.Parameters.AddWithValue("ids", migratedUserIds.ToArray());
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var unlinked = new List<string>();
+        while (await reader.ReadAsync(ct))
+        {
+            unlinked.Add(reader.GetString(0));
+        }
+
+        return (resources, unlinked);
+    }
+
     /// <summary>Distinct non-empty <c>user_settings.ssh_host</c> values (slurm_ssh takes the most frequent).</summary>
     public async Task<IReadOnlyList<string>> SshHostsAsync(CancellationToken ct)
     {

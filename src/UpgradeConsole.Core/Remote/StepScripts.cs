@@ -40,6 +40,8 @@ internal static class StepScripts
           (
             trap '' TERM
             sleep "$__uc_limit"
+            # Ended meanwhile (the runner reaped it): no timeout.
+            kill -0 "$__uc_child" 2>/dev/null || exit 0
             [ -e "$__uc_dir/exit" ] && exit 0
             : > "$__uc_dir/timed-out"
             echo "[upgradeconsole] the step ran longer than ${__uc_limit}s and is being stopped"
@@ -48,8 +50,10 @@ internal static class StepScripts
             [ -e "$__uc_dir/exit" ] && exit 0
             __uc_finish 124
             kill -KILL -- "-$$" 2>/dev/null
-          ) &
+          ) 2>/dev/null &
           __uc_watchdog=$!
+          # Not a job bash reports on: killing it below must not print "Killed" into the log.
+          disown "$__uc_watchdog" 2>/dev/null || true
         fi
         while :; do
           wait "$__uc_child"; __uc_code=$?

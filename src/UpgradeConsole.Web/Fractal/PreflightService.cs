@@ -13,13 +13,13 @@ namespace UpgradeConsole.Web.Fractal;
 /// <summary>Gathers the facts of a Fractal target over SSH and from its database, runs the checks, and stores the result.</summary>
 public sealed class PreflightService(AppDbContext db, TargetService targets, FractalAccess access, AuditLog audit, TimeProvider clock)
 {
-    public async Task<PreflightRun> RunAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct)
+    public async Task<PreflightRun> RunAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null)
     {
         var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
         IReadOnlyList<CheckResult> checks;
         try
         {
-            checks = PreflightChecks.Evaluate(await GatherAsync(target, ct));
+            checks = PreflightChecks.Evaluate(await GatherAsync(target, forRun, ct));
         }
         catch (Exception ex) when (ex is InvalidOperationException or SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException)
         {
@@ -53,8 +53,9 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
     public static IReadOnlyList<CheckResult> Checks(PreflightRun run) =>
         JsonSerializer.Deserialize<List<CheckResult>>(run.ChecksJson, JsonSerializerOptions.Web) ?? [];
 
-    private async Task<PreflightFacts> GatherAsync(Target target, CancellationToken ct)
+    private async Task<PreflightFacts> GatherAsync(Target target, int? forRun, CancellationToken ct)
     {
+        var active = await db.Set<Runs.Run>().AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == target.Id && r.Id != forRun, ct);
         var context = await access.OpenAsync(target, ct);
         var shell = context.Shell;
         var env = context.Env;
@@ -112,8 +113,8 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
             ServerMajor = serverMajor,
             StatusExitCode = status.ExitCode,
             StatusOutput = status.Output,
-            // Runs arrive with the upgrade-run feature; until then none can be active.
-            ActiveRun = null,
+            // The run that runs this preflight as its first phase does not count against itself.
+            ActiveRun = active is null ? null : $"Run {active.Id} ({active.State})",
         };
     }
 

@@ -19,6 +19,12 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
 
     public DbSet<Fractal.PreflightRun> PreflightRuns => Set<Fractal.PreflightRun>();
 
+    public DbSet<Runs.Run> Runs => Set<Runs.Run>();
+
+    public DbSet<Runs.RunPhase> RunPhases => Set<Runs.RunPhase>();
+
+    public DbSet<Runs.RunLogLine> RunLogLines => Set<Runs.RunLogLine>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);

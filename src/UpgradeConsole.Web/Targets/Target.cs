@@ -82,6 +82,12 @@ public sealed class Target
     /// <summary>Where step directories go on the target.</summary>
     public string RunsDirectory { get; set; } = Core.Remote.StepLocation.DefaultRunsDirectory;
 
+    /// <summary>Extra pip options for installs (e.g. a local index), one word each, quoted when used.</summary>
+    public string? PipOptions { get; set; }
+
+    /// <summary>Starting a run on this target needs a second person's approval.</summary>
+    public bool RequireApproval { get; set; }
+
     /// <summary>Where backups (pg_dump) go on the target.</summary>
     public string BackupDirectory { get; set; } = "~/upgradeconsole-backups";
 

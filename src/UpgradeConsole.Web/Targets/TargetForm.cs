@@ -57,6 +57,10 @@ public sealed class TargetForm : IValidatableObject
     [Required]
     public string BackupDirectory { get; set; } = "~/upgradeconsole-backups";
 
+    public string? PipOptions { get; set; }
+
+    public bool RequireApproval { get; set; }
+
     /// <summary>The version the form was loaded at (optimistic concurrency).</summary>
     public Guid Version { get; set; }
 
@@ -80,6 +84,8 @@ public sealed class TargetForm : IValidatableObject
         StatusCommand = t.StatusCommand,
         RunsDirectory = t.RunsDirectory,
         BackupDirectory = t.BackupDirectory,
+        PipOptions = t.PipOptions,
+        RequireApproval = t.RequireApproval,
         Version = t.Version,
     };
 
@@ -138,6 +144,11 @@ public sealed class TargetForm : IValidatableObject
         if (!IsRemotePath(RunsDirectory))
         {
             yield return new("Use an absolute path, or one starting with ~/.", [nameof(RunsDirectory)]);
+        }
+
+        if (PipOptions is { } pip && (HasControl(pip) || pip.Split(' ', StringSplitOptions.RemoveEmptyEntries).Any(w => !w.StartsWith('-') && !w.StartsWith('/') && !w.Contains("://", StringComparison.Ordinal))))
+        {
+            yield return new("pip options are words such as --no-index --find-links /srv/wheels or --index-url https://…", [nameof(PipOptions)]);
         }
 
         if (!IsRemotePath(BackupDirectory))

@@ -342,6 +342,8 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         target.StatusCommand = form.StatusCommand.Trim();
         target.RunsDirectory = form.RunsDirectory.Trim();
         target.BackupDirectory = form.BackupDirectory.Trim();
+        target.PipOptions = string.IsNullOrWhiteSpace(form.PipOptions) ? null : form.PipOptions.Trim();
+        target.RequireApproval = form.RequireApproval;
         return null;
     }
 
@@ -381,5 +383,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         t.StatusCommand,
         t.RunsDirectory,
         t.BackupDirectory,
+        t.PipOptions,
+        t.RequireApproval,
     };
 }

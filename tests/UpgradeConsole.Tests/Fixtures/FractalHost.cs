@@ -67,6 +67,17 @@ public sealed class FractalHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>Builds the double's wheel of another version into the local wheel directory pip installs from.</summary>
+    public async Task BuildWheelAsync(string version)
+    {
+        var d = ShellWords.QuotePath(Directory);
+        var result = await _shell.RunAsync($"/usr/bin/python3 {d}/double/build_wheel.py {ShellWords.Quote(version)} {d}/wheels", CancellationToken.None);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"Could not build the {version} wheel: {result.StandardError}");
+        }
+    }
+
     /// <summary>Writes (or replaces) a file in the working directory, e.g. the env file or slurm_config.json.</summary>
     public async Task WriteFileAsync(string name, string content)
     {

@@ -1,4 +1,5 @@
 using Npgsql;
+using UpgradeConsole.Core.Remote;
 
 namespace UpgradeConsole.Tests.Fixtures;
 
@@ -59,6 +60,7 @@ public sealed class FractalTarget : IAsyncDisposable
             {extraEnv}
             """;
         var host = await FractalHost.CreateAsync(remote.Shell, "2.16.6", env);
+        var workdir = await host.AbsoluteDirectoryAsync();
         var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(admin, new()
         {
             ["Name"] = "fractal-" + database,
@@ -73,10 +75,48 @@ public sealed class FractalTarget : IAsyncDisposable
             ["StartCommand"] = host.StartCommand,
             ["StatusCommand"] = host.StatusCommand,
             ["ServiceUser"] = serviceUser ?? "",
+            // No PyPI here: pip installs the double's wheels from the host's own directory.
+            ["PipOptions"] = $"--no-index --find-links {workdir}/wheels",
         });
         var pinned = await admin.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = await ssh.HostKeyFingerprintAsync() });
         Assert.True(pinned.IsSuccessStatusCode, await pinned.Content.ReadAsStringAsync());
         return new FractalTarget(remote, host, fractalConnection, id);
+    }
+
+    /// <summary>
+    /// Makes the target ready for the 2.16 → 2.17.0 upgrade, as an admin would have with the users
+    /// page: a complete env file, the SLURM JSON, every blocking or left-out user fixed, and the
+    /// 2.17.0 wheel available to pip.
+    /// </summary>
+    public async Task PrepareForUpgradeAsync(SshServer ssh)
+    {
+        var workdir = await Host.AbsoluteDirectoryAsync();
+        var env = (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput;
+        await Host.WriteFileAsync(".fractal_server.env", env + $"""
+
+            FRACTAL_TASKS_DIR=/srv/fractal/tasks
+            FRACTAL_RUNNER_WORKING_BASE_DIR=/srv/fractal/jobs
+            FRACTAL_SLURM_CONFIG_FILE=slurm_config.json
+            FRACTAL_TASKS_PYTHON_DEFAULT_VERSION="3.11"
+            FRACTAL_TASKS_PYTHON_3_11=/usr/bin/python3
+            FRACTAL_VIEWER_AUTHORIZATION_SCHEME=viewer-paths
+
+            """);
+        await Host.WriteFileAsync("slurm_config.json", """
+            {"default_slurm_config": {"partition": "main", "cpus_per_task": 1, "mem": "100M", "extra_lines": []},
+             "gpu_slurm_config": {},
+             "batching_config": {"target_cpus_per_job": 1, "max_cpus_per_job": 1, "target_mem_per_job": 200, "max_mem_per_job": 500, "target_num_jobs": 2, "max_num_jobs": 4}}
+            """);
+        await ExecuteAsync("""
+            INSERT INTO user_settings (id, slurm_accounts, slurm_user, project_dir) VALUES (10, '[]', 'erin', '/shared/projects/erin');
+            UPDATE user_oauth SET user_settings_id = 10 WHERE id = 6;
+            UPDATE user_settings SET project_dir = '/shared/projects/bob' WHERE id = 3;
+            UPDATE user_settings SET slurm_user = 'frank' WHERE id = 6;
+            UPDATE user_settings SET project_dir = '/shared/projects/ivan' WHERE id = 9;
+            UPDATE user_settings SET slurm_user = 'carol', project_dir = '/shared/projects/carol' WHERE id = 4;
+            UPDATE user_oauth SET is_active = true, is_verified = true WHERE id IN (4, 5);
+            """);
+        await Host.BuildWheelAsync("2.17.0");
     }
 
     public async Task<T> ScalarAsync<T>(string sql)

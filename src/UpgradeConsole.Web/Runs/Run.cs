@@ -1,0 +1,227 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace UpgradeConsole.Web.Runs;
+
+public enum RunState
+{
+    /// <summary>Planned, not started (waits for an approval when the target asks for one).</summary>
+    Planned,
+    Running,
+
+    /// <summary>Every automatic phase is done; people tick the manual checklist.</summary>
+    WaitingForChecklist,
+    Succeeded,
+
+    /// <summary>A phase failed: retry it, mark it done, roll back or abandon.</summary>
+    Failed,
+
+    /// <summary>A non-idempotent step's outcome is unknown; a person decides, nothing re-runs by itself.</summary>
+    NeedsAttention,
+    RollingBack,
+    RolledBack,
+    RollbackFailed,
+    Abandoned,
+}
+
+public enum PhaseState
+{
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    NeedsAttention,
+
+    /// <summary>An operator declared it done (with a reason) without it running to success.</summary>
+    MarkedDone,
+    Skipped,
+}
+
+/// <summary>An upgrade of one target by one runbook: a checkpointed state machine.</summary>
+public sealed class Run
+{
+    public int Id { get; set; }
+
+    public int TargetId { get; set; }
+
+    public string RunbookId { get; set; } = "";
+
+    public string FromVersion { get; set; } = "";
+
+    public string ToVersion { get; set; } = "";
+
+    public RunState State { get; set; }
+
+    /// <summary>Equals <see cref="TargetId"/> while the run is active, null after: a unique index allows one active run per target.</summary>
+    public int? ActiveTargetId { get; set; }
+
+    public string PlannedBy { get; set; } = "";
+
+    public DateTimeOffset PlannedAt { get; set; }
+
+    public bool RequiresApproval { get; set; }
+
+    public string? ApprovedBy { get; set; }
+
+    public DateTimeOffset? ApprovedAt { get; set; }
+
+    public string? StartedBy { get; set; }
+
+    public DateTimeOffset? StartedAt { get; set; }
+
+    public DateTimeOffset? EndedAt { get; set; }
+
+    /// <summary>The plan as shown when it was made (JSON, secrets masked).</summary>
+    public string PlanJson { get; set; } = "{}";
+
+    /// <summary>Failing preflight checks an Admin overrode, with their reasons (JSON).</summary>
+    public string OverridesJson { get; set; } = "{}";
+
+    /// <summary>With several 2.16 OAuth clients: the one 2.17 keeps.</summary>
+    public string? OAuthClient { get; set; }
+
+    public string? BackupPath { get; set; }
+
+    public long? BackupSize { get; set; }
+
+    public string? BackupSha256 { get; set; }
+
+    public long? BackupMilliseconds { get; set; }
+
+    /// <summary>The user tables' fingerprint before the upgrade, compared after a rollback.</summary>
+    public string? UserTablesChecksum { get; set; }
+
+    /// <summary>Where the env file was kept before the run rewrote it.</summary>
+    public string? KeptEnvFile { get; set; }
+
+    public string? Message { get; set; }
+
+    public Guid Version { get; set; } = Guid.NewGuid();
+
+    /// <summary>Names the run's directory on the target, unique across dashboards and database resets.</summary>
+    public string RemoteKey { get; set; } = Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>The run's directory name under the target's step directory.</summary>
+    public string RemoteRunId => $"run-{Id}-{RemoteKey}";
+
+    public List<RunPhase> Phases { get; set; } = [];
+
+    public List<RunChecklistItem> Checklist { get; set; } = [];
+
+    public bool IsActive => ActiveTargetId is not null;
+}
+
+public sealed class RunPhase
+{
+    public int Id { get; set; }
+
+    public int RunId { get; set; }
+
+    /// <summary>Order of execution; rollback phases come after the runbook's.</summary>
+    public int Index { get; set; }
+
+    public string Key { get; set; } = "";
+
+    public string Title { get; set; } = "";
+
+    public bool IsRollback { get; set; }
+
+    public PhaseState State { get; set; }
+
+    public int Attempt { get; set; } = 1;
+
+    public DateTimeOffset? StartedAt { get; set; }
+
+    public DateTimeOffset? EndedAt { get; set; }
+
+    public int? ExitCode { get; set; }
+
+    public string? Message { get; set; }
+
+    /// <summary>The remote step directory of the current attempt, once started.</summary>
+    public string? StepId { get; set; }
+
+    /// <summary>How far the remote log has been read and stored (byte offset): where a reattach resumes.</summary>
+    public long LogOffset { get; set; }
+}
+
+/// <summary>One stored log line of a run (masked before storage).</summary>
+public sealed class RunLogLine
+{
+    public long Id { get; set; }
+
+    public int RunId { get; set; }
+
+    /// <summary>1, 2, 3… within the run: viewers ask for what comes after the last one they have.</summary>
+    public long Sequence { get; set; }
+
+    public int PhaseIndex { get; set; }
+
+    public long? RemoteOffset { get; set; }
+
+    public DateTimeOffset At { get; set; }
+
+    public string Text { get; set; } = "";
+}
+
+public sealed class RunChecklistItem
+{
+    public int Id { get; set; }
+
+    public int RunId { get; set; }
+
+    public int Index { get; set; }
+
+    public string Text { get; set; } = "";
+
+    public bool Done { get; set; }
+
+    public string? DoneBy { get; set; }
+
+    public DateTimeOffset? DoneAt { get; set; }
+
+    public string? Note { get; set; }
+}
+
+internal sealed class RunConfiguration : IEntityTypeConfiguration<Run>
+{
+    public void Configure(EntityTypeBuilder<Run> builder)
+    {
+        builder.ToTable("Runs");
+        builder.Property(r => r.State).HasConversion<string>().HasMaxLength(30);
+        builder.HasIndex(r => r.ActiveTargetId).IsUnique();
+        builder.HasIndex(r => new { r.TargetId, r.PlannedAt });
+        builder.Property(r => r.Version).IsConcurrencyToken();
+        builder.HasOne<Targets.Target>().WithMany().HasForeignKey(r => r.TargetId).OnDelete(DeleteBehavior.Restrict);
+        builder.HasMany(r => r.Phases).WithOne().HasForeignKey(p => p.RunId).OnDelete(DeleteBehavior.Cascade);
+        builder.HasMany(r => r.Checklist).WithOne().HasForeignKey(c => c.RunId).OnDelete(DeleteBehavior.Cascade);
+        builder.Ignore(r => r.IsActive);
+        builder.Ignore(r => r.RemoteRunId);
+        builder.Property(r => r.RemoteKey).HasMaxLength(32);
+    }
+}
+
+internal sealed class RunPhaseConfiguration : IEntityTypeConfiguration<RunPhase>
+{
+    public void Configure(EntityTypeBuilder<RunPhase> builder)
+    {
+        builder.ToTable("RunPhases");
+        builder.Property(p => p.State).HasConversion<string>().HasMaxLength(30);
+        builder.HasIndex(p => new { p.RunId, p.Index }).IsUnique();
+    }
+}
+
+internal sealed class RunLogLineConfiguration : IEntityTypeConfiguration<RunLogLine>
+{
+    public void Configure(EntityTypeBuilder<RunLogLine> builder)
+    {
+        builder.ToTable("RunLogLines");
+        builder.HasIndex(l => new { l.RunId, l.Sequence }).IsUnique();
+        builder.HasOne<Run>().WithMany().HasForeignKey(l => l.RunId).OnDelete(DeleteBehavior.Cascade);
+    }
+}
+
+internal sealed class RunChecklistItemConfiguration : IEntityTypeConfiguration<RunChecklistItem>
+{
+    public void Configure(EntityTypeBuilder<RunChecklistItem> builder) => builder.ToTable("RunChecklistItems");
+}

@@ -1,0 +1,78 @@
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Runs;
+
+/// <summary>
+/// Stores a run's log lines in batches, secrets masked first, each batch together with the remote
+/// offset it reached (one transaction): a reattach resumes exactly after the last stored line.
+/// </summary>
+public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOnlyCollection<string> secrets, TimeProvider clock)
+{
+    public const string Mask = "••••";
+    private readonly List<RunLogLine> _pending = [];
+    private long _sequence = -1;
+    private long? _offset;
+    private int? _phaseId;
+
+    public string Masked(string text)
+    {
+        foreach (var secret in secrets)
+        {
+            text = text.Replace(secret, Mask, StringComparison.Ordinal);
+        }
+
+        return text;
+    }
+
+    /// <summary>Adds a line; <paramref name="remoteOffset"/> is where the remote log continues after it.</summary>
+    public async Task WriteAsync(RunPhase phase, string text, long? remoteOffset = null, CancellationToken ct = default)
+    {
+        if (_sequence < 0)
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            _sequence = await db.RunLogLines.Where(l => l.RunId == runId).Select(l => (long?)l.Sequence).MaxAsync(ct) ?? 0;
+        }
+
+        if (_phaseId is not null && _phaseId != phase.Id)
+        {
+            await FlushAsync(ct);
+        }
+
+        _phaseId = phase.Id;
+        _pending.Add(new RunLogLine { RunId = runId, Sequence = ++_sequence, PhaseIndex = phase.Index, RemoteOffset = remoteOffset, At = clock.GetUtcNow(), Text = Masked(text) });
+        if (remoteOffset is not null)
+        {
+            _offset = remoteOffset;
+            phase.LogOffset = remoteOffset.Value;
+        }
+
+        if (_pending.Count >= 500)
+        {
+            await FlushAsync(ct);
+        }
+    }
+
+    public async Task FlushAsync(CancellationToken ct = default)
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        db.RunLogLines.AddRange(_pending);
+        if (_offset is { } offset && _phaseId is { } phaseId)
+        {
+            await db.RunPhases.Where(p => p.Id == phaseId).ExecuteUpdateAsync(u => u.SetProperty(p => p.LogOffset, offset), ct);
+        }
+
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        _pending.Clear();
+        _offset = null;
+    }
+}

@@ -1,0 +1,350 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Quartz;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Runs;
+
+/// <summary>The outcome of an operator's action on a run.</summary>
+public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId = null)
+{
+    public static RunResult Ok(int? id = null) => new(true, null, id);
+
+    public static RunResult Fail(string error) => new(false, error);
+}
+
+/// <summary>Plans, approves, starts and steers runs; every action is checked against the run's state and audited.</summary>
+public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, PlanBuilder plans, TargetConnections connections, AuditLog audit, TimeProvider clock)
+{
+    public Task<Run?> FindAsync(int id, CancellationToken ct) =>
+        db.Runs.AsNoTracking().Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == id, ct);
+
+    public Task<Run?> ActiveRunAsync(int targetId, CancellationToken ct) =>
+        db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == targetId, ct);
+
+    /// <summary>Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.</summary>
+    public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var runbook = Runbooks.Find(runbookId);
+        if (runbook is null)
+        {
+            return RunResult.Fail("Unknown runbook.");
+        }
+
+        if (overrides.Count > 0 && !actor.IsInRole(Roles.Admin))
+        {
+            return RunResult.Fail("Only an Admin may override a failing preflight check.");
+        }
+
+        if (overrides.Any(o => string.IsNullOrWhiteSpace(o.Value)))
+        {
+            return RunResult.Fail("Every override needs a written reason.");
+        }
+
+        if (await ActiveRunAsync(targetId, ct) is { } active)
+        {
+            return RunResult.Fail($"Run {active.Id} is already active on this target ({active.State}); finish, roll back or abandon it first.");
+        }
+
+        var plan = await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct);
+        if (plan.Error is not null)
+        {
+            return RunResult.Fail(plan.Error);
+        }
+
+        var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == targetId, ct);
+        var run = new Run
+        {
+            TargetId = targetId,
+            RunbookId = runbookId,
+            FromVersion = plan.FromVersion ?? "",
+            ToVersion = plan.ToVersion,
+            State = RunState.Planned,
+            ActiveTargetId = targetId,
+            PlannedBy = actor.Identity?.Name ?? "",
+            PlannedAt = clock.GetUtcNow(),
+            RequiresApproval = target.RequireApproval,
+            PlanJson = JsonSerializer.Serialize(plan.Snapshot, JsonSerializerOptions.Web),
+            OverridesJson = JsonSerializer.Serialize(overrides, JsonSerializerOptions.Web),
+            OAuthClient = string.IsNullOrWhiteSpace(oauthClient) ? null : oauthClient.Trim(),
+            Phases = runbook.Phases.Select((p, i) => new RunPhase { Index = i, Key = p.Key, Title = p.Title, State = PhaseState.Pending }).ToList(),
+            Checklist = runbook.Checklist.Select((text, i) => new RunChecklistItem { Index = i, Text = text }).ToList(),
+        };
+        db.Runs.Add(run);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            return RunResult.Fail("Another run became active on this target meanwhile; only one run may be active per target.");
+        }
+
+        await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient }, ct);
+        return RunResult.Ok(run.Id);
+    }
+
+    public Task<RunResult> ApproveAsync(int runId, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.approve", null, run =>
+    {
+        if (run.State != RunState.Planned || !run.RequiresApproval || run.ApprovedBy is not null)
+        {
+            return "This run does not wait for an approval.";
+        }
+
+        if (run.PlannedBy == actor.Identity?.Name)
+        {
+            return "Nobody approves their own run: another Operator or Admin must approve it.";
+        }
+
+        run.ApprovedBy = actor.Identity?.Name;
+        run.ApprovedAt = clock.GetUtcNow();
+        return null;
+    }, schedule: false, ct);
+
+    public Task<RunResult> StartAsync(int runId, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.start", null, run =>
+    {
+        if (run.State != RunState.Planned)
+        {
+            return $"The run is {run.State}, not planned.";
+        }
+
+        if (run.RequiresApproval && run.ApprovedBy is null)
+        {
+            return "This target needs a second person's approval before the run starts.";
+        }
+
+        if (run.RequiresApproval && run.ApprovedBy == actor.Identity?.Name)
+        {
+            return "The person who approved the run cannot also start it.";
+        }
+
+        run.State = RunState.Running;
+        run.StartedBy = actor.Identity?.Name;
+        run.StartedAt = clock.GetUtcNow();
+        return null;
+    }, schedule: true, ct);
+
+    /// <summary>Runs a failed phase again. A non-idempotent one only with an explicit confirmation.</summary>
+    public Task<RunResult> RetryAsync(int runId, bool confirmNotIdempotent, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.retry", null, run =>
+    {
+        var phase = StoppedPhase(run);
+        if (phase is null || run.State is not (RunState.Failed or RunState.NeedsAttention or RunState.RollbackFailed))
+        {
+            return "No failed phase to retry.";
+        }
+
+        var definition = Runbooks.Find(run.RunbookId)?.Phases.FirstOrDefault(p => p.Key == phase.Key);
+        if (definition is { Idempotent: false } && !confirmNotIdempotent)
+        {
+            return $"{phase.Title} is not safe to run twice. Check the target first, then confirm the retry explicitly.";
+        }
+
+        phase.State = PhaseState.Pending;
+        phase.Attempt++;
+        phase.StepId = null;
+        phase.LogOffset = 0;
+        phase.Message = null;
+        phase.ExitCode = null;
+        run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
+        return null;
+    }, schedule: true, ct);
+
+    public Task<RunResult> MarkDoneAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.mark-done", reason, run =>
+    {
+        var phase = StoppedPhase(run);
+        if (phase is null || run.State is not (RunState.Failed or RunState.NeedsAttention or RunState.RollbackFailed))
+        {
+            return "No failed phase to mark done.";
+        }
+
+        phase.State = PhaseState.MarkedDone;
+        phase.Message = $"Marked done by {actor.Identity?.Name}: {reason}";
+        phase.EndedAt = clock.GetUtcNow();
+        run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
+        return null;
+    }, schedule: true, ct);
+
+    /// <summary>
+    /// Rolls back what the run changed. Before the point of no return: the env file, the previous
+    /// version, the service. After it: also the database, from this run's verified dump.
+    /// </summary>
+    public Task<RunResult> RollbackAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.rollback", reason, run =>
+    {
+        if (run.State is not (RunState.Failed or RunState.NeedsAttention or RunState.WaitingForChecklist or RunState.RollbackFailed))
+        {
+            return $"A {run.State} run cannot be rolled back now.";
+        }
+
+        if (run.State == RunState.RollbackFailed)
+        {
+            return "The rollback itself failed: retry its failed step, or mark it done.";
+        }
+
+        bool Started(string key) => run.Phases.Any(p => !p.IsRollback && p.Key == key && p.State != PhaseState.Pending);
+        var steps = new List<(string Key, string Title)>();
+        var pastPointOfNoReturn = Started("set-db") || Started("update-db-data");
+        if (Started("stop") || Started("start"))
+        {
+            steps.Add(("rb-stop", "Stop fractal-server"));
+        }
+
+        if (pastPointOfNoReturn)
+        {
+            if (run.BackupPath is null)
+            {
+                return "The database was changed but this run has no verified backup to restore.";
+            }
+
+            steps.Add(("rb-restore-db", "Restore the database from this run's dump"));
+        }
+
+        if (Started("env-write"))
+        {
+            steps.Add(("rb-env", "Put the 2.16 env file back"));
+        }
+
+        if (Started("pip-install"))
+        {
+            steps.Add(("rb-pip", $"Install fractal-server {run.FromVersion} again"));
+        }
+
+        if (Started("stop"))
+        {
+            steps.Add(("rb-start", $"Start fractal-server {run.FromVersion}"));
+        }
+
+        if (pastPointOfNoReturn)
+        {
+            steps.Add(("rb-verify", "Check the restored database"));
+        }
+
+        var next = run.Phases.Max(p => p.Index) + 1;
+        run.Phases.AddRange(steps.Select((s, i) => new RunPhase { Index = next + i, Key = s.Key, Title = s.Title, IsRollback = true, State = PhaseState.Pending }));
+        run.State = RunState.RollingBack;
+        if (steps.Count == 0)
+        {
+            run.State = RunState.RolledBack;
+            run.ActiveTargetId = null;
+            run.EndedAt = clock.GetUtcNow();
+        }
+
+        return null;
+    }, schedule: true, ct);
+
+    public Task<RunResult> AbandonAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.abandon", reason, run =>
+    {
+        if (!run.IsActive || run.State is RunState.Running or RunState.RollingBack)
+        {
+            return run.IsActive ? "Cancel the running step first." : "The run is not active.";
+        }
+
+        run.State = RunState.Abandoned;
+        run.ActiveTargetId = null;
+        run.EndedAt = clock.GetUtcNow();
+        run.Message = $"Abandoned by {actor.Identity?.Name}: {reason}";
+        return null;
+    }, schedule: false, ct);
+
+    /// <summary>Stops the running remote step (its whole process group); the phase then fails and waits for a decision.</summary>
+    public async Task<RunResult> CancelAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var run = await db.Runs.Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
+        if (run is null || run.State is not (RunState.Running or RunState.RollingBack))
+        {
+            return RunResult.Fail("No step of this run is running.");
+        }
+
+        var phase = run.Phases.FirstOrDefault(p => p.State == PhaseState.Running && p.StepId is not null);
+        await audit.RecordAsync(actor, "run.cancel", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase?.Key, reason }, ct);
+        if (phase is null)
+        {
+            return RunResult.Fail("The current phase runs inside the dashboard and ends by itself in a moment.");
+        }
+
+        var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == run.TargetId, ct);
+        var engine = new RemoteStepEngine(await connections.ShellAsync(target, ct));
+        await engine.CancelAsync(new StepLocation(target.RunsDirectory, run.RemoteRunId, phase.StepId!), ct);
+        return RunResult.Ok(run.Id);
+    }
+
+    public async Task<RunResult> TickAsync(int runId, int itemId, bool done, string? note, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var run = await db.Runs.Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == runId, ct);
+        var item = run?.Checklist.FirstOrDefault(c => c.Id == itemId);
+        if (run is null || item is null)
+        {
+            return RunResult.Fail("No such checklist item.");
+        }
+
+        if (run.State != RunState.WaitingForChecklist)
+        {
+            return RunResult.Fail("The checklist opens once every automatic phase is done.");
+        }
+
+        item.Done = done;
+        item.DoneBy = done ? actor.Identity?.Name : null;
+        item.DoneAt = done ? clock.GetUtcNow() : null;
+        item.Note = string.IsNullOrWhiteSpace(note) ? item.Note : note.Trim();
+        if (run.Checklist.All(c => c.Done))
+        {
+            var phase = run.Phases.First(p => p.Key == "checklist");
+            phase.State = PhaseState.Succeeded;
+            phase.EndedAt = clock.GetUtcNow();
+            run.State = RunState.Succeeded;
+            run.ActiveTargetId = null;
+            run.EndedAt = clock.GetUtcNow();
+            run.Message = "Succeeded; every manual check is ticked.";
+        }
+
+        run.Version = Guid.NewGuid();
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(actor, "run.checklist", run.TargetId, $"run {run.Id}", new { run = run.Id, item = item.Text, done, note = item.Note, runState = run.State.ToString() }, ct);
+        return RunResult.Ok(run.Id);
+    }
+
+    private static RunPhase? StoppedPhase(Run run) =>
+        run.Phases.OrderBy(p => p.Index).FirstOrDefault(p => p.State is PhaseState.Failed or PhaseState.NeedsAttention);
+
+    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, string?> change, bool schedule, CancellationToken ct)
+    {
+        if (reason is not null && string.IsNullOrWhiteSpace(reason))
+        {
+            return RunResult.Fail("Give a reason: it goes into the audit history.");
+        }
+
+        var run = await db.Runs.Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == runId, ct);
+        if (run is null)
+        {
+            return RunResult.Fail("No such run.");
+        }
+
+        if (change(run) is { } refusal)
+        {
+            return RunResult.Fail(refusal);
+        }
+
+        run.Version = Guid.NewGuid();
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return RunResult.Fail("The run changed meanwhile; reload and try again.");
+        }
+
+        await audit.RecordAsync(actor, action, run.TargetId, $"run {run.Id}", new { run = run.Id, reason, state = run.State.ToString() }, ct);
+        if (schedule && run.State is RunState.Running or RunState.RollingBack)
+        {
+            await RunJob.ScheduleAsync(schedulers, run.Id, ct);
+        }
+
+        return RunResult.Ok(run.Id);
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Hosting;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Runs;
+
+public static class RunsSetup
+{
+    public static WebApplicationBuilder AddRuns(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<RunService>();
+        builder.Services.AddScoped<RunDriver>();
+        builder.Services.AddScoped<PlanBuilder>();
+        return builder;
+    }
+
+    /// <summary>Run actions (form posts, answered with a redirect to the run page) and the log download.</summary>
+    public static IEndpointRouteBuilder MapRuns(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/targets/{id:int}/runs", async (int id, HttpContext http, RunService runs, CancellationToken ct) =>
+        {
+            var form = await http.Request.ReadFormAsync(ct);
+            var overrides = form.Keys.Where(k => k.StartsWith("override:", StringComparison.Ordinal) && !string.IsNullOrWhiteSpace(form[k]))
+                .ToDictionary(k => k["override:".Length..], k => form[k].ToString().Trim());
+            var result = await runs.PlanAsync(id, form["runbook"].ToString(), form["to"].ToString(), form["oauth"].ToString(), overrides, http.User, ct);
+            return result.Succeeded
+                ? Results.Redirect($"/runs/{result.RunId}")
+                : Results.Redirect($"/targets/{id}/plan?runbook={Uri.EscapeDataString(form["runbook"].ToString())}&to={Uri.EscapeDataString(form["to"].ToString())}&error={Uri.EscapeDataString(result.Error!)}");
+        }).RequireAuthorization(Policies.Operate).RequireAntiforgery();
+
+        var run = app.MapGroup("/runs/{id:int}").RequireAntiforgery();
+        run.MapPost("/start", (int id, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.StartAsync(id, http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/approve", (int id, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.ApproveAsync(id, http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/retry", (int id, [FromForm] bool? confirm, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.RetryAsync(id, confirm == true, http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/mark-done", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.MarkDoneAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/rollback", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.RollbackAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/abandon", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.AbandonAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/cancel", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.CancelAsync(id, string.IsNullOrWhiteSpace(reason) ? "cancelled from the run page" : reason, http.User, ct))).RequireAuthorization(Policies.Operate);
+        run.MapPost("/checklist/{itemId:int}", (int id, int itemId, [FromForm] bool? done, [FromForm] string? note, HttpContext http, RunService runs, CancellationToken ct) =>
+            Act(id, runs.TickAsync(id, itemId, done == true, note, http.User, ct))).RequireAuthorization(Policies.Operate);
+
+        // The polled fragment. When the run's state differs from the one the page was drawn in (?since=), htmx reloads
+        // the whole page instead, so the action buttons and the checklist always match the state.
+        run.MapGet("/live", async (int id, string? since, RunService runs, HttpContext http, CancellationToken ct) =>
+        {
+            if (await runs.FindAsync(id, ct) is not { } found)
+            {
+                return Results.NotFound();
+            }
+
+            if (since is not null && !string.Equals(since, found.State.ToString(), StringComparison.Ordinal))
+            {
+                http.Response.Headers["HX-Refresh"] = "true";
+                return Results.NoContent();
+            }
+
+            return new RazorComponentResult<RunLive>(new Dictionary<string, object?> { [nameof(RunLive.Run)] = found });
+        }).RequireAuthorization(Policies.View);
+
+        // The whole log as text, streamed from the database in pages (works for millions of lines).
+        run.MapGet("/log.txt", async (int id, AppDbContext db, HttpContext http, CancellationToken ct) =>
+        {
+            http.Response.ContentType = "text/plain; charset=utf-8";
+            http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id}.log\"";
+            long after = 0;
+            while (true)
+            {
+                var page = await db.RunLogLines.AsNoTracking().Where(l => l.RunId == id && l.Sequence > after).OrderBy(l => l.Sequence).Take(5000)
+                    .Select(l => new { l.Sequence, l.Text }).ToListAsync(ct);
+                if (page.Count == 0)
+                {
+                    break;
+                }
+
+                var text = new StringBuilder();
+                foreach (var line in page)
+                {
+                    text.Append(line.Text).Append('\n');
+                }
+
+                await http.Response.WriteAsync(text.ToString(), ct);
+                after = page[^1].Sequence;
+            }
+        }).RequireAuthorization(Policies.View);
+        return app;
+    }
+
+    private static async Task<IResult> Act(int id, Task<RunResult> action)
+    {
+        var result = await action;
+        return Results.Redirect(result.Succeeded ? $"/runs/{id}" : $"/runs/{id}?error={Uri.EscapeDataString(result.Error!)}");
+    }
+}
