@@ -15,8 +15,12 @@ public sealed record UserChange(bool Applied, FractalUser? Before, FractalUser? 
 /// </summary>
 public sealed class FractalDatabase(string connectionString)
 {
+    /// <summary>
+    /// <c>username</c> is read through <c>to_jsonb</c> because 2.17.0's set-db drops the column: the same query then
+    /// still works between set-db and update-db-data, when a failed data migration sends the admin back here.
+    /// </summary>
     private const string UserColumns = """
-        u.id, u.email, u.username, u.is_active, u.is_verified, u.is_superuser, u.user_settings_id,
+        u.id, u.email, to_jsonb(u) ->> 'username', u.is_active, u.is_verified, u.is_superuser, u.user_settings_id,
         s.project_dir, s.slurm_user, s.slurm_accounts::text, s.ssh_host, s.ssh_username,
         s.ssh_private_key_path, s.ssh_tasks_dir, s.ssh_jobs_dir
         """;

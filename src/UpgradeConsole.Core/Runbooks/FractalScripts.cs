@@ -136,18 +136,32 @@ public static partial class FractalScripts
         """;
 
     /// <summary>
-    /// Restores the database from a dump: other sessions are ended, the public schema is dropped
-    /// and recreated (so tables 2.17 added go too), then pg_restore. Chosen over
-    /// <c>pg_restore --clean</c>, which leaves behind tables the dump does not know.
+    /// Restores the database from this run's dump (ADR 0007): the dump must still have the SHA-256
+    /// recorded when it was verified; other sessions of the server's role are ended (a role cannot end a
+    /// superuser's session, and an idle one holds no lock that matters); the public schema is dropped and
+    /// recreated, so tables 2.17 added go too, which <c>pg_restore --clean</c> would leave behind; then
+    /// <c>pg_restore --exit-on-error</c>. A lock that other sessions hold makes it fail after
+    /// <c>lock_timeout</c> with a clear error rather than hang; DROP and CREATE run in one transaction.
     /// </summary>
-    public static string RestoreDatabase(FractalHostSettings s, string dumpPath) => Header(s) + $$"""
+    public static string RestoreDatabase(FractalHostSettings s, string dumpPath, string? expectedSha256 = null) => Header(s) + $$"""
         dump={{ShellWords.Quote(dumpPath)}}
+        expected={{ShellWords.Quote(expectedSha256 ?? "")}}
         echo "[restore] checking the dump"
+        [ -s "$dump" ] || { echo "[restore] $dump is missing or empty" >&2; exit 3; }
+        if [ -n "$expected" ]; then
+          actual=$(sha256sum "$dump" | cut -d' ' -f1)
+          if [ "$actual" != "$expected" ]; then
+            echo "[restore] $dump changed since it was verified (SHA-256 $actual, recorded $expected); not restoring it" >&2
+            exit 3
+          fi
+          echo "[restore] SHA-256 matches the one recorded at backup"
+        fi
         pg_restore --list "$dump" > /dev/null
         echo "[restore] ending other sessions of $PGDATABASE"
-        psql -X -q -v ON_ERROR_STOP=1 -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid();"
+        psql -X -q -At -v ON_ERROR_STOP=1 -c "SELECT 'ended ' || count(pg_terminate_backend(pid)) || ' session(s)' FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = current_user;"
+        psql -X -q -At -v ON_ERROR_STOP=1 -c "SELECT 'left alone: session ' || pid || ' of role ' || usename || ' (not ours to end)' FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename <> current_user;"
         echo "[restore] dropping and recreating the public schema"
-        psql -X -q -v ON_ERROR_STOP=1 -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+        psql -X -q -v ON_ERROR_STOP=1 -1 -c "SET client_min_messages = warning; SET lock_timeout = '60s'; DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
         echo "[restore] pg_restore"
         pg_restore --no-owner --exit-on-error -d "$PGDATABASE" "$dump"
         echo "[restore] done"

@@ -49,6 +49,10 @@ public sealed class FractalAccess(TargetConnections connections)
             Timeout = 15,
             CommandTimeout = 60,
             ApplicationName = "UpgradeConsole",
+
+            // No idle sessions left in the customer's database: a pooled one would block nothing but
+            // would be ended by a restore's pg_terminate_backend and break the next query.
+            Pooling = false,
         };
         return new FractalContext(target, shell, env, new FractalDatabase(builder.ConnectionString));
     }

@@ -15,6 +15,11 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private long? _offset;
     private int? _phaseId;
 
+    /// <summary>How long a line may wait for its batch while lines keep coming.</summary>
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(1);
+
+    public bool HasPending => _pending.Count > 0;
+
     public string Masked(string text)
     {
         foreach (var secret in secrets)
@@ -44,11 +49,11 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         _pending.Add(new RunLogLine { RunId = runId, Sequence = ++_sequence, PhaseIndex = phase.Index, RemoteOffset = remoteOffset, At = clock.GetUtcNow(), Text = Masked(text) });
         if (remoteOffset is not null)
         {
+            // The phase's checkpoint moves only with the stored lines (in FlushAsync), never ahead of them.
             _offset = remoteOffset;
-            phase.LogOffset = remoteOffset.Value;
         }
 
-        if (_pending.Count >= 500)
+        if (_pending.Count >= 500 || clock.GetUtcNow() - _pending[0].At > MaxDelay)
         {
             await FlushAsync(ct);
         }

@@ -3,9 +3,11 @@ using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Quartz;
 using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
 using UpgradeConsole.Core.Runbooks;
 using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Targets;
 
@@ -56,6 +58,18 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         if (plan.Error is not null)
         {
             return RunResult.Fail(plan.Error);
+        }
+
+        // The last preflight's failing checks stop the plan unless an Admin overrode each (the run checks again first).
+        if (plan.Preflight is not null)
+        {
+            var unresolved = PreflightService.Checks(plan.Preflight)
+                .Where(c => c.Status == CheckStatus.Fail && c.Id != "runs.active" && !overrides.ContainsKey(c.Id)).ToList();
+            if (unresolved.Count > 0)
+            {
+                return RunResult.Fail($"The last preflight has failing checks: {string.Join("; ", unresolved.Select(c => c.Title))}. " +
+                    "Fix them and run the preflight again, or (an Admin) override each with a written reason.");
+            }
         }
 
         var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == targetId, ct);

@@ -37,7 +37,7 @@ public sealed class FractalTarget : IAsyncDisposable
         // Fractal's own database role, with the password the env file carries.
         var role = "fractal_" + Guid.NewGuid().ToString("N")[..8];
         await ExecuteAsync(adminConnection, $"CREATE ROLE {role} LOGIN PASSWORD '{DbPassword}'; ALTER DATABASE {database} OWNER TO {role}; GRANT ALL ON SCHEMA public TO {role};");
-        var fractalConnection = new NpgsqlConnectionStringBuilder(adminConnection) { Username = role, Password = DbPassword }.ConnectionString;
+        var fractalConnection = new NpgsqlConnectionStringBuilder(adminConnection) { Username = role, Password = DbPassword, Pooling = false }.ConnectionString;
         foreach (var file in new[] { "fractal-2.16-schema.sql", "fractal-2.16-users.sql" })
         {
             await ExecuteAsync(fractalConnection, await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Fractal", file)));
@@ -128,6 +128,21 @@ public sealed class FractalTarget : IAsyncDisposable
     }
 
     public Task ExecuteAsync(string sql) => ExecuteAsync(DatabaseConnection, sql);
+
+    /// <summary>
+    /// <c>pg_dump --data-only</c> of the user tables (users, settings, groups, memberships), without the
+    /// lines that differ between two dumps of the same data (comments, the random <c>\restrict</c> key).
+    /// </summary>
+    public async Task<string> DumpUserTablesAsync()
+    {
+        var c = new NpgsqlConnectionStringBuilder(DatabaseConnection);
+        var result = await ProcessRunner.RunAsync("pg_dump",
+            ["--data-only", "--no-owner", "-h", c.Host!, "-p", c.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", c.Username!,
+             "-t", "user_oauth", "-t", "user_settings", "-t", "usergroup", "-t", "linkusergroup", c.Database!],
+            environment: new Dictionary<string, string?> { ["PGPASSWORD"] = c.Password });
+        return string.Join('\n', result.StandardOutput.Split('\n')
+            .Where(l => !l.StartsWith("--", StringComparison.Ordinal) && !l.StartsWith("\\restrict", StringComparison.Ordinal) && !l.StartsWith("\\unrestrict", StringComparison.Ordinal)));
+    }
 
     private static async Task ExecuteAsync(string connectionString, string sql)
     {

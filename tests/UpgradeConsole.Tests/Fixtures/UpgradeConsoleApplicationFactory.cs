@@ -206,6 +206,15 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
         return int.Parse(response.Headers.Location!.OriginalString.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Every audit event so far, oldest first, read through the application's own database context.</summary>
+    public async Task<List<UpgradeConsole.Web.Audit.AuditEvent>> AuditEventsAsync()
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Persistence.AppDbContext>();
+        return await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
+            Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.AsNoTracking(db.AuditEvents).OrderBy(e => e.Id));
+    }
+
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();

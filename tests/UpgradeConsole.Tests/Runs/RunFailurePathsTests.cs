@@ -1,0 +1,155 @@
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.Runs;
+
+/// <summary>
+/// The ways a 2.16 → 2.17.0 run goes wrong, in the browser against the double: a data migration
+/// that fails and is retried after the fix, and a rollback after the point of no return.
+/// </summary>
+public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, PostgresServer postgres) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private FractalTarget _fractal = default!;
+    private HttpClient _admin = default!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        _admin = await _app.CreateFirstAdminAsync();
+        _fractal = await FractalTarget.CreateAsync(_app, _admin, ssh, postgres);
+        await _fractal.PrepareForUpgradeAsync(ssh);
+    }
+
+    [Fact]
+    public async Task DataMigrationFails_OnABlockingUserLetThrough_ThenTheUserIsFixedAndTheConfirmedRetrySucceeds()
+    {
+        // alice is active and verified but loses her project_dir: update-db-data will stop on her.
+        await _fractal.ExecuteAsync("UPDATE user_settings SET project_dir = NULL WHERE id = (SELECT user_settings_id FROM user_oauth WHERE email = 'alice@example.org')");
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/preflight");
+        await page.ClickAsync("#run-preflight");
+        await Assertions.Expect(page.Locator("[data-check='users.blocking']")).ToHaveAttributeAsync("data-status", "Fail");
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await Assertions.Expect(page.GetByTestId("plan-users")).ToContainTextAsync("1 blocking");
+        // Without an override the failing check stops the plan.
+        await page.ClickAsync("#create-run");
+        await Assertions.Expect(page.GetByTestId("plan-error")).ToContainTextAsync("Every active, verified user has what the backend needs");
+        await page.Locator("[id='override-users.blocking']").FillAsync("testing the failure path");
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.ClickAsync("#action-start");
+
+        await ExpectSettledAsync(page, "Failed");
+        await Assertions.Expect(Phase(page, "update-db-data")).ToHaveAttributeAsync("data-state", "Failed");
+        await Assertions.Expect(Phase(page, "set-db")).ToHaveAttributeAsync("data-state", "Succeeded");
+        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("User alice@example.org is active and verified but their user settings have project_dir=None.");
+        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("FAIL (overridden) Every active, verified user has what the backend needs");
+        Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
+        await browser.ScreenshotAsync("run-failed");
+
+        // update-db-data is not safe to run twice: a plain retry is refused.
+        await page.ClickAsync("#action-retry");
+        await Assertions.Expect(page.GetByTestId("run-error")).ToContainTextAsync("not safe to run twice");
+        await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("Failed");
+        var runUrl = page.Url.Split('?')[0];
+
+        // The fix, on the users page, works on the half-migrated schema (set-db dropped user_oauth.username).
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        var alice = page.Locator("[data-testid=fractal-user][data-email='alice@example.org']");
+        await alice.GetByTestId("project-dir-input").FillAsync("/shared/projects/alice");
+        await alice.GetByTestId("project-dir-save").ClickAsync();
+        await Assertions.Expect(alice.GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
+
+        await page.GotoAsync(runUrl);
+        await page.Locator("#run-actions input[name=confirm], [data-testid=run-actions] input[name=confirm]").CheckAsync();
+        await page.ClickAsync("#action-retry");
+        await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync("Failed");
+        await ExpectSettledAsync(page, "WaitingForChecklist");
+        await Assertions.Expect(Phase(page, "update-db-data")).ToHaveAttributeAsync("data-state", "Succeeded");
+        await Assertions.Expect(Phase(page, "update-db-data")).ToContainTextAsync("attempt 2");
+        Assert.Equal(1L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
+        Assert.Equal("/shared/projects/alice", await _fractal.ScalarAsync<string>("SELECT project_dir FROM user_oauth WHERE email = 'alice@example.org'"));
+        Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_oauth WHERE is_active AND is_verified AND profile_id IS NULL"));
+
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "run.plan" && e.Details.Contains("testing the failure path", StringComparison.Ordinal));
+        Assert.Contains(events, e => e.Action == "run.retry" && e.Actor == UpgradeConsoleApplicationFactory.AdminEmail);
+        Assert.Contains(events, e => e.Action == "run.phase" && e.Details.Contains("\"update-db-data\"", StringComparison.Ordinal) && e.Details.Contains("Failed", StringComparison.Ordinal));
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    [Fact]
+    public async Task RollbackAfterThePointOfNoReturn_RestoresTheDatabaseTheEnvFileTheVersionAndTheService()
+    {
+        var workdir = await _fractal.Host.AbsoluteDirectoryAsync();
+        var usersBefore = await _fractal.DumpUserTablesAsync();
+        var envBefore = (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput;
+        Assert.Contains("COPY public.user_oauth", usersBefore, StringComparison.Ordinal);
+
+        var operatorPassword = await _app.CreateUserAsync(_admin, "oscar@example.org", "Operator");
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await Accounts.SigningInTests.SignInAsync(page, "oscar@example.org", operatorPassword);
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.ClickAsync("#action-start");
+        await ExpectSettledAsync(page, "WaitingForChecklist");
+        Assert.Equal("83bc2ad3ffcc", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
+        Assert.NotEqual(usersBefore, await _fractal.DumpUserTablesAsync());
+
+        // The manual checks find a problem: roll back, with a reason.
+        await page.GetByTestId("reason-rollback").FillAsync("OME-Zarr viewer broken with 2.17");
+        await page.ClickAsync("#action-rollback");
+        await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync("WaitingForChecklist");
+        await ExpectSettledAsync(page, "RolledBack");
+        foreach (var key in new[] { "rb-stop", "rb-restore-db", "rb-env", "rb-pip", "rb-start", "rb-verify" })
+        {
+            await Assertions.Expect(Phase(page, key)).ToHaveAttributeAsync("data-state", "Succeeded");
+        }
+
+        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("user tables match the pre-upgrade snapshot");
+        await browser.ScreenshotAsync("run-rolled-back");
+
+        Assert.Equal("981d588fe248", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
+        Assert.Equal(usersBefore, await _fractal.DumpUserTablesAsync());
+        Assert.Equal(envBefore, (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput);
+        var alive = await ssh.RunAsync($"python3 -c \"import urllib.request;print(urllib.request.urlopen('{_fractal.Host.ServerUrl}/api/alive/').read().decode())\"");
+        Assert.Contains("2.16.6", alive.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("Version: 2.16.6", (await ssh.RunAsync($"{workdir}/venv/bin/python -m pip show fractal-server")).StandardOutput, StringComparison.Ordinal);
+
+        // The target is free again: a new run may be planned.
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    /// <summary>Waits until the run leaves its transient states; on a different end state, fails with the run's log.</summary>
+    private async Task ExpectSettledAsync(IPage page, string expected)
+    {
+        await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Planned|Approved|Running|RollingBack)$"), new() { Timeout = 180_000 });
+        var state = await page.GetByTestId("run-state").TextContentAsync();
+        if (state != expected)
+        {
+            var runId = page.Url.Split('?')[0].Split('/').Last();
+            var log = await (await _admin.GetAsync($"/runs/{runId}/log.txt")).Content.ReadAsStringAsync();
+            Assert.Fail($"run {runId} is {state}, expected {expected}\n{await page.GetByTestId("run-live").InnerTextAsync()}\n{log[Math.Max(0, log.Length - 6000)..]}");
+        }
+    }
+
+    private static ILocator Phase(IPage page, string key) => page.Locator($"[data-testid=run-phase][data-key={key}]");
+
+    public async ValueTask DisposeAsync()
+    {
+        await _fractal.DisposeAsync();
+        await _app.DisposeAsync();
+    }
+}
