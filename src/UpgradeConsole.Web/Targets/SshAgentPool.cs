@@ -35,7 +35,9 @@ public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger
 
             var socket = Path.Combine(data.Subdirectory("ssh"), targetId.ToString(System.Globalization.CultureInfo.InvariantCulture), "agent");
             Directory.CreateDirectory(Path.GetDirectoryName(socket)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            StopOrphan(socket);
             var started = await StartAgentAsync(socket, ct);
+            await File.WriteAllTextAsync(socket + ".pid", started.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), ct);
             await AddKeyAsync(socket, privateKey, ct);
             _agents[targetId] = new Agent(started, socket, fingerprint, clock.GetUtcNow());
             logger.LogInformation("Started the ssh-agent of target {TargetId}", targetId);
@@ -166,6 +168,35 @@ public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger
         return (process.ExitCode, await output + await error);
     }
 
+    /// <summary>
+    /// Ends the agent a killed dashboard left on this socket (its pid file names it; /proc confirms it is
+    /// that ssh-agent), so a crash does not leave an agent holding the key until its lifetime runs out.
+    /// </summary>
+    private void StopOrphan(string socket)
+    {
+        if (!int.TryParse(File.Exists(socket + ".pid") ? File.ReadAllText(socket + ".pid") : null, out var pid))
+        {
+            return;
+        }
+
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+            if (cmdline.Contains("ssh-agent", StringComparison.Ordinal) && cmdline.Contains(socket, StringComparison.Ordinal))
+            {
+                using var orphan = Process.GetProcessById(pid);
+                orphan.Kill();
+                logger.LogInformation("Ended the ssh-agent {Pid} a previous dashboard process left on {Socket}", pid, socket);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+        {
+            // Gone already, or not ours.
+        }
+
+        File.Delete(socket + ".pid");
+    }
+
     private static void Stop(Agent agent)
     {
         try
@@ -182,6 +213,7 @@ public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger
 
         agent.Process.Dispose();
         File.Delete(agent.Socket);
+        File.Delete(agent.Socket + ".pid");
     }
 
     private sealed record Agent(Process Process, string Socket, string Fingerprint, DateTimeOffset AddedAt);

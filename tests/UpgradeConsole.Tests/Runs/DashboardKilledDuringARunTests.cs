@@ -1,0 +1,162 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Tests.Runs;
+
+/// <summary>
+/// The dashboard process is killed (SIGKILL) while <c>pip install</c> prints on the target, and
+/// started again: the Quartz job recovers, reattaches to the step still running on the host, and
+/// the run completes with every log line stored exactly once, in order.
+/// </summary>
+public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, PostgresServer postgres) : IAsyncDisposable
+{
+    private const int SlowLines = 12;
+    private readonly string _data = Directory.CreateTempSubdirectory("uc-kill-").FullName;
+    private FractalTarget? _fractal;
+
+    [Fact]
+    public async Task TheRunContinuesAfterARestart_WithNoLostOrDuplicatedLogLine()
+    {
+        // Set up with the in-process dashboard on a data directory the real processes reuse.
+        int runId;
+        await using (var app = new UpgradeConsoleApplicationFactory(dataDirectory: _data))
+        {
+            var admin = await app.CreateFirstAdminAsync();
+            _fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres);
+            await _fractal.PrepareForUpgradeAsync(ssh);
+
+            // pip goes through a Python that prints a line a second while it installs, so the kill lands mid-step.
+            var venvBin = $"{await _fractal.Host.AbsoluteDirectoryAsync()}/venv/bin";
+            await _fractal.Host.WriteFileAsync("venv/bin/python-slow", $$"""
+                #!/bin/bash
+                if [ "${1:-}" = "-m" ] && [ "${2:-}" = "pip" ] && [ "${3:-}" = "install" ]; then
+                  for i in $(seq 1 {{SlowLines}}); do echo "slow-pip line $i"; sleep 1; done
+                fi
+                exec "$(dirname "$0")/python" "$@"
+                """);
+            Assert.Equal(0, (await ssh.RunAsync($"chmod 755 {venvBin}/python-slow")).ExitCode);
+            await using (var scope = app.Services.CreateAsyncScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+                var target = await db.Targets.SingleAsync(t => t.Id == _fractal.TargetId);
+                target.PythonPath = $"{venvBin}/python-slow";
+                await db.SaveChangesAsync();
+            }
+
+            var plan = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/plan");
+            using var planned = await admin.PostAsync($"/targets/{_fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(plan),
+                ["runbook"] = RunbookPattern().Match(plan).Groups[1].Value,
+            }));
+            Assert.Equal(HttpStatusCode.Redirect, planned.StatusCode);
+            runId = int.Parse(RunUrlPattern().Match(planned.Headers.Location!.OriginalString).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        // Process A starts the run and is killed while pip prints.
+        await using (var first = await DashboardProcess.StartAsync(_data))
+        {
+            var client = await first.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+            using var start = await PostActionAsync(client, runId, "start");
+            Assert.Equal($"/runs/{runId}", start.Headers.Location?.OriginalString);
+            await WaitForAsync(async () => (await client.GetStringAsync($"/runs/{runId}/log.txt")).Contains("slow-pip line 3", StringComparison.Ordinal),
+                TimeSpan.FromMinutes(3), () => first.Output);
+            await first.KillAsync();
+        }
+
+        // The step keeps printing on the target while no dashboard runs.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        // Process B recovers the job and finishes the run.
+        await using (var second = await DashboardProcess.StartAsync(_data))
+        {
+            var client = await second.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+            string state = "";
+            await WaitForAsync(async () =>
+            {
+                state = StatePattern().Match(await client.GetStringAsync($"/runs/{runId}")).Groups[1].Value;
+                return state is not ("Running" or "Planned");
+            }, TimeSpan.FromMinutes(4), () => second.Output);
+            var log = await client.GetStringAsync($"/runs/{runId}/log.txt");
+            Assert.True(state == "WaitingForChecklist", $"run is {state}\n{log}\n{second.Output}");
+
+            var lines = log.Split('\n');
+            for (var i = 1; i <= SlowLines; i++)
+            {
+                Assert.Equal(1, lines.Count(l => l == $"slow-pip line {i}"));
+            }
+
+            Assert.Single(lines, l => l == "Successfully installed fractal-server-2.17.0");
+            Assert.Contains(lines, l => l.Contains("continuing after an interruption", StringComparison.Ordinal));
+            Assert.Contains("END - all ok.", log, StringComparison.Ordinal);
+        }
+
+        // In the database: sequence numbers 1..N without a gap or a repeat, remote offsets only growing within the step.
+        await using var sqlite = new SqliteConnection($"Data Source={Path.Combine(_data, "upgradeconsole.db")};Mode=ReadOnly");
+        await sqlite.OpenAsync();
+        await using var query = sqlite.CreateCommand();
+        query.CommandText = "SELECT Sequence, PhaseIndex, RemoteOffset FROM RunLogLines WHERE RunId = $run ORDER BY Sequence";
+        query.Parameters.AddWithValue("$run", runId);
+        var expected = 1L;
+        var offsets = new Dictionary<long, long>();
+        await using var reader = await query.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            Assert.Equal(expected++, reader.GetInt64(0));
+            if (!reader.IsDBNull(2))
+            {
+                var phase = reader.GetInt64(1);
+                var offset = reader.GetInt64(2);
+                Assert.True(!offsets.TryGetValue(phase, out var before) || offset > before, $"offset {offset} after {before} in phase {phase}");
+                offsets[phase] = offset;
+            }
+        }
+
+        Assert.True(expected > 50, $"only {expected - 1} lines stored");
+    }
+
+    private static async Task<HttpResponseMessage> PostActionAsync(HttpClient client, int runId, string action)
+    {
+        var page = await client.GetStringAsync($"/runs/{runId}");
+        return await client.PostAsync($"/runs/{runId}/{action}", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(page),
+        }));
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> diagnostics)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(waited.Elapsed < timeout, "timed out waiting\n" + diagnostics());
+            await Task.Delay(250);
+        }
+    }
+
+    [GeneratedRegex("""name="runbook" value="([^"]*)""")]
+    private static partial Regex RunbookPattern();
+
+    [GeneratedRegex("""/runs/([0-9]+)$""")]
+    private static partial Regex RunUrlPattern();
+
+    [GeneratedRegex("""data-testid="run-state"[^>]*>([A-Za-z]+)<""")]
+    private static partial Regex StatePattern();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_fractal is not null)
+        {
+            await _fractal.DisposeAsync();
+        }
+
+        // The killed process's ssh ControlMaster and agent live under the data directory: end them too.
+        await ProcessRunner.RunAsync("pkill", ["-f", _data], check: false);
+        Directory.Delete(_data, recursive: true);
+    }
+}
