@@ -20,7 +20,8 @@ public sealed record PhaseDefinition(
     PhaseKind Kind,
     bool Idempotent,
     bool PointOfNoReturn = false,
-    string? Rollback = null);
+    string? Rollback = null,
+    bool Optional = false);
 
 /// <summary>An ordered list of phases that upgrades a product from one version to another.</summary>
 public sealed record RunbookDefinition(
@@ -67,7 +68,7 @@ public static class Runbooks
             "The OME-Zarr viewer shows data",
         ]);
 
-    /// <summary>An ordinary fractal-server release (the deployment guide): stop, back up, install, set-db, start.</summary>
+    /// <summary>An ordinary fractal-server release (the deployment guide): back up, stop, install, set-db, optionally update-db-data, start.</summary>
     public static RunbookDefinition FractalReleaseUpgrade { get; } = new(
         FractalRelease,
         "fractal-server release upgrade",
@@ -78,6 +79,7 @@ public static class Runbooks
             new("stop", "Stop fractal-server", "Run the stop command and wait until it is down.", PhaseKind.Remote, Idempotent: true, Rollback: "Start the service again."),
             new("pip-install", "Install the new version", "pip install fractal-server==<version>.", PhaseKind.Remote, Idempotent: true, Rollback: "pip install the previous version again."),
             new("set-db", "Migrate the schema (fractalctl set-db)", "Point of no return.", PhaseKind.Remote, Idempotent: true, PointOfNoReturn: true, Rollback: "Restore the database from this run's verified dump."),
+            new("update-db-data", "Migrate the data (fractalctl update-db-data)", "Only when the release notes call for it (chosen on the plan). Answers its questions; never re-run automatically.", PhaseKind.Remote, Idempotent: false, Rollback: "Restore the database from this run's verified dump.", Optional: true),
             new("start", "Start fractal-server", "Start and wait until /api/alive/ reports the new version.", PhaseKind.Remote, Idempotent: true),
         ],
         []);

@@ -72,9 +72,10 @@ public sealed class FractalPhases(
         foreach (var check in PreflightService.Checks(result))
         {
             var overridden = check.Status == CheckStatus.Fail && overrides.TryGetValue(check.Id, out var reason);
-            await log.WriteAsync(phase, $"{(check.Status == CheckStatus.Pass ? "pass" : check.Status == CheckStatus.Warn ? "WARN" : overridden ? "FAIL (overridden)" : "FAIL")} {check.Title}: {check.Explanation}" +
+            var required = PreflightChecks.Required(run.RunbookId, check.Id);
+            await log.WriteAsync(phase, $"{(check.Status == CheckStatus.Pass ? "pass" : check.Status == CheckStatus.Warn ? "WARN" : overridden ? "FAIL (overridden)" : required ? "FAIL" : "fail (not required by this runbook)")} {check.Title}: {check.Explanation}" +
                 (overridden ? $" — override: {overrides[check.Id]}" : ""), ct: ct);
-            if (check.Status == CheckStatus.Fail && !overridden)
+            if (check.Status == CheckStatus.Fail && !overridden && required)
             {
                 failing.Add(check.Title);
             }
@@ -264,7 +265,7 @@ public sealed class FractalPhases(
         var head = await context.Database.AlembicVersionAsync(ct);
         var checksum = await context.Database.UserTablesChecksumAsync(ct);
         await log.WriteAsync(phase, $"alembic_version: {head}; user tables {(checksum == run.UserTablesChecksum ? "match" : "DIFFER from")} the pre-upgrade snapshot", ct: ct);
-        return head == PreflightChecks.Head216 && checksum == run.UserTablesChecksum
+        return head == (Plan.AlembicHead ?? PreflightChecks.Head216) && checksum == run.UserTablesChecksum
             ? PhaseOutcome.Done()
             : PhaseOutcome.Failed($"After the restore alembic_version is {head} and the user tables {(checksum == run.UserTablesChecksum ? "match" : "do not match")} the snapshot.");
     }
@@ -358,4 +359,10 @@ public sealed record RunPlanSnapshot
     public IReadOnlyList<string> LeftOutUsers { get; init; } = [];
 
     public long? DatabaseSize { get; init; }
+
+    /// <summary>The alembic head before the upgrade: where a restore must bring the database back.</summary>
+    public string? AlembicHead { get; init; }
+
+    /// <summary>Whether the optional data migration (update-db-data) was chosen for a release upgrade.</summary>
+    public bool DataMigration { get; init; }
 }

@@ -8,7 +8,8 @@ using UpgradeConsole.Web.Targets;
 namespace UpgradeConsole.Web.Runs;
 
 /// <summary>One phase as the plan shows it: what it runs, exactly (secrets masked).</summary>
-public sealed record PlannedPhase(PhaseDefinition Definition, string? Commands);
+/// <summary>A phase as planned; an optional phase not chosen is recorded as skipped.</summary>
+public sealed record PlannedPhase(PhaseDefinition Definition, string? Commands, bool Chosen = true);
 
 /// <summary>Everything a person reads before starting a run.</summary>
 public sealed record Plan
@@ -45,7 +46,7 @@ public sealed record Plan
 /// <summary>Builds the plan of a runbook on a target from what is there now.</summary>
 public sealed class PlanBuilder(TargetService targets, FractalAccess access, PreflightService preflight, Persistence.AppDbContext db)
 {
-    public async Task<Plan> BuildAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, CancellationToken ct)
+    public async Task<Plan> BuildAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, CancellationToken ct, bool dataMigration = false)
     {
         var target = await targets.FindAsync(targetId, ct);
         var runbook = Runbooks.Find(runbookId);
@@ -64,6 +65,16 @@ public sealed class PlanBuilder(TargetService targets, FractalAccess access, Pre
         {
             var context = await access.OpenAsync(target, ct);
             var discovery = await FractalDiscovery.DiscoverAsync(context.Shell, TargetService.Location(target), ct);
+            if (runbook.Id == Runbooks.FractalRelease && (discovery.InstalledVersion is null || discovery.InstalledVersion == to))
+            {
+                return new Plan
+                {
+                    Error = discovery.InstalledVersion is null ? "pip cannot say which fractal-server is installed, so there is nothing to upgrade from." : $"fractal-server {to} is already installed.",
+                    Target = target,
+                    Runbook = runbook,
+                };
+            }
+
             var users = MigrationRules.Classify(await context.Database.LoadUsersAsync(ct), context.Backend);
             var size = await context.Database.DatabaseSizeAsync(ct);
             var (envText, _) = await FractalDiscovery.ReadEnvFileAsync(context.Shell, TargetService.Location(target), ct);
@@ -71,7 +82,8 @@ public sealed class PlanBuilder(TargetService targets, FractalAccess access, Pre
             var python = discovery.Python ?? target.PythonPath;
             var host = new FractalHostSettings(target.WorkingDirectory, python ?? "<python>", target.ServerUrl, target.StopCommand, target.StartCommand,
                 target.StatusCommand, target.BackupDirectory, (target.PipOptions ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries));
-            var phases = runbook.Phases.Select(p => new PlannedPhase(p, Commands(p.Key, host, to))).ToList();
+            var phases = runbook.Phases.Select(p => new PlannedPhase(p, Commands(p.Key, host, to), Chosen: !p.Optional || dataMigration)).ToList();
+            var head = await context.Database.AlembicVersionAsync(ct);
             return new Plan
             {
                 Target = target,
@@ -92,6 +104,8 @@ public sealed class PlanBuilder(TargetService targets, FractalAccess access, Pre
                     MigratedUserIds = users.Where(u => u.Outcome == MigrationOutcome.Migrated).Select(u => u.User.Id).ToList(),
                     LeftOutUsers = users.Where(u => u.Outcome == MigrationOutcome.LeftOut).Select(u => u.User.Email).ToList(),
                     DatabaseSize = size,
+                    AlembicHead = head,
+                    DataMigration = dataMigration,
                 },
             };
         }

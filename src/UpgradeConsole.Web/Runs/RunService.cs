@@ -31,7 +31,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == targetId, ct);
 
     /// <summary>Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.</summary>
-    public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct)
+    public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct, bool dataMigration = false)
     {
         var runbook = Runbooks.Find(runbookId);
         if (runbook is null)
@@ -54,7 +54,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
             return RunResult.Fail($"Run {active.Id} is already active on this target ({active.State}); finish, roll back or abandon it first.");
         }
 
-        var plan = await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct);
+        var plan = await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct, dataMigration);
         if (plan.Error is not null)
         {
             return RunResult.Fail(plan.Error);
@@ -64,7 +64,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         if (plan.Preflight is not null)
         {
             var unresolved = PreflightService.Checks(plan.Preflight)
-                .Where(c => c.Status == CheckStatus.Fail && c.Id != "runs.active" && !overrides.ContainsKey(c.Id)).ToList();
+                .Where(c => c.Status == CheckStatus.Fail && c.Id != "runs.active" && PreflightChecks.Required(runbookId, c.Id) && !overrides.ContainsKey(c.Id)).ToList();
             if (unresolved.Count > 0)
             {
                 return RunResult.Fail($"The last preflight has failing checks: {string.Join("; ", unresolved.Select(c => c.Title))}. " +
@@ -87,7 +87,13 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
             PlanJson = JsonSerializer.Serialize(plan.Snapshot, JsonSerializerOptions.Web),
             OverridesJson = JsonSerializer.Serialize(overrides, JsonSerializerOptions.Web),
             OAuthClient = string.IsNullOrWhiteSpace(oauthClient) ? null : oauthClient.Trim(),
-            Phases = runbook.Phases.Select((p, i) => new RunPhase { Index = i, Key = p.Key, Title = p.Title, State = PhaseState.Pending }).ToList(),
+            Phases = plan.Phases.Select((p, i) => new RunPhase
+            {
+                Index = i,
+                Key = p.Definition.Key,
+                Title = p.Chosen ? p.Definition.Title : p.Definition.Title + " (not chosen)",
+                State = p.Chosen ? PhaseState.Pending : PhaseState.Skipped,
+            }).ToList(),
             Checklist = runbook.Checklist.Select((text, i) => new RunChecklistItem { Index = i, Text = text }).ToList(),
         };
         db.Runs.Add(run);
@@ -100,7 +106,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
             return RunResult.Fail("Another run became active on this target meanwhile; only one run may be active per target.");
         }
 
-        await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient }, ct);
+        await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration }, ct);
         return RunResult.Ok(run.Id);
     }
 

@@ -26,7 +26,8 @@ public static class RunsSetup
             var form = await http.Request.ReadFormAsync(ct);
             var overrides = form.Keys.Where(k => k.StartsWith("override:", StringComparison.Ordinal) && !string.IsNullOrWhiteSpace(form[k]))
                 .ToDictionary(k => k["override:".Length..], k => form[k].ToString().Trim());
-            var result = await runs.PlanAsync(id, form["runbook"].ToString(), form["to"].ToString(), form["oauth"].ToString(), overrides, http.User, ct);
+            var result = await runs.PlanAsync(id, form["runbook"].ToString(), form["to"].ToString(), form["oauth"].ToString(), overrides, http.User, ct,
+                dataMigration: form["data"] == "true");
             return result.Succeeded
                 ? Results.Redirect($"/runs/{result.RunId}")
                 : Results.Redirect($"/targets/{id}/plan?runbook={Uri.EscapeDataString(form["runbook"].ToString())}&to={Uri.EscapeDataString(form["to"].ToString())}&error={Uri.EscapeDataString(result.Error!)}");

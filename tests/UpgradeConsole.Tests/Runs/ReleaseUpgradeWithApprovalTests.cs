@@ -1,0 +1,131 @@
+using System.Text.RegularExpressions;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Tests.Runs;
+
+/// <summary>
+/// An ordinary release (2.16.6 → 2.16.7) with the generic runbook, on a target that requires a
+/// second person's approval: the planner cannot approve, the approver cannot start, a Viewer can do
+/// neither; once approved and started by the planner it runs to Succeeded without update-db-data.
+/// </summary>
+public sealed class ReleaseUpgradeWithApprovalTests(Chromium chromium, SshServer ssh, PostgresServer postgres) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private FractalTarget _fractal = default!;
+    private HttpClient _admin = default!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        _admin = await _app.CreateFirstAdminAsync();
+        _fractal = await FractalTarget.CreateAsync(_app, _admin, ssh, postgres);
+        await _fractal.Host.BuildWheelAsync("2.16.7");
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var target = await db.Targets.SingleAsync(t => t.Id == _fractal.TargetId);
+        target.RequireApproval = true;
+        await db.SaveChangesAsync();
+    }
+
+    [Fact]
+    public async Task ASecondPersonApproves_ThePlannerStarts_AndTheReleaseIsInstalled()
+    {
+        var plannerPassword = await _app.CreateUserAsync(_admin, "olga@example.org", "Operator");
+        var approverPassword = await _app.CreateUserAsync(_admin, "pavel@example.org", "Operator");
+        var viewer = await _app.SignedInClientAsync("Viewer");
+        var planner = await _app.LoginAsAsync("olga@example.org", plannerPassword);
+        var approver = await _app.LoginAsAsync("pavel@example.org", approverPassword);
+
+        // Olga plans the release in the browser: the data migration is not chosen, so that phase is skipped.
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await Accounts.SigningInTests.SignInAsync(page, "olga@example.org", plannerPassword);
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.SelectOptionAsync("#runbook", "fractal-release");
+        await page.FillAsync("#to", "2.16.7");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Show the plan" }).ClickAsync();
+        await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync("2.16.6 → 2.16.7");
+        await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=update-db-data]")).ToHaveAttributeAsync("data-chosen", "false");
+        await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=pip-install]")).ToContainTextAsync("fractal-server==2.16.7");
+        await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=set-db] [data-testid=point-of-no-return]")).ToBeVisibleAsync();
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
+        await Assertions.Expect(page.Locator("[data-testid=run-phase][data-key=update-db-data]")).ToHaveAttributeAsync("data-state", "Skipped");
+
+        // Olga sees that she cannot approve her own run, and has nothing to start yet.
+        await Assertions.Expect(page.GetByTestId("approval-wait")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("#action-approve")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#action-start")).ToHaveCountAsync(0);
+
+        // The rules hold on the server too, whatever the page shows.
+        Assert.Contains("Nobody approves their own run", await ErrorOfAsync(planner, runId, "approve"), StringComparison.Ordinal);
+        Assert.Contains("needs a second person's approval", await ErrorOfAsync(planner, runId, "start"), StringComparison.Ordinal);
+        foreach (var action in new[] { "approve", "start" })
+        {
+            // A form post without the role ends on the access-denied page, and nothing happens.
+            using var denied = await PostAsync(viewer, runId, action);
+            Assert.Contains("/account/access-denied?", denied.Headers.Location?.OriginalString ?? $"({(int)denied.StatusCode})", StringComparison.Ordinal);
+        }
+
+        // Pavel approves; then he may not start it himself.
+        var approved = await PostAsync(approver, runId, "approve");
+        Assert.Equal($"/runs/{runId}", approved.Headers.Location?.OriginalString);
+        Assert.Contains("cannot also start", await ErrorOfAsync(approver, runId, "start"), StringComparison.Ordinal);
+
+        // Olga starts it from the page (it shows the approval) and it runs to the end.
+        await page.ReloadAsync();
+        Assert.Contains("approved by pavel@example.org", await page.ContentAsync(), StringComparison.Ordinal);
+        await page.ClickAsync("#action-start");
+        await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Planned|Running)$"), new() { Timeout = 180_000 });
+        Assert.True(await page.GetByTestId("run-state").TextContentAsync() == "Succeeded",
+            await (await _admin.GetAsync($"/runs/{runId}/log.txt")).Content.ReadAsStringAsync());
+        foreach (var key in new[] { "preflight", "backup", "stop", "pip-install", "set-db", "start" })
+        {
+            await Assertions.Expect(page.Locator($"[data-testid=run-phase][data-key={key}]")).ToHaveAttributeAsync("data-state", "Succeeded");
+        }
+
+        var log = await (await _admin.GetAsync($"/runs/{runId}/log.txt")).Content.ReadAsStringAsync();
+        Assert.Contains("Successfully installed fractal-server-2.16.7", log, StringComparison.Ordinal);
+        Assert.Contains("/api/alive/ reports 2.16.7", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("[update-db-data]", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("(yes/no)", log, StringComparison.Ordinal);
+        // The 2.17-only checks fail on this unprepared 2.16 target, but do not hold up a release upgrade.
+        Assert.Contains("fail (not required by this runbook)", log, StringComparison.Ordinal);
+        Assert.Equal("981d588fe248", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
+
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "run.approve" && e.Actor == "pavel@example.org");
+        Assert.Contains(events, e => e.Action == "run.start" && e.Actor == "olga@example.org");
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    private static async Task<HttpResponseMessage> PostAsync(HttpClient client, int runId, string action)
+    {
+        // The token from the page's meta tag (what htmx sends): a Viewer's page has no action forms.
+        var page = await client.GetStringAsync($"/runs/{runId}");
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/runs/{runId}/{action}") { Content = new FormUrlEncodedContent([]) };
+        request.Headers.Add("RequestVerificationToken", HtmlForms.MetaToken(page));
+        return await client.SendAsync(request);
+    }
+
+    /// <summary>Posts an action that must be refused and returns the error the run page shows.</summary>
+    private static async Task<string> ErrorOfAsync(HttpClient client, int runId, string action)
+    {
+        using var response = await PostAsync(client, runId, action);
+        var location = response.Headers.Location?.OriginalString ?? "";
+        Assert.Contains("?error=", location, StringComparison.Ordinal);
+        return Uri.UnescapeDataString(location[(location.IndexOf("?error=", StringComparison.Ordinal) + 7)..]);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _fractal.DisposeAsync();
+        await _app.DisposeAsync();
+    }
+}
