@@ -173,7 +173,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         phase.ExitCode = null;
         run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
         return null;
-    }, schedule: true, ct);
+    }, schedule: true, ct, confirmed: confirmNotIdempotent);
 
     public Task<RunResult> MarkDoneAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.mark-done", reason, run =>
     {
@@ -331,7 +331,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
     private static RunPhase? StoppedPhase(Run run) =>
         run.Phases.OrderBy(p => p.Index).FirstOrDefault(p => p.State is PhaseState.Failed or PhaseState.NeedsAttention);
 
-    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, string?> change, bool schedule, CancellationToken ct)
+    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, string?> change, bool schedule, CancellationToken ct, bool? confirmed = null)
     {
         if (reason is not null && string.IsNullOrWhiteSpace(reason))
         {
@@ -344,6 +344,8 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
             return RunResult.Fail("No such run.");
         }
 
+        var stopped = StoppedPhase(run);
+        var stoppedPhase = stopped is null ? null : new { stopped.Key, stopped.Attempt, state = stopped.State.ToString() };
         if (change(run) is { } refusal)
         {
             return RunResult.Fail(refusal);
@@ -359,7 +361,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
             return RunResult.Fail("The run changed meanwhile; reload and try again.");
         }
 
-        await audit.RecordAsync(actor, action, run.TargetId, $"run {run.Id}", new { run = run.Id, reason, state = run.State.ToString() }, ct);
+        await audit.RecordAsync(actor, action, run.TargetId, $"run {run.Id}", new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
         if (schedule && run.State is RunState.Running or RunState.RollingBack)
         {
             await RunJob.ScheduleAsync(schedulers, run.Id, ct);

@@ -132,6 +132,62 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }
 
+    [Fact]
+    public async Task ADataMigrationKilledOnTheHost_NeedsAttention_AndRunsAgainOnlyWhenAPersonConfirms()
+    {
+        // update-db-data pauses before it touches anything; the test kills its whole process group
+        // on the host meanwhile, as a host-side OOM kill or reboot would: no exit code is ever written.
+        await _fractal.Host.WriteFileAsync(".double-pause-update-db-data", "120");
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
+        await page.ClickAsync("#action-start");
+        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("double: pausing 120 s", new() { Timeout = 180_000 });
+        // Exactly this host's update-db-data (its venv path is unique to the test), and its whole process group.
+        var fractalctl = $"{await _fractal.Host.AbsoluteDirectoryAsync()}/venv/bin/[f]ractalctl update-db-data";
+        var killed = await ssh.RunAsync($$"""
+            pids=$(pgrep -f '{{fractalctl}}'); [ "$(echo "$pids" | wc -w)" = 1 ] || { echo "found: $pids" >&2; exit 1; }
+            pgid=$(ps -o pgid= -p "$pids" | tr -d ' '); kill -KILL -- "-$pgid"
+            """);
+        Assert.True(killed.ExitCode == 0, killed.StandardError);
+
+        await ExpectSettledAsync(page, "NeedsAttention");
+        await Assertions.Expect(Phase(page, "update-db-data")).ToHaveAttributeAsync("data-state", "NeedsAttention");
+        await Assertions.Expect(page.GetByTestId("run-live")).ToContainTextAsync("never re-run automatically");
+        Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
+        await browser.ScreenshotAsync("run-needs-attention");
+
+        // Nothing runs again without a person: a plain retry and a reasonless "mark done" are refused.
+        await page.ClickAsync("#action-retry");
+        await Assertions.Expect(page.GetByTestId("run-error")).ToContainTextAsync("confirm");
+        var markDone = await _admin.PostAsync($"/runs/{runId}/mark-done", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(await _admin.GetStringAsync($"/runs/{runId}")),
+            ["reason"] = "  ",
+        }));
+        Assert.Contains("reason", Uri.UnescapeDataString(markDone.Headers.Location?.OriginalString ?? ""), StringComparison.OrdinalIgnoreCase);
+        await page.ReloadAsync();
+        await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("NeedsAttention");
+
+        // The operator checks the host (nothing was written), then confirms the retry.
+        await ssh.RunAsync($"rm -f {await _fractal.Host.AbsoluteDirectoryAsync()}/.double-pause-update-db-data");
+        await page.Locator("[data-testid=run-actions] input[name=confirm]").CheckAsync();
+        await page.ClickAsync("#action-retry");
+        await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync("NeedsAttention");
+        await ExpectSettledAsync(page, "WaitingForChecklist");
+        await Assertions.Expect(Phase(page, "update-db-data")).ToContainTextAsync("attempt 2");
+        Assert.Equal(1L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "run.phase" && e.Details.Contains("NeedsAttention", StringComparison.Ordinal));
+        Assert.Contains(events, e => e.Action == "run.retry" && e.Details.Contains("\"confirmed\":true", StringComparison.Ordinal));
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
     /// <summary>Waits until the run leaves its transient states; on a different end state, fails with the run's log.</summary>
     private async Task ExpectSettledAsync(IPage page, string expected)
     {

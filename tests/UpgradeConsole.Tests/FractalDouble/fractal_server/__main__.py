@@ -96,6 +96,8 @@ def set_db(args):
         print("Created the first superuser.", flush=True)
 
 
+PAUSE_FILE = ".double-pause-update-db-data"
+
 QUESTIONS = [
     "Are the old and target versions consecutive?",
     "Is the target version {version}?",
@@ -107,6 +109,14 @@ QUESTIONS = [
 
 def update_db_data():
     slug = "_".join(re.match(r"(\d+)\.(\d+)\.(\d+)", __VERSION__).groups())
+    # Test hook (not in the real fractalctl): a pause before anything is read or written, so a test
+    # can kill the step while it is in flight.
+    if os.path.exists(PAUSE_FILE):
+        with open(PAUSE_FILE) as f:
+            seconds = int(f.read().strip() or "0")
+        print(f"double: pausing {seconds} s before update-db-data", flush=True)
+        import time
+        time.sleep(seconds)
     print("WARNING: this command updates the data in the database for a new fractal-server version.", flush=True)
     print("It is meant to run once, right after `fractalctl set-db`, on a backed-up database.", flush=True)
     if not os.path.exists(".fractal_server.env"):
