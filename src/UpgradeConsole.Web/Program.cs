@@ -45,6 +45,7 @@ public partial class Program
         app.MapTargets();
         app.MapFractal();
         app.MapRuns();
+        app.MapAudit();
         app.MapWebShell();
         return app;
     }

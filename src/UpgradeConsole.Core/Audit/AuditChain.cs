@@ -42,20 +42,45 @@ public static class AuditChain
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(previousHash + "\n" + Canonical(record))));
 
     /// <summary>
+    /// Checks one event against the hash of the event before it (<paramref name="expectedSequence"/>
+    /// and <paramref name="previousHash"/>); returns why it breaks the chain, or null when it holds.
+    /// </summary>
+    public static string? Problem(long expectedSequence, string previousHash, AuditRecord record, string storedPrevious, string storedHash)
+    {
+        if (record.Sequence != expectedSequence)
+        {
+            return record.Sequence > expectedSequence
+                ? $"event {expectedSequence}{(record.Sequence - expectedSequence > 1 ? $" to {record.Sequence - 1}" : "")} missing"
+                : $"sequence {record.Sequence} out of order";
+        }
+
+        if (storedPrevious != previousHash)
+        {
+            return "its previous-hash does not match the event before it (an event before it was changed, removed or inserted)";
+        }
+
+        return Hash(previousHash, record) != storedHash
+            ? "its content does not match its hash (the event was changed)"
+            : null;
+    }
+
+    /// <summary>
     /// Walks events in sequence order; returns the sequence of the first event whose stored
     /// previous-hash or hash does not match, or null when the whole chain holds.
     /// </summary>
     public static long? FirstBroken(IEnumerable<(AuditRecord Record, string PreviousHash, string Hash)> events)
     {
         var previous = Genesis;
+        long expected = 1;
         foreach (var (record, storedPrevious, storedHash) in events)
         {
-            if (storedPrevious != previous || Hash(previous, record) != storedHash)
+            if (Problem(expected, previous, record, storedPrevious, storedHash) is not null)
             {
-                return record.Sequence;
+                return Math.Min(record.Sequence, expected);
             }
 
             previous = storedHash;
+            expected++;
         }
 
         return null;

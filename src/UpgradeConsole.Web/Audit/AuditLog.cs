@@ -67,18 +67,25 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
     private static DateTimeOffset TruncateToMicroseconds(DateTimeOffset time) =>
         new(time.Ticks - (time.Ticks % TimeSpan.TicksPerMicrosecond), time.Offset);
 
-    /// <summary>Checks the whole chain; returns the first broken event's sequence, or null when it holds.</summary>
-    public async Task<long?> VerifyAsync(CancellationToken ct = default)
+    /// <summary>Walks the whole chain in sequence order (streamed: memory stays flat however long the history).</summary>
+    public async Task<AuditVerification> VerifyAsync(CancellationToken ct = default)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var events = db.AuditEvents.AsNoTracking().OrderBy(e => e.Id).AsAsyncEnumerable();
-        var list = new List<(AuditRecord, string, string)>();
-        await foreach (var e in events.WithCancellation(ct))
+        var previous = AuditChain.Genesis;
+        long expected = 1;
+        await foreach (var e in db.AuditEvents.AsNoTracking().OrderBy(e => e.Id).AsAsyncEnumerable().WithCancellation(ct))
         {
-            list.Add((e.ToRecord(), e.PreviousHash, e.Hash));
+            if (AuditChain.Problem(expected, previous, e.ToRecord(), e.PreviousHash, e.Hash) is { } problem)
+            {
+                logger.LogWarning("Audit chain broken at event {Sequence}: {Problem}", e.Id, problem);
+                return new AuditVerification(expected, previous, Math.Min(e.Id, expected), problem);
+            }
+
+            previous = e.Hash;
+            expected++;
         }
 
-        return AuditChain.FirstBroken(list);
+        return new AuditVerification(expected - 1, previous, null, null);
     }
 }

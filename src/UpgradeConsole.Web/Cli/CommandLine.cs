@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "audit", "--help", "-h", "-?", "help", "--version"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Verbs.Contains(args[0]);
 
@@ -98,6 +98,18 @@ public static class CommandLine
         users.Subcommands.Add(create);
         root.Subcommands.Add(users);
         root.Subcommands.Add(EnvCommand.Build(output, error));
+
+        var audit = new Command("audit", "Work with the audit history.");
+        var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first).");
+        verify.SetAction(async (_, ct) =>
+        {
+            await using var app = Program.BuildApp([]);
+            var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyAsync(ct);
+            await (result.Holds ? output : error).WriteLineAsync(result.ToString());
+            return result.Holds ? 0 : 2;
+        });
+        audit.Subcommands.Add(verify);
+        root.Subcommands.Add(audit);
         return root;
     }
 }

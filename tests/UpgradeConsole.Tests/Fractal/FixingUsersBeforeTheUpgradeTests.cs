@@ -183,11 +183,30 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         var env = (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput;
         await _fractal.Host.WriteFileAsync(".fractal_server.env", env.Replace("POSTGRES_HOST=127.0.0.1", $"POSTGRES_HOST={postgres.SocketDir}", StringComparison.Ordinal));
         var admin = await _app.LoginAsAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        var page = await (await admin.GetAsync($"/targets/{_fractal.TargetId}/users")).ExpectOkAsync();
+
+        // The dashboard keeps no idle connection, so catch it in the act: a lock held here makes its
+        // query wait, and PostgreSQL shows the waiting session without a client address (a Unix socket).
+        await using var holder = new Npgsql.NpgsqlConnection(_fractal.DatabaseConnection);
+        await holder.OpenAsync();
+        await using var tx = await holder.BeginTransactionAsync();
+        await using (var lockCmd = new Npgsql.NpgsqlCommand("LOCK TABLE user_oauth IN ACCESS EXCLUSIVE MODE", holder, tx))
+        {
+            await lockCmd.ExecuteNonQueryAsync();
+        }
+
+        var request = admin.GetAsync($"/targets/{_fractal.TargetId}/users");
+        long viaSocket = 0;
+        for (var i = 0; i < 100 && viaSocket == 0; i++)
+        {
+            await Task.Delay(100);
+            viaSocket = await _fractal.ScalarAsync<long>(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'UpgradeConsole' AND client_addr IS NULL AND datname = current_database() AND wait_event_type = 'Lock'");
+        }
+
+        await tx.RollbackAsync();
+        var page = await (await request).ExpectOkAsync();
         Assert.Contains("bob@example.org", page, StringComparison.Ordinal);
-        // The connection really came through the Unix socket: PostgreSQL saw no client address.
-        Assert.True(await _fractal.ScalarAsync<long>(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'UpgradeConsole' AND client_addr IS NULL AND datname = current_database()") >= 1);
+        Assert.Equal(1, viaSocket);
     }
 
     [Fact]
