@@ -172,11 +172,15 @@ internal static class StepScripts
         return $$"""
             dir={{location.ShellWord}}
             if [ ! -e "$dir/.started" ]; then echo 'UC:STATE started=0' >&2; exit 0; fi
-            __uc_pid=1; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
-            if [ -e "$dir/exit" ]; then
-              tail -c +{{from}} -- "$dir/log"
+            # A step started a moment ago may not have written its pid yet: wait for it (bounded).
+            __uc_i=0
+            while [ ! -e "$dir/pid" ] && [ ! -e "$dir/exit" ] && [ "$__uc_i" -lt 100 ]; do sleep 0.1; __uc_i=$((__uc_i + 1)); done
+            __uc_pid=; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
+            # Follow only a runner that is alive and is this step's (a recycled pid is someone else's process).
+            if [ ! -e "$dir/exit" ] && [ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir"; then
+              tail -c +{{from}} --pid="$__uc_pid" -s 0.05 -f -- "$dir/log"
             else
-              tail -c +{{from}} --pid="${__uc_pid:-1}" -s 0.05 -f -- "$dir/log"
+              tail -c +{{from}} -- "$dir/log"
             fi
             {{PrintState}}
             """;

@@ -222,6 +222,26 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FollowingAStepWhoseRunnerNeverWroteItsPid_EndsInsteadOfWaitingForever()
+    {
+        // A runner that died (or never came up) between the start marker and its pid file: the
+        // follower must not wait on "no pid" (before the fix it followed pid 1, for ever).
+        var location = _remote.Step("no-pid");
+        var made = await ssh.RunAsync($"d={location.ShellWord}; mkdir -p \"$d\" && printf 'one\\ntwo\\n' > \"$d/log\" && touch -d '-2 minutes' \"$d/.started\"");
+        Assert.Equal(0, made.ExitCode);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        var lines = new List<string>();
+        await foreach (var line in _remote.Engine.FollowAsync(location, 0, timeout.Token))
+        {
+            lines.Add(line.Text);
+        }
+
+        Assert.Equal(["one", "two"], lines);
+        Assert.Equal(RemoteStepState.Lost, (await _remote.Engine.GetStatusAsync(location, TestContext.Current.CancellationToken)).State);
+    }
+
+    [Fact]
     public async Task StepKilledOutsideTheEngine_IsLost_NotGuessed()
     {
         var step = _remote.NewStep("lost", "echo started; sleep 300");
