@@ -84,6 +84,22 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
         var log = await (await _admin.GetAsync($"/runs/{runId}/log.txt")).ExpectOkAsync();
         Assert.Contains("Created Profile labshared", log, StringComparison.Ordinal);
         Assert.DoesNotContain(FractalTarget.DbPassword, log, StringComparison.Ordinal);
+
+        // The overview and the runs list tell the same story.
+        await page.GotoAsync("/targets");
+        var row = page.Locator("[data-testid=target-row]").First;
+        await Assertions.Expect(row.GetByTestId("target-installed")).ToHaveTextAsync("2.17.0");
+        await Assertions.Expect(row.GetByTestId("target-last-run")).ToContainTextAsync($"#{runId} Succeeded");
+        await Assertions.Expect(row.GetByTestId("target-last-preflight")).ToContainTextAsync("passed");
+        await page.GotoAsync($"/runs?target={_fractal.TargetId}&state=Succeeded&runbook=fractal-2.16-to-2.17.0");
+        await Assertions.Expect(page.Locator($"[data-testid=run-row][data-id='{runId}']")).ToContainTextAsync("12 / 12");
+        await page.GotoAsync("/runs?state=Failed");
+        await Assertions.Expect(page.GetByTestId("runs-empty")).ToContainTextAsync("No run matches");
+        await page.GotoAsync("/runs?to=2000-01-01");
+        await Assertions.Expect(page.GetByTestId("runs-empty")).ToBeVisibleAsync();
+        await page.GotoAsync("/runs?state=active");
+        await Assertions.Expect(page.GetByTestId("runs-empty")).ToBeVisibleAsync();
+        await browser.ScreenshotAsync("runs-list");
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }
 
