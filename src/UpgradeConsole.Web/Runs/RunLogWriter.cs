@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
 using UpgradeConsole.Web.Persistence;
 
@@ -77,7 +78,22 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        var batch = _pending.Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text)).ToList();
         _pending.Clear();
         _offset = null;
+
+        // Stored first, then pushed: a viewer never sees a line the database does not have. A push
+        // that fails loses nothing (viewers fetch gaps) and never fails the run.
+        try
+        {
+            if (scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>() is { } hub)
+            {
+                await hub.Clients.Group(RunLogHub.Group(runId)).Lines(runId, batch);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            scope.ServiceProvider.GetService<ILogger<RunLogWriter>>()?.LogWarning(ex, "Pushing log lines of run {Run} failed; viewers will fetch them", runId);
+        }
     }
 }

@@ -15,12 +15,15 @@ public static class RunsSetup
         builder.Services.AddScoped<RunService>();
         builder.Services.AddScoped<RunDriver>();
         builder.Services.AddScoped<PlanBuilder>();
+        builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 64 * 1024);
         return builder;
     }
 
     /// <summary>Run actions (form posts, answered with a redirect to the run page) and the log download.</summary>
     public static IEndpointRouteBuilder MapRuns(this IEndpointRouteBuilder app)
     {
+        app.MapHub<RunLogHub>(RunLogHub.Path);
+
         app.MapPost("/targets/{id:int}/runs", async (int id, HttpContext http, RunService runs, CancellationToken ct) =>
         {
             var form = await http.Request.ReadFormAsync(ct);

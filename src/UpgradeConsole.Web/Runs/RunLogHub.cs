@@ -1,0 +1,57 @@
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Runs;
+
+/// <summary>One stored log line as viewers receive it (already masked).</summary>
+public sealed record LogLine(long Sequence, int Phase, DateTimeOffset At, string Text);
+
+/// <summary>What the server calls on a viewer.</summary>
+public interface IRunLogClient
+{
+    /// <summary>Lines just stored for <paramref name="runId"/>, in sequence order (a batch may overlap what the viewer has).</summary>
+    Task Lines(int runId, IReadOnlyList<LogLine> lines);
+}
+
+/// <summary>
+/// Live run logs, one group per run. The protocol makes gaps and duplicates impossible for a viewer
+/// that follows it: <see cref="Join"/> with the last sequence it has (0 for none) returns what it
+/// lacks and subscribes it; pushed batches carry sequence numbers, so the viewer drops what it has
+/// and, on a gap, asks <see cref="Fetch"/> for the missing range. A viewer that reconnects joins
+/// again with its last sequence.
+/// </summary>
+[Authorize(Policy = Policies.View)]
+public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
+{
+    public const string Path = "/hubs/run-log";
+    public const int MaxBatch = 5000;
+
+    public static string Group(int runId) => $"run-{runId}";
+
+    /// <summary>Subscribes to the run and returns up to <see cref="MaxBatch"/> lines after <paramref name="after"/> (call <see cref="Fetch"/> for more).</summary>
+    public async Task<IReadOnlyList<LogLine>> Join(int runId, long after)
+    {
+        // Every role may view every run; the run must exist.
+        if (!await db.Runs.AnyAsync(r => r.Id == runId, Context.ConnectionAborted))
+        {
+            throw new HubException($"There is no run {runId}.");
+        }
+
+        await Groups.AddToGroupAsync(Context.ConnectionId, Group(runId), Context.ConnectionAborted);
+        return await Fetch(runId, after);
+    }
+
+    /// <summary>Lines after <paramref name="after"/>, oldest first, at most <see cref="MaxBatch"/>.</summary>
+    public async Task<IReadOnlyList<LogLine>> Fetch(int runId, long after) =>
+        await db.RunLogLines.AsNoTracking()
+            .Where(l => l.RunId == runId && l.Sequence > after)
+            .OrderBy(l => l.Sequence)
+            .Take(MaxBatch)
+            .Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text))
+            .ToListAsync(Context.ConnectionAborted);
+
+    public Task Leave(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(runId));
+}

@@ -1,0 +1,169 @@
+using System.Net;
+using System.Threading.Channels;
+using System.Text.Json;
+using UpgradeConsole.Web.Runs;
+
+namespace UpgradeConsole.Tests.Fixtures;
+
+/// <summary>
+/// A viewer of a run's live log over SignalR, following the hub's protocol: join with the last
+/// sequence it has, drop what it has, fetch what it lacks. Pushed batches go through a channel to one
+/// consumer (a SignalR .NET handler must not await an invocation itself).
+/// </summary>
+public sealed class RunLogFollower : IAsyncDisposable
+{
+    private readonly HubClient _connection;
+    private readonly int _runId;
+    private readonly Channel<IReadOnlyList<LogLine>> _pushed = Channel.CreateUnbounded<IReadOnlyList<LogLine>>();
+    private readonly List<LogLine> _lines;
+    private Task? _consumer;
+
+    private RunLogFollower(HubClient connection, int runId, List<LogLine> lines)
+    {
+        _connection = connection;
+        _runId = runId;
+        _lines = lines;
+        _connection.On(nameof(IRunLogClient.Lines), arguments =>
+        {
+            if (arguments[0]!.GetValue<int>() == runId)
+            {
+                _pushed.Writer.TryWrite(arguments[1].Deserialize<List<LogLine>>(JsonSerializerOptions.Web)!);
+            }
+        });
+    }
+
+    /// <summary>Every line received, in order (shared with a follower that continues this one).</summary>
+    public IReadOnlyList<LogLine> Lines
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return [.. _lines];
+            }
+        }
+    }
+
+    /// <summary>Pushed batches received (each may overlap what was already there).</summary>
+    public int PushedBatches { get; private set; }
+
+    public long Last
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return _lines.Count == 0 ? 0 : _lines[^1].Sequence;
+            }
+        }
+    }
+
+    /// <summary>Connects with the cookies of a signed-in user and joins the run after the lines already in <paramref name="resumeFrom"/>.</summary>
+    public static async Task<RunLogFollower> StartAsync(string baseUrl, CookieContainer cookies, int runId, List<LogLine>? resumeFrom = null)
+    {
+        var connection = new HubClient();
+        var follower = new RunLogFollower(connection, runId, resumeFrom ?? []);
+        await connection.StartAsync(baseUrl, RunLogHub.Path, cookies);
+        var backlog = await connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Join), runId, follower.Last);
+        await follower.ApplyAsync(backlog, pushed: false);
+        follower._consumer = Task.Run(follower.ConsumeAsync);
+        return follower;
+    }
+
+    /// <summary>Waits until the follower has every line up to <paramref name="sequence"/>.</summary>
+    public async Task WaitForAsync(long sequence, TimeSpan timeout)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (Last < sequence)
+        {
+            if (waited.Elapsed > timeout)
+            {
+                throw new TimeoutException($"Have up to {Last}, waited for {sequence}.");
+            }
+
+            // A quiet end (no push after the last flush) is caught up by an explicit fetch.
+            if (waited.Elapsed > TimeSpan.FromSeconds(2))
+            {
+                await ApplyAsync(await _connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, Last), pushed: false);
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The list to hand to a follower that resumes after this one is cut.</summary>
+    public List<LogLine> Handover()
+    {
+        lock (_lines)
+        {
+            return [.. _lines];
+        }
+    }
+
+    private async Task ConsumeAsync()
+    {
+        await foreach (var batch in _pushed.Reader.ReadAllAsync())
+        {
+            PushedBatches++;
+            try
+            {
+                await ApplyAsync(batch, pushed: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // The connection was cut: what is missing is fetched by the follower that resumes.
+                return;
+            }
+        }
+    }
+
+    private async Task ApplyAsync(IReadOnlyList<LogLine> batch, bool pushed)
+    {
+        foreach (var line in batch)
+        {
+            while (line.Sequence > Last + 1)
+            {
+                // A gap: the lines between were stored before this batch; fetch them.
+                var missing = await _connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, Last);
+                if (missing.Count == 0)
+                {
+                    throw new InvalidOperationException($"Line {line.Sequence} arrived but {Last + 1} cannot be fetched.");
+                }
+
+                Append(missing.Where(l => l.Sequence < line.Sequence));
+            }
+
+            Append([line]);
+        }
+
+        _ = pushed;
+    }
+
+    private void Append(IEnumerable<LogLine> lines)
+    {
+        lock (_lines)
+        {
+            foreach (var line in lines)
+            {
+                var last = _lines.Count == 0 ? 0 : _lines[^1].Sequence;
+                if (line.Sequence == last + 1)
+                {
+                    _lines.Add(line);
+                }
+            }
+        }
+    }
+
+    /// <summary>Cuts the connection (as a dropped network would).</summary>
+    public async Task CutAsync()
+    {
+        await _connection.DisposeAsync();
+        _pushed.Writer.TryComplete();
+        if (_consumer is not null)
+        {
+            await _consumer;
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await CutAsync();
+}
