@@ -53,5 +53,31 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
             .Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text))
             .ToListAsync(Context.ConnectionAborted);
 
+    /// <summary>The last <paramref name="count"/> lines (at most <see cref="MaxBatch"/>), oldest first: what a viewer shows first.</summary>
+    public async Task<IReadOnlyList<LogLine>> Tail(int runId, int count)
+    {
+        var lines = await db.RunLogLines.AsNoTracking()
+            .Where(l => l.RunId == runId)
+            .OrderByDescending(l => l.Sequence)
+            .Take(Math.Clamp(count, 1, MaxBatch))
+            .Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text))
+            .ToListAsync(Context.ConnectionAborted);
+        lines.Reverse();
+        return lines;
+    }
+
+    /// <summary>The sequence of the first line that reads like an error (error, failed, traceback, fatal), or 0.</summary>
+    public async Task<long> FirstError(int runId)
+    {
+        // ToLower() is translated to SQL lower() on both providers.
+#pragma warning disable CA1304, CA1311, CA1862
+        return await db.RunLogLines.AsNoTracking()
+            .Where(l => l.RunId == runId && (l.Text.ToLower().Contains("error") || l.Text.ToLower().Contains("failed") || l.Text.ToLower().Contains("traceback") || l.Text.ToLower().Contains("fatal")))
+            .OrderBy(l => l.Sequence)
+            .Select(l => l.Sequence)
+            .FirstOrDefaultAsync(Context.ConnectionAborted);
+#pragma warning restore CA1304, CA1311, CA1862
+    }
+
     public Task Leave(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(runId));
 }
