@@ -74,6 +74,9 @@
     div.classList.toggle('uc-log-match', q !== '' && div.textContent.toLowerCase().indexOf(q) >= 0);
   }
 
+  // Scrolls the log (not the page) so that `line` sits in the middle.
+  function centre(line) { view.scrollTop = line.offsetTop - view.clientHeight / 2; }
+
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
   // Appends lines after `last`; a gap is fetched first, so the view is always 1 contiguous range.
@@ -117,7 +120,7 @@
       return appendNow(lines);
     }).then(function () {
       var target = document.getElementById('L' + from);
-      if (target) { target.classList.add('uc-log-target'); target.scrollIntoView({ block: 'center' }); }
+      if (target) { target.classList.add('uc-log-target'); centre(target); }
       setStatus('Lines ' + first + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
     });
   }
@@ -170,7 +173,7 @@
     var index = current ? (matches.indexOf(current) + 1) % matches.length : 0;
     if (current) { current.classList.remove('uc-log-current'); }
     matches[index].classList.add('uc-log-current');
-    matches[index].scrollIntoView({ block: 'center' });
+    centre(matches[index]);
   });
   document.getElementById('log-first-error').addEventListener('click', function () {
     connection.invoke('FirstError', runId).then(function (seq) {

@@ -1,0 +1,141 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Tests.Runs;
+
+/// <summary>
+/// Two people watch the same run's log in two browsers while it is written; one reloads mid-stream
+/// and loses nothing. The viewer's tools: the tail first, phase filter, search, ANSI colours, the
+/// first error (outside the loaded tail), and a link to a line.
+/// </summary>
+public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private HttpClient _admin = default!;
+    private int _runId;
+    private List<RunPhase> _phases = [];
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        _admin = await _app.CreateFirstAdminAsync();
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var target = new Target { Name = "viewer-target", Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/srv/fractal" };
+        db.Targets.Add(target);
+        await db.SaveChangesAsync();
+        var run = new Run
+        {
+            TargetId = target.Id,
+            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
+            FromVersion = "2.16.6",
+            ToVersion = "2.16.7",
+            State = RunState.Running,
+            PlannedBy = "test",
+            Phases =
+            [
+                new RunPhase { Index = 0, Key = "backup", Title = "Back up the database", State = PhaseState.Succeeded },
+                new RunPhase { Index = 1, Key = "pip-install", Title = "Install the new version", State = PhaseState.Running },
+            ],
+        };
+        db.Runs.Add(run);
+        await db.SaveChangesAsync();
+        (_runId, _phases) = (run.Id, run.Phases.OrderBy(p => p.Index).ToList());
+    }
+
+    [Fact]
+    public async Task TwoViewersWatchLive_OneReloadsMidStream_AndBothEndWithEveryLine()
+    {
+        var writer = new RunLogWriter(_app.Services.GetRequiredService<IServiceScopeFactory>(), _runId, ["hunter2-secret"], TimeProvider.System);
+        for (var i = 1; i <= 3000; i++)
+        {
+            var text = i switch
+            {
+                200 => "step failed: retrying with a longer timeout",
+                1500 => "\u001b[31mERROR: disk full\u001b[0m on /var",
+                1600 => "password is hunter2-secret",
+                _ => $"backup line {i}",
+            };
+            await writer.WriteAsync(_phases[0], text);
+        }
+
+        await writer.FlushAsync();
+        var viewerPassword = await _app.CreateUserAsync(_admin, "watcher@example.org", "Viewer");
+        await using var alice = await chromium.NewSessionAsync(_app.BaseUrl);
+        await using var bob = await chromium.NewSessionAsync(_app.BaseUrl);
+        await Accounts.SigningInTests.SignInAsync(alice.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await Accounts.SigningInTests.SignInAsync(bob.Page, "watcher@example.org", viewerPassword);
+        foreach (var page in new[] { alice.Page, bob.Page })
+        {
+            await page.GotoAsync($"/runs/{_runId}");
+            // The tail first: the last 2000 lines.
+            await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync();
+            await Assertions.Expect(page.Locator("#log-lines > .uc-log-line").First).ToHaveAttributeAsync("data-seq", "1001");
+        }
+
+        // The run goes on; Bob reloads in the middle of it.
+        var writing = Task.Run(async () =>
+        {
+            for (var i = 1; i <= 1500; i++)
+            {
+                await writer.WriteAsync(_phases[1], $"pip line {i}");
+                if (i % 100 == 0)
+                {
+                    await writer.FlushAsync();
+                    await Task.Delay(100);
+                }
+            }
+
+            await writer.FlushAsync();
+        });
+        await Assertions.Expect(bob.Page.Locator("#L3300")).ToBeAttachedAsync(new() { Timeout = 30_000 });
+        await bob.Page.ReloadAsync();
+        await writing;
+        foreach (var page in new[] { alice.Page, bob.Page })
+        {
+            await Assertions.Expect(page.Locator("#L4500")).ToBeAttachedAsync(new() { Timeout = 30_000 });
+            var sequences = await page.Locator("#log-lines > .uc-log-line").EvaluateAllAsync<long[]>("ls => ls.map(l => +l.dataset.seq)");
+            Assert.Equal(Enumerable.Range((int)sequences[0], sequences.Length).Select(i => (long)i), sequences);
+            Assert.Equal(4500L, sequences[^1]);
+            Assert.DoesNotContain("hunter2-secret", await page.ContentAsync(), StringComparison.Ordinal);
+        }
+
+        var alicePage = alice.Page;
+        await Assertions.Expect(alicePage.Locator("#L1600")).ToContainTextAsync("password is ••••");
+
+        // ANSI colours become classes.
+        await Assertions.Expect(alicePage.Locator("#L1500 .ansi-fg-31")).ToHaveTextAsync("ERROR: disk full");
+
+        // Phase filter: only the pip lines stay visible.
+        await alicePage.SelectOptionAsync("#log-phase", "1");
+        Assert.Equal(0, await alicePage.Locator("#log-lines > .uc-log-line[data-phase='0']:not([hidden])").CountAsync());
+        await Assertions.Expect(alicePage.Locator("#L4000")).ToBeVisibleAsync();
+        await alicePage.SelectOptionAsync("#log-phase", "");
+
+        // Search in what is loaded.
+        await alicePage.FillAsync("#log-search", "disk full");
+        await Assertions.Expect(alicePage.GetByTestId("log-search-count")).ToHaveTextAsync("1 match");
+        await alicePage.Locator("#log-search").PressAsync("Enter");
+        await Assertions.Expect(alicePage.Locator("#L1500")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-current"));
+
+        // The first error is line 200, outside the loaded tail: the viewer loads the lines around it.
+        await alicePage.ClickAsync("#log-first-error");
+        await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
+        Assert.EndsWith("#L200", alicePage.Url, StringComparison.Ordinal);
+        await Assertions.Expect(alicePage.GetByTestId("log-status")).ToContainTextAsync("paused at line 200");
+
+        // A link to a line opens there.
+        await bob.Page.GotoAsync($"/runs/{_runId}#L2500");
+        await bob.Page.ReloadAsync();
+        await Assertions.Expect(bob.Page.Locator("#L2500")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
+        await alice.ScreenshotAsync("run-log-viewer");
+        Assert.True(alice.Problems.Count == 0, string.Join('\n', alice.Problems));
+        Assert.True(bob.Problems.Count == 0, string.Join('\n', bob.Problems));
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+}
