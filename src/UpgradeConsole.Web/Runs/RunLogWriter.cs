@@ -77,6 +77,13 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         }
 
         await db.SaveChangesAsync(ct);
+        if (db.Database.IsNpgsql())
+        {
+            // Other dashboard nodes learn of the batch when it commits (RunLogRelay).
+            var payload = RunLogRelay.Payload(scope.ServiceProvider.GetRequiredService<DashboardNode>(), runId, _pending[0].Sequence, _pending[^1].Sequence);
+            await db.Database.ExecuteSqlAsync($"SELECT pg_notify({RunLogRelay.Channel}, {payload})", ct);
+        }
+
         await tx.CommitAsync(ct);
         var batch = _pending.Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text)).ToList();
         _pending.Clear();

@@ -16,6 +16,8 @@ public static class RunsSetup
         builder.Services.AddScoped<RunDriver>();
         builder.Services.AddScoped<PlanBuilder>();
         builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 64 * 1024);
+        builder.Services.AddSingleton<DashboardNode>();
+        builder.Services.AddHostedService<RunLogRelay>();
         return builder;
     }
 
