@@ -28,6 +28,19 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         var target = new Target { Name = "viewer-target", Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/srv/fractal" };
         db.Targets.Add(target);
         await db.SaveChangesAsync();
+        // An earlier run of the same runbook took 10 minutes: the page's estimate goes by it.
+        var now = TimeProvider.System.GetUtcNow();
+        db.Runs.Add(new Run
+        {
+            TargetId = target.Id,
+            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
+            FromVersion = "2.16.5",
+            ToVersion = "2.16.6",
+            State = RunState.Succeeded,
+            PlannedBy = "test",
+            StartedAt = now.AddHours(-2),
+            EndedAt = now.AddHours(-2).AddMinutes(10),
+        });
         var run = new Run
         {
             TargetId = target.Id,
@@ -35,6 +48,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
             FromVersion = "2.16.6",
             ToVersion = "2.16.7",
             State = RunState.Running,
+            StartedAt = now.AddMinutes(-2),
             PlannedBy = "test",
             Phases =
             [
@@ -105,6 +119,8 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         }
 
         var alicePage = alice.Page;
+        await Assertions.Expect(alicePage.GetByTestId("run-progress")).ToContainTextAsync(
+            new System.Text.RegularExpressions.Regex(@"1 of 2 phases done .* elapsed · about [78] min [0-9]+ s left \(earlier runs took 10 min 0 s\)"));
         await Assertions.Expect(alicePage.Locator("#L1600")).ToContainTextAsync("password is ••••");
 
         // ANSI colours become classes.
