@@ -6,6 +6,14 @@ using UpgradeConsole.Core.Remote;
 // passes its address). Not a test: it prints figures for the issue notes.
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- remote <host> <port> <user> <key> <known_hosts> [lines]
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count]   (scripts/bench-users.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- live-log [lines] [seconds at 2000/s]   (scripts/bench-live-log.sh)
+if (args.Length >= 1 && args[0] == "live-log")
+{
+    return await UpgradeConsole.Benchmarks.LiveLogBenchmark.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000_000,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
+}
+
 if (args.Length >= 1 && args[0] == "users")
 {
     return await UpgradeConsole.Benchmarks.UsersBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000);

@@ -23,7 +23,6 @@ public sealed class FractalPhases(
     PreflightService preflight)
 {
     private const string EnvFile = ".fractal_server.env";
-    private static readonly TimeSpan QuietFlush = TimeSpan.FromMilliseconds(300);
     private const string OldEnvFile = ".fractal_server.env.old";
 
     private OpenSshShell Shell => context.Shell;
@@ -298,46 +297,7 @@ public sealed class FractalPhases(
             }, ct);
         }
 
-        // Lines are stored in batches; a quiet step still shows its last lines within a moment.
-        var lines = Channel.CreateBounded<RemoteLogLine>(new BoundedChannelOptions(10_000) { SingleReader = true, SingleWriter = true });
-        var producer = Task.Run(async () =>
-        {
-            try
-            {
-                await foreach (var line in engine.FollowAsync(location, phase.LogOffset, ct))
-                {
-                    await lines.Writer.WriteAsync(line, ct);
-                }
-
-                lines.Writer.Complete();
-            }
-            catch (Exception ex)
-            {
-                lines.Writer.Complete(ex);
-            }
-        }, ct);
-        while (true)
-        {
-            var more = lines.Reader.WaitToReadAsync(ct).AsTask();
-            if (!more.IsCompleted && log.HasPending && await Task.WhenAny(more, Task.Delay(QuietFlush, ct)) != more)
-            {
-                await log.FlushAsync(ct);
-            }
-
-            if (!await more)
-            {
-                break;
-            }
-
-            while (lines.Reader.TryRead(out var line))
-            {
-                onLine?.Invoke(line.Text);
-                await log.WriteAsync(phase, line.Text, line.NextOffset, ct);
-            }
-        }
-
-        await producer;
-        await log.FlushAsync(ct);
+        await RunLogPump.PumpAsync(engine, location, phase, log, onLine, ct);
         status = await engine.GetStatusAsync(location, ct);
         return status.State switch
         {

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Web.Runs;
@@ -17,7 +18,10 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private int? _phaseId;
 
     /// <summary>How long a line may wait for its batch while lines keep coming.</summary>
-    private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The most lines in one batch (a fast step fills batches before <see cref="MaxDelay"/>).</summary>
+    private const int MaxBatch = 5000;
 
     public bool HasPending => _pending.Count > 0;
 
@@ -54,7 +58,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
             _offset = remoteOffset;
         }
 
-        if (_pending.Count >= 500 || clock.GetUtcNow() - _pending[0].At > MaxDelay)
+        if (_pending.Count >= MaxBatch || clock.GetUtcNow() - _pending[0].At > MaxDelay)
         {
             await FlushAsync(ct);
         }
@@ -70,13 +74,12 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        db.RunLogLines.AddRange(_pending);
+        await InsertAsync(db, _pending, ct);
         if (_offset is { } offset && _phaseId is { } phaseId)
         {
             await db.RunPhases.Where(p => p.Id == phaseId).ExecuteUpdateAsync(u => u.SetProperty(p => p.LogOffset, offset), ct);
         }
 
-        await db.SaveChangesAsync(ct);
         if (db.Database.IsNpgsql())
         {
             // Other dashboard nodes learn of the batch when it commits (RunLogRelay).
@@ -102,5 +105,70 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         {
             scope.ServiceProvider.GetService<ILogger<RunLogWriter>>()?.LogWarning(ex, "Pushing log lines of run {Run} failed; viewers will fetch them", runId);
         }
+    }
+
+    /// <summary>
+    /// Inserts a batch without change tracking: binary COPY on PostgreSQL, one prepared INSERT reused
+    /// on SQLite, both inside the caller's transaction (a log of millions of lines is mostly this).
+    /// </summary>
+    private static async Task InsertAsync(AppDbContext db, List<RunLogLine> lines, CancellationToken ct)
+    {
+        var connection = db.Database.GetDbConnection();
+        var transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+        if (connection is Npgsql.NpgsqlConnection npgsql)
+        {
+            await using var copy = await npgsql.BeginBinaryImportAsync(
+                "COPY \"RunLogLines\" (\"RunId\", \"Sequence\", \"PhaseIndex\", \"RemoteOffset\", \"At\", \"Text\") FROM STDIN (FORMAT BINARY)", ct);
+            foreach (var l in lines)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(l.RunId, NpgsqlTypes.NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(l.Sequence, NpgsqlTypes.NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(l.PhaseIndex, NpgsqlTypes.NpgsqlDbType.Integer, ct);
+                if (l.RemoteOffset is { } offset)
+                {
+                    await copy.WriteAsync(offset, NpgsqlTypes.NpgsqlDbType.Bigint, ct);
+                }
+                else
+                {
+                    await copy.WriteNullAsync(ct);
+                }
+
+                await copy.WriteAsync(l.At.ToUniversalTime(), NpgsqlTypes.NpgsqlDbType.TimestampTz, ct);
+                await copy.WriteAsync(l.Text, NpgsqlTypes.NpgsqlDbType.Text, ct);
+            }
+
+            await copy.CompleteAsync(ct);
+            return;
+        }
+
+        await using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO \"RunLogLines\" (\"RunId\", \"Sequence\", \"PhaseIndex\", \"RemoteOffset\", \"At\", \"Text\") VALUES ($run, $seq, $phase, $offset, $at, $text)";
+        var run = Parameter(insert, "$run");
+        var seq = Parameter(insert, "$seq");
+        var phase = Parameter(insert, "$phase");
+        var off = Parameter(insert, "$offset");
+        var at = Parameter(insert, "$at");
+        var text = Parameter(insert, "$text");
+        await insert.PrepareAsync(ct);
+        foreach (var l in lines)
+        {
+            run.Value = l.RunId;
+            seq.Value = l.Sequence;
+            phase.Value = l.PhaseIndex;
+            off.Value = l.RemoteOffset is { } o ? o : DBNull.Value;
+            at.Value = l.At;
+            text.Value = l.Text;
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    private static System.Data.Common.DbParameter Parameter(System.Data.Common.DbCommand command, string name)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        command.Parameters.Add(parameter);
+        return parameter;
     }
 }

@@ -23,6 +23,7 @@ public sealed class RunLogFollower : IAsyncDisposable
         _connection = connection;
         _runId = runId;
         _lines = lines;
+        _last = lines.Count == 0 ? 0 : lines[^1].Sequence;
         _connection.On(nameof(IRunLogClient.Lines), arguments =>
         {
             if (arguments[0]!.GetValue<int>() == runId)
@@ -44,6 +45,20 @@ public sealed class RunLogFollower : IAsyncDisposable
         }
     }
 
+    /// <summary>False for long benchmarks: only the last sequence and the counts are kept, not the lines.</summary>
+    public bool KeepLines { get; set; } = true;
+
+    /// <summary>Lines accepted (each sequence once, in order).</summary>
+    public long Accepted { get; private set; }
+
+    private long _last;
+
+    /// <summary>Called for every line as it is accepted (for latency measurements).</summary>
+    public Action<LogLine>? Received { get; set; }
+
+    /// <summary>Lines received again after the follower already had them (the protocol should make this 0 for live pushes).</summary>
+    public long Duplicates { get; private set; }
+
     /// <summary>Pushed batches received (each may overlap what was already there).</summary>
     public int PushedBatches { get; private set; }
 
@@ -53,7 +68,7 @@ public sealed class RunLogFollower : IAsyncDisposable
         {
             lock (_lines)
             {
-                return _lines.Count == 0 ? 0 : _lines[^1].Sequence;
+                return _last;
             }
         }
     }
@@ -145,10 +160,20 @@ public sealed class RunLogFollower : IAsyncDisposable
         {
             foreach (var line in lines)
             {
-                var last = _lines.Count == 0 ? 0 : _lines[^1].Sequence;
-                if (line.Sequence == last + 1)
+                if (line.Sequence == _last + 1)
                 {
-                    _lines.Add(line);
+                    if (KeepLines)
+                    {
+                        _lines.Add(line);
+                    }
+
+                    _last = line.Sequence;
+                    Accepted++;
+                    Received?.Invoke(line);
+                }
+                else if (line.Sequence <= _last)
+                {
+                    Duplicates++;
                 }
             }
         }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The live log pipeline (issue: live logs): a step printing N lines on a real sshd, followed, stored
+# (SQLite) and pushed over SignalR to 5 viewers; then 2,000 lines/s for S seconds for latency.
+# Starts its own sshd and dashboard on 127.0.0.1, Release build.
+#   ./scripts/bench-live-log.sh [lines=1000000] [seconds=20]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dotnet run -c Release --project "$root/bench/UpgradeConsole.Benchmarks" -- live-log "${1:-1000000}" "${2:-20}"
