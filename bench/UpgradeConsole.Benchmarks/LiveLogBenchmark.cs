@@ -4,9 +4,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using UpgradeConsole.Core.Remote;
 using UpgradeConsole.Tests.Fixtures;
-using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
-using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Benchmarks;
 
@@ -147,38 +145,12 @@ internal static class LiveLogBenchmark
     private static long DatabaseBytes(string file) =>
         new[] { file, file + "-wal" }.Where(File.Exists).Sum(f => new FileInfo(f).Length);
 
-    private static async Task<CookieContainer> SignInAsync(UpgradeConsoleApplicationFactory app)
-    {
-        var cookies = new CookieContainer();
-        using var client = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false }) { BaseAddress = new Uri(app.BaseUrl) };
-        var login = await client.PostFormAsync("/account/login", "login", new()
-        {
-            ["Input.Email"] = UpgradeConsoleApplicationFactory.AdminEmail,
-            ["Input.Password"] = UpgradeConsoleApplicationFactory.AdminPassword,
-        });
-        await login.ExpectRedirectAsync("/");
-        return cookies;
-    }
+    private static Task<CookieContainer> SignInAsync(UpgradeConsoleApplicationFactory app) =>
+        RunSeed.SignInCookiesAsync(app.BaseUrl, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
     private static async Task<(int RunId, RunPhase Phase)> NewRunAsync(UpgradeConsoleApplicationFactory app)
     {
-        await using var scope = app.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var target = new Target { Name = "bench-" + Guid.NewGuid().ToString("N")[..6], Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/tmp" };
-        db.Targets.Add(target);
-        await db.SaveChangesAsync();
-        var run = new Run
-        {
-            TargetId = target.Id,
-            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
-            FromVersion = "1",
-            ToVersion = "2",
-            State = RunState.Running,
-            PlannedBy = "bench",
-            Phases = [new RunPhase { Index = 0, Key = "pip-install", Title = "bench", State = PhaseState.Running }],
-        };
-        db.Runs.Add(run);
-        await db.SaveChangesAsync();
-        return (run.Id, run.Phases[0]);
+        var (runId, phases) = await RunSeed.AddRunningRunAsync(app.Services);
+        return (runId, phases[0]);
     }
 }

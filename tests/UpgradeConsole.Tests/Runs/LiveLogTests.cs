@@ -1,9 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using UpgradeConsole.Tests.Fixtures;
-using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
-using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Tests.Runs;
 
@@ -24,24 +22,8 @@ public sealed class LiveLogTests : IAsyncLifetime
     {
         _app.ServeOverKestrel();
         _admin = await _app.CreateFirstAdminAsync();
-        await using var scope = _app.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var target = new Target { Name = "live-log", Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/srv/fractal" };
-        db.Targets.Add(target);
-        await db.SaveChangesAsync();
-        var run = new Run
-        {
-            TargetId = target.Id,
-            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
-            FromVersion = "2.16.6",
-            ToVersion = "2.16.7",
-            State = RunState.Running,
-            PlannedBy = "test",
-            Phases = [new RunPhase { Index = 0, Key = "pip-install", Title = "Install", State = PhaseState.Running }],
-        };
-        db.Runs.Add(run);
-        await db.SaveChangesAsync();
-        (_runId, _phase) = (run.Id, run.Phases[0]);
+        (_runId, var phases) = await RunSeed.AddRunningRunAsync(_app.Services);
+        _phase = phases[0];
     }
 
     [Fact]
@@ -121,14 +103,7 @@ public sealed class LiveLogTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
     }
 
-    private async Task<CookieContainer> SignInAsync(string password, string email)
-    {
-        var cookies = new CookieContainer();
-        using var client = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false }) { BaseAddress = new Uri(_app.BaseUrl) };
-        var response = await client.PostFormAsync("/account/login", "login", new() { ["Input.Email"] = email, ["Input.Password"] = password });
-        await response.ExpectRedirectAsync("/");
-        return cookies;
-    }
+    private Task<CookieContainer> SignInAsync(string password, string email) => RunSeed.SignInCookiesAsync(_app.BaseUrl, email, password);
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }

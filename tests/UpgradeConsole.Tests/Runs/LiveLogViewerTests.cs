@@ -41,24 +41,10 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
             StartedAt = now.AddHours(-2),
             EndedAt = now.AddHours(-2).AddMinutes(10),
         });
-        var run = new Run
-        {
-            TargetId = target.Id,
-            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
-            FromVersion = "2.16.6",
-            ToVersion = "2.16.7",
-            State = RunState.Running,
-            StartedAt = now.AddMinutes(-2),
-            PlannedBy = "test",
-            Phases =
-            [
-                new RunPhase { Index = 0, Key = "backup", Title = "Back up the database", State = PhaseState.Succeeded },
-                new RunPhase { Index = 1, Key = "pip-install", Title = "Install the new version", State = PhaseState.Running },
-            ],
-        };
-        db.Runs.Add(run);
         await db.SaveChangesAsync();
-        (_runId, _phases) = (run.Id, run.Phases.OrderBy(p => p.Index).ToList());
+        (_runId, _phases) = await RunSeed.AddRunningRunAsync(_app.Services, now.AddMinutes(-2),
+            ("backup", "Back up the database", PhaseState.Succeeded),
+            ("pip-install", "Install the new version", PhaseState.Running));
     }
 
     [Fact]

@@ -1,9 +1,7 @@
-using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
-using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Tests.Runs;
 
@@ -29,39 +27,9 @@ public sealed class TwoNodesLiveLogTests(PostgresServer postgres) : IAsyncLifeti
     [Fact]
     public async Task LinesWrittenOnNodeA_ReachAViewerOnNodeB_Live()
     {
-        int runId;
-        RunPhase phase;
-        await using (var scope = _nodeA.Services.CreateAsyncScope())
-        {
-            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            var target = new Target { Name = "two-nodes", Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/srv/fractal" };
-            db.Targets.Add(target);
-            await db.SaveChangesAsync();
-            var run = new Run
-            {
-                TargetId = target.Id,
-                RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
-                FromVersion = "2.16.6",
-                ToVersion = "2.16.7",
-                State = RunState.Running,
-                PlannedBy = "test",
-                Phases = [new RunPhase { Index = 0, Key = "pip-install", Title = "Install", State = PhaseState.Running }],
-            };
-            db.Runs.Add(run);
-            await db.SaveChangesAsync();
-            (runId, phase) = (run.Id, run.Phases[0]);
-        }
-
-        var cookies = new CookieContainer();
-        using (var client = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false }) { BaseAddress = new Uri(_nodeB.BaseUrl) })
-        {
-            var login = await client.PostFormAsync("/account/login", "login", new()
-            {
-                ["Input.Email"] = UpgradeConsoleApplicationFactory.AdminEmail,
-                ["Input.Password"] = UpgradeConsoleApplicationFactory.AdminPassword,
-            });
-            await login.ExpectRedirectAsync("/");
-        }
+        var (runId, phases) = await RunSeed.AddRunningRunAsync(_nodeA.Services);
+        var phase = phases[0];
+        var cookies = await RunSeed.SignInCookiesAsync(_nodeB.BaseUrl, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
         await using var viewerOnB = await RunLogFollower.StartAsync(_nodeB.BaseUrl, cookies, runId);
         var writerOnA = new RunLogWriter(_nodeA.Services.GetRequiredService<IServiceScopeFactory>(), runId, [], TimeProvider.System);

@@ -1,0 +1,47 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Tests.Fixtures;
+
+/// <summary>Runs put straight into the dashboard's database, for tests and benchmarks of the log pipeline.</summary>
+public static class RunSeed
+{
+    /// <summary>A target (never connected to) and a running release run with the given phases.</summary>
+    public static async Task<(int RunId, List<RunPhase> Phases)> AddRunningRunAsync(
+        IServiceProvider services, DateTimeOffset? startedAt = null, params (string Key, string Title, PhaseState State)[] phases)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var target = new Target { Name = "seeded-" + Guid.NewGuid().ToString("N")[..8], Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/srv/fractal" };
+        db.Targets.Add(target);
+        await db.SaveChangesAsync();
+        var run = new Run
+        {
+            TargetId = target.Id,
+            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
+            FromVersion = "2.16.6",
+            ToVersion = "2.16.7",
+            State = RunState.Running,
+            StartedAt = startedAt,
+            PlannedBy = "test",
+            Phases = (phases.Length == 0 ? [("pip-install", "Install", PhaseState.Running)] : phases)
+                .Select((p, i) => new RunPhase { Index = i, Key = p.Key, Title = p.Title, State = p.State }).ToList(),
+        };
+        db.Runs.Add(run);
+        await db.SaveChangesAsync();
+        return (run.Id, run.Phases.OrderBy(p => p.Index).ToList());
+    }
+
+    /// <summary>The cookies of a user signed in through the login form (for hub connections).</summary>
+    public static async Task<CookieContainer> SignInCookiesAsync(string baseUrl, string email, string password)
+    {
+        var cookies = new CookieContainer();
+        using var client = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false }) { BaseAddress = new Uri(baseUrl) };
+        var login = await client.PostFormAsync("/account/login", "login", new() { ["Input.Email"] = email, ["Input.Password"] = password });
+        await login.ExpectRedirectAsync("/");
+        return cookies;
+    }
+}
