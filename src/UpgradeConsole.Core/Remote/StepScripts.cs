@@ -60,11 +60,15 @@ internal static class StepScripts
           kill -0 "$__uc_child" 2>/dev/null || break
         done
         if [ -n "${__uc_watchdog:-}" ]; then
+          # Freeze the watchdog first, so it cannot start finishing (or kill us) while we end it.
+          kill -STOP "$__uc_watchdog" 2>/dev/null
           pkill -KILL -P "$__uc_watchdog" 2>/dev/null
           kill -KILL "$__uc_watchdog" 2>/dev/null
         fi
         [ -e "$__uc_dir/timed-out" ] && __uc_code=124
         __uc_finish "$__uc_code"
+        # The watchdog may have claimed the finish just before it was stopped: it is gone now, so write the code.
+        [ -e "$__uc_dir/exit" ] || { printf '%s\n' "$__uc_code" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"; }
         """;
 
     /// <summary>The runner's file name carries a hash of its text: written once per runs directory, never stale.</summary>
@@ -87,7 +91,10 @@ internal static class StepScripts
         if [ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir"; then __uc_alive=1; fi
         __uc_starting=0
         if [ -z "$__uc_pid" ] && [ -n "$(find "$dir/.started" -maxdepth 0 -newermt '-30 seconds' 2>/dev/null)" ]; then __uc_starting=1; fi
-        echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid=$__uc_pid alive=$__uc_alive starting=$__uc_starting cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
+        # Timed out a moment ago: the watchdog writes 124 within its grace period even if the runner went first.
+        __uc_stopping=0
+        if [ "$__uc_alive" = 0 ] && [ -n "$(find "$dir/timed-out" -maxdepth 0 -newermt '-60 seconds' 2>/dev/null)" ]; then __uc_stopping=1; fi
+        echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid=$__uc_pid alive=$__uc_alive starting=$__uc_starting stopping=$__uc_stopping cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
         fi
         """;
 

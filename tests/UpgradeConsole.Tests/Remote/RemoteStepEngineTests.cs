@@ -215,6 +215,14 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
     public async Task Timeout_StopsTheStep_With124()
     {
         var (lines, status) = await _remote.RunAsync(_remote.NewStep("slow", "echo begin; sleep 60; echo never", timeout: TimeSpan.FromSeconds(2)));
+        if (status.ExitCode != 124)
+        {
+            await Task.Delay(500);
+            var dir = _remote.Step("slow").ShellWord;
+            var debug = await ssh.RunAsync($"cd {dir} && ls -la && echo --- && cat log && echo --- && cat exit pid 2>&1; ps -ef | grep -v grep | grep slow", check: false);
+            Assert.Fail($"status {status}; later {await _remote.Engine.GetStatusAsync(_remote.Step("slow"), TestContext.Current.CancellationToken)}\n{string.Join("\n", lines.Select(l => l.Text))}\n{debug.StandardOutput}{debug.StandardError}");
+        }
+
         Assert.Equal(124, status.ExitCode);
         Assert.True(status.TimedOut);
         Assert.Contains(lines, l => l.Text.Contains("ran longer than 2s", StringComparison.Ordinal));
