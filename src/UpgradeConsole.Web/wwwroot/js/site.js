@@ -50,25 +50,6 @@
     });
   });
 
-  // Logs follow their tail, unless the reader scrolled up to read (then the position is kept across polls).
-  var logFollow = {};
-  function followLogs(root) {
-    (root || document).querySelectorAll('.uc-log').forEach(function (log) {
-      var key = log.getAttribute('data-testid') || 'log';
-      if (logFollow[key] === undefined || logFollow[key] === true) {
-        log.scrollTop = log.scrollHeight;
-      } else {
-        log.scrollTop = logFollow[key];
-      }
-      log.addEventListener('scroll', function () {
-        var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
-        logFollow[key] = atBottom ? true : log.scrollTop;
-      });
-    });
-  }
-  followLogs(document);
-  document.body.addEventListener('htmx:afterSwap', function () { followLogs(document); });
-
   // Forms that change something big ask first (data-confirm="…"): no inline handlers under the CSP.
   document.addEventListener('submit', function (event) {
     var message = event.target.getAttribute && event.target.getAttribute('data-confirm');
