@@ -242,7 +242,7 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
         int? exit = int.TryParse(fields.GetValueOrDefault("exit"), CultureInfo.InvariantCulture, out var code) ? code : null;
         int? pid = int.TryParse(fields.GetValueOrDefault("pid"), CultureInfo.InvariantCulture, out var p) ? p : null;
         var size = long.TryParse(fields.GetValueOrDefault("size"), CultureInfo.InvariantCulture, out var s) ? s : 0;
-        var alive = fields.GetValueOrDefault("alive") == "1" || fields.GetValueOrDefault("starting") == "1" || fields.GetValueOrDefault("stopping") == "1";
+        var alive = fields.GetValueOrDefault("alive") == "1" || fields.GetValueOrDefault("starting") == "1";
         var state = exit is not null ? RemoteStepState.Exited : alive ? RemoteStepState.Running : RemoteStepState.Lost;
         return new RemoteStepStatus(state, exit, size, pid, fields.GetValueOrDefault("cancelled") == "1", fields.GetValueOrDefault("timedout") == "1");
     }

@@ -74,11 +74,14 @@ internal static class StepScripts
     /// <summary>The runner's file name carries a hash of its text: written once per runs directory, never stale.</summary>
     private static readonly string RunnerFile = ".uc-runner-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Runner)))[..16];
 
+    /// <summary>True when <c>$__uc_pid</c> is alive and is this step's runner (its command line names <c>$dir</c>; a recycled pid does not).</summary>
+    private const string RunnerAlive = """[ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir" """;
+
     /// <summary>
     /// Prints the step's state on stderr as <c>UC:STATE key=value…</c> (stdout carries only log bytes).
     /// An ended step needs only its exit code and log size; the liveness checks run only otherwise.
     /// </summary>
-    private const string PrintState = """
+    private const string PrintState = $$"""
         __uc_code=; [ -e "$dir/exit" ] && read -r __uc_code < "$dir/exit"
         __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null || echo 0)
         __uc_cancelled=0; [ -e "$dir/cancelled" ] && __uc_cancelled=1
@@ -88,13 +91,10 @@ internal static class StepScripts
         else
         __uc_pid=; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
         __uc_alive=0
-        if [ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir"; then __uc_alive=1; fi
+        if {{RunnerAlive}}; then __uc_alive=1; fi
         __uc_starting=0
         if [ -z "$__uc_pid" ] && [ -n "$(find "$dir/.started" -maxdepth 0 -newermt '-30 seconds' 2>/dev/null)" ]; then __uc_starting=1; fi
-        # Timed out a moment ago: the watchdog writes 124 within its grace period even if the runner went first.
-        __uc_stopping=0
-        if [ "$__uc_alive" = 0 ] && [ -n "$(find "$dir/timed-out" -maxdepth 0 -newermt '-60 seconds' 2>/dev/null)" ]; then __uc_stopping=1; fi
-        echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid=$__uc_pid alive=$__uc_alive starting=$__uc_starting stopping=$__uc_stopping cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
+        echo "UC:STATE started=1 exit=$__uc_code size=$__uc_size pid=$__uc_pid alive=$__uc_alive starting=$__uc_starting cancelled=$__uc_cancelled timedout=$__uc_timedout" >&2
         fi
         """;
 
@@ -184,7 +184,7 @@ internal static class StepScripts
             while [ ! -e "$dir/pid" ] && [ ! -e "$dir/exit" ] && [ "$__uc_i" -lt 100 ]; do sleep 0.1; __uc_i=$((__uc_i + 1)); done
             __uc_pid=; [ -e "$dir/pid" ] && read -r __uc_pid < "$dir/pid"
             # Follow only a runner that is alive and is this step's (a recycled pid is someone else's process).
-            if [ ! -e "$dir/exit" ] && [ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir"; then
+            if [ ! -e "$dir/exit" ] && {{RunnerAlive}}; then
               tail -c +{{from}} --pid="$__uc_pid" -s 0.05 -f -- "$dir/log"
             else
               tail -c +{{from}} -- "$dir/log"
