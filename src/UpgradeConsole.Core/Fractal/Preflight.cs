@@ -74,16 +74,6 @@ public static partial class PreflightChecks
 {
     public const string Head216 = "981d588fe248";
 
-    /// <summary>
-    /// The checks an ordinary release upgrade needs (backup possible, service controllable, no other
-    /// run); the others are about the 2.16 → 2.17.0 migration and are shown, not required.
-    /// </summary>
-    public static IReadOnlySet<string> ReleaseChecks { get; } = new HashSet<string>(StringComparer.Ordinal) { "backup.space", "backup.pg_dump", "service.status", "runs.active" };
-
-    /// <summary>Whether a failing check stops a run of <paramref name="runbookId"/>.</summary>
-    public static bool Required(string runbookId, string checkId) =>
-        runbookId != Runbooks.Runbooks.FractalRelease || ReleaseChecks.Contains(checkId);
-
     public static IReadOnlyList<CheckResult> Evaluate(PreflightFacts facts)
     {
         var results = new List<CheckResult>

@@ -29,9 +29,13 @@ public sealed record RunbookDefinition(
     string Title,
     string Product,
     IReadOnlyList<PhaseDefinition> Phases,
-    IReadOnlyList<string> Checklist)
+    IReadOnlyList<string> Checklist,
+    IReadOnlySet<string>? RequiredChecks = null)
 {
     public int PointOfNoReturnIndex => Phases.ToList().FindIndex(p => p.PointOfNoReturn);
+
+    /// <summary>Whether a failing preflight check stops this runbook (all do, unless it names the ones it needs).</summary>
+    public bool Requires(string checkId) => RequiredChecks?.Contains(checkId) ?? true;
 }
 
 public static class Runbooks
@@ -82,7 +86,10 @@ public static class Runbooks
             new("update-db-data", "Migrate the data (fractalctl update-db-data)", "Only when the release notes call for it (chosen on the plan). Answers its questions; never re-run automatically.", PhaseKind.Remote, Idempotent: false, Rollback: "Restore the database from this run's verified dump.", Optional: true),
             new("start", "Start fractal-server", "Start and wait until /api/alive/ reports the new version.", PhaseKind.Remote, Idempotent: true),
         ],
-        []);
+        [],
+        // An ordinary release needs a backup, a controllable service and no other run; the other
+        // checks are about the 2.16 → 2.17.0 migration and are shown, not required.
+        new HashSet<string>(StringComparer.Ordinal) { "backup.space", "backup.pg_dump", "service.status", "runs.active" });
 
     public static IReadOnlyList<RunbookDefinition> All { get; } = [Fractal2170, FractalReleaseUpgrade];
 

@@ -67,11 +67,12 @@ public sealed class FractalPhases(
         var actor = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, run.StartedBy ?? "system")], "run"));
         var result = await preflight.RunAsync(run.TargetId, actor, ct, forRun: run.Id);
         var overrides = JsonSerializer.Deserialize<Dictionary<string, string>>(run.OverridesJson, JsonSerializerOptions.Web) ?? [];
+        var runbook = Runbooks.Find(run.RunbookId);
         var failing = new List<string>();
         foreach (var check in PreflightService.Checks(result))
         {
             var overridden = check.Status == CheckStatus.Fail && overrides.TryGetValue(check.Id, out var reason);
-            var required = PreflightChecks.Required(run.RunbookId, check.Id);
+            var required = runbook?.Requires(check.Id) ?? true;
             await log.WriteAsync(phase, $"{(check.Status == CheckStatus.Pass ? "pass" : check.Status == CheckStatus.Warn ? "WARN" : overridden ? "FAIL (overridden)" : required ? "FAIL" : "fail (not required by this runbook)")} {check.Title}: {check.Explanation}" +
                 (overridden ? $" — override: {overrides[check.Id]}" : ""), ct: ct);
             if (check.Status == CheckStatus.Fail && !overridden && required)

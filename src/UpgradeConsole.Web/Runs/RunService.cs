@@ -64,7 +64,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         if (plan.Preflight is not null)
         {
             var unresolved = PreflightService.Checks(plan.Preflight)
-                .Where(c => c.Status == CheckStatus.Fail && c.Id != "runs.active" && PreflightChecks.Required(runbookId, c.Id) && !overrides.ContainsKey(c.Id)).ToList();
+                .Where(c => c.Status == CheckStatus.Fail && c.Id != "runs.active" && runbook.Requires(c.Id) && !overrides.ContainsKey(c.Id)).ToList();
             if (unresolved.Count > 0)
             {
                 return RunResult.Fail($"The last preflight has failing checks: {string.Join("; ", unresolved.Select(c => c.Title))}. " +
