@@ -39,7 +39,8 @@ public sealed class FractalPhases(
 
     private string ServerPython => Plan.Python ?? target.PythonPath ?? throw new InvalidOperationException("The server's Python is not known; set the target's Python path.");
 
-    private RunPlanSnapshot Plan => JsonSerializer.Deserialize<RunPlanSnapshot>(run.PlanJson, JsonSerializerOptions.Web) ?? new RunPlanSnapshot();
+    // The plan is fixed once the run is planned: read it once.
+    private RunPlanSnapshot Plan => field ??= JsonSerializer.Deserialize<RunPlanSnapshot>(run.PlanJson, JsonSerializerOptions.Web) ?? new RunPlanSnapshot();
 
     public Task<PhaseOutcome> RunAsync(RunPhase phase, PhaseDefinition? definition, bool recovering, CancellationToken ct) => phase.Key switch
     {
