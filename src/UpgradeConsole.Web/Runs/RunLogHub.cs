@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
@@ -7,7 +8,13 @@ using UpgradeConsole.Web.Persistence;
 namespace UpgradeConsole.Web.Runs;
 
 /// <summary>One stored log line as viewers receive it (already masked).</summary>
-public sealed record LogLine(long Sequence, int Phase, DateTimeOffset At, string Text);
+public sealed record LogLine(long Sequence, int Phase, DateTimeOffset At, string Text)
+{
+    /// <summary>The projection from the stored row (translated to SQL in queries).</summary>
+    public static readonly Expression<Func<RunLogLine, LogLine>> FromStored = l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text);
+
+    public static readonly Func<RunLogLine, LogLine> Of = FromStored.Compile();
+}
 
 /// <summary>What the server calls on a viewer.</summary>
 public interface IRunLogClient
@@ -46,12 +53,16 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
 
     /// <summary>Lines after <paramref name="after"/>, oldest first, at most <see cref="MaxBatch"/>.</summary>
     public async Task<IReadOnlyList<LogLine>> Fetch(int runId, long after) =>
-        await db.RunLogLines.AsNoTracking()
-            .Where(l => l.RunId == runId && l.Sequence > after)
+        await LinesAsync(db, runId, after, long.MaxValue, Context.ConnectionAborted);
+
+    /// <summary>A run's lines after <paramref name="after"/> up to <paramref name="upTo"/>, oldest first, at most <see cref="MaxBatch"/>.</summary>
+    public static Task<List<LogLine>> LinesAsync(AppDbContext db, int runId, long after, long upTo, CancellationToken ct) =>
+        db.RunLogLines.AsNoTracking()
+            .Where(l => l.RunId == runId && l.Sequence > after && l.Sequence <= upTo)
             .OrderBy(l => l.Sequence)
             .Take(MaxBatch)
-            .Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text))
-            .ToListAsync(Context.ConnectionAborted);
+            .Select(LogLine.FromStored)
+            .ToListAsync(ct);
 
     /// <summary>The last <paramref name="count"/> lines (at most <see cref="MaxBatch"/>), oldest first: what a viewer shows first.</summary>
     public async Task<IReadOnlyList<LogLine>> Tail(int runId, int count)
@@ -60,7 +71,7 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
             .Where(l => l.RunId == runId)
             .OrderByDescending(l => l.Sequence)
             .Take(Math.Clamp(count, 1, MaxBatch))
-            .Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text))
+            .Select(LogLine.FromStored)
             .ToListAsync(Context.ConnectionAborted);
         lines.Reverse();
         return lines;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Microsoft.AspNetCore.SignalR;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using UpgradeConsole.Web.Persistence;
@@ -80,11 +79,7 @@ public sealed class RunLogRelay(
             var to = long.Parse(parts[3], CultureInfo.InvariantCulture);
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            var lines = await db.RunLogLines.AsNoTracking()
-                .Where(l => l.RunId == runId && l.Sequence >= from && l.Sequence <= to)
-                .OrderBy(l => l.Sequence)
-                .Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text))
-                .ToListAsync(ct);
+            var lines = await RunLogHub.LinesAsync(db, runId, from - 1, to, ct);
             if (lines.Count > 0)
             {
                 await hub.Clients.Group(RunLogHub.Group(runId)).Lines(runId, lines);

@@ -88,7 +88,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         }
 
         await tx.CommitAsync(ct);
-        var batch = _pending.Select(l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text)).ToList();
+        var batch = _pending.Select(LogLine.Of).ToList();
         _pending.Clear();
         _offset = null;
 
