@@ -1,4 +1,5 @@
 using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Api;
 using UpgradeConsole.Web.Admin;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Cli;
@@ -32,6 +33,7 @@ public partial class Program
         builder.AddTargets();
         builder.AddFractal();
         builder.AddRuns();
+        builder.AddApi();
         builder.AddJobs();
         builder.AddHealth();
         builder.AddWebShell();
@@ -46,6 +48,7 @@ public partial class Program
         app.MapFractal();
         app.MapRuns();
         app.MapAudit();
+        app.MapApi();
         app.MapWebShell();
         return app;
     }

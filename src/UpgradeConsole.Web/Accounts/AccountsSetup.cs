@@ -105,7 +105,7 @@ public static class AccountsSetup
     private static Task Deny(Microsoft.AspNetCore.Authentication.RedirectContext<CookieAuthenticationOptions> ctx, int status)
     {
         var request = ctx.Request;
-        var isApi = request.Path.StartsWithSegments("/api") || request.Path.StartsWithSegments("/hubs");
+        var isApi = request.Path.StartsWithSegments("/api") || request.Path.StartsWithSegments("/hubs") || request.Path.StartsWithSegments("/openapi");
         var isHtmx = request.Headers.ContainsKey("HX-Request");
         if (isApi || isHtmx)
         {

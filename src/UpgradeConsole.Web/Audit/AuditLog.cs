@@ -22,8 +22,21 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
     private const long AdvisoryLockKey = 0x55435f4155444954; // "UC_AUDIT"
 
     /// <summary>Records an event by <paramref name="actor"/> (a user principal or null for the system).</summary>
-    public Task RecordAsync(ClaimsPrincipal? actor, string action, int? targetId = null, string? subject = null, object? details = null, CancellationToken ct = default) =>
-        RecordAsync(actor?.Identity?.Name ?? "system", action, targetId, subject, details, ct);
+    /// <remarks>An action taken through the API with a personal token names the token in the details (<c>apiToken</c>).</remarks>
+    public Task RecordAsync(ClaimsPrincipal? actor, string action, int? targetId = null, string? subject = null, object? details = null, CancellationToken ct = default)
+    {
+        if (Api.TokenClaims.Of(actor) is { } token)
+        {
+            var node = details is null ? new System.Text.Json.Nodes.JsonObject() : JsonSerializer.SerializeToNode(details, DetailsJson);
+            if (node is System.Text.Json.Nodes.JsonObject fields)
+            {
+                fields["apiToken"] = new System.Text.Json.Nodes.JsonObject { ["id"] = token.Id, ["name"] = token.Name };
+                details = fields;
+            }
+        }
+
+        return RecordAsync(actor?.Identity?.Name ?? "system", action, targetId, subject, details, ct);
+    }
 
     public async Task RecordAsync(string actor, string action, int? targetId = null, string? subject = null, object? details = null, CancellationToken ct = default)
     {

@@ -12,21 +12,21 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "audit", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "audit", "runs", "preflight", "--help", "-h", "-?", "help", "--version"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Verbs.Contains(args[0]);
 
-    public static async Task<int> RunAsync(string[] args, TextReader? input = null, TextWriter? output = null, TextWriter? error = null)
+    public static async Task<int> RunAsync(string[] args, TextReader? input = null, TextWriter? output = null, TextWriter? error = null, Func<string, string?>? environment = null)
     {
         input ??= Console.In;
         output ??= Console.Out;
         error ??= Console.Error;
-        var root = Build(input, output, error);
+        var root = Build(input, output, error, environment ?? Environment.GetEnvironmentVariable);
         var parsed = root.Parse(args.Length > 0 && args[0] == "help" ? ["--help", .. args[1..]] : args);
         return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
     }
 
-    private static RootCommand Build(TextReader input, TextWriter output, TextWriter error)
+    private static RootCommand Build(TextReader input, TextWriter output, TextWriter error, Func<string, string?> environment)
     {
         var root = new RootCommand(
             "UpgradeConsole: plan, run and audit upgrades of self-hosted research servers over SSH.\n" +
@@ -110,6 +110,11 @@ public static class CommandLine
         });
         audit.Subcommands.Add(verify);
         root.Subcommands.Add(audit);
+        foreach (var command in RunsCommand.Build(output, error, environment))
+        {
+            root.Subcommands.Add(command);
+        }
+
         return root;
     }
 }

@@ -42,6 +42,15 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
         return results;
     }
 
+    /// <summary>Sets is_active and is_verified of one user (the API may set them apart; the page sets both).</summary>
+    public async Task<UserChange> SetFlagsAsync(int targetId, int id, string version, bool active, bool verified, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var context = await OpenAsync(targetId, ct);
+        var change = await context.Database.SetActiveVerifiedAsync(id, version, active, verified, ct);
+        await RecordAsync(actor, targetId, (active, verified) switch { (true, true) => "fractal.user.activate", (false, false) => "fractal.user.deactivate", _ => "fractal.user.flags" }, change, ct);
+        return change;
+    }
+
     public async Task<UserChange> SetProjectDirAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
     {
         var context = await OpenAsync(targetId, ct);

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.HttpOverrides;
+using UpgradeConsole.Web.Api;
 using UpgradeConsole.Web.Components;
 
 namespace UpgradeConsole.Web.Hosting;
@@ -44,6 +45,7 @@ public static class WebShell
         app.UseSecurityHeaders();
         app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
         app.UseAuthentication();
+        app.UseApiAudit();
         app.UseAuthorization();
         app.UseRateLimiter();
         app.UseAntiforgery();

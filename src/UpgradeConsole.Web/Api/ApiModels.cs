@@ -1,0 +1,118 @@
+using System.Text.Json;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Web.Fractal;
+using UpgradeConsole.Web.Runs;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Api;
+
+/// <summary>A target as the API shows it: never the private key, only whether one is stored and its fingerprint.</summary>
+public sealed record TargetDto(
+    int Id, string Name, string Product, string Host, int Port, string SshUser, TargetAuthMethod AuthMethod,
+    bool HasStoredKey, string? StoredKeyFingerprint, string? KeyFilePath, string? JumpHost,
+    string WorkingDirectory, string EnvFileName, string? PythonPath, string ServerUrl, string? ServiceUser,
+    string StopCommand, string StartCommand, string StatusCommand, string RunsDirectory, string BackupDirectory,
+    string? PipOptions, bool RequireApproval, HostKeyDto HostKey, string? InstalledVersion,
+    DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, Guid Version)
+{
+    public static TargetDto From(Target t) => new(
+        t.Id, t.Name, t.Product, t.Host, t.Port, t.SshUser, t.AuthMethod,
+        t.ProtectedPrivateKey is not null, t.PrivateKeyFingerprint, t.KeyFilePath, t.JumpHost,
+        t.WorkingDirectory, t.EnvFileName, t.PythonPath, t.ServerUrl, t.ServiceUser,
+        t.StopCommand, t.StartCommand, t.StatusCommand, t.RunsDirectory, t.BackupDirectory,
+        t.PipOptions, t.RequireApproval,
+        new HostKeyDto(t.HostKeyState, t.PinnedKeyType, t.PinnedFingerprint, t.PinnedAt, t.PinnedBy, t.JumpPinnedFingerprint),
+        TargetService.LastDiscovery(t)?.Result?.InstalledVersion,
+        t.CreatedAt, t.UpdatedAt, t.Version);
+}
+
+public sealed record HostKeyDto(HostKeyState State, string? KeyType, string? Fingerprint, DateTimeOffset? PinnedAt, string? PinnedBy, string? JumpHostFingerprint);
+
+public sealed record ScannedKeyDto(string KeyType, string Fingerprint);
+
+public sealed record PinRequest(string? Fingerprint, bool JumpHost = false);
+
+public sealed record PreflightDto(long Id, int TargetId, DateTimeOffset At, string Actor, bool Passed, int Failed, int Warnings, IReadOnlyList<CheckDto> Checks)
+{
+    public static PreflightDto From(PreflightRun run) => new(run.Id, run.TargetId, run.At, run.Actor, run.Passed, run.Failed, run.Warnings,
+        [.. PreflightService.Checks(run).Select(c => new CheckDto(c.Id, c.Title, c.Status, c.Explanation, c.FixText, c.FixUrl))]);
+}
+
+public sealed record CheckDto(string Id, string Title, CheckStatus Status, string Explanation, string? Fix, string? FixUrl);
+
+public sealed record FractalUserDto(
+    int Id, string Email, string? Username, bool IsActive, bool IsVerified, bool IsSuperuser, int? SettingsId,
+    string? ProjectDir, string? SlurmUser, string SlurmAccounts, IReadOnlyList<string> Groups,
+    MigrationOutcome Outcome, IReadOnlyList<string> Reasons, string? ProfileName, string Version)
+{
+    public static FractalUserDto From(UserVerdict v) => new(
+        v.User.Id, v.User.Email, v.User.Username, v.User.IsActive, v.User.IsVerified, v.User.IsSuperuser, v.User.SettingsId,
+        v.User.ProjectDir, v.User.SlurmUser, v.User.SlurmAccounts, v.User.Groups, v.Outcome, v.Reasons, v.ProfileName, v.User.Version);
+
+    public static FractalUserDto From(FractalUser u) => new(
+        u.Id, u.Email, u.Username, u.IsActive, u.IsVerified, u.IsSuperuser, u.SettingsId,
+        u.ProjectDir, u.SlurmUser, u.SlurmAccounts, u.Groups, default, [], null, u.Version);
+}
+
+public sealed record FractalUsersPage(int Total, int Page, int PageSize, int Migrated, int LeftOut, int Blocks, string Backend, IReadOnlyList<FractalUserDto> Users);
+
+/// <summary>
+/// A change to one Fractal user. <see cref="Version"/> is the one the caller read: a change made
+/// meanwhile by someone else is refused with 409 and the current values.
+/// </summary>
+public sealed record FractalUserChange(string? Version, bool? IsActive, bool? IsVerified, string? ProjectDir, string? SlurmUser, bool? CreateSettingsRow);
+
+public sealed record RunbookDto(string Id, string Title, string Product, string? FixedToVersion, bool HasDataMigration, IReadOnlyList<PhaseDefinitionDto> Phases, IReadOnlyList<string> Checklist);
+
+public sealed record PhaseDefinitionDto(string Key, string Title, bool Idempotent, bool PointOfNoReturn);
+
+public sealed record PlanRequest(string? Runbook, string? To, string? OAuthClient, bool DataMigration = false, Dictionary<string, string>? Overrides = null);
+
+public sealed record ReasonRequest(string? Reason);
+
+public sealed record RetryRequest(bool Confirm = false);
+
+public sealed record ChecklistRequest(bool Done = true, string? Note = null);
+
+public sealed record RunSummaryDto(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string PlannedBy, DateTimeOffset PlannedAt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt)
+{
+    public static RunSummaryDto From(Run r) => new(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State, r.PlannedBy, r.PlannedAt, r.StartedAt, r.EndedAt);
+}
+
+public sealed record RunDto(
+    int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string? Message,
+    string PlannedBy, DateTimeOffset PlannedAt, bool RequiresApproval, string? ApprovedBy, DateTimeOffset? ApprovedAt,
+    string? StartedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
+    int PhasesDone, int PhasesTotal, BackupDto? Backup,
+    IReadOnlyList<PhaseDto> Phases, IReadOnlyList<ChecklistItemDto> Checklist, long LastLogSequence, string Url)
+{
+    public static RunDto From(Run r, long lastSequence, string baseUrl)
+    {
+        var phases = r.Phases.OrderBy(p => p.Index).ToList();
+        var counted = phases.Where(p => !p.IsRollback && p.State != PhaseState.Skipped).ToList();
+        return new(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State, r.Message,
+            r.PlannedBy, r.PlannedAt, r.RequiresApproval, r.ApprovedBy, r.ApprovedAt, r.StartedBy, r.StartedAt, r.EndedAt,
+            counted.Count(p => p.State is PhaseState.Succeeded or PhaseState.MarkedDone), counted.Count,
+            r.BackupPath is null ? null : new BackupDto(r.BackupPath, r.BackupSize, r.BackupSha256, r.BackupMilliseconds),
+            [.. phases.Select(p => new PhaseDto(p.Index, p.Key, p.Title, p.State, p.IsRollback, p.Attempt, p.StartedAt, p.EndedAt, p.ExitCode, p.Message))],
+            [.. r.Checklist.OrderBy(c => c.Index).Select(c => new ChecklistItemDto(c.Id, c.Text, c.Done, c.DoneBy, c.DoneAt, c.Note))],
+            lastSequence, $"{baseUrl}/runs/{r.Id}");
+    }
+}
+
+public sealed record PhaseDto(int Index, string Key, string Title, PhaseState State, bool IsRollback, int Attempt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt, int? ExitCode, string? Message);
+
+public sealed record ChecklistItemDto(int Id, string Text, bool Done, string? DoneBy, DateTimeOffset? DoneAt, string? Note);
+
+public sealed record BackupDto(string Path, long? Size, string? Sha256, long? Milliseconds);
+
+/// <summary>A run just planned, with the plan as recorded (secrets masked).</summary>
+public sealed record PlannedRunDto(RunDto Run, JsonElement Plan);
+
+public sealed record AuditEventDto(long Sequence, DateTimeOffset At, string Actor, string Action, int? TargetId, string? Subject, JsonElement Details, string PreviousHash, string Hash);
+
+public sealed record AuditPage(IReadOnlyList<AuditEventDto> Events, long? NextBefore);
+
+public sealed record AuditVerifyDto(bool Holds, long Events, long? BrokenAt, string? Problem, string HeadHash, string Message);
+
+public sealed record LogLineDto(long Seq, int Phase, DateTimeOffset At, string Text);

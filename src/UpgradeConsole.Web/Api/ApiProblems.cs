@@ -1,0 +1,38 @@
+using Microsoft.AspNetCore.Mvc;
+
+namespace UpgradeConsole.Web.Api;
+
+/// <summary>Errors of the API as RFC 7807 problem details, each with a sentence a person can act on.</summary>
+public static class ApiProblems
+{
+    public static IResult NotFound(string what) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: $"No {what} with this id.");
+
+    public static IResult Conflict(string detail) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict", detail: detail);
+
+    public static IResult Forbidden(string detail) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Not allowed", detail: detail);
+
+    /// <summary>400 with the offending fields (camelCase, as the request spells them).</summary>
+    public static IResult Invalid(IDictionary<string, string[]> errors, string? detail = null) =>
+        TypedResults.ValidationProblem(errors, detail: detail ?? "Some fields are missing or wrong; see errors.", title: "The request is not valid");
+
+    public static IResult Invalid(string field, string error) => Invalid(new Dictionary<string, string[]> { [field] = [error] });
+
+    /// <summary>For the authentication handler, which writes outside an endpoint.</summary>
+    public static async Task WriteAsync(HttpContext http, int status, string title, string detail)
+    {
+        http.Response.StatusCode = status;
+        if (http.Features.Get<Microsoft.AspNetCore.Diagnostics.IStatusCodePagesFeature>() is { } pages)
+        {
+            pages.Enabled = false;
+        }
+
+        await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = http,
+            ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail },
+        });
+    }
+}

@@ -1,0 +1,127 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.OpenApi;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Audit;
+
+namespace UpgradeConsole.Web.Api;
+
+/// <summary>The API's authorization policies: the same roles as the pages, but only a Bearer token authenticates.</summary>
+public static class ApiPolicies
+{
+    public const string View = "Api.View";
+    public const string Operate = "Api.Operate";
+    public const string Administer = "Api.Administer";
+
+    /// <summary>The OpenAPI document: a signed-in browser or a token.</summary>
+    public const string Document = "Api.Document";
+}
+
+/// <summary>
+/// <c>/api/v1</c>: JSON over the same services as the pages (same rules, same audit), Bearer tokens only,
+/// errors as problem details, described at <c>/openapi/v1.json</c>.
+/// </summary>
+public static class ApiSetup
+{
+    public const string Prefix = "/api/v1";
+
+    private const string DocumentScheme = "TokenOrSession";
+
+    public static WebApplicationBuilder AddApi(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddScoped<ApiTokenService>();
+        services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiTokenHandler>(ApiTokenHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(ApiPolicies.View, p => p.AddAuthenticationSchemes(ApiTokenHandler.SchemeName).RequireAuthenticatedUser().RequireRole(Roles.All))
+            .AddPolicy(ApiPolicies.Operate, p => p.AddAuthenticationSchemes(ApiTokenHandler.SchemeName).RequireAuthenticatedUser().RequireRole(Roles.Admin, Roles.Operator))
+            .AddPolicy(ApiPolicies.Administer, p => p.AddAuthenticationSchemes(ApiTokenHandler.SchemeName).RequireAuthenticatedUser().RequireRole(Roles.Admin))
+            .AddPolicy(ApiPolicies.Document, p => p.AddAuthenticationSchemes(DocumentScheme).RequireAuthenticatedUser().RequireRole(Roles.All));
+        // The document answers a token (scripts, tools) or a browser session (to explore the API): one scheme
+        // chosen per request, so a refusal is answered once.
+        services.AddAuthentication().AddPolicyScheme(DocumentScheme, "Token or session", o => o.ForwardDefaultSelector = http =>
+            http.Request.Headers.Authorization.Count > 0 ? ApiTokenHandler.SchemeName : Microsoft.AspNetCore.Identity.IdentityConstants.ApplicationScheme);
+        services.AddProblemDetails();
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+        services.AddOpenApi("v1", o =>
+        {
+            o.ShouldInclude = d => d.RelativePath?.StartsWith("api/v1", StringComparison.Ordinal) == true;
+            o.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info = new OpenApiInfo
+                {
+                    Title = "UpgradeConsole API",
+                    Version = "v1",
+                    Description = "Targets, preflight, Fractal users, runbooks, runs (with their logs) and the audit history. " +
+                        "Authenticate with a personal API token: 'Authorization: Bearer uct_…'. Errors are RFC 7807 problem details.",
+                };
+                document.Components ??= new OpenApiComponents();
+                document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+                document.Components.SecuritySchemes["token"] = new OpenApiSecurityScheme
+                {
+                    Type = SecuritySchemeType.Http,
+                    Scheme = "bearer",
+                    Description = "A personal API token (uct_…), made under your account's API tokens page.",
+                };
+                document.Security ??= [];
+                document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("token", document)] = [] });
+                return Task.CompletedTask;
+            });
+        });
+        return builder;
+    }
+
+    /// <summary>Every call made with a token is an audit event (method, path, status, token), refused ones included.</summary>
+    public static WebApplication UseApiAudit(this WebApplication app)
+    {
+        app.UseWhen(http => http.Request.Path.StartsWithSegments(Prefix), branch => branch.Use(async (http, next) =>
+        {
+            try
+            {
+                await next(http);
+            }
+            finally
+            {
+                if (TokenClaims.Of(http.User) is not null)
+                {
+                    var audit = http.RequestServices.GetRequiredService<AuditLog>();
+                    await audit.RecordAsync(http.User, "api.call", null, $"{http.Request.Method} {http.Request.Path}",
+                        new { method = http.Request.Method, path = http.Request.Path.Value, query = http.Request.QueryString.Value, status = http.Response.StatusCode },
+                        CancellationToken.None);
+                }
+            }
+        }));
+        return app;
+    }
+
+    public static WebApplication MapApi(this WebApplication app)
+    {
+        app.MapOpenApi("/openapi/{documentName}.json").RequireAuthorization(ApiPolicies.Document);
+
+        var api = app.MapGroup(Prefix)
+            .RequireAuthorization(ApiPolicies.View)
+            .AddEndpointFilter(async (context, next) =>
+            {
+                try
+                {
+                    return await next(context);
+                }
+                catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException)
+                {
+                    return TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The target could not be reached", detail: ex.Message);
+                }
+            })
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden);
+
+        api.MapTargetsApi();
+        api.MapFractalApi();
+        api.MapRunsApi();
+        api.MapAuditApi();
+
+        // Anything else under the prefix: a problem, not the HTML "not found" page.
+        api.Map("/{**rest}", (string? rest) => ApiProblems.NotFound($"API endpoint '{rest}'")).ExcludeFromDescription();
+        return app;
+    }
+}

@@ -1,0 +1,171 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Web.Api;
+
+/// <summary>A token just made: <see cref="Secret"/> is shown once and never stored.</summary>
+public sealed record CreatedToken(ApiToken Token, string Secret);
+
+public sealed record TokenResult(bool Succeeded, IReadOnlyDictionary<string, string[]> Errors, CreatedToken? Created = null)
+{
+    public static TokenResult Fail(string field, string error) => new(false, new Dictionary<string, string[]> { [field] = [error] });
+}
+
+/// <summary>Who a presented token acts for, or why it is refused.</summary>
+public sealed record TokenCheck(ApiToken? Token, AppUser? User, string? Role, string? Refusal);
+
+/// <summary>Personal API tokens: made by their owner, stored hashed, capped by the owner's role, revocable.</summary>
+public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users, AuditLog audit, TimeProvider clock)
+{
+    /// <summary>Every token starts with this, so a leaked one is easy to recognise (and to scan for).</summary>
+    public const string Marker = "uct_";
+
+    public const int MaxExpiryDays = 366;
+
+    public async Task<TokenResult> CreateAsync(ClaimsPrincipal owner, string? name, string? role, int? expiresInDays, CancellationToken ct)
+    {
+        var user = await users.GetUserAsync(owner);
+        if (user is null)
+        {
+            return TokenResult.Fail("user", "Sign in again.");
+        }
+
+        var ownerRole = Roles.All.FirstOrDefault(owner.IsInRole);
+        var wanted = Roles.Normalize(role);
+        if (string.IsNullOrWhiteSpace(name) || name.Trim().Length > 100 || name.Any(char.IsControl))
+        {
+            return TokenResult.Fail("name", "Name the token (up to 100 characters), e.g. after the job that uses it.");
+        }
+
+        if (wanted is null)
+        {
+            return TokenResult.Fail("role", $"Choose one of: {string.Join(", ", Roles.All)}.");
+        }
+
+        if (Roles.Rank(wanted) > Roles.Rank(ownerRole))
+        {
+            return TokenResult.Fail("role", $"A token cannot do more than its owner: you are {ownerRole}.");
+        }
+
+        if (expiresInDays is < 1 or > MaxExpiryDays)
+        {
+            return TokenResult.Fail("expiresInDays", $"Expiry is 1 to {MaxExpiryDays} days, or none.");
+        }
+
+        var secret = Marker + PasswordGenerator.NewToken(24);
+        var now = clock.GetUtcNow();
+        var token = new ApiToken
+        {
+            UserId = user.Id,
+            UserEmail = user.Email ?? user.UserName ?? "",
+            Name = name.Trim(),
+            Role = wanted,
+            Prefix = secret[..(Marker.Length + 6)],
+            Hash = HashOf(secret),
+            CreatedAt = now,
+            ExpiresAt = expiresInDays is { } days ? now.AddDays(days) : null,
+        };
+        db.ApiTokens.Add(token);
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(owner, "token.create", subject: $"token {token.Id} ({token.Name})",
+            details: new { token = token.Id, token.Name, token.Role, token.Prefix, expires = token.ExpiresAt }, ct: ct);
+        return new TokenResult(true, new Dictionary<string, string[]>(), new CreatedToken(token, secret));
+    }
+
+    /// <summary>The owner's tokens; an Admin sees everyone's.</summary>
+    public async Task<List<ApiToken>> ListAsync(ClaimsPrincipal viewer, CancellationToken ct)
+    {
+        var query = db.ApiTokens.AsNoTracking();
+        if (!viewer.IsInRole(Roles.Admin))
+        {
+            var id = users.GetUserId(viewer);
+            query = query.Where(t => t.UserId == id);
+        }
+
+        var list = await query.ToListAsync(ct);
+        return [.. list.OrderBy(t => t.RevokedAt is not null).ThenByDescending(t => t.CreatedAt)];
+    }
+
+    /// <summary>Revokes a token at once (its next call gets 401). The owner or an Admin may.</summary>
+    public async Task<string?> RevokeAsync(int id, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var token = await db.ApiTokens.FirstOrDefaultAsync(t => t.Id == id, ct);
+        if (token is null || (token.UserId != users.GetUserId(actor) && !actor.IsInRole(Roles.Admin)))
+        {
+            return "No such token.";
+        }
+
+        if (token.RevokedAt is not null)
+        {
+            return "The token is revoked already.";
+        }
+
+        token.RevokedAt = clock.GetUtcNow();
+        token.RevokedBy = actor.Identity?.Name;
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(actor, "token.revoke", subject: $"token {token.Id} ({token.Name})",
+            details: new { token = token.Id, token.Name, token.Prefix, owner = token.UserEmail }, ct: ct);
+        return null;
+    }
+
+    /// <summary>Checks a presented token: known, not revoked, not expired, its owner enabled; the role is the lower of the token's and the owner's.</summary>
+    public async Task<TokenCheck> CheckAsync(string presented, CancellationToken ct)
+    {
+        if (!presented.StartsWith(Marker, StringComparison.Ordinal) || presented.Length > 200)
+        {
+            return new TokenCheck(null, null, null, "not an UpgradeConsole token");
+        }
+
+        var hash = HashOf(presented);
+        var token = await db.ApiTokens.FirstOrDefaultAsync(t => t.Hash == hash, ct);
+        var now = clock.GetUtcNow();
+        if (token is null)
+        {
+            return new TokenCheck(null, null, null, "unknown token");
+        }
+
+        if (token.RevokedAt is not null)
+        {
+            return new TokenCheck(token, null, null, "revoked token");
+        }
+
+        if (token.ExpiresAt <= now)
+        {
+            return new TokenCheck(token, null, null, "expired token");
+        }
+
+        var user = await users.FindByIdAsync(token.UserId);
+        // (Not lockout: failed password guesses against the owner must not stop their scripts.)
+        if (user is null || user.IsDisabled)
+        {
+            return new TokenCheck(token, user, null, "the token's owner is disabled");
+        }
+
+        var ownerRank = (await users.GetRolesAsync(user)).Select(Roles.Rank).DefaultIfEmpty(0).Max();
+        var rank = Math.Min(ownerRank, Roles.Rank(token.Role));
+        if (rank == 0)
+        {
+            return new TokenCheck(token, user, null, "the token's owner has no role");
+        }
+
+        var role = Roles.All.First(r => Roles.Rank(r) == rank);
+
+        // Last use, at most once a minute: a busy script should not write a row per call.
+        if (token.LastUsedAt is null || now - token.LastUsedAt > TimeSpan.FromMinutes(1))
+        {
+            token.LastUsedAt = now;
+            await db.SaveChangesAsync(ct);
+        }
+
+        return new TokenCheck(token, user, role, null);
+    }
+
+    public static string HashOf(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+}

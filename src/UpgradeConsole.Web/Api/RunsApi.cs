@@ -1,0 +1,324 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Api;
+
+/// <summary>Runbooks and runs: plan, start, approve, steer, read status and log (text or a resumable event stream).</summary>
+public static class RunsApi
+{
+    /// <summary>States in which the log may still grow without anyone acting.</summary>
+    private static readonly RunState[] Moving = [RunState.Planned, RunState.Running, RunState.RollingBack];
+
+    public static RouteGroupBuilder MapRunsApi(this RouteGroupBuilder api)
+    {
+        api.MapGet("/runbooks", () => TypedResults.Ok(Runbooks.All.Select(r => new RunbookDto(
+                r.Id, r.Title, r.Product, r.Id == Runbooks.Fractal216To2170 ? "2.17.0" : null, r.Phases.Any(p => p.Key == "update-db-data"),
+                [.. r.Phases.Select(p => new PhaseDefinitionDto(p.Key, p.Title, p.Idempotent, p.PointOfNoReturn))], r.Checklist)).ToList()))
+            .WithTags("Runbooks").WithSummary("List the runbooks");
+
+        api.MapPost("/targets/{id:int}/runs", async (int id, PlanRequest input, TargetService targets, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+        {
+            var runbook = Runbooks.Find(input.Runbook ?? "");
+            var errors = new Dictionary<string, string[]>();
+            if (runbook is null)
+            {
+                errors["runbook"] = [$"One of: {string.Join(", ", Runbooks.All.Select(r => r.Id))}."];
+            }
+            else if (runbook.Id != Runbooks.Fractal216To2170 && string.IsNullOrWhiteSpace(input.To))
+            {
+                errors["to"] = ["Give the version to upgrade to, such as 2.16.7."];
+            }
+
+            if (input.Overrides?.Any(o => string.IsNullOrWhiteSpace(o.Value)) == true)
+            {
+                errors["overrides"] = ["Every override needs a written reason."];
+            }
+
+            if (errors.Count > 0)
+            {
+                return ApiProblems.Invalid(errors);
+            }
+
+            if (await targets.FindAsync(id, ct) is null)
+            {
+                return ApiProblems.NotFound("target");
+            }
+
+            if (input.Overrides is { Count: > 0 } && !http.User.IsInRole(Roles.Admin))
+            {
+                return ApiProblems.Forbidden("Only an Admin may override a failing preflight check.");
+            }
+
+            if (await runs.ActiveRunAsync(id, ct) is { } active)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "A run is already active on this target",
+                    detail: $"Run {active.Id} is {active.State}; finish, roll back or abandon it first.",
+                    extensions: new Dictionary<string, object?> { ["activeRun"] = active.Id });
+            }
+
+            var result = await runs.PlanAsync(id, runbook!.Id, input.To, input.OAuthClient, input.Overrides ?? [], http.User, ct, dataMigration: input.DataMigration);
+            if (!result.Succeeded)
+            {
+                return ApiProblems.Conflict(result.Error!);
+            }
+
+            var run = (await runs.FindAsync(result.RunId!.Value, ct))!;
+            var dto = new PlannedRunDto(await DtoAsync(run, db, http, ct), JsonDocument.Parse(run.PlanJson).RootElement.Clone());
+            return TypedResults.Created($"{ApiSetup.Prefix}/runs/{run.Id}", dto);
+        }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
+            .WithSummary("Plan a run")
+            .WithDescription("Builds the plan against the target as it is now (the last preflight must pass, or an Admin overrides each failing check with a reason) and records it. The run then waits for start (and approval, if the target requires one).")
+            .Produces<PlannedRunDto>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+
+        api.MapGet("/runs", async (int? target, string? state, string? runbook, int? limit, AppDbContext db, CancellationToken ct) =>
+        {
+            RunState? wanted = null;
+            if (state is not null)
+            {
+                if (!Enum.TryParse<RunState>(state, ignoreCase: true, out var parsed) || int.TryParse(state, CultureInfo.InvariantCulture, out _))
+                {
+                    return ApiProblems.Invalid("state", $"One of: {string.Join(", ", Enum.GetNames<RunState>())}.");
+                }
+
+                wanted = parsed;
+            }
+
+            if (limit is < 1 or > 1000)
+            {
+                return ApiProblems.Invalid("limit", "1 to 1000.");
+            }
+
+            var query = db.Runs.AsNoTracking();
+            query = target is { } t ? query.Where(r => r.TargetId == t) : query;
+            query = wanted is { } s ? query.Where(r => r.State == s) : query;
+            query = runbook is { Length: > 0 } rb ? query.Where(r => r.RunbookId == rb) : query;
+            var found = await query.OrderByDescending(r => r.Id).Take(limit ?? 100).ToListAsync(ct);
+            return TypedResults.Ok(found.Select(RunSummaryDto.From).ToList());
+        }).WithTags("Runs").WithSummary("List runs, newest first").Produces<List<RunSummaryDto>>().ProducesValidationProblem();
+
+        var run = api.MapGroup("/runs/{id:int}").WithTags("Runs");
+        api.MapGet("/runs/{id:int}", async (int id, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+            await runs.FindAsync(id, ct) is { } found ? TypedResults.Ok(await DtoAsync(found, db, http, ct)) : ApiProblems.NotFound("run"))
+            .WithTags("Runs").WithSummary("A run's status, phases, checklist and backup").Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound);
+
+        run.MapGet("/plan", async (int id, RunService runs, CancellationToken ct) =>
+            await runs.FindAsync(id, ct) is { } found
+                ? TypedResults.Text(found.PlanJson, "application/json; charset=utf-8")
+                : ApiProblems.NotFound("run"))
+            .WithSummary("The plan as it was recorded (secrets masked)").Produces<JsonElement>().ProducesProblem(StatusCodes.Status404NotFound);
+
+        Action(run, "/start", "Start a planned run", (id, _, runs, user, ct) => runs.StartAsync(id, user, ct));
+        Action(run, "/approve", "Approve a planned run (not your own)", (id, _, runs, user, ct) => runs.ApproveAsync(id, user, ct));
+        run.MapPost("/retry", (int id, RetryRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+                ActAsync(id, runs, db, http, () => runs.RetryAsync(id, input?.Confirm == true, http.User, ct), ct))
+            .RequireAuthorization(ApiPolicies.Operate)
+            .WithSummary("Run the failed phase again")
+            .WithDescription("A phase that is not safe to run twice (update-db-data) needs {\"confirm\": true} after checking the target.")
+            .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        ReasonAction(run, "/mark-done", "Declare the failed phase done (with a reason)", (id, reason, runs, user, ct) => runs.MarkDoneAsync(id, reason, user, ct));
+        ReasonAction(run, "/rollback", "Roll back what the run changed (with a reason)", (id, reason, runs, user, ct) => runs.RollbackAsync(id, reason, user, ct));
+        ReasonAction(run, "/abandon", "Abandon a stopped run (with a reason); nothing is undone", (id, reason, runs, user, ct) => runs.AbandonAsync(id, reason, user, ct));
+        run.MapPost("/cancel", (int id, ReasonRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+                ActAsync(id, runs, db, http, () => runs.CancelAsync(id, string.IsNullOrWhiteSpace(input?.Reason) ? "cancelled through the API" : input.Reason.Trim(), http.User, ct), ct))
+            .RequireAuthorization(ApiPolicies.Operate)
+            .WithSummary("Stop the running step (its whole process group)")
+            .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        run.MapPost("/checklist/{itemId:int}", (int id, int itemId, ChecklistRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+                ActAsync(id, runs, db, http, () => runs.TickAsync(id, itemId, input?.Done ?? true, input?.Note, http.User, ct), ct))
+            .RequireAuthorization(ApiPolicies.Operate)
+            .WithSummary("Tick (or untick) a manual checklist item")
+            .WithDescription("The run succeeds when every item is ticked.")
+            .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+
+        run.MapGet("/log", async (int id, long? after, int? limit, AppDbContext db, HttpContext http, CancellationToken ct) =>
+        {
+            if (after is < 0 || limit is < 1)
+            {
+                return ApiProblems.Invalid(after is < 0 ? "after" : "limit", "Must be positive.");
+            }
+
+            if (!await db.Runs.AnyAsync(r => r.Id == id, ct))
+            {
+                return ApiProblems.NotFound("run");
+            }
+
+            // The last line is fixed first, so the header is true for the body that follows.
+            var from = after ?? 0;
+            var last = await db.RunLogLines.Where(l => l.RunId == id && l.Sequence > from).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? from;
+            if (limit is { } max && last > from)
+            {
+                last = await db.RunLogLines.Where(l => l.RunId == id && l.Sequence > from).OrderBy(l => l.Sequence).Skip(max - 1).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? last;
+            }
+
+            http.Response.Headers["X-Last-Sequence"] = last.ToString(CultureInfo.InvariantCulture);
+            http.Response.ContentType = "text/plain; charset=utf-8";
+            await foreach (var page in PagesAsync(db, id, from, last, ct))
+            {
+                var text = new StringBuilder();
+                foreach (var line in page)
+                {
+                    text.Append(line.Text).Append('\n');
+                }
+
+                await http.Response.WriteAsync(text.ToString(), ct);
+            }
+
+            return Results.Empty;
+        }).WithSummary("The log as text")
+            .WithDescription("Lines after sequence number 'after' (0: from the start), at most 'limit' of them. X-Last-Sequence tells the number of the last line sent: pass it as 'after' next time.")
+            .Produces<string>(contentType: "text/plain").ProducesProblem(StatusCodes.Status404NotFound);
+
+        run.MapGet("/log/stream", (int id, long? after, AppDbContext db, HttpContext http, CancellationToken ct) => StreamAsync(id, after, db, http, ct))
+            .WithSummary("The log as Server-Sent Events")
+            .WithDescription("Events: 'line' (id = sequence number, data = {seq, phase, at, text}), 'phase' (data = the phase that changed), and 'end' (data = the run) once the run stops moving " +
+                "(succeeded, failed, waiting for people…). Reconnect with Last-Event-ID (or ?after=) to get exactly the lines you lack. A comment is sent every 15 s to keep proxies open.")
+            .Produces<LogLineDto>(contentType: "text/event-stream").ProducesProblem(StatusCodes.Status404NotFound);
+        return api;
+    }
+
+    private delegate Task<RunResult> RunAction(int id, string reason, RunService runs, System.Security.Claims.ClaimsPrincipal user, CancellationToken ct);
+
+    private static void Action(RouteGroupBuilder run, string path, string summary, RunAction action) =>
+        run.MapPost(path, (int id, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+                ActAsync(id, runs, db, http, () => action(id, "", runs, http.User, ct), ct))
+            .RequireAuthorization(ApiPolicies.Operate).WithSummary(summary)
+            .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+
+    private static void ReasonAction(RouteGroupBuilder run, string path, string summary, RunAction action) =>
+        run.MapPost(path, (int id, ReasonRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+                string.IsNullOrWhiteSpace(input?.Reason)
+                    ? Task.FromResult(ApiProblems.Invalid("reason", "Give a reason: it goes into the audit history."))
+                    : ActAsync(id, runs, db, http, () => action(id, input.Reason.Trim(), runs, http.User, ct), ct))
+            .RequireAuthorization(ApiPolicies.Operate).WithSummary(summary)
+            .Produces<RunDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+
+    /// <summary>A run action: 404 for an unknown run, 409 when the run's state refuses it (with the reason), else the run as it is now.</summary>
+    private static async Task<IResult> ActAsync(int id, RunService runs, AppDbContext db, HttpContext http, Func<Task<RunResult>> action, CancellationToken ct)
+    {
+        if (await runs.FindAsync(id, ct) is null)
+        {
+            return ApiProblems.NotFound("run");
+        }
+
+        var result = await action();
+        if (!result.Succeeded)
+        {
+            return ApiProblems.Conflict(result.Error!);
+        }
+
+        return TypedResults.Ok(await DtoAsync((await runs.FindAsync(id, ct))!, db, http, ct));
+    }
+
+    private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct)
+    {
+        var last = await db.RunLogLines.Where(l => l.RunId == run.Id).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? 0;
+        return RunDto.From(run, last, $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
+    }
+
+    private static async IAsyncEnumerable<List<LogLineDto>> PagesAsync(AppDbContext db, int runId, long after, long last, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        while (after < last)
+        {
+            var page = await db.RunLogLines.AsNoTracking().Where(l => l.RunId == runId && l.Sequence > after && l.Sequence <= last).OrderBy(l => l.Sequence).Take(5000)
+                .Select(l => new LogLineDto(l.Sequence, l.PhaseIndex, l.At, l.Text)).ToListAsync(ct);
+            if (page.Count == 0)
+            {
+                yield break;
+            }
+
+            yield return page;
+            after = page[^1].Seq;
+        }
+    }
+
+    private static async Task<IResult> StreamAsync(int id, long? after, AppDbContext db, HttpContext http, CancellationToken ct)
+    {
+        if (!await db.Runs.AnyAsync(r => r.Id == id, ct))
+        {
+            return ApiProblems.NotFound("run");
+        }
+
+        var from = long.TryParse(http.Request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : after ?? 0;
+        http.Response.ContentType = "text/event-stream; charset=utf-8";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        await http.Response.Body.FlushAsync(ct);
+
+        var phases = new Dictionary<int, (PhaseState, int)>();
+        var quietSince = TimeProvider.System.GetTimestamp();
+        var stoppedChecks = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            var sent = false;
+            await foreach (var page in PagesAsync(db, id, from, long.MaxValue, ct))
+            {
+                var text = new StringBuilder();
+                foreach (var line in page)
+                {
+                    text.Append("id: ").Append(line.Seq.ToString(CultureInfo.InvariantCulture)).Append("\nevent: line\ndata: ")
+                        .Append(JsonSerializer.Serialize(line, JsonSerializerOptions.Web)).Append("\n\n");
+                }
+
+                await http.Response.WriteAsync(text.ToString(), ct);
+                await http.Response.Body.FlushAsync(ct);
+                from = page[^1].Seq;
+                sent = true;
+            }
+
+            var run = await db.Runs.AsNoTracking().Include(r => r.Phases).FirstAsync(r => r.Id == id, ct);
+            foreach (var phase in run.Phases.OrderBy(p => p.Index))
+            {
+                if (!phases.TryGetValue(phase.Index, out var seen) || seen != (phase.State, phase.Attempt))
+                {
+                    phases[phase.Index] = (phase.State, phase.Attempt);
+                    var data = JsonSerializer.Serialize(new PhaseDto(phase.Index, phase.Key, phase.Title, phase.State, phase.IsRollback, phase.Attempt, phase.StartedAt, phase.EndedAt, phase.ExitCode, phase.Message), ApiJson);
+                    await http.Response.WriteAsync($"event: phase\ndata: {data}\n\n", ct);
+                    sent = true;
+                }
+            }
+
+            // A stopped run may still have its last lines in flight: look twice before saying it ended.
+            if (!Moving.Contains(run.State) && !sent && ++stoppedChecks >= 2)
+            {
+                var summary = JsonSerializer.Serialize(RunSummaryDto.From(run), ApiJson);
+                await http.Response.WriteAsync($"event: end\ndata: {summary}\n\n", ct);
+                await http.Response.Body.FlushAsync(ct);
+                break;
+            }
+
+            if (sent)
+            {
+                quietSince = TimeProvider.System.GetTimestamp();
+                stoppedChecks = 0;
+                await http.Response.Body.FlushAsync(ct);
+            }
+            else if (TimeProvider.System.GetElapsedTime(quietSince) > TimeSpan.FromSeconds(15))
+            {
+                await http.Response.WriteAsync(": still here\n\n", ct);
+                await http.Response.Body.FlushAsync(ct);
+                quietSince = TimeProvider.System.GetTimestamp();
+            }
+
+            try
+            {
+                await Task.Delay(sent ? 50 : 250, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        return Results.Empty;
+    }
+
+    private static readonly JsonSerializerOptions ApiJson = new(JsonSerializerOptions.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+}

@@ -1,0 +1,276 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace UpgradeConsole.Web.Cli;
+
+/// <summary>
+/// <c>runs start|status|log</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
+/// CI. Exit codes: 0 success; 1 the run (or preflight) did not succeed; 2 usage, configuration or a
+/// refused call; 3 gave up waiting (--timeout).
+/// </summary>
+internal static class RunsCommand
+{
+    public const int Succeeded = 0;
+    public const int RunFailed = 1;
+    public const int Refused = 2;
+    public const int TimedOut = 3;
+
+    public static IEnumerable<Command> Build(TextWriter output, TextWriter error, Func<string, string?> env)
+    {
+        var runs = new Command("runs", "Plan, start, follow and read runs through the API (UPGRADECONSOLE_URL, UPGRADECONSOLE_TOKEN).");
+
+        var target = new Option<string>("--target") { Description = "The target's name or id.", Required = true };
+        var runbook = new Option<string>("--runbook") { Description = "The runbook id (fractal-2.16-to-2.17.0, fractal-release).", Required = true };
+        var to = new Option<string?>("--to") { Description = "The version to upgrade to (the 2.17.0 runbook knows its own)." };
+        var data = new Option<bool>("--data-migration") { Description = "Release runbook: also run fractalctl update-db-data." };
+        var wait = new Option<bool>("--wait") { Description = "Stream the log and wait for the end: exit 0 only when the run succeeded." };
+        var timeout = new Option<int?>("--timeout") { Description = "With --wait: give up after this many minutes (exit 3; the run goes on)." };
+        var start = new Command("start", "Plan a run and start it (waiting for a second person's approval first when the target asks for one).")
+        {
+            target, runbook, to, data, wait, timeout,
+        };
+        start.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            using var limit = Limit(parse.GetValue(timeout), ct);
+            try
+            {
+                var targetId = await ResolveTargetAsync(client, parse.GetValue(target)!, limit.Token);
+                var planned = await client.PostAsync($"targets/{targetId}/runs",
+                    new { runbook = parse.GetValue(runbook), to = parse.GetValue(to), dataMigration = parse.GetValue(data) }, limit.Token);
+                var run = planned["run"]!;
+                var id = run["id"]!.GetValue<int>();
+                await output.WriteLineAsync($"Planned run {id}: {run["fromVersion"]} → {run["toVersion"]} ({run["url"]})");
+                if (run["requiresApproval"]!.GetValue<bool>())
+                {
+                    await error.WriteLineAsync($"Run {id} needs a second Operator's or Admin's approval: {run["url"]}");
+                    if (!parse.GetValue(wait))
+                    {
+                        return Succeeded;
+                    }
+
+                    while (true)
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(5), limit.Token);
+                        var now = await client.GetAsync($"runs/{id}", limit.Token);
+                        if (now["approvedBy"] is not null)
+                        {
+                            await error.WriteLineAsync($"Approved by {now["approvedBy"]}.");
+                            break;
+                        }
+
+                        if (now["state"]!.GetValue<string>() != "Planned")
+                        {
+                            await error.WriteLineAsync($"Run {id} is {now["state"]}; not starting it.");
+                            return RunFailed;
+                        }
+                    }
+                }
+
+                await client.PostAsync($"runs/{id}/start", null, limit.Token);
+                await output.WriteLineAsync($"Started run {id}.");
+                return parse.GetValue(wait) ? await WaitAsync(client, id, output, error, limit.Token) : Succeeded;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                await error.WriteLineAsync($"Gave up waiting after {parse.GetValue(timeout)} minute(s); the run goes on in the dashboard.");
+                return TimedOut;
+            }
+        }));
+        runs.Subcommands.Add(start);
+
+        var runId = new Argument<int>("RUN") { Description = "The run's number." };
+        var json = new Option<bool>("--json") { Description = "Print the API's JSON instead of a summary." };
+        var status = new Command("status", "Show a run's state, phases and checklist. Exit 0 when it succeeded, 1 when it stopped otherwise, 4 while it still moves or waits.") { runId, json };
+        status.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var run = await client.GetAsync($"runs/{parse.GetValue(runId)}", ct);
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(run.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                await PrintRunAsync(run, output);
+            }
+
+            return run["state"]!.GetValue<string>() switch
+            {
+                "Succeeded" => Succeeded,
+                "Planned" or "Running" or "RollingBack" or "WaitingForChecklist" => 4,
+                _ => RunFailed,
+            };
+        }));
+        runs.Subcommands.Add(status);
+
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep streaming new lines until the run stops moving." };
+        var after = new Option<long>("--after") { Description = "Only lines after this sequence number." };
+        var log = new Command("log", "Print a run's log (masked as stored).") { runId, follow, after };
+        log.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var id = parse.GetValue(runId);
+            if (parse.GetValue(follow))
+            {
+                await client.FollowAsync(id, parse.GetValue(after), (name, payload) => name == "line" ? PrintLineAsync(payload, output) : Task.CompletedTask, ct);
+                return Succeeded;
+            }
+
+            await client.GetAsync($"runs/{id}", ct);
+            var from = parse.GetValue(after);
+            while (true)
+            {
+                var text = await client.GetTextAsync($"runs/{id}/log?after={from}&limit=50000", ct);
+                if (text.Body.Length > 0)
+                {
+                    await output.WriteAsync(text.Body);
+                }
+
+                if (text.LastSequence <= from)
+                {
+                    return Succeeded;
+                }
+
+                from = text.LastSequence;
+            }
+        }));
+        runs.Subcommands.Add(log);
+
+        var preflight = new Command("preflight", "Preflight checks through the API.");
+        var preflightTarget = new Option<string>("--target") { Description = "The target's name or id.", Required = true };
+        var run = new Command("run", "Run every preflight check on a target now. Exit 0 when none fails, 1 when some do.") { preflightTarget, json };
+        run.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var targetId = await ResolveTargetAsync(client, parse.GetValue(preflightTarget)!, ct);
+            var result = await client.PostAsync($"targets/{targetId}/preflight", null, ct);
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                foreach (var check in result["checks"]!.AsArray())
+                {
+                    var mark = check!["status"]!.GetValue<string>() switch { "Pass" => "PASS", "Warn" => "WARN", _ => "FAIL" };
+                    await output.WriteLineAsync($"{mark}  {check["title"]}: {check["explanation"]}");
+                }
+
+                await output.WriteLineAsync($"{result["failed"]} failing, {result["warnings"]} warning(s).");
+            }
+
+            return result["passed"]!.GetValue<bool>() ? Succeeded : RunFailed;
+        }));
+        preflight.Subcommands.Add(run);
+        return [runs, preflight];
+    }
+
+    /// <summary>Streams the log until the run stops moving; waits through the manual checklist; 0 only for Succeeded.</summary>
+    private static async Task<int> WaitAsync(ApiClient client, int id, TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        await client.FollowAsync(id, 0, async (name, payload) =>
+        {
+            switch (name)
+            {
+                case "line":
+                    await PrintLineAsync(payload, output);
+                    break;
+                case "phase":
+                    var phase = JsonNode.Parse(payload)!;
+                    if (phase["state"]!.GetValue<string>() != "Pending")
+                    {
+                        await error.WriteLineAsync($"── {phase["title"]}: {phase["state"]}{(phase["message"] is { } m ? " — " + m : "")}");
+                    }
+
+                    break;
+            }
+        }, ct);
+
+        var run = await client.GetAsync($"runs/{id}", ct);
+        if (run["state"]!.GetValue<string>() == "WaitingForChecklist")
+        {
+            await error.WriteLineAsync($"Every automatic phase is done. The run succeeds once people tick the manual checks at {run["url"]}:");
+            foreach (var item in run["checklist"]!.AsArray().Where(i => !i!["done"]!.GetValue<bool>()))
+            {
+                await error.WriteLineAsync($"  [ ] {item!["text"]}");
+            }
+
+            while (run["state"]!.GetValue<string>() == "WaitingForChecklist")
+            {
+                await Task.Delay(TimeSpan.FromSeconds(3), ct);
+                run = await client.GetAsync($"runs/{id}", ct);
+            }
+        }
+
+        await PrintRunAsync(run, error);
+        return run["state"]!.GetValue<string>() == "Succeeded" ? Succeeded : RunFailed;
+    }
+
+    private static async Task PrintLineAsync(string payload, TextWriter output)
+    {
+        var line = JsonNode.Parse(payload)!;
+        await output.WriteLineAsync(line["text"]!.GetValue<string>());
+    }
+
+    private static async Task PrintRunAsync(JsonNode run, TextWriter writer)
+    {
+        await writer.WriteLineAsync($"Run {run["id"]} ({run["runbookId"]}, {run["fromVersion"]} → {run["toVersion"]}): {run["state"]}" +
+            $" — {run["phasesDone"]}/{run["phasesTotal"]} phases done{(run["message"] is { } m ? ". " + m : "")}");
+        foreach (var phase in run["phases"]!.AsArray())
+        {
+            await writer.WriteLineAsync($"  {phase!["state"],-13} {phase["title"]}{(phase["message"] is { } pm ? " — " + pm : "")}");
+        }
+
+        await writer.WriteLineAsync($"  {run["url"]}");
+    }
+
+    private static async Task<int> ResolveTargetAsync(ApiClient client, string nameOrId, CancellationToken ct)
+    {
+        if (int.TryParse(nameOrId, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+        {
+            return id;
+        }
+
+        var targets = (await client.GetAsync("targets", ct)).AsArray();
+        return targets.FirstOrDefault(t => string.Equals(t!["name"]!.GetValue<string>(), nameOrId, StringComparison.Ordinal))?["id"]!.GetValue<int>()
+            ?? throw new ApiCallException(System.Net.HttpStatusCode.NotFound, $"No target named '{nameOrId}' (names: {string.Join(", ", targets.Select(t => t!["name"]))}).");
+    }
+
+    private static CancellationTokenSource Limit(int? minutes, CancellationToken ct)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (minutes is > 0)
+        {
+            cts.CancelAfter(TimeSpan.FromMinutes(minutes.Value));
+        }
+
+        return cts;
+    }
+
+    private static async Task<int> WithClientAsync(Func<string, string?> env, TextWriter error, Func<ApiClient, Task<int>> work)
+    {
+        var (client, problem) = ApiClient.FromEnvironment(env);
+        if (client is null)
+        {
+            await error.WriteLineAsync(problem);
+            return Refused;
+        }
+
+        using (client)
+        {
+            try
+            {
+                return await work(client);
+            }
+            catch (ApiCallException ex)
+            {
+                await error.WriteLineAsync(ex.Message);
+                return Refused;
+            }
+            catch (HttpRequestException ex)
+            {
+                await error.WriteLineAsync($"Cannot reach {client.BaseAddress}: {ex.Message}");
+                return Refused;
+            }
+        }
+    }
+}
