@@ -152,13 +152,14 @@ public static class RunsApi
 
             // The last line is fixed first, so the header is true for the body that follows.
             var from = after ?? 0;
-            var last = await db.RunLogLines.Where(l => l.RunId == id && l.Sequence > from).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? from;
-            if (limit is { } max && last > from)
+            var last = await RunLogHub.LastSequenceAsync(db, id, ct);
+            if (limit is not null && last > from)
             {
-                last = await db.RunLogLines.Where(l => l.RunId == id && l.Sequence > from).OrderBy(l => l.Sequence).Skip(max - 1).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? last;
+                // Lines are numbered without gaps within a run.
+                last = Math.Min(last, from + limit.Value);
             }
 
-            http.Response.Headers["X-Last-Sequence"] = last.ToString(CultureInfo.InvariantCulture);
+            http.Response.Headers["X-Last-Sequence"] = Math.Max(last, from).ToString(CultureInfo.InvariantCulture);
             http.Response.ContentType = "text/plain; charset=utf-8";
             await foreach (var page in PagesAsync(db, id, from, last, ct))
             {
@@ -217,25 +218,22 @@ public static class RunsApi
         return TypedResults.Ok(await DtoAsync((await runs.FindAsync(id, ct))!, db, http, ct));
     }
 
-    private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct)
-    {
-        var last = await db.RunLogLines.Where(l => l.RunId == run.Id).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? 0;
-        return RunDto.From(run, last, $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
-    }
+    private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct) =>
+        RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
 
-    private static async IAsyncEnumerable<List<LogLineDto>> PagesAsync(AppDbContext db, int runId, long after, long last, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    /// <summary>A run's stored lines after <paramref name="after"/> up to <paramref name="last"/>, page by page (the live viewer's query).</summary>
+    private static async IAsyncEnumerable<List<LogLine>> PagesAsync(AppDbContext db, int runId, long after, long last, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         while (after < last)
         {
-            var page = await db.RunLogLines.AsNoTracking().Where(l => l.RunId == runId && l.Sequence > after && l.Sequence <= last).OrderBy(l => l.Sequence).Take(5000)
-                .Select(l => new LogLineDto(l.Sequence, l.PhaseIndex, l.At, l.Text)).ToListAsync(ct);
+            var page = await RunLogHub.LinesAsync(db, runId, after, last, ct);
             if (page.Count == 0)
             {
                 yield break;
             }
 
             yield return page;
-            after = page[^1].Seq;
+            after = page[^1].Sequence;
         }
     }
 
@@ -255,66 +253,66 @@ public static class RunsApi
         var phases = new Dictionary<int, (PhaseState, int)>();
         var quietSince = TimeProvider.System.GetTimestamp();
         var stoppedChecks = 0;
-        while (!ct.IsCancellationRequested)
+        try
         {
-            var sent = false;
-            await foreach (var page in PagesAsync(db, id, from, long.MaxValue, ct))
+            while (!ct.IsCancellationRequested)
             {
-                var text = new StringBuilder();
-                foreach (var line in page)
+                var sent = false;
+                await foreach (var page in PagesAsync(db, id, from, long.MaxValue, ct))
                 {
-                    text.Append("id: ").Append(line.Seq.ToString(CultureInfo.InvariantCulture)).Append("\nevent: line\ndata: ")
-                        .Append(JsonSerializer.Serialize(line, JsonSerializerOptions.Web)).Append("\n\n");
-                }
+                    var text = new StringBuilder();
+                    foreach (var line in page)
+                    {
+                        text.Append("id: ").Append(line.Sequence.ToString(CultureInfo.InvariantCulture)).Append("\nevent: line\ndata: ")
+                            .Append(JsonSerializer.Serialize(new LogLineDto(line.Sequence, line.Phase, line.At, line.Text), JsonSerializerOptions.Web)).Append("\n\n");
+                    }
 
-                await http.Response.WriteAsync(text.ToString(), ct);
-                await http.Response.Body.FlushAsync(ct);
-                from = page[^1].Seq;
-                sent = true;
-            }
-
-            var run = await db.Runs.AsNoTracking().Include(r => r.Phases).FirstAsync(r => r.Id == id, ct);
-            foreach (var phase in run.Phases.OrderBy(p => p.Index))
-            {
-                if (!phases.TryGetValue(phase.Index, out var seen) || seen != (phase.State, phase.Attempt))
-                {
-                    phases[phase.Index] = (phase.State, phase.Attempt);
-                    var data = JsonSerializer.Serialize(new PhaseDto(phase.Index, phase.Key, phase.Title, phase.State, phase.IsRollback, phase.Attempt, phase.StartedAt, phase.EndedAt, phase.ExitCode, phase.Message), ApiJson);
-                    await http.Response.WriteAsync($"event: phase\ndata: {data}\n\n", ct);
+                    await http.Response.WriteAsync(text.ToString(), ct);
+                    await http.Response.Body.FlushAsync(ct);
+                    from = page[^1].Sequence;
                     sent = true;
                 }
-            }
 
-            // A stopped run may still have its last lines in flight: look twice before saying it ended.
-            if (!Moving.Contains(run.State) && !sent && ++stoppedChecks >= 2)
-            {
-                var summary = JsonSerializer.Serialize(RunSummaryDto.From(run), ApiJson);
-                await http.Response.WriteAsync($"event: end\ndata: {summary}\n\n", ct);
-                await http.Response.Body.FlushAsync(ct);
-                break;
-            }
+                var run = await db.Runs.AsNoTracking().Include(r => r.Phases).FirstAsync(r => r.Id == id, ct);
+                foreach (var phase in run.Phases.OrderBy(p => p.Index))
+                {
+                    if (!phases.TryGetValue(phase.Index, out var seen) || seen != (phase.State, phase.Attempt))
+                    {
+                        phases[phase.Index] = (phase.State, phase.Attempt);
+                        var data = JsonSerializer.Serialize(new PhaseDto(phase.Index, phase.Key, phase.Title, phase.State, phase.IsRollback, phase.Attempt, phase.StartedAt, phase.EndedAt, phase.ExitCode, phase.Message), ApiJson);
+                        await http.Response.WriteAsync($"event: phase\ndata: {data}\n\n", ct);
+                        sent = true;
+                    }
+                }
 
-            if (sent)
-            {
-                quietSince = TimeProvider.System.GetTimestamp();
-                stoppedChecks = 0;
-                await http.Response.Body.FlushAsync(ct);
-            }
-            else if (TimeProvider.System.GetElapsedTime(quietSince) > TimeSpan.FromSeconds(15))
-            {
-                await http.Response.WriteAsync(": still here\n\n", ct);
-                await http.Response.Body.FlushAsync(ct);
-                quietSince = TimeProvider.System.GetTimestamp();
-            }
+                // A stopped run may still have its last lines in flight: look twice before saying it ended.
+                if (!Moving.Contains(run.State) && !sent && ++stoppedChecks >= 2)
+                {
+                    var summary = JsonSerializer.Serialize(RunSummaryDto.From(run), ApiJson);
+                    await http.Response.WriteAsync($"event: end\ndata: {summary}\n\n", ct);
+                    await http.Response.Body.FlushAsync(ct);
+                    break;
+                }
 
-            try
-            {
+                if (sent)
+                {
+                    quietSince = TimeProvider.System.GetTimestamp();
+                    stoppedChecks = 0;
+                    await http.Response.Body.FlushAsync(ct);
+                }
+                else if (TimeProvider.System.GetElapsedTime(quietSince) > TimeSpan.FromSeconds(15))
+                {
+                    await http.Response.WriteAsync(": still here\n\n", ct);
+                    await http.Response.Body.FlushAsync(ct);
+                    quietSince = TimeProvider.System.GetTimestamp();
+                }
+
                 await Task.Delay(sent ? 50 : 250, ct);
             }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client went away; it resumes with Last-Event-ID.
         }
 
         return Results.Empty;

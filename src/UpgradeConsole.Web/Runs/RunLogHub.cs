@@ -64,6 +64,10 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
             .Select(LogLine.FromStored)
             .ToListAsync(ct);
 
+    /// <summary>The sequence number of a run's last stored line (0 when it has none).</summary>
+    public static async Task<long> LastSequenceAsync(AppDbContext db, int runId, CancellationToken ct) =>
+        await db.RunLogLines.Where(l => l.RunId == runId).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? 0;
+
     /// <summary>The last <paramref name="count"/> lines (at most <see cref="MaxBatch"/>), oldest first: what a viewer shows first.</summary>
     public async Task<IReadOnlyList<LogLine>> Tail(int runId, int count)
     {
