@@ -10,7 +10,7 @@ namespace UpgradeConsole.Tests.Pages;
 /// </summary>
 public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifetime
 {
-    private static readonly string[] SignedInPages = ["/", "/targets", "/runs", "/audit", "/admin", "/admin/users", "/account/password"];
+    private static readonly string[] SignedInPages = ["/", "/targets", "/runs", "/audit", "/admin", "/admin/users", "/account/password", "/account/tokens"];
 
     private readonly UpgradeConsoleApplicationFactory _app = new();
 

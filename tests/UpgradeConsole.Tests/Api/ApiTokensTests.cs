@@ -1,0 +1,174 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Persistence;
+
+namespace UpgradeConsole.Tests.Api;
+
+/// <summary>
+/// Personal API tokens: made on the account page and shown once, stored as a hash, never above the
+/// owner's role (then or later), refused when expired, revoked or when the owner is disabled, and
+/// every call audited with the token.
+/// </summary>
+public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+
+    public ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        return ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task AUserMakesATokenInTheBrowser_SeesItOnce_UsesIt_AndRevokesIt()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await _app.SignedInClientAsync("Operator");
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await Accounts.SigningInTests.SignInAsync(page, "operator@example.org", await PasswordOfAsync("operator@example.org"));
+        await page.ClickAsync("#uc-user-menu");
+        await page.ClickAsync("a[href='/account/tokens']");
+        // An Operator cannot ask for an Admin token.
+        Assert.Equal(["Operator", "Viewer"], await page.Locator("#token-role option").AllTextContentsAsync());
+        await page.FillAsync("#token-name", "nightly CI");
+        await page.SelectOptionAsync("#token-role", "Operator");
+        await page.SelectOptionAsync("#token-expiry", "30");
+        await page.ClickAsync("#create-token");
+        var secret = (await page.GetByTestId("token-secret").TextContentAsync())!.Trim();
+        Assert.StartsWith("uct_", secret, StringComparison.Ordinal);
+
+        // Only its hash is stored; the list shows a prefix, and the secret never again.
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            var row = await db.ApiTokens.SingleAsync(ct);
+            Assert.Equal(UpgradeConsole.Web.Api.ApiTokenService.HashOf(secret), row.Hash);
+            Assert.DoesNotContain(secret[4..], JsonSerializer.Serialize(row), StringComparison.Ordinal);
+            Assert.Equal("Operator", row.Role);
+            Assert.InRange((row.ExpiresAt!.Value - row.CreatedAt).TotalDays, 29.9, 30.1);
+        }
+
+        await page.ReloadAsync();
+        Assert.DoesNotContain(secret, await page.ContentAsync(), StringComparison.Ordinal);
+        var listed = page.GetByTestId("token-row");
+        await Assertions.Expect(listed).ToContainTextAsync(secret[..10]);
+        await Assertions.Expect(listed.GetByTestId("token-status")).ToHaveTextAsync("active");
+
+        using var api = ApiTokens.Client(_app.BaseUrl, secret);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runbooks", ct)).StatusCode);
+
+        await listed.GetByTestId("revoke-token").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("token-message")).ToContainTextAsync("revoked");
+        await Assertions.Expect(listed.GetByTestId("token-status")).ToHaveTextAsync("revoked");
+        using var after = await api.GetAsync("/api/v1/runbooks", ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+        Assert.Contains("revoked token", (await after.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "token.create" && e.Actor == "operator@example.org" && e.Details.Contains("nightly CI", StringComparison.Ordinal));
+        Assert.Contains(events, e => e.Action == "token.revoke" && e.Actor == "operator@example.org");
+        // The call made with it names the token; the audit never holds the secret.
+        Assert.Contains(events, e => e.Action == "api.call" && e.Actor == "operator@example.org" && e.Details.Contains("\"apiToken\":{\"id\":", StringComparison.Ordinal) && e.Details.Contains("nightly CI", StringComparison.Ordinal));
+        Assert.DoesNotContain(events, e => e.Details.Contains(secret, StringComparison.Ordinal));
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    [Fact]
+    public async Task ATokenNeverDoesMoreThanItsOwner_NowOrAfterADemotion()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var admin = await _app.SignedInClientAsync("Admin");
+        var operatorClient = await _app.SignedInClientAsync("Operator");
+
+        // Asking for more than one's role is refused by the server, whatever the form offered.
+        var refused = await operatorClient.PostFormAsync("/account/tokens", "create-token", new()
+        {
+            ["Input.Name"] = "too much",
+            ["Input.Role"] = "Admin",
+            ["Input.ExpiresInDays"] = "7",
+        });
+        var html = await refused.ExpectOkAsync();
+        Assert.Contains("cannot do more than its owner", WebUtility.HtmlDecode(html), StringComparison.Ordinal);
+        Assert.DoesNotContain("token-secret", html, StringComparison.Ordinal);
+
+        // An Admin token of a user later made Viewer acts as a Viewer; disabling the user stops it.
+        var ada = await _app.LoginAsAsync("ada@example.org", await _app.CreateUserAsync(admin, "ada@example.org", "Admin"));
+        var token = await ApiTokens.CreateAsync(ada, "ada's admin token", "Admin");
+        using var api = ApiTokens.Client(_app.BaseUrl, token);
+        using var asAdmin = await api.PostAsJsonAsync("/api/v1/targets", new { }, ct);
+        Assert.Equal(HttpStatusCode.BadRequest, asAdmin.StatusCode);
+
+        await SetRoleAsync("ada@example.org", "Viewer");
+        using var demoted = await api.PostAsJsonAsync("/api/v1/targets", new { }, ct);
+        Assert.Equal(HttpStatusCode.Forbidden, demoted.StatusCode);
+        Assert.Contains("(Viewer)", (await demoted.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/targets", ct)).StatusCode);
+
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<UserAdministration>();
+            var id = (await users.ListAsync(ct)).Single(u => u.Email == "ada@example.org").Id;
+            Assert.True((await users.SetDisabledAsync(id, true)).Succeeded);
+        }
+
+        using var disabled = await api.GetAsync("/api/v1/targets", ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, disabled.StatusCode);
+        Assert.Contains("disabled", (await disabled.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnExpiredToken_IsRefused_AndTheRefusalIsAudited()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var viewer = await _app.SignedInClientAsync("Viewer");
+        var token = await ApiTokens.CreateAsync(viewer, "short-lived", "Viewer", expiresInDays: 7);
+        using var api = ApiTokens.Client(_app.BaseUrl, token);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
+
+        // Eight days later (the expiry moved back, as time would).
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            var row = await db.ApiTokens.SingleAsync(ct);
+            row.ExpiresAt = DateTimeOffset.UnixEpoch.AddYears(50);
+            await db.SaveChangesAsync(ct);
+        }
+
+        using var expired = await api.GetAsync("/api/v1/runs", ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
+        Assert.Contains("expired token", (await expired.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "api.token-refused" && e.Details.Contains("expired token", StringComparison.Ordinal) && e.Subject!.Contains("short-lived", StringComparison.Ordinal));
+    }
+
+    private async Task<string> PasswordOfAsync(string email)
+    {
+        // Reset through the admin service: the test knows no generated password otherwise.
+        await using var scope = _app.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<AppUser>>();
+        var user = (await users.FindByEmailAsync(email))!;
+        const string password = "a long test password 42";
+        await users.RemovePasswordAsync(user);
+        Assert.True((await users.AddPasswordAsync(user, password)).Succeeded);
+        return password;
+    }
+
+    private async Task SetRoleAsync(string email, string role)
+    {
+        await using var scope = _app.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserAdministration>();
+        var id = (await users.ListAsync(TestContext.Current.CancellationToken)).Single(u => u.Email == email).Id;
+        Assert.True((await users.SetRoleAsync(id, role)).Succeeded);
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+}
