@@ -32,6 +32,7 @@ public static class ApiSetup
     {
         var services = builder.Services;
         services.AddScoped<ApiTokenService>();
+        services.AddSingleton<RefusedTokenAudit>();
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiTokenHandler>(ApiTokenHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(ApiPolicies.View, p => p.AddAuthenticationSchemes(ApiTokenHandler.SchemeName).RequireAuthenticatedUser().RequireRole(Roles.All))

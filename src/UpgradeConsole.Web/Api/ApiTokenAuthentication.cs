@@ -21,12 +21,38 @@ public static class TokenClaims
 }
 
 /// <summary>
+/// Refused tokens are audited, but at most <see cref="PerMinute"/> a minute per client address: an
+/// address spraying random tokens must not be able to flood the audit history (the rest are logged).
+/// </summary>
+public sealed class RefusedTokenAudit : IDisposable
+{
+    public const int PerMinute = 10;
+
+    private readonly System.Threading.RateLimiting.PartitionedRateLimiter<string> _limiter =
+        System.Threading.RateLimiting.PartitionedRateLimiter.Create<string, string>(address =>
+            System.Threading.RateLimiting.RateLimitPartition.GetFixedWindowLimiter(address, _ => new System.Threading.RateLimiting.FixedWindowRateLimiterOptions
+            {
+                PermitLimit = PerMinute,
+                Window = TimeSpan.FromMinutes(1),
+                QueueLimit = 0,
+            }));
+
+    public bool ShouldRecord(string address)
+    {
+        using var lease = _limiter.AttemptAcquire(address);
+        return lease.IsAcquired;
+    }
+
+    public void Dispose() => _limiter.Dispose();
+}
+
+/// <summary>
 /// <c>Authorization: Bearer uct_…</c>. Only the API uses this scheme (browser pages use the cookie, the
 /// API never does: a token is not sent by the browser on its own, so the API needs no antiforgery).
 /// Refusals answer with problem details; refused tokens are audited.
 /// </summary>
 public sealed class ApiTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
-    ApiTokenService tokens, AuditLog audit) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    ApiTokenService tokens, AuditLog audit, RefusedTokenAudit throttle) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiToken";
 
@@ -52,8 +78,15 @@ public sealed class ApiTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions>
         {
             _refusal = $"The token was refused: {check.Refusal}.";
             var prefix = presented.Length >= 10 ? presented[..10] : "(short)";
+            var address = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+            if (!throttle.ShouldRecord(address))
+            {
+                Logger.LogWarning("API token refused ({Reason}) from {Address}; more than {Limit} a minute from there, not audited one by one", check.Refusal, address, RefusedTokenAudit.PerMinute);
+                return AuthenticateResult.Fail(_refusal);
+            }
+
             await audit.RecordAsync("anonymous", "api.token-refused", subject: check.Token is { } t ? $"token {t.Id} ({t.Name})" : prefix,
-                details: new { reason = check.Refusal, token = check.Token?.Id, prefix = check.Token?.Prefix ?? prefix, address = Context.Connection.RemoteIpAddress?.ToString(), path = Request.Path.Value },
+                details: new { reason = check.Refusal, token = check.Token?.Id, prefix = check.Token?.Prefix ?? prefix, address, path = Request.Path.Value },
                 ct: CancellationToken.None);
             return AuthenticateResult.Fail(_refusal);
         }

@@ -176,7 +176,7 @@ internal static class RunsCommand
                     break;
                 case "phase":
                     var phase = JsonNode.Parse(payload)!;
-                    if (phase["state"]!.GetValue<string>() != "Pending")
+                    if (phase["state"]!.GetValue<string>() is not ("Pending" or "Skipped"))
                     {
                         await error.WriteLineAsync($"── {phase["title"]}: {phase["state"]}{(phase["message"] is { } m ? " — " + m : "")}");
                     }
@@ -202,7 +202,13 @@ internal static class RunsCommand
         }
 
         await PrintRunAsync(run, error);
-        return run["state"]!.GetValue<string>() == "Succeeded" ? Succeeded : RunFailed;
+        var state = run["state"]!.GetValue<string>();
+        if (state is "Failed" or "NeedsAttention" or "RollbackFailed")
+        {
+            await error.WriteLineAsync($"The run waits for a decision: retry, mark done, roll back or abandon it at {run["url"]} (or POST /api/v1/runs/{id}/retry|mark-done|rollback|abandon).");
+        }
+
+        return state == "Succeeded" ? Succeeded : RunFailed;
     }
 
     private static async Task PrintLineAsync(string payload, TextWriter output)

@@ -140,6 +140,15 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
 
         var events = await _app.AuditEventsAsync();
         Assert.Contains(events, e => e.Action == "api.token-refused" && e.Details.Contains("unknown token", StringComparison.Ordinal));
+
+        // Spraying tokens from one address: every call refused, but the audit history takes only so many a minute.
+        for (var i = 0; i < 25; i++)
+        {
+            using var spray = ApiTokens.Client(_app.BaseUrl, $"uct_guess{i}");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await spray.GetAsync("/api/v1/runs", ct)).StatusCode);
+        }
+
+        Assert.Equal(UpgradeConsole.Web.Api.RefusedTokenAudit.PerMinute, (await _app.AuditEventsAsync()).Count(e => e.Action == "api.token-refused"));
     }
 
     [Fact]

@@ -75,9 +75,23 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         var green = await CliAsync(["preflight", "run", "--target", _targetName]);
         Assert.True(green.ExitCode == 0, green.Combined);
 
-        // 4. A release that cannot install (no such wheel): the run fails, the CLI exits 1; the script rolls back.
-        var failed = await CliAsync(["runs", "start", "--target", _targetName, "--runbook", "fractal-release", "--to", "2.16.99", "--wait"]);
+        // The facility wants a second pair of eyes from now on: the script reads the target and writes it back.
+        var target = (await _admin.GetFromJsonAsync<System.Text.Json.Nodes.JsonObject>($"/api/v1/targets/{_fractal.TargetId}", ct))!;
+        target["requireApproval"] = true;
+        using (var edited = await _admin.PutAsJsonAsync($"/api/v1/targets/{_fractal.TargetId}", target, ct))
+        {
+            Assert.True(edited.StatusCode == HttpStatusCode.OK, await edited.Content.ReadAsStringAsync(ct));
+        }
+
+        // 4. A release that cannot install (no such wheel): the CLI waits for the approval, then the run
+        //    fails and the CLI exits 1; the script rolls back.
+        using var release = StartCli(["runs", "start", "--target", _targetName, "--runbook", "fractal-release", "--to", "2.16.99", "--wait"]);
+        await release.WaitForErrorAsync("needs a second Operator's or Admin's approval", TimeSpan.FromSeconds(60));
+        await ApproveAsync(await WaitForRunAsync(0, ct), ct);
+        var failed = await release.WaitAsync(TimeSpan.FromMinutes(3));
         Assert.True(failed.ExitCode == 1, failed.Combined);
+        Assert.Contains("Approved by operator@example.org", failed.StandardError, StringComparison.Ordinal);
+        Assert.Contains("waits for a decision", failed.StandardError, StringComparison.Ordinal);
         Assert.Contains("fractal-server==2.16.99", failed.StandardOutput, StringComparison.Ordinal);
         var failedRun = RunIdOf(failed.StandardOutput);
         Assert.Contains($"Run {failedRun} (fractal-release, 2.16.6 → 2.16.99): Failed", failed.StandardError, StringComparison.Ordinal);
@@ -91,6 +105,8 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         // 5. The 2.17.0 upgrade, followed live; it waits for the manual checks, which a person (here: a bot) ticks.
         using var upgrade = StartCli(["runs", "start", "--target", _targetName, "--runbook", "fractal-2.16-to-2.17.0", "--wait"]);
         var runId = await WaitForRunAsync(failedRun, ct);
+        await upgrade.WaitForErrorAsync("approval", TimeSpan.FromSeconds(60));
+        await ApproveAsync(runId, ct);
         Assert.Equal("WaitingForChecklist", await WaitForStateAsync(runId, s => s is not ("Planned" or "Running"), ct));
         // The CLI says what it waits for, and keeps waiting.
         await upgrade.WaitForErrorAsync("tick the manual checks", TimeSpan.FromSeconds(30));
@@ -122,7 +138,7 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
 
         // 6. The audit history names the token for every action, and the chain holds.
         var events = (await _admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?q=cron%20upgrade&limit=1000", ct)).GetProperty("events").EnumerateArray().ToList();
-        foreach (var action in new[] { "preflight.run", "fractal.user.project-dir", "run.plan", "run.start", "run.rollback", "api.call" })
+        foreach (var action in new[] { "preflight.run", "fractal.user.project-dir", "target.edit", "run.plan", "run.start", "run.rollback", "api.call" })
         {
             Assert.Contains(events, e => e.GetProperty("action").GetString() == action
                 && e.GetProperty("actor").GetString() == UpgradeConsoleApplicationFactory.AdminEmail
@@ -131,9 +147,22 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
 
         var all = await _app.AuditEventsAsync();
         Assert.Contains(all, e => e.Action == "run.checklist" && e.Details.Contains("checklist bot", StringComparison.Ordinal));
+        Assert.Equal(2, all.Count(e => e.Action == "run.approve" && e.Actor == "operator@example.org" && e.Details.Contains("checklist bot", StringComparison.Ordinal)));
         Assert.DoesNotContain(all, e => e.Details.Contains(_adminToken, StringComparison.Ordinal));
         var verified = await (await _admin.PostAsync("/api/v1/audit/verify", null, ct)).Content.ReadFromJsonAsync<JsonElement>(ct);
         Assert.True(verified.GetProperty("holds").GetBoolean(), verified.ToString());
+    }
+
+    /// <summary>The second person (the Operator's token) approves; the planner's token may not.</summary>
+    private async Task ApproveAsync(int runId, CancellationToken ct)
+    {
+        using (var own = await _admin.PostAsync($"/api/v1/runs/{runId}/approve", null, ct))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, own.StatusCode);
+        }
+
+        using var approved = await _operator.PostAsync($"/api/v1/runs/{runId}/approve", null, ct);
+        Assert.True(approved.StatusCode == HttpStatusCode.OK, await approved.Content.ReadAsStringAsync(ct));
     }
 
     private static int RunIdOf(string output)
