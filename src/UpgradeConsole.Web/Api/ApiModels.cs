@@ -106,8 +106,38 @@ public sealed record ChecklistItemDto(int Id, string Text, bool Done, string? Do
 
 public sealed record BackupDto(string Path, long? Size, string? Sha256, long? Milliseconds);
 
-/// <summary>A run just planned, with the plan as recorded (secrets masked).</summary>
-public sealed record PlannedRunDto(RunDto Run, JsonElement Plan);
+/// <summary>A run just planned, with the plan it was made from.</summary>
+public sealed record PlannedRunDto(RunDto Run, PlanDto Plan);
+
+/// <summary>Everything the plan page shows before a run starts (secrets masked).</summary>
+public sealed record PlanDto(
+    int TargetId, string Runbook, string? FromVersion, string ToVersion, IReadOnlyList<PlannedPhaseDto> Phases,
+    EnvMigrationDto? EnvFile, PlanUsersDto Users, long? DatabaseSize, string BackupDirectory, double? ExpectedSeconds,
+    PreflightSummaryDto? Preflight)
+{
+    public static PlanDto From(Plan plan) => new(
+        plan.Target!.Id, plan.Runbook!.Id, plan.FromVersion, plan.ToVersion,
+        [.. plan.Phases.Select(p => new PlannedPhaseDto(p.Definition.Key, p.Definition.Title, p.Definition.Description, p.Commands, p.Chosen,
+            p.Definition.Idempotent, p.Definition.PointOfNoReturn, p.Definition.Rollback))],
+        plan.EnvMigration is { } env ? new EnvMigrationDto(
+            [.. env.Changes.Select(c => new EnvChangeDto(c.Kind, c.Key, c.NewKey, c.Reason))], env.Warnings, env.Refusals, plan.EnvDiff) : null,
+        new PlanUsersDto(
+            plan.Users.Count(u => u.Outcome == MigrationOutcome.Migrated), plan.Users.Count(u => u.Outcome == MigrationOutcome.LeftOut), plan.Users.Count(u => u.Outcome == MigrationOutcome.Blocks),
+            [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.LeftOut).Select(u => u.User.Email)],
+            [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.Blocks).Select(u => u.User.Email)]),
+        plan.DatabaseSize, plan.BackupDirectory, plan.ExpectedDuration?.TotalSeconds,
+        plan.Preflight is { } p ? new PreflightSummaryDto(p.Id, p.At, p.Passed, p.Failed, p.Warnings) : null);
+}
+
+public sealed record PlannedPhaseDto(string Key, string Title, string Description, string? Commands, bool Chosen, bool Idempotent, bool PointOfNoReturn, string? Rollback);
+
+public sealed record EnvMigrationDto(IReadOnlyList<EnvChangeDto> Changes, IReadOnlyList<string> Warnings, IReadOnlyList<string> Refusals, string? Diff);
+
+public sealed record EnvChangeDto(string Kind, string Key, string? NewKey, string Reason);
+
+public sealed record PlanUsersDto(int Migrated, int LeftOut, int Blocking, IReadOnlyList<string> LeftOutUsers, IReadOnlyList<string> BlockingUsers);
+
+public sealed record PreflightSummaryDto(long Id, DateTimeOffset At, bool Passed, int Failed, int Warnings);
 
 public sealed record AuditEventDto(long Sequence, DateTimeOffset At, string Actor, string Action, int? TargetId, string? Subject, JsonElement Details, string PreviousHash, string Hash);
 

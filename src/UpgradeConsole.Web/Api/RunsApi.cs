@@ -24,6 +24,25 @@ public static class RunsApi
                 [.. r.Phases.Select(p => new PhaseDefinitionDto(p.Key, p.Title, p.Idempotent, p.PointOfNoReturn))], r.Checklist)).ToList()))
             .WithTags("Runbooks").WithSummary("List the runbooks");
 
+        api.MapGet("/targets/{id:int}/plan", async (int id, string? runbook, string? to, string? oauthClient, bool? dataMigration, TargetService targets, PlanBuilder plans, CancellationToken ct) =>
+        {
+            if (Runbooks.Find(runbook ?? "") is null)
+            {
+                return ApiProblems.Invalid("runbook", $"One of: {string.Join(", ", Runbooks.All.Select(r => r.Id))}.");
+            }
+
+            if (await targets.FindAsync(id, ct) is null)
+            {
+                return ApiProblems.NotFound("target");
+            }
+
+            var plan = await plans.BuildAsync(id, runbook!, to, oauthClient, ct, dataMigration == true);
+            return plan.Error is not null ? ApiProblems.Conflict(plan.Error) : TypedResults.Ok(PlanDto.From(plan));
+        }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
+            .WithSummary("Preview the plan of a run (nothing is recorded)")
+            .WithDescription("What the plan page shows: every phase with its exact commands, the env-file changes with their reasons and the diff (secrets masked), who will and will not be migrated, the backup location and database size, the expected duration, the last preflight.")
+            .Produces<PlanDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+
         api.MapPost("/targets/{id:int}/runs", async (int id, PlanRequest input, TargetService targets, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
         {
             var runbook = Runbooks.Find(input.Runbook ?? "");
@@ -71,7 +90,7 @@ public static class RunsApi
             }
 
             var run = (await runs.FindAsync(result.RunId!.Value, ct))!;
-            var dto = new PlannedRunDto(await DtoAsync(run, db, http, ct), JsonDocument.Parse(run.PlanJson).RootElement.Clone());
+            var dto = new PlannedRunDto(await DtoAsync(run, db, http, ct), PlanDto.From(result.Plan!));
             return TypedResults.Created($"{ApiSetup.Prefix}/runs/{run.Id}", dto);
         }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
             .WithSummary("Plan a run")
@@ -113,7 +132,9 @@ public static class RunsApi
             await runs.FindAsync(id, ct) is { } found
                 ? TypedResults.Text(found.PlanJson, "application/json; charset=utf-8")
                 : ApiProblems.NotFound("run"))
-            .WithSummary("The plan as it was recorded (secrets masked)").Produces<JsonElement>().ProducesProblem(StatusCodes.Status404NotFound);
+            .WithSummary("What the run recorded from its plan when it was made")
+            .WithDescription("The facts the phases rely on: the server's Python, the users expected to be migrated and left out, the database size and alembic head, whether the data migration was chosen.")
+            .Produces<RunPlanSnapshot>().ProducesProblem(StatusCodes.Status404NotFound);
 
         Action(run, "/start", "Start a planned run", (id, _, runs, user, ct) => runs.StartAsync(id, user, ct));
         Action(run, "/approve", "Approve a planned run (not your own)", (id, _, runs, user, ct) => runs.ApproveAsync(id, user, ct));

@@ -16,6 +16,9 @@ namespace UpgradeConsole.Web.Runs;
 /// <summary>The outcome of an operator's action on a run.</summary>
 public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId = null)
 {
+    /// <summary>For a run just planned: the plan it was made from (what the plan page shows).</summary>
+    public Plan? Plan { get; init; }
+
     public static RunResult Ok(int? id = null) => new(true, null, id);
 
     public static RunResult Fail(string error) => new(false, error);
@@ -107,7 +110,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         }
 
         await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration }, ct);
-        return RunResult.Ok(run.Id);
+        return RunResult.Ok(run.Id) with { Plan = plan };
     }
 
     public Task<RunResult> ApproveAsync(int runId, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.approve", null, run =>

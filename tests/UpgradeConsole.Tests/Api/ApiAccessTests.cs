@@ -28,6 +28,7 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("GET", "/api/v1/targets/{id:int}/fractal/users", "Viewer"),
         ("PATCH", "/api/v1/targets/{id:int}/fractal/users/{userId:int}", "Operator"),
         ("GET", "/api/v1/runbooks", "Viewer"),
+        ("GET", "/api/v1/targets/{id:int}/plan", "Operator"),
         ("POST", "/api/v1/targets/{id:int}/runs", "Operator"),
         ("GET", "/api/v1/runs", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}", "Viewer"),

@@ -102,7 +102,23 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
 
         Assert.Equal("RolledBack", await WaitForStateAsync(failedRun, s => s is not ("RollingBack" or "Failed"), ct));
 
-        // 5. The 2.17.0 upgrade, followed live; it waits for the manual checks, which a person (here: a bot) ticks.
+        // 5. The script reads the plan first: every phase with its commands, the env changes, the users.
+        using (var preview = await _admin.GetAsync($"/api/v1/targets/{_fractal.TargetId}/plan?runbook=fractal-2.16-to-2.17.0", ct))
+        {
+            var text = await preview.Content.ReadAsStringAsync(ct);
+            Assert.True(preview.StatusCode == HttpStatusCode.OK, text);
+            Assert.DoesNotContain(FractalTarget.DbPassword, text, StringComparison.Ordinal);
+            var plan = JsonDocument.Parse(text).RootElement;
+            Assert.Equal("2.16.6", plan.GetProperty("fromVersion").GetString());
+            Assert.Equal(10, plan.GetProperty("users").GetProperty("migrated").GetInt32());
+            var phases = plan.GetProperty("phases").EnumerateArray().ToList();
+            Assert.True(phases.Single(p => p.GetProperty("key").GetString() == "set-db").GetProperty("pointOfNoReturn").GetBoolean());
+            Assert.Contains("fractal-server==2.17.0", phases.Single(p => p.GetProperty("key").GetString() == "pip-install").GetProperty("commands").GetString(), StringComparison.Ordinal);
+            Assert.Contains(plan.GetProperty("envFile").GetProperty("changes").EnumerateArray(), c => c.GetProperty("key").GetString() == "FRACTAL_RUNNER_BACKEND");
+            Assert.Contains("+ FRACTAL_RUNNER_BACKEND=slurm_sudo", plan.GetProperty("envFile").GetProperty("diff").GetString(), StringComparison.Ordinal);
+        }
+
+        // The 2.17.0 upgrade, followed live; it waits for the manual checks, which a person (here: a bot) ticks.
         using var upgrade = StartCli(["runs", "start", "--target", _targetName, "--runbook", "fractal-2.16-to-2.17.0", "--wait"]);
         var runId = await WaitForRunAsync(failedRun, ct);
         await upgrade.WaitForErrorAsync("approval", TimeSpan.FromSeconds(60));
@@ -128,6 +144,12 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         Assert.Contains("── Migrate the data (fractalctl update-db-data): Succeeded", done.StandardError, StringComparison.Ordinal);
         Assert.Contains("manual checks", done.StandardError, StringComparison.Ordinal);
         Assert.Equal("83bc2ad3ffcc", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
+
+        var snapshot = await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/runs/{runId}/plan", ct);
+        Assert.Equal(10, snapshot.GetProperty("migratedUserIds").GetArrayLength());
+        Assert.Equal("981d588fe248", snapshot.GetProperty("alembicHead").GetString());
+        var latest = await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{_fractal.TargetId}/preflight", ct);
+        Assert.True(latest.GetProperty("checks").GetArrayLength() > 10);
 
         // status and log from the shell.
         var status = await CliAsync(["runs", "status", runId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
