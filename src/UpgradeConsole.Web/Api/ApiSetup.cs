@@ -73,14 +73,38 @@ public static class ApiSetup
         return builder;
     }
 
-    /// <summary>Every call made with a token is an audit event (method, path, status, token), refused ones included.</summary>
+    /// <summary>
+    /// Around every API call: errors are problem details, never the HTML status pages (a request the
+    /// framework could not bind, such as malformed JSON, gets one too); every call made with a token is an
+    /// audit event (method, path, status, token), refused ones included.
+    /// </summary>
     public static WebApplication UseApiAudit(this WebApplication app)
     {
         app.UseWhen(http => http.Request.Path.StartsWithSegments(Prefix), branch => branch.Use(async (http, next) =>
         {
+            if (http.Features.Get<Microsoft.AspNetCore.Diagnostics.IStatusCodePagesFeature>() is { } pages)
+            {
+                pages.Enabled = false;
+            }
+
             try
             {
                 await next(http);
+                if (http.Response.StatusCode >= 400 && !http.Response.HasStarted && http.Response.ContentType is null && http.Response.ContentLength is null)
+                {
+                    await ApiProblems.WriteAsync(http, http.Response.StatusCode,
+                        http.Response.StatusCode == StatusCodes.Status400BadRequest ? "The request could not be read" : "The request failed",
+                        http.Response.StatusCode == StatusCodes.Status400BadRequest
+                            ? "A parameter or the JSON body does not have the expected shape (see /openapi/v1.json for this endpoint)."
+                            : $"HTTP {http.Response.StatusCode}.");
+                }
+            }
+            catch (Exception ex) when (!http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
+            {
+                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("UpgradeConsole.Api")
+                    .LogError(ex, "API call {Method} {Path} failed", http.Request.Method, http.Request.Path);
+                await ApiProblems.WriteAsync(http, StatusCodes.Status500InternalServerError, "Something went wrong on the server",
+                    $"The error is in the dashboard's log (trace id {http.TraceIdentifier}).");
             }
             finally
             {

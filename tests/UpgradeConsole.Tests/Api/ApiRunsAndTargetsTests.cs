@@ -43,6 +43,15 @@ public sealed class ApiRunsAndTargetsTests(SshServer ssh) : IAsyncLifetime
 
         Assert.Empty((await _admin.GetFromJsonAsync<JsonElement>("/api/v1/targets", ct)).EnumerateArray());
 
+        // Bodies that are not the right JSON at all: a problem too, never an HTML page.
+        foreach (var bad in new[] { "{\"port\": \"twenty-two\"}", "{not json", "[]", "" })
+        {
+            using var content = new StringContent(bad, Encoding.UTF8, "application/json");
+            using var response = await _admin.PostAsync("/api/v1/targets", content, ct);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{bad}: {(int)response.StatusCode}");
+            Assert.True(response.Content.Headers.ContentType?.MediaType == "application/problem+json", $"{bad}: {response.Content.Headers.ContentType} {await response.Content.ReadAsStringAsync(ct)}");
+        }
+
         var body = new Dictionary<string, object?>
         {
             ["name"] = "lab-fractal",
