@@ -126,6 +126,39 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAdminSeesEveryonesTokens_AndRevokesOne_OthersCannot()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var admin = await _app.SignedInClientAsync("Admin");
+        var viewer = await _app.SignedInClientAsync("Viewer");
+        var operatorClient = await _app.SignedInClientAsync("Operator");
+        var token = await ApiTokens.CreateAsync(viewer, "viewer's dashboard script", "Viewer");
+        using var api = ApiTokens.Client(_app.BaseUrl, token);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
+        int id;
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            id = (await scope.ServiceProvider.GetRequiredService<AppDbContext>().ApiTokens.SingleAsync(ct)).Id;
+        }
+
+        // Another non-admin neither sees it nor can revoke it (no such form on their page).
+        Assert.DoesNotContain("viewer&#x27;s dashboard script", await operatorClient.GetStringAsync("/account/tokens", ct), StringComparison.Ordinal);
+        using var forged = await operatorClient.PostFormAsync("/account/tokens", $"revoke-{id}", []);
+        Assert.NotEqual(HttpStatusCode.OK, forged.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
+
+        // The Admin sees it with its owner, and revokes it.
+        var adminPage = WebUtility.HtmlDecode(await admin.GetStringAsync("/account/tokens", ct));
+        Assert.Contains("viewer's dashboard script", adminPage, StringComparison.Ordinal);
+        Assert.Contains("viewer@example.org", adminPage, StringComparison.Ordinal);
+        var revoked = await admin.PostFormAsync("/account/tokens", $"revoke-{id}", []);
+        Assert.Contains("Token revoked", await revoked.ExpectOkAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "token.revoke" && e.Actor == UpgradeConsoleApplicationFactory.AdminEmail && e.Details.Contains("viewer@example.org", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AnExpiredToken_IsRefused_AndTheRefusalIsAudited()
     {
         var ct = TestContext.Current.CancellationToken;

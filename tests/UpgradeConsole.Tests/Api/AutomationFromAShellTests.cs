@@ -19,11 +19,12 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
     private string _adminToken = "";
     private HttpClient _admin = default!;
     private HttpClient _operator = default!;
+    private HttpClient _adminSession = default!;
 
     public async ValueTask InitializeAsync()
     {
         _app.ServeOverKestrel();
-        var adminSession = await _app.CreateFirstAdminAsync();
+        var adminSession = _adminSession = await _app.CreateFirstAdminAsync();
         _fractal = await FractalTarget.CreateAsync(_app, adminSession, ssh, postgres);
         _adminToken = await ApiTokens.CreateAsync(adminSession, "cron upgrade", "Admin");
         _admin = ApiTokens.Client(_app.BaseUrl, _adminToken);
@@ -171,6 +172,9 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         Assert.Contains(all, e => e.Action == "run.checklist" && e.Details.Contains("checklist bot", StringComparison.Ordinal));
         Assert.Equal(2, all.Count(e => e.Action == "run.approve" && e.Actor == "operator@example.org" && e.Details.Contains("checklist bot", StringComparison.Ordinal)));
         Assert.DoesNotContain(all, e => e.Details.Contains(_adminToken, StringComparison.Ordinal));
+        // The audit page shows the same, with the token named.
+        var auditPage = WebUtility.HtmlDecode(await _adminSession.GetStringAsync("/audit?action=run.start", ct));
+        Assert.Contains("cron upgrade", auditPage, StringComparison.Ordinal);
         var verified = await (await _admin.PostAsync("/api/v1/audit/verify", null, ct)).Content.ReadFromJsonAsync<JsonElement>(ct);
         Assert.True(verified.GetProperty("holds").GetBoolean(), verified.ToString());
     }
