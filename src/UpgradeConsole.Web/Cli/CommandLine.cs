@@ -23,6 +23,24 @@ public static class CommandLine
         error ??= Console.Error;
         var root = Build(input, output, error, environment ?? Environment.GetEnvironmentVariable);
         var parsed = root.Parse(args.Length > 0 && args[0] == "help" ? ["--help", .. args[1..]] : args);
+        if (parsed.Errors.Count > 0)
+        {
+            // Usage errors exit 2 (as refused calls do): 1 is kept for "the thing ran and did not succeed".
+            foreach (var problem in parsed.Errors)
+            {
+                await error.WriteLineAsync(problem.Message);
+            }
+
+            var path = new List<string>();
+            for (System.CommandLine.Parsing.SymbolResult? r = parsed.CommandResult; r is System.CommandLine.Parsing.CommandResult c; r = c.Parent)
+            {
+                path.Insert(0, c.Command.Name);
+            }
+
+            await error.WriteLineAsync($"See: {string.Join(' ', path)} --help");
+            return 2;
+        }
+
         return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
     }
 

@@ -136,6 +136,36 @@ internal static class RunsCommand
         }));
         runs.Subcommands.Add(log);
 
+        // The decisions a stopped or waiting run needs, for scripts (each is audited with the token).
+        foreach (var (verb, help, needsReason) in new (string, string, bool)[]
+        {
+            ("approve", "Approve a planned run (not your own).", false),
+            ("retry", "Run the failed phase again (--confirm for a phase not safe to run twice).", false),
+            ("mark-done", "Declare the failed phase done.", true),
+            ("rollback", "Roll back what the run changed.", true),
+            ("abandon", "Abandon a stopped run; nothing is undone.", true),
+            ("cancel", "Stop the running step.", false),
+        })
+        {
+            var reason = new Option<string?>("--reason") { Description = "Why (goes into the audit history).", Required = needsReason };
+            var confirm = new Option<bool>("--confirm") { Description = "Retry a phase that is not safe to run twice, after checking the target." };
+            var action = new Command(verb, help) { runId, reason };
+            if (verb == "retry")
+            {
+                action.Options.Add(confirm);
+            }
+
+            action.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+            {
+                var id = parse.GetValue(runId);
+                object body = verb == "retry" ? new { confirm = parse.GetValue(confirm) } : new { reason = parse.GetValue(reason) };
+                var run = await client.PostAsync($"runs/{id}/{verb}", body, ct);
+                await output.WriteLineAsync($"Run {id}: {run["state"]}");
+                return Succeeded;
+            }));
+            runs.Subcommands.Add(action);
+        }
+
         var preflight = new Command("preflight", "Preflight checks through the API.");
         var preflightTarget = new Option<string>("--target") { Description = "The target's name or id.", Required = true };
         var run = new Command("run", "Run every preflight check on a target now. Exit 0 when none fails, 1 when some do.") { preflightTarget, json };

@@ -96,10 +96,12 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         Assert.Contains("fractal-server==2.16.99", failed.StandardOutput, StringComparison.Ordinal);
         var failedRun = RunIdOf(failed.StandardOutput);
         Assert.Contains($"Run {failedRun} (fractal-release, 2.16.6 → 2.16.99): Failed", failed.StandardError, StringComparison.Ordinal);
-        using (var rollback = await _admin.PostAsJsonAsync($"/api/v1/runs/{failedRun}/rollback", new { reason = "wrong version in the cron job" }, ct))
-        {
-            Assert.Equal(HttpStatusCode.OK, rollback.StatusCode);
-        }
+        var noReason = await CliAsync(["runs", "rollback", failedRun.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.Equal(2, noReason.ExitCode);
+        Assert.Contains("--reason", noReason.StandardError, StringComparison.Ordinal);
+        var rollback = await CliAsync(["runs", "rollback", failedRun.ToString(System.Globalization.CultureInfo.InvariantCulture), "--reason", "wrong version in the cron job"]);
+        Assert.True(rollback.ExitCode == 0, rollback.Combined);
+        Assert.Contains($"Run {failedRun}: RollingBack", rollback.StandardOutput, StringComparison.Ordinal);
 
         Assert.Equal("RolledBack", await WaitForStateAsync(failedRun, s => s is not ("RollingBack" or "Failed"), ct));
 
