@@ -38,7 +38,8 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
         await page.ClickAsync("#uc-user-menu");
         await page.ClickAsync("a[href='/account/tokens']");
         // An Operator cannot ask for an Admin token.
-        Assert.Equal(["Operator", "Viewer"], await page.Locator("#token-role option").AllTextContentsAsync());
+        await page.WaitForURLAsync("**/account/tokens");
+        await Assertions.Expect(page.Locator("#token-role option")).ToHaveTextAsync(["Operator", "Viewer"]);
         await page.FillAsync("#token-name", "nightly CI");
         await page.SelectOptionAsync("#token-role", "Operator");
         await page.SelectOptionAsync("#token-expiry", "30");
