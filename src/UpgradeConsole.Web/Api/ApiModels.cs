@@ -94,13 +94,16 @@ public sealed record RunDto(
             r.PlannedBy, r.PlannedAt, r.RequiresApproval, r.ApprovedBy, r.ApprovedAt, r.StartedBy, r.StartedAt, r.EndedAt,
             counted.Count(p => p.State is PhaseState.Succeeded or PhaseState.MarkedDone), counted.Count,
             r.BackupPath is null ? null : new BackupDto(r.BackupPath, r.BackupSize, r.BackupSha256, r.BackupMilliseconds),
-            [.. phases.Select(p => new PhaseDto(p.Index, p.Key, p.Title, p.State, p.IsRollback, p.Attempt, p.StartedAt, p.EndedAt, p.ExitCode, p.Message))],
+            [.. phases.Select(PhaseDto.From)],
             [.. r.Checklist.OrderBy(c => c.Index).Select(c => new ChecklistItemDto(c.Id, c.Text, c.Done, c.DoneBy, c.DoneAt, c.Note))],
             lastSequence, $"{baseUrl}/runs/{r.Id}");
     }
 }
 
-public sealed record PhaseDto(int Index, string Key, string Title, PhaseState State, bool IsRollback, int Attempt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt, int? ExitCode, string? Message);
+public sealed record PhaseDto(int Index, string Key, string Title, PhaseState State, bool IsRollback, int Attempt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt, int? ExitCode, string? Message)
+{
+    public static PhaseDto From(RunPhase p) => new(p.Index, p.Key, p.Title, p.State, p.IsRollback, p.Attempt, p.StartedAt, p.EndedAt, p.ExitCode, p.Message);
+}
 
 public sealed record ChecklistItemDto(int Id, string Text, bool Done, string? DoneBy, DateTimeOffset? DoneAt, string? Note);
 

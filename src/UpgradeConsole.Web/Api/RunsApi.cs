@@ -300,7 +300,7 @@ public static class RunsApi
                     if (!phases.TryGetValue(phase.Index, out var seen) || seen != (phase.State, phase.Attempt))
                     {
                         phases[phase.Index] = (phase.State, phase.Attempt);
-                        var data = JsonSerializer.Serialize(new PhaseDto(phase.Index, phase.Key, phase.Title, phase.State, phase.IsRollback, phase.Attempt, phase.StartedAt, phase.EndedAt, phase.ExitCode, phase.Message), ApiJson);
+                        var data = JsonSerializer.Serialize(PhaseDto.From(phase), ApiJson);
                         await http.Response.WriteAsync($"event: phase\ndata: {data}\n\n", ct);
                         sent = true;
                     }
