@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
+
+namespace UpgradeConsole.Tests.Runs;
+
+/// <summary>
+/// A run with a 1,000,000-line log in a real browser: the page shows the tail first, keeps a bounded
+/// number of lines, stays responsive while loading more, searching and jumping to the first error
+/// (line 777,777, far outside the tail), and "Download log" gives every line.
+/// </summary>
+public sealed class MillionLineRunPageTests(Chromium chromium) : IAsyncLifetime
+{
+    private const int Total = 1_000_000;
+    private const int FirstError = 777_777;
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private HttpClient _admin = default!;
+    private int _runId;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        _admin = await _app.CreateFirstAdminAsync();
+        (_runId, _) = await RunSeed.AddRunningRunAsync(_app.Services, TimeProvider.System.GetUtcNow().AddMinutes(-30), ("pip-install", "Install the new version", PhaseState.Running));
+        // A million 100-byte lines, written by the database itself (what the log writer would store, faster).
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        db.Database.SetCommandTimeout(TimeSpan.FromMinutes(5));
+        await db.Database.ExecuteSqlAsync($"""
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {Total})
+            INSERT INTO RunLogLines (RunId, Sequence, PhaseIndex, RemoteOffset, At, Text)
+            SELECT {_runId}, i, 0, i * 100, '2026-11-22 10:00:00+00:00',
+                   CASE WHEN i = {FirstError} THEN 'ERROR: could not write the wheel cache' ELSE printf('line %07d collecting packages and checking their hashes, %s', i, substr('abcdefghijklmnopqrstuvwxyz0123456789', 1 + i % 20, 16)) END
+            FROM n
+            """);
+    }
+
+    [Fact]
+    public async Task TheRunPage_ShowsTheTailFirst_StaysBoundedAndResponsive_AndTheDownloadHasEveryLine()
+    {
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+
+        var clock = Stopwatch.StartNew();
+        await page.GotoAsync($"/runs/{_runId}");
+        await Assertions.Expect(page.Locator($"#L{Total}")).ToBeAttachedAsync(new() { Timeout = 60_000 });
+        var tailShown = clock.Elapsed;
+        var lines = page.Locator("#log-lines > .uc-log-line");
+        Assert.Equal(2000, await lines.CountAsync());
+        await Assertions.Expect(lines.First).ToHaveAttributeAsync("data-seq", (Total - 1999).ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        // Responsive: a frame is painted promptly, and "Load earlier" answers while the page holds thousands of lines.
+        var frame = await FrameDelayAsync(page);
+        clock.Restart();
+        for (var i = 1; i <= 3; i++)
+        {
+            await page.ClickAsync("#log-earlier");
+            await Assertions.Expect(lines).ToHaveCountAsync(2000 + (i * 1000));
+        }
+
+        var earlier = clock.Elapsed / 3;
+        await Assertions.Expect(lines.First).ToHaveAttributeAsync("data-seq", (Total - 4999).ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        // Search in what is loaded.
+        clock.Restart();
+        await page.FillAsync("#log-search", "line 0999999");
+        await Assertions.Expect(page.GetByTestId("log-search-count")).ToHaveTextAsync("1 match");
+        var searched = clock.Elapsed;
+
+        // The first error, far outside the tail: the lines around it are loaded, the page stays bounded.
+        clock.Restart();
+        await page.ClickAsync("#log-first-error");
+        await Assertions.Expect(page.Locator($"#L{FirstError}")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"), new() { Timeout = 60_000 });
+        var jumped = clock.Elapsed;
+        await Assertions.Expect(page.Locator($"#L{FirstError}")).ToContainTextAsync("ERROR: could not write the wheel cache");
+        Assert.InRange(await lines.CountAsync(), 1, 20_000);
+        var frameAfter = await FrameDelayAsync(page);
+
+        // Scrolling through what is loaded is smooth enough to measure in frames, not seconds.
+        var scroll = await page.EvaluateAsync<double>("""
+            async () => {
+              const view = document.getElementById('log-lines');
+              const t = performance.now();
+              for (let i = 0; i < 20; i++) {
+                view.scrollTop = (i % 2 ? 0 : view.scrollHeight);
+                await new Promise(r => requestAnimationFrame(() => r()));
+              }
+              return (performance.now() - t) / 20;
+            }
+            """);
+
+        // Generous bounds: this asserts behaviour (nothing hangs), not a speed goal.
+        Assert.True(tailShown < TimeSpan.FromSeconds(20), $"tail shown after {tailShown}");
+        Assert.True(frame < 1000 && frameAfter < 1000 && scroll < 1000, $"frame {frame} ms, after the jump {frameAfter} ms, scroll step {scroll} ms");
+        Assert.True(earlier < TimeSpan.FromSeconds(10) && searched < TimeSpan.FromSeconds(10) && jumped < TimeSpan.FromSeconds(30),
+            $"load earlier {earlier}, search {searched}, first error {jumped}");
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"1M-line run page: tail shown {tailShown.TotalMilliseconds:0} ms; frame {frame:0} ms; load 1000 earlier {earlier.TotalMilliseconds:0} ms; " +
+            $"search {searched.TotalMilliseconds:0} ms; first error {jumped.TotalMilliseconds:0} ms; frame after {frameAfter:0} ms; scroll step {scroll:0.0} ms; lines in page {await lines.CountAsync()}");
+
+        // "Download log": the whole text, streamed from the database.
+        var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#download-log"));
+        var path = await download.PathAsync();
+        long count = 0;
+        string? lastLine = null;
+        await foreach (var line in File.ReadLinesAsync(path!, TestContext.Current.CancellationToken))
+        {
+            count++;
+            lastLine = line;
+        }
+
+        Assert.Equal(Total, count);
+        Assert.StartsWith("line 1000000 ", lastLine, StringComparison.Ordinal);
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    /// <summary>How long the page takes to paint a frame now (ms): large when the main thread is busy.</summary>
+    private static Task<double> FrameDelayAsync(IPage page) =>
+        page.EvaluateAsync<double>("() => new Promise(r => { const t = performance.now(); requestAnimationFrame(() => setTimeout(() => r(performance.now() - t), 0)); })");
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+}
