@@ -52,12 +52,11 @@ internal static class LiveLogBenchmark
             var dbFile = Path.Combine(app.DataDirectory, "upgradeconsole.db");
             var dbBefore = DatabaseBytes(dbFile);
             var (runId, phase) = await NewRunAsync(app);
-            var viewers = new List<RunLogFollower>();
-            for (var i = 0; i < Viewers; i++)
+            // The viewers run in a process of their own (as browsers would), so this process's memory is the dashboard's.
+            using var viewers = Viewers > 0 ? ViewersProcess.Start(app.BaseUrl, runId, Viewers, lines) : null;
+            if (viewers is not null)
             {
-                var viewer = await RunLogFollower.StartAsync(app.BaseUrl, cookies, runId);
-                viewer.KeepLines = false;
-                viewers.Add(viewer);
+                await viewers.WaitUntilJoinedAsync();
             }
 
             var writer = new RunLogWriter(app.Services.GetRequiredService<IServiceScopeFactory>(), runId, [], TimeProvider.System);
@@ -66,30 +65,21 @@ internal static class LiveLogBenchmark
             await remote.Engine.StartAsync(new RemoteStep { Location = location, Script = command }, CancellationToken.None);
             await RunLogPump.PumpAsync(remote.Engine, location, phase, writer, null, CancellationToken.None);
             var stored = wall.Elapsed;
-            foreach (var v in viewers)
-            {
-                await v.WaitForAsync(lines, TimeSpan.FromMinutes(10));
-            }
-
+            var report = viewers is null ? [] : await viewers.WaitForAllAsync();
             wall.Stop();
-            GC.Collect();
+            var dashboardPeak = PeakResidentMiB();
             var dbAfter = DatabaseBytes(dbFile);
-            Console.WriteLine($"{lines} lines ({lines * 100L / 1_000_000.0:0.0} MB), {Viewers} viewers over SignalR, SQLite");
+            Console.WriteLine($"{lines} lines ({lines * 100L / 1_000_000.0:0.0} MB), {Viewers} viewers over SignalR (another process), SQLite");
             Console.WriteLine($"  ssh host '<the command>' > /dev/null: {baseline.ElapsedMilliseconds} ms");
-            Console.WriteLine($"  stored in the database: {stored.TotalMilliseconds:0} ms");
+            Console.WriteLine($"  stored in the database: {stored.TotalMilliseconds:0} ms ({lines / stored.TotalSeconds:0} lines/s)");
             Console.WriteLine($"  every viewer has every line: {wall.ElapsedMilliseconds} ms, ratio {wall.Elapsed.TotalMilliseconds / baseline.Elapsed.TotalMilliseconds:0.00} (goal <= 1.3)");
-            foreach (var (v, i) in viewers.Select((v, i) => (v, i)))
+            foreach (var line in report)
             {
-                // The follower accepts only the next sequence: Accepted == N and Last == N means 1..N, each once, in order.
-                var exact = v.Accepted == lines && v.Last == lines;
-                Console.WriteLine($"  viewer {i + 1}: {v.Accepted} lines, in order and each once: {exact}; pushed batches {v.PushedBatches}; duplicates received {v.Duplicates}");
+                Console.WriteLine("  " + line);
             }
 
             Console.WriteLine($"  database growth: {(dbAfter - dbBefore) / 1_048_576.0:0.0} MiB → {(dbAfter - dbBefore) * (1_000_000.0 / lines) / 1_048_576.0:0.0} MiB per million lines");
-            foreach (var v in viewers)
-            {
-                await v.DisposeAsync();
-            }
+            Console.WriteLine($"  dashboard process peak resident memory (VmHWM; viewers elsewhere): {dashboardPeak} MiB (goal < 300 MB)");
 
             // Latency at a steady rate: each line carries its emission time (ns since the epoch, same clock).
             var (rateRun, ratePhase) = await NewRunAsync(app);
@@ -132,13 +122,131 @@ internal static class LiveLogBenchmark
                 await v.DisposeAsync();
             }
 
-            using var self = Process.GetCurrentProcess();
-            Console.WriteLine($"peak working set of this process (dashboard + sshd client + 5 viewers): {self.PeakWorkingSet64 / 1_048_576} MiB (goal for the dashboard < 300 MB)");
+            Console.WriteLine($"peak resident memory of this process after the latency run (dashboard + {Viewers} in-process latency viewers): {PeakResidentMiB()} MiB");
             return 0;
         }
         finally
         {
             await ssh.DisposeAsync();
+        }
+    }
+
+    /// <summary>The process's peak resident set (VmHWM) in MiB.</summary>
+    private static long PeakResidentMiB() =>
+        File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))
+            .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024).First();
+
+    /// <summary>
+    /// The viewers' side, run as <c>live-log-viewers URL RUN COUNT LINES</c> in a child process: signs in,
+    /// joins the run with COUNT hub connections, prints "joined", waits for every line, prints a report line
+    /// per viewer and exits.
+    /// </summary>
+    public static async Task<int> ViewersAsync(string baseUrl, int runId, int count, int lines)
+    {
+        var cookies = await RunSeed.SignInCookiesAsync(baseUrl, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        var viewers = new List<RunLogFollower>();
+        for (var i = 0; i < count; i++)
+        {
+            var viewer = await RunLogFollower.StartAsync(baseUrl, cookies, runId);
+            viewer.KeepLines = false;
+            viewers.Add(viewer);
+        }
+
+        Console.WriteLine("joined");
+        foreach (var v in viewers)
+        {
+            await v.WaitForAsync(lines, TimeSpan.FromMinutes(15));
+        }
+
+        foreach (var (v, i) in viewers.Select((v, i) => (v, i)))
+        {
+            // The follower accepts only the next sequence: Accepted == N and Last == N means 1..N, each once, in order.
+            var exact = v.Accepted == lines && v.Last == lines;
+            Console.WriteLine($"viewer {i + 1}: {v.Accepted} lines, in order and each once: {exact}; pushed batches {v.PushedBatches}; duplicates received {v.Duplicates}");
+        }
+
+        Console.WriteLine($"viewers' process peak resident memory: {PeakResidentMiB()} MiB");
+        foreach (var v in viewers)
+        {
+            await v.DisposeAsync();
+        }
+
+        return 0;
+    }
+
+    private sealed class ViewersProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly List<string> _lines = [];
+        private readonly TaskCompletionSource _joined = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        private ViewersProcess(Process process)
+        {
+            _process = process;
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null)
+                {
+                    _joined.TrySetException(new InvalidOperationException("the viewers' process ended: " + string.Join('\n', _lines)));
+                    return;
+                }
+
+                if (e.Data == "joined")
+                {
+                    _joined.TrySetResult();
+                    return;
+                }
+
+                lock (_lines)
+                {
+                    _lines.Add(e.Data);
+                }
+            };
+            process.BeginOutputReadLine();
+        }
+
+        public static ViewersProcess Start(string baseUrl, int runId, int count, int lines)
+        {
+            var self = Environment.ProcessPath!;
+            var start = new ProcessStartInfo(self) { UseShellExecute = false, RedirectStandardOutput = true };
+            if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+            {
+                start.ArgumentList.Add(typeof(LiveLogBenchmark).Assembly.Location);
+            }
+
+            foreach (var a in new[] { "live-log-viewers", baseUrl, runId.ToString(CultureInfo.InvariantCulture), count.ToString(CultureInfo.InvariantCulture), lines.ToString(CultureInfo.InvariantCulture) })
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            return new ViewersProcess(Process.Start(start)!);
+        }
+
+        public Task WaitUntilJoinedAsync() => _joined.Task.WaitAsync(TimeSpan.FromMinutes(1));
+
+        public async Task<List<string>> WaitForAllAsync()
+        {
+            await _process.WaitForExitAsync();
+            _process.WaitForExit();
+            if (_process.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"the viewers' process exited with {_process.ExitCode}: {string.Join('\n', _lines)}");
+            }
+
+            lock (_lines)
+            {
+                return [.. _lines];
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
         }
     }
 

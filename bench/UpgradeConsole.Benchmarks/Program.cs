@@ -14,6 +14,12 @@ if (args.Length >= 1 && args[0] == "live-log")
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
 }
 
+if (args.Length == 5 && args[0] == "live-log-viewers")
+{
+    return await UpgradeConsole.Benchmarks.LiveLogBenchmark.ViewersAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture),
+        int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+}
+
 if (args.Length >= 1 && args[0] == "users")
 {
     return await UpgradeConsole.Benchmarks.UsersBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000);
