@@ -24,7 +24,19 @@ internal static class LiveLogBenchmark
         await ssh.InitializeAsync();
         try
         {
-            await using var app = new UpgradeConsoleApplicationFactory();
+            // UC_BENCH_DATABASE=postgresql: a throwaway PostgreSQL 15 (binary COPY) instead of the default SQLite file.
+            var onPostgres = string.Equals(Environment.GetEnvironmentVariable("UC_BENCH_DATABASE"), "postgresql", StringComparison.OrdinalIgnoreCase);
+            await using var postgres = onPostgres ? new PostgresServer() : null;
+            string? connection = null;
+            if (postgres is not null)
+            {
+                await postgres.InitializeAsync();
+                connection = await postgres.CreateDatabaseAsync();
+            }
+
+            await using var app = onPostgres
+                ? new UpgradeConsoleApplicationFactory(UpgradeConsole.Web.Persistence.DatabaseProvider.PostgreSQL, connection)
+                : new UpgradeConsoleApplicationFactory();
             app.ServeOverKestrel();
             await app.CreateFirstAdminAsync();
             var cookies = await SignInAsync(app);
@@ -50,7 +62,7 @@ internal static class LiveLogBenchmark
             baseline.Stop();
 
             var dbFile = Path.Combine(app.DataDirectory, "upgradeconsole.db");
-            var dbBefore = DatabaseBytes(dbFile);
+            var dbBefore = onPostgres ? await PostgresBytesAsync(connection!) : DatabaseBytes(dbFile);
             var (runId, phase) = await NewRunAsync(app);
             // The viewers run in a process of their own (as browsers would), so this process's memory is the dashboard's.
             using var viewers = Viewers > 0 ? ViewersProcess.Start(app.BaseUrl, runId, Viewers, lines) : null;
@@ -68,8 +80,8 @@ internal static class LiveLogBenchmark
             var report = viewers is null ? [] : await viewers.WaitForAllAsync();
             wall.Stop();
             var dashboardPeak = PeakResidentMiB();
-            var dbAfter = DatabaseBytes(dbFile);
-            Console.WriteLine($"{lines} lines ({lines * 100L / 1_000_000.0:0.0} MB), {Viewers} viewers over SignalR (another process), SQLite");
+            var dbAfter = onPostgres ? await PostgresBytesAsync(connection!) : DatabaseBytes(dbFile);
+            Console.WriteLine($"{lines} lines ({lines * 100L / 1_000_000.0:0.0} MB), {Viewers} viewers over SignalR (another process), {(onPostgres ? "PostgreSQL" : "SQLite")}");
             Console.WriteLine($"  ssh host '<the command>' > /dev/null: {baseline.ElapsedMilliseconds} ms");
             Console.WriteLine($"  stored in the database: {stored.TotalMilliseconds:0} ms ({lines / stored.TotalSeconds:0} lines/s)");
             Console.WriteLine($"  every viewer has every line: {wall.ElapsedMilliseconds} ms, ratio {wall.Elapsed.TotalMilliseconds / baseline.Elapsed.TotalMilliseconds:0.00} (goal <= 1.3)");
@@ -248,6 +260,14 @@ internal static class LiveLogBenchmark
 
             _process.Dispose();
         }
+    }
+
+    private static async Task<long> PostgresBytesAsync(string connection)
+    {
+        await using var conn = new Npgsql.NpgsqlConnection(connection);
+        await conn.OpenAsync();
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT pg_total_relation_size('\"RunLogLines\"')", conn);
+        return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
     private static long DatabaseBytes(string file) =>

@@ -16,6 +16,11 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private long _sequence = -1;
     private long? _offset;
     private int? _phaseId;
+    private readonly Lock _publishGate = new();
+    private readonly List<LogLine> _unpublished = [];
+    private bool _publishing;
+    private IHubContext<RunLogHub, IRunLogClient>? _hub;
+    private ILogger<RunLogWriter>? _logger;
 
     /// <summary>How long a line may wait for its batch while lines keep coming.</summary>
     private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(100);
@@ -91,19 +96,65 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         var batch = _pending.Select(LogLine.Of).ToList();
         _pending.Clear();
         _offset = null;
+        _hub ??= scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>();
+        _logger ??= scope.ServiceProvider.GetService<ILogger<RunLogWriter>>();
+        Publish(batch);
+    }
 
-        // Stored first, then pushed: a viewer never sees a line the database does not have. A push
-        // that fails loses nothing (viewers fetch gaps) and never fails the run.
-        try
+    /// <summary>
+    /// Stored first, then pushed: a viewer never sees a line the database does not have. The push runs
+    /// beside the writer, never in its way: a slow viewer cannot slow the run's log down. While a push is
+    /// on its way, newer batches wait merged (the last <see cref="MaxBatch"/> lines of them; viewers fetch
+    /// any gap from the database). A push that fails loses nothing and never fails the run.
+    /// </summary>
+    private void Publish(List<LogLine> batch)
+    {
+        if (_hub is null)
         {
-            if (scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>() is { } hub)
+            return;
+        }
+
+        lock (_publishGate)
+        {
+            _unpublished.AddRange(batch);
+            if (_unpublished.Count > MaxBatch)
             {
-                await hub.Clients.Group(RunLogHub.Group(runId)).Lines(runId, batch);
+                _unpublished.RemoveRange(0, _unpublished.Count - MaxBatch);
+            }
+
+            if (!_publishing)
+            {
+                _publishing = true;
+                _ = Task.Run(PublishLoopAsync);
             }
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+    }
+
+    private async Task PublishLoopAsync()
+    {
+        while (true)
         {
-            scope.ServiceProvider.GetService<ILogger<RunLogWriter>>()?.LogWarning(ex, "Pushing log lines of run {Run} failed; viewers will fetch them", runId);
+            List<LogLine> next;
+            lock (_publishGate)
+            {
+                if (_unpublished.Count == 0)
+                {
+                    _publishing = false;
+                    return;
+                }
+
+                next = [.. _unpublished];
+                _unpublished.Clear();
+            }
+
+            try
+            {
+                await _hub!.Clients.Group(RunLogHub.Group(runId)).Lines(runId, next);
+            }
+            catch (Exception ex)
+            {
+                _logger?.LogWarning(ex, "Pushing log lines of run {Run} failed; viewers will fetch them", runId);
+            }
         }
     }
 

@@ -96,6 +96,42 @@ public sealed class LiveLogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AViewerThatStopsReading_DoesNotHoldUpTheRunsLog_NorTheOtherViewers()
+    {
+        const int lines = 200_000;
+        var cookies = await SignInAsync(UpgradeConsoleApplicationFactory.AdminPassword, UpgradeConsoleApplicationFactory.AdminEmail);
+        // A viewer whose connection stops being read (a frozen tab, a dead network): its buffers fill up.
+        using var frozen = new ManualResetEventSlim();
+        await using var stalled = new HubClient();
+        stalled.On("Lines", _ => frozen.Wait());
+        await stalled.StartAsync(_app.BaseUrl, RunLogHub.Path, cookies);
+        await stalled.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Join), _runId, 0L);
+        await using var healthy = await RunLogFollower.StartAsync(_app.BaseUrl, cookies, _runId);
+        healthy.KeepLines = false;
+
+        var writer = new RunLogWriter(_app.Services.GetRequiredService<IServiceScopeFactory>(), _runId, [], TimeProvider.System);
+        var writing = Task.Run(async () =>
+        {
+            for (var i = 1; i <= lines; i++)
+            {
+                await writer.WriteAsync(_phase, $"line {i} {new string('x', 120)}");
+            }
+
+            await writer.FlushAsync();
+        });
+        // Far more than any socket buffer holds: a writer waiting for the frozen viewer would never finish.
+        var finished = await Task.WhenAny(writing, Task.Delay(TimeSpan.FromMinutes(2))) == writing;
+        frozen.Set();
+        Assert.True(finished, "the log writer waited for a viewer that does not read");
+        await writing;
+        await healthy.WaitForAsync(lines, TimeSpan.FromMinutes(2));
+        Assert.Equal(lines, healthy.Accepted);
+        // Thawed, the slow viewer is still connected and fetches what it missed.
+        var missed = await stalled.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, lines - 10L);
+        Assert.Equal(10, missed.Count);
+    }
+
+    [Fact]
     public async Task WithoutSignIn_TheHubRefusesTheConnection()
     {
         await using var anonymous = new HubClient();
