@@ -58,8 +58,10 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
             Assert.InRange((row.ExpiresAt!.Value - row.CreatedAt).TotalDays, 29.9, 30.1);
         }
 
+        // A reload neither shows it again nor makes a second token.
         await page.ReloadAsync();
         Assert.DoesNotContain(secret, await page.ContentAsync(), StringComparison.Ordinal);
+        await Assertions.Expect(page.GetByTestId("token-row")).ToHaveCountAsync(1);
         var listed = page.GetByTestId("token-row");
         await Assertions.Expect(listed).ToContainTextAsync(secret[..10]);
         await Assertions.Expect(listed.GetByTestId("token-status")).ToHaveTextAsync("active");

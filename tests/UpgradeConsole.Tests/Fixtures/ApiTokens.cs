@@ -16,7 +16,9 @@ public static partial class ApiTokens
             ["Input.Role"] = role,
             ["Input.ExpiresInDays"] = expiresInDays.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
-        var html = await response.ExpectOkAsync();
+        // Post/redirect/get: the page the browser is sent to shows the token, once.
+        await response.ExpectRedirectAsync("/account/tokens");
+        var html = await (await user.GetAsync("/account/tokens")).ExpectOkAsync();
         var match = SecretPattern().Match(html);
         Assert.True(match.Success, "The tokens page showed no new token:\n" + html);
         return WebUtility.HtmlDecode(match.Groups[1].Value);

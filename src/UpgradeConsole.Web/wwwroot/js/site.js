@@ -50,12 +50,6 @@
     });
   });
 
-  // A page answering a form post that must not be sent twice (e.g. "make token"): turn the history entry
-  // into a plain GET, so reloading shows the page instead of posting the form again.
-  if (document.querySelector('[data-no-repost]') && window.history.replaceState) {
-    window.history.replaceState(null, '', window.location.href);
-  }
-
   // Forms that change something big ask first (data-confirm="…"): no inline handlers under the CSP.
   document.addEventListener('submit', function (event) {
     var message = event.target.getAttribute && event.target.getAttribute('data-confirm');
