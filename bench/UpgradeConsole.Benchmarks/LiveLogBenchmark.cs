@@ -131,7 +131,9 @@ internal static class LiveLogBenchmark
 
             var all = latencies.SelectMany(l => l).Order().ToList();
             Console.WriteLine($"steady {rate} lines/s for {rateSeconds} s, {Viewers} viewers: {all.Count} receipts");
-            Console.WriteLine($"  latency emission → viewer: p50 {all[all.Count / 2]:0} ms, p99 {all[(int)(all.Count * 0.99)]:0} ms, max {all[^1]:0} ms (goal p99 ≤ 250 ms)");
+            Console.WriteLine(all.Count == 0
+                ? "  latency: no viewers"
+                : $"  latency emission → viewer: p50 {all[all.Count / 2]:0} ms, p99 {all[(int)(all.Count * 0.99)]:0} ms, max {all[^1]:0} ms (goal p99 ≤ 250 ms)");
             foreach (var v in rateViewers)
             {
                 await v.DisposeAsync();

@@ -57,6 +57,8 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
         var html = browser.Page.Locator("html");
         await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "light");
 
+        // The toggle works once site.js has run: wait for the page's load before clicking (a loaded machine was slower).
+        await browser.Page.WaitForLoadStateAsync(Microsoft.Playwright.LoadState.Load);
         await browser.Page.ClickAsync("#uc-theme-toggle");
         await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "dark");
         await browser.Page.GotoAsync("/admin/users");
