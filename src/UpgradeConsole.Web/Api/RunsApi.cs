@@ -182,17 +182,7 @@ public static class RunsApi
 
             http.Response.Headers["X-Last-Sequence"] = Math.Max(last, from).ToString(CultureInfo.InvariantCulture);
             http.Response.ContentType = "text/plain; charset=utf-8";
-            await foreach (var page in PagesAsync(db, id, from, last, ct))
-            {
-                var text = new StringBuilder();
-                foreach (var line in page)
-                {
-                    text.Append(line.Text).Append('\n');
-                }
-
-                await http.Response.WriteAsync(text.ToString(), ct);
-            }
-
+            await RunLogHub.WriteTextAsync(db, id, from, last, http.Response, ct);
             return Results.Empty;
         }).WithSummary("The log as text")
             .WithDescription("Lines after sequence number 'after' (0: from the start), at most 'limit' of them. X-Last-Sequence tells the number of the last line sent: pass it as 'after' next time.")
@@ -242,22 +232,6 @@ public static class RunsApi
     private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct) =>
         RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
 
-    /// <summary>A run's stored lines after <paramref name="after"/> up to <paramref name="last"/>, page by page (the live viewer's query).</summary>
-    private static async IAsyncEnumerable<List<LogLine>> PagesAsync(AppDbContext db, int runId, long after, long last, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        while (after < last)
-        {
-            var page = await RunLogHub.LinesAsync(db, runId, after, last, ct);
-            if (page.Count == 0)
-            {
-                yield break;
-            }
-
-            yield return page;
-            after = page[^1].Sequence;
-        }
-    }
-
     private static async Task<IResult> StreamAsync(int id, long? after, AppDbContext db, HttpContext http, CancellationToken ct)
     {
         if (!await db.Runs.AnyAsync(r => r.Id == id, ct))
@@ -279,7 +253,7 @@ public static class RunsApi
             while (!ct.IsCancellationRequested)
             {
                 var sent = false;
-                await foreach (var page in PagesAsync(db, id, from, long.MaxValue, ct))
+                await foreach (var page in RunLogHub.PagesAsync(db, id, from, long.MaxValue, ct))
                 {
                     var text = new StringBuilder();
                     foreach (var line in page)

@@ -64,6 +64,37 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
             .Select(LogLine.FromStored)
             .ToListAsync(ct);
 
+    /// <summary>A run's lines after <paramref name="after"/> up to <paramref name="last"/>, page by page.</summary>
+    public static async IAsyncEnumerable<List<LogLine>> PagesAsync(AppDbContext db, int runId, long after, long last, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        while (after < last)
+        {
+            var page = await LinesAsync(db, runId, after, last, ct);
+            if (page.Count == 0)
+            {
+                yield break;
+            }
+
+            yield return page;
+            after = page[^1].Sequence;
+        }
+    }
+
+    /// <summary>Writes the lines after <paramref name="after"/> up to <paramref name="last"/> as text, one per line, page by page (millions of lines, flat memory).</summary>
+    public static async Task WriteTextAsync(AppDbContext db, int runId, long after, long last, HttpResponse response, CancellationToken ct)
+    {
+        await foreach (var page in PagesAsync(db, runId, after, last, ct))
+        {
+            var text = new System.Text.StringBuilder();
+            foreach (var line in page)
+            {
+                text.Append(line.Text).Append('\n');
+            }
+
+            await response.WriteAsync(text.ToString(), ct);
+        }
+    }
+
     /// <summary>The sequence number of a run's last stored line (0 when it has none).</summary>
     public static async Task<long> LastSequenceAsync(AppDbContext db, int runId, CancellationToken ct) =>
         await db.RunLogLines.Where(l => l.RunId == runId).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? 0;

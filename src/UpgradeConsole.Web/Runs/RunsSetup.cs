@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -72,25 +71,7 @@ public static class RunsSetup
         {
             http.Response.ContentType = "text/plain; charset=utf-8";
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id}.log\"";
-            long after = 0;
-            while (true)
-            {
-                var page = await db.RunLogLines.AsNoTracking().Where(l => l.RunId == id && l.Sequence > after).OrderBy(l => l.Sequence).Take(5000)
-                    .Select(l => new { l.Sequence, l.Text }).ToListAsync(ct);
-                if (page.Count == 0)
-                {
-                    break;
-                }
-
-                var text = new StringBuilder();
-                foreach (var line in page)
-                {
-                    text.Append(line.Text).Append('\n');
-                }
-
-                await http.Response.WriteAsync(text.ToString(), ct);
-                after = page[^1].Sequence;
-            }
+            await RunLogHub.WriteTextAsync(db, id, 0, long.MaxValue, http.Response, ct);
         }).RequireAuthorization(Policies.View);
         return app;
     }
