@@ -273,7 +273,7 @@ internal static class LiveLogBenchmark
     {
         await using var conn = new Npgsql.NpgsqlConnection(connection);
         await conn.OpenAsync();
-        await using var cmd = new Npgsql.NpgsqlCommand("SELECT pg_total_relation_size('\"RunLogLines\"')", conn);
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT pg_total_relation_size('\"RunLogChunks\"')", conn);
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 

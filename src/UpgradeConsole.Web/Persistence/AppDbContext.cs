@@ -23,7 +23,7 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
 
     public DbSet<Runs.RunPhase> RunPhases => Set<Runs.RunPhase>();
 
-    public DbSet<Runs.RunLogLine> RunLogLines => Set<Runs.RunLogLine>();
+    public DbSet<Runs.RunLogChunk> RunLogChunks => Set<Runs.RunLogChunk>();
 
     public DbSet<Api.ApiToken> ApiTokens => Set<Api.ApiToken>();
 

@@ -145,21 +145,33 @@ public sealed class RunPhase
     public long LogOffset { get; set; }
 }
 
-/// <summary>One stored log line of a run (masked before storage).</summary>
-public sealed class RunLogLine
+/// <summary>
+/// A batch of a run's log lines as stored: consecutive sequence numbers of one phase, masked, joined
+/// by '\n' (a line never holds one). One row per batch, not per line: a log of millions of lines is a
+/// few hundred rows, written, read and pushed to viewers as whole texts.
+/// </summary>
+public sealed class RunLogChunk
 {
     public long Id { get; set; }
 
     public int RunId { get; set; }
 
-    /// <summary>1, 2, 3… within the run: viewers ask for what comes after the last one they have.</summary>
-    public long Sequence { get; set; }
+    /// <summary>The sequence number of the first line (1, 2, 3… within the run, no gaps between chunks).</summary>
+    public long FirstSequence { get; set; }
+
+    /// <summary>The sequence number of the last line: <see cref="FirstSequence"/> + lines − 1.</summary>
+    public long LastSequence { get; set; }
 
     public int PhaseIndex { get; set; }
 
+    /// <summary>Where the remote log continues after the chunk (null when its lines came from the dashboard itself).</summary>
     public long? RemoteOffset { get; set; }
 
+    /// <summary>When the chunk's first line arrived (its lines arrived within 100 ms of it).</summary>
     public DateTimeOffset At { get; set; }
+
+    /// <summary>The first line that reads like an error (error, failed, traceback, fatal), found when the chunk is stored.</summary>
+    public long? FirstErrorSequence { get; set; }
 
     public string Text { get; set; } = "";
 }
@@ -211,12 +223,13 @@ internal sealed class RunPhaseConfiguration : IEntityTypeConfiguration<RunPhase>
     }
 }
 
-internal sealed class RunLogLineConfiguration : IEntityTypeConfiguration<RunLogLine>
+internal sealed class RunLogChunkConfiguration : IEntityTypeConfiguration<RunLogChunk>
 {
-    public void Configure(EntityTypeBuilder<RunLogLine> builder)
+    public void Configure(EntityTypeBuilder<RunLogChunk> builder)
     {
-        builder.ToTable("RunLogLines");
-        builder.HasIndex(l => new { l.RunId, l.Sequence }).IsUnique();
+        builder.ToTable("RunLogChunks");
+        builder.HasIndex(l => new { l.RunId, l.FirstSequence }).IsUnique();
+        builder.HasIndex(l => new { l.RunId, l.LastSequence }).IsUnique();
         builder.HasOne<Run>().WithMany().HasForeignKey(l => l.RunId).OnDelete(DeleteBehavior.Cascade);
     }
 }

@@ -1,4 +1,4 @@
-using System.Linq.Expressions;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
@@ -7,39 +7,81 @@ using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Web.Runs;
 
-/// <summary>One stored log line as viewers receive it (already masked).</summary>
-public sealed record LogLine(long Sequence, int Phase, DateTimeOffset At, string Text)
-{
-    /// <summary>The projection from the stored row (translated to SQL in queries).</summary>
-    public static readonly Expression<Func<RunLogLine, LogLine>> FromStored = l => new LogLine(l.Sequence, l.PhaseIndex, l.At, l.Text);
+/// <summary>One stored log line (already masked), as the API hands it out.</summary>
+public sealed record LogLine(long Sequence, int Phase, DateTimeOffset At, string Text);
 
-    public static readonly Func<RunLogLine, LogLine> Of = FromStored.Compile();
+/// <summary>
+/// Consecutive lines of one phase as viewers receive them: <see cref="Text"/> is the lines joined by
+/// '\n', the first numbered <see cref="First"/>, the last <see cref="Last"/>. Already masked.
+/// </summary>
+public sealed record LogChunk(long First, long Last, int Phase, DateTimeOffset At, string Text)
+{
+    public static LogChunk Of(RunLogChunk stored) => new(stored.FirstSequence, stored.LastSequence, stored.PhaseIndex, stored.At, stored.Text);
+
+    /// <summary>The lines numbered <paramref name="from"/> to <paramref name="to"/> (clamped to this chunk).</summary>
+    public LogChunk Slice(long from, long to)
+    {
+        from = Math.Max(from, First);
+        to = Math.Min(to, Last);
+        if (from == First && to == Last)
+        {
+            return this;
+        }
+
+        var start = LineStart(Text, from - First);
+        var end = to == Last ? Text.Length : LineStart(Text, to - First + 1) - 1;
+        return new LogChunk(from, to, Phase, At, Text[start..end]);
+    }
+
+    /// <summary>The lines one by one.</summary>
+    public IEnumerable<LogLine> Lines()
+    {
+        var sequence = First;
+        foreach (var line in Text.Split('\n'))
+        {
+            yield return new LogLine(sequence++, Phase, At, line);
+        }
+    }
+
+    /// <summary>Where line <paramref name="index"/> (0-based, at most the last) starts.</summary>
+    private static int LineStart(string text, long index)
+    {
+        var position = 0;
+        for (var i = 0L; i < index; i++)
+        {
+            position += text.AsSpan(position).IndexOf('\n') + 1;
+        }
+
+        return position;
+    }
 }
 
 /// <summary>What the server calls on a viewer.</summary>
 public interface IRunLogClient
 {
-    /// <summary>Lines just stored for <paramref name="runId"/>, in sequence order (a batch may overlap what the viewer has).</summary>
-    Task Lines(int runId, IReadOnlyList<LogLine> lines);
+    /// <summary>Chunks just stored for <paramref name="runId"/>, in sequence order (they may overlap what the viewer has, or leave a gap it fetches).</summary>
+    Task Chunks(int runId, IReadOnlyList<LogChunk> chunks);
 }
 
 /// <summary>
 /// Live run logs, one group per run. The protocol makes gaps and duplicates impossible for a viewer
 /// that follows it: <see cref="Join"/> with the last sequence it has (0 for none) returns what it
-/// lacks and subscribes it; pushed batches carry sequence numbers, so the viewer drops what it has
+/// lacks and subscribes it; pushed chunks carry sequence numbers, so the viewer drops what it has
 /// and, on a gap, asks <see cref="Fetch"/> for the missing range. A viewer that reconnects joins
-/// again with its last sequence.
+/// again with its last sequence. The static functions here are the only readers of stored lines.
 /// </summary>
 [Authorize(Policy = Policies.View)]
 public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
 {
     public const string Path = "/hubs/run-log";
+
+    /// <summary>The most lines one answer carries (call again with the last sequence for more).</summary>
     public const int MaxBatch = 5000;
 
     public static string Group(int runId) => $"run-{runId}";
 
     /// <summary>Subscribes to the run and returns up to <see cref="MaxBatch"/> lines after <paramref name="after"/> (call <see cref="Fetch"/> for more).</summary>
-    public async Task<IReadOnlyList<LogLine>> Join(int runId, long after)
+    public async Task<IReadOnlyList<LogChunk>> Join(int runId, long after)
     {
         // Every role may view every run; the run must exist.
         if (!await db.Runs.AnyAsync(r => r.Id == runId, Context.ConnectionAborted))
@@ -52,20 +94,67 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
     }
 
     /// <summary>Lines after <paramref name="after"/>, oldest first, at most <see cref="MaxBatch"/>.</summary>
-    public async Task<IReadOnlyList<LogLine>> Fetch(int runId, long after) =>
-        await LinesAsync(db, runId, after, long.MaxValue, Context.ConnectionAborted);
+    public async Task<IReadOnlyList<LogChunk>> Fetch(int runId, long after) =>
+        await ChunksAsync(db, runId, after, long.MaxValue, MaxBatch, Context.ConnectionAborted);
+
+    /// <summary>The last <paramref name="count"/> lines (at most <see cref="MaxBatch"/>), oldest first: what a viewer shows first.</summary>
+    public async Task<IReadOnlyList<LogChunk>> Tail(int runId, int count)
+    {
+        count = Math.Clamp(count, 1, MaxBatch);
+        var chunks = new List<LogChunk>();
+        var have = 0L;
+        await foreach (var stored in db.RunLogChunks.AsNoTracking().Where(c => c.RunId == runId).OrderByDescending(c => c.FirstSequence)
+                           .AsAsyncEnumerable().WithCancellation(Context.ConnectionAborted))
+        {
+            var chunk = LogChunk.Of(stored);
+            chunks.Add(chunk.Slice(Math.Max(chunk.First, chunk.Last - (count - have) + 1), chunk.Last));
+            have += chunks[^1].Last - chunks[^1].First + 1;
+            if (have >= count)
+            {
+                break;
+            }
+        }
+
+        chunks.Reverse();
+        return chunks;
+    }
+
+    /// <summary>The sequence of the first line that reads like an error (error, failed, traceback, fatal), or 0.</summary>
+    public async Task<long> FirstError(int runId) =>
+        await db.RunLogChunks.Where(c => c.RunId == runId && c.FirstErrorSequence != null).MinAsync(c => c.FirstErrorSequence, Context.ConnectionAborted) ?? 0;
+
+    public Task Leave(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(runId));
+
+    /// <summary>
+    /// A run's lines after <paramref name="after"/> up to <paramref name="upTo"/> as chunks, oldest first,
+    /// at most <paramref name="maxLines"/> lines (the first and last chunk cut to fit).
+    /// </summary>
+    public static async Task<List<LogChunk>> ChunksAsync(AppDbContext db, int runId, long after, long upTo, long maxLines, CancellationToken ct)
+    {
+        var chunks = new List<LogChunk>();
+        if (upTo <= after)
+        {
+            return chunks;
+        }
+
+        var limit = maxLines >= upTo - after ? upTo : after + maxLines;
+        await foreach (var stored in db.RunLogChunks.AsNoTracking()
+                           .Where(c => c.RunId == runId && c.LastSequence > after && c.FirstSequence <= limit)
+                           .OrderBy(c => c.FirstSequence)
+                           .AsAsyncEnumerable().WithCancellation(ct))
+        {
+            chunks.Add(LogChunk.Of(stored).Slice(after + 1, limit));
+        }
+
+        return chunks;
+    }
 
     /// <summary>A run's lines after <paramref name="after"/> up to <paramref name="upTo"/>, oldest first, at most <see cref="MaxBatch"/>.</summary>
-    public static Task<List<LogLine>> LinesAsync(AppDbContext db, int runId, long after, long upTo, CancellationToken ct) =>
-        db.RunLogLines.AsNoTracking()
-            .Where(l => l.RunId == runId && l.Sequence > after && l.Sequence <= upTo)
-            .OrderBy(l => l.Sequence)
-            .Take(MaxBatch)
-            .Select(LogLine.FromStored)
-            .ToListAsync(ct);
+    public static async Task<List<LogLine>> LinesAsync(AppDbContext db, int runId, long after, long upTo, CancellationToken ct) =>
+        [.. (await ChunksAsync(db, runId, after, upTo, MaxBatch, ct)).SelectMany(c => c.Lines())];
 
     /// <summary>A run's lines after <paramref name="after"/> up to <paramref name="last"/>, page by page.</summary>
-    public static async IAsyncEnumerable<List<LogLine>> PagesAsync(AppDbContext db, int runId, long after, long last, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    public static async IAsyncEnumerable<List<LogLine>> PagesAsync(AppDbContext db, int runId, long after, long last, [EnumeratorCancellation] CancellationToken ct)
     {
         while (after < last)
         {
@@ -80,50 +169,28 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
         }
     }
 
-    /// <summary>Writes the lines after <paramref name="after"/> up to <paramref name="last"/> as text, one per line, page by page (millions of lines, flat memory).</summary>
+    /// <summary>Writes the lines after <paramref name="after"/> up to <paramref name="last"/> as text, one per line, chunk by chunk (millions of lines, flat memory).</summary>
     public static async Task WriteTextAsync(AppDbContext db, int runId, long after, long last, HttpResponse response, CancellationToken ct)
     {
-        await foreach (var page in PagesAsync(db, runId, after, last, ct))
+        while (after < last)
         {
-            var text = new System.Text.StringBuilder();
-            foreach (var line in page)
+            var chunks = await ChunksAsync(db, runId, after, last, 20 * MaxBatch, ct);
+            if (chunks.Count == 0)
             {
-                text.Append(line.Text).Append('\n');
+                return;
             }
 
-            await response.WriteAsync(text.ToString(), ct);
+            foreach (var chunk in chunks)
+            {
+                await response.WriteAsync(chunk.Text, ct);
+                await response.WriteAsync("\n", ct);
+            }
+
+            after = chunks[^1].Last;
         }
     }
 
     /// <summary>The sequence number of a run's last stored line (0 when it has none).</summary>
     public static async Task<long> LastSequenceAsync(AppDbContext db, int runId, CancellationToken ct) =>
-        await db.RunLogLines.Where(l => l.RunId == runId).OrderByDescending(l => l.Sequence).Select(l => (long?)l.Sequence).FirstOrDefaultAsync(ct) ?? 0;
-
-    /// <summary>The last <paramref name="count"/> lines (at most <see cref="MaxBatch"/>), oldest first: what a viewer shows first.</summary>
-    public async Task<IReadOnlyList<LogLine>> Tail(int runId, int count)
-    {
-        var lines = await db.RunLogLines.AsNoTracking()
-            .Where(l => l.RunId == runId)
-            .OrderByDescending(l => l.Sequence)
-            .Take(Math.Clamp(count, 1, MaxBatch))
-            .Select(LogLine.FromStored)
-            .ToListAsync(Context.ConnectionAborted);
-        lines.Reverse();
-        return lines;
-    }
-
-    /// <summary>The sequence of the first line that reads like an error (error, failed, traceback, fatal), or 0.</summary>
-    public async Task<long> FirstError(int runId)
-    {
-        // ToLower() is translated to SQL lower() on both providers.
-#pragma warning disable CA1304, CA1311, CA1862
-        return await db.RunLogLines.AsNoTracking()
-            .Where(l => l.RunId == runId && (l.Text.ToLower().Contains("error") || l.Text.ToLower().Contains("failed") || l.Text.ToLower().Contains("traceback") || l.Text.ToLower().Contains("fatal")))
-            .OrderBy(l => l.Sequence)
-            .Select(l => l.Sequence)
-            .FirstOrDefaultAsync(Context.ConnectionAborted);
-#pragma warning restore CA1304, CA1311, CA1862
-    }
-
-    public Task Leave(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(runId));
+        await db.RunLogChunks.Where(c => c.RunId == runId).MaxAsync(c => (long?)c.LastSequence, ct) ?? 0;
 }

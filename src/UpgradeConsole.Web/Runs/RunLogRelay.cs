@@ -79,10 +79,10 @@ public sealed class RunLogRelay(
             var to = long.Parse(parts[3], CultureInfo.InvariantCulture);
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            var lines = await RunLogHub.LinesAsync(db, runId, from - 1, to, ct);
-            if (lines.Count > 0)
+            var chunks = await RunLogHub.ChunksAsync(db, runId, from - 1, to, long.MaxValue, ct);
+            if (chunks.Count > 0)
             {
-                await hub.Clients.Group(RunLogHub.Group(runId)).Lines(runId, lines);
+                await hub.Clients.Group(RunLogHub.Group(runId)).Chunks(runId, chunks);
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

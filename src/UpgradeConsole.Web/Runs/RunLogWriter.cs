@@ -1,34 +1,50 @@
+using System.Buffers;
+using System.Text;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Storage;
 using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Web.Runs;
 
 /// <summary>
-/// Stores a run's log lines in batches, secrets masked first, each batch together with the remote
-/// offset it reached (one transaction): a reattach resumes exactly after the last stored line.
+/// Stores a run's log in chunks (consecutive lines of one phase, one row each), secrets masked first,
+/// each chunk together with the remote offset it reached (one transaction): a reattach resumes
+/// exactly after the last stored line. Then pushes each chunk to the run's viewers as one text.
 /// </summary>
 public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOnlyCollection<string> secrets, TimeProvider clock)
 {
     public const string Mask = "••••";
-    private readonly List<RunLogLine> _pending = [];
+
+    /// <summary>How long a line may wait for its chunk while lines keep coming.</summary>
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The most lines in one chunk (a fast step fills chunks before <see cref="MaxDelay"/>).</summary>
+    private const int MaxLines = RunLogHub.MaxBatch;
+
+    /// <summary>The most characters in one chunk (long lines fill it before <see cref="MaxLines"/>).</summary>
+    private const int MaxChars = 512 * 1024;
+
+    /// <summary>Pushed chunks waiting for a slow push beyond this many characters are dropped (viewers fetch the gap).</summary>
+    private const int MaxUnpublishedChars = 8 * 1024 * 1024;
+
+    /// <summary>Words that make a line read like an error (the run page's "first error"), in any case.</summary>
+    private static readonly SearchValues<string> ErrorWords = SearchValues.Create(["error", "failed", "traceback", "fatal"], StringComparison.OrdinalIgnoreCase);
+
+    private readonly StringBuilder _text = new();
+    private int _lines;
+    private long _first;
+    private DateTimeOffset _at;
     private long _sequence = -1;
     private long? _offset;
-    private int? _phaseId;
+    private RunPhase? _phase;
     private readonly Lock _publishGate = new();
-    private readonly List<LogLine> _unpublished = [];
+    private readonly List<LogChunk> _unpublished = [];
+    private long _unpublishedChars;
     private bool _publishing;
     private IHubContext<RunLogHub, IRunLogClient>? _hub;
     private ILogger<RunLogWriter>? _logger;
 
-    /// <summary>How long a line may wait for its batch while lines keep coming.</summary>
-    private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(100);
-
-    /// <summary>The most lines in one batch (a fast step fills batches before <see cref="MaxDelay"/>).</summary>
-    private const int MaxBatch = 5000;
-
-    public bool HasPending => _pending.Count > 0;
+    public bool HasPending => _lines > 0;
 
     public string Masked(string text)
     {
@@ -40,30 +56,44 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         return text;
     }
 
-    /// <summary>Adds a line; <paramref name="remoteOffset"/> is where the remote log continues after it.</summary>
+    /// <summary>
+    /// Adds a line (a text with line breaks adds several); <paramref name="remoteOffset"/> is where the
+    /// remote log continues after it.
+    /// </summary>
     public async Task WriteAsync(RunPhase phase, string text, long? remoteOffset = null, CancellationToken ct = default)
     {
         if (_sequence < 0)
         {
             await using var scope = scopes.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            _sequence = await db.RunLogLines.Where(l => l.RunId == runId).Select(l => (long?)l.Sequence).MaxAsync(ct) ?? 0;
+            _sequence = await RunLogHub.LastSequenceAsync(scope.ServiceProvider.GetRequiredService<AppDbContext>(), runId, ct);
         }
 
-        if (_phaseId is not null && _phaseId != phase.Id)
+        if (_phase is not null && _phase.Id != phase.Id)
         {
             await FlushAsync(ct);
         }
 
-        _phaseId = phase.Id;
-        _pending.Add(new RunLogLine { RunId = runId, Sequence = ++_sequence, PhaseIndex = phase.Index, RemoteOffset = remoteOffset, At = clock.GetUtcNow(), Text = Masked(text) });
+        if (_lines == 0)
+        {
+            _phase = phase;
+            _first = _sequence + 1;
+            _at = clock.GetUtcNow();
+        }
+        else
+        {
+            _text.Append('\n');
+        }
+
+        _text.Append(text);
+        _lines += 1 + text.AsSpan().Count('\n');
+        _sequence = _first + _lines - 1;
         if (remoteOffset is not null)
         {
             // The phase's checkpoint moves only with the stored lines (in FlushAsync), never ahead of them.
             _offset = remoteOffset;
         }
 
-        if (_pending.Count >= MaxBatch || clock.GetUtcNow() - _pending[0].At > MaxDelay)
+        if (_lines >= MaxLines || _text.Length >= MaxChars || clock.GetUtcNow() - _at > MaxDelay)
         {
             await FlushAsync(ct);
         }
@@ -71,43 +101,69 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
     public async Task FlushAsync(CancellationToken ct = default)
     {
-        if (_pending.Count == 0)
+        if (_lines == 0)
         {
             return;
         }
 
+        var text = Masked(_text.ToString());
+        var chunk = new RunLogChunk
+        {
+            RunId = runId,
+            FirstSequence = _first,
+            LastSequence = _first + _lines - 1,
+            PhaseIndex = _phase!.Index,
+            RemoteOffset = _offset,
+            At = _at,
+            FirstErrorSequence = FirstError(text, _first),
+            Text = text,
+        };
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        await InsertAsync(db, _pending, ct);
-        if (_offset is { } offset && _phaseId is { } phaseId)
+        db.RunLogChunks.Add(chunk);
+        await db.SaveChangesAsync(ct);
+        if (_offset is { } offset)
         {
+            var phaseId = _phase.Id;
             await db.RunPhases.Where(p => p.Id == phaseId).ExecuteUpdateAsync(u => u.SetProperty(p => p.LogOffset, offset), ct);
         }
 
         if (db.Database.IsNpgsql())
         {
-            // Other dashboard nodes learn of the batch when it commits (RunLogRelay).
-            var payload = RunLogRelay.Payload(scope.ServiceProvider.GetRequiredService<DashboardNode>(), runId, _pending[0].Sequence, _pending[^1].Sequence);
+            // Other dashboard nodes learn of the chunk when it commits (RunLogRelay).
+            var payload = RunLogRelay.Payload(scope.ServiceProvider.GetRequiredService<DashboardNode>(), runId, chunk.FirstSequence, chunk.LastSequence);
             await db.Database.ExecuteSqlAsync($"SELECT pg_notify({RunLogRelay.Channel}, {payload})", ct);
         }
 
         await tx.CommitAsync(ct);
-        var batch = _pending.Select(LogLine.Of).ToList();
-        _pending.Clear();
+        _text.Clear();
+        if (_text.Capacity > 2 * MaxChars)
+        {
+            _text.Capacity = MaxChars;
+        }
+
+        _lines = 0;
         _offset = null;
         _hub ??= scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>();
         _logger ??= scope.ServiceProvider.GetService<ILogger<RunLogWriter>>();
-        Publish(batch);
+        Publish(LogChunk.Of(chunk));
+    }
+
+    /// <summary>The sequence number of the first line of <paramref name="text"/> that reads like an error, if any.</summary>
+    public static long? FirstError(string text, long first)
+    {
+        var at = text.AsSpan().IndexOfAny(ErrorWords);
+        return at < 0 ? null : first + text.AsSpan(0, at).Count('\n');
     }
 
     /// <summary>
     /// Stored first, then pushed: a viewer never sees a line the database does not have. The push runs
     /// beside the writer, never in its way: a slow viewer cannot slow the run's log down. While a push is
-    /// on its way, newer batches wait merged (the last <see cref="MaxBatch"/> lines of them; viewers fetch
-    /// any gap from the database). A push that fails loses nothing and never fails the run.
+    /// on its way, newer chunks wait (up to <see cref="MaxUnpublishedChars"/>; viewers fetch any gap from
+    /// the database). A push that fails loses nothing and never fails the run.
     /// </summary>
-    private void Publish(List<LogLine> batch)
+    private void Publish(LogChunk chunk)
     {
         if (_hub is null)
         {
@@ -116,10 +172,12 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         lock (_publishGate)
         {
-            _unpublished.AddRange(batch);
-            if (_unpublished.Count > MaxBatch)
+            _unpublished.Add(chunk);
+            _unpublishedChars += chunk.Text.Length;
+            while (_unpublishedChars > MaxUnpublishedChars && _unpublished.Count > 1)
             {
-                _unpublished.RemoveRange(0, _unpublished.Count - MaxBatch);
+                _unpublishedChars -= _unpublished[0].Text.Length;
+                _unpublished.RemoveAt(0);
             }
 
             if (!_publishing)
@@ -134,7 +192,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     {
         while (true)
         {
-            List<LogLine> next;
+            List<LogChunk> next;
             lock (_publishGate)
             {
                 if (_unpublished.Count == 0)
@@ -145,81 +203,17 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
                 next = [.. _unpublished];
                 _unpublished.Clear();
+                _unpublishedChars = 0;
             }
 
             try
             {
-                await _hub!.Clients.Group(RunLogHub.Group(runId)).Lines(runId, next);
+                await _hub!.Clients.Group(RunLogHub.Group(runId)).Chunks(runId, next);
             }
             catch (Exception ex)
             {
                 _logger?.LogWarning(ex, "Pushing log lines of run {Run} failed; viewers will fetch them", runId);
             }
         }
-    }
-
-    /// <summary>
-    /// Inserts a batch without change tracking: binary COPY on PostgreSQL, one prepared INSERT reused
-    /// on SQLite, both inside the caller's transaction (a log of millions of lines is mostly this).
-    /// </summary>
-    private static async Task InsertAsync(AppDbContext db, List<RunLogLine> lines, CancellationToken ct)
-    {
-        var connection = db.Database.GetDbConnection();
-        var transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-        if (connection is Npgsql.NpgsqlConnection npgsql)
-        {
-            await using var copy = await npgsql.BeginBinaryImportAsync(
-                "COPY \"RunLogLines\" (\"RunId\", \"Sequence\", \"PhaseIndex\", \"RemoteOffset\", \"At\", \"Text\") FROM STDIN (FORMAT BINARY)", ct);
-            foreach (var l in lines)
-            {
-                await copy.StartRowAsync(ct);
-                await copy.WriteAsync(l.RunId, NpgsqlTypes.NpgsqlDbType.Integer, ct);
-                await copy.WriteAsync(l.Sequence, NpgsqlTypes.NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(l.PhaseIndex, NpgsqlTypes.NpgsqlDbType.Integer, ct);
-                if (l.RemoteOffset is { } offset)
-                {
-                    await copy.WriteAsync(offset, NpgsqlTypes.NpgsqlDbType.Bigint, ct);
-                }
-                else
-                {
-                    await copy.WriteNullAsync(ct);
-                }
-
-                await copy.WriteAsync(l.At.ToUniversalTime(), NpgsqlTypes.NpgsqlDbType.TimestampTz, ct);
-                await copy.WriteAsync(l.Text, NpgsqlTypes.NpgsqlDbType.Text, ct);
-            }
-
-            await copy.CompleteAsync(ct);
-            return;
-        }
-
-        await using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO \"RunLogLines\" (\"RunId\", \"Sequence\", \"PhaseIndex\", \"RemoteOffset\", \"At\", \"Text\") VALUES ($run, $seq, $phase, $offset, $at, $text)";
-        var run = Parameter(insert, "$run");
-        var seq = Parameter(insert, "$seq");
-        var phase = Parameter(insert, "$phase");
-        var off = Parameter(insert, "$offset");
-        var at = Parameter(insert, "$at");
-        var text = Parameter(insert, "$text");
-        await insert.PrepareAsync(ct);
-        foreach (var l in lines)
-        {
-            run.Value = l.RunId;
-            seq.Value = l.Sequence;
-            phase.Value = l.PhaseIndex;
-            off.Value = l.RemoteOffset is { } o ? o : DBNull.Value;
-            at.Value = l.At;
-            text.Value = l.Text;
-            await insert.ExecuteNonQueryAsync(ct);
-        }
-    }
-
-    private static System.Data.Common.DbParameter Parameter(System.Data.Common.DbCommand command, string name)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        command.Parameters.Add(parameter);
-        return parameter;
     }
 }

@@ -7,14 +7,15 @@ namespace UpgradeConsole.Tests.Fixtures;
 
 /// <summary>
 /// A viewer of a run's live log over SignalR, following the hub's protocol: join with the last
-/// sequence it has, drop what it has, fetch what it lacks. Pushed batches go through a channel to one
-/// consumer (a SignalR .NET handler must not await an invocation itself).
+/// sequence it has, drop what it has, fetch what it lacks. Pushed chunks go through a channel to one
+/// consumer (a SignalR .NET handler must not await an invocation itself). Every chunk's text must hold
+/// exactly the lines its numbers say.
 /// </summary>
 public sealed class RunLogFollower : IAsyncDisposable
 {
     private readonly HubClient _connection;
     private readonly int _runId;
-    private readonly Channel<IReadOnlyList<LogLine>> _pushed = Channel.CreateUnbounded<IReadOnlyList<LogLine>>();
+    private readonly Channel<IReadOnlyList<LogChunk>> _pushed = Channel.CreateUnbounded<IReadOnlyList<LogChunk>>();
     private readonly List<LogLine> _lines;
     private Task? _consumer;
 
@@ -24,11 +25,11 @@ public sealed class RunLogFollower : IAsyncDisposable
         _runId = runId;
         _lines = lines;
         _last = lines.Count == 0 ? 0 : lines[^1].Sequence;
-        _connection.On(nameof(IRunLogClient.Lines), arguments =>
+        _connection.On(nameof(IRunLogClient.Chunks), arguments =>
         {
             if (arguments[0]!.GetValue<int>() == runId)
             {
-                _pushed.Writer.TryWrite(arguments[1].Deserialize<List<LogLine>>(JsonSerializerOptions.Web)!);
+                _pushed.Writer.TryWrite(arguments[1].Deserialize<List<LogChunk>>(JsonSerializerOptions.Web)!);
             }
         });
     }
@@ -59,7 +60,7 @@ public sealed class RunLogFollower : IAsyncDisposable
     /// <summary>Lines received again after the follower already had them (the protocol should make this 0 for live pushes).</summary>
     public long Duplicates { get; private set; }
 
-    /// <summary>Pushed batches received (each may overlap what was already there).</summary>
+    /// <summary>Pushed messages received (each a list of chunks; each may overlap what was already there).</summary>
     public int PushedBatches { get; private set; }
 
     public long Last
@@ -79,7 +80,7 @@ public sealed class RunLogFollower : IAsyncDisposable
         var connection = new HubClient();
         var follower = new RunLogFollower(connection, runId, resumeFrom ?? []);
         await connection.StartAsync(baseUrl, RunLogHub.Path, cookies);
-        var backlog = await connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Join), runId, follower.Last);
+        var backlog = await connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Join), runId, follower.Last);
         await follower.ApplyAsync(backlog, pushed: false);
         follower._consumer = Task.Run(follower.ConsumeAsync);
         return follower;
@@ -99,7 +100,7 @@ public sealed class RunLogFollower : IAsyncDisposable
             // A quiet end (no push after the last flush) is caught up by an explicit fetch.
             if (waited.Elapsed > TimeSpan.FromSeconds(2))
             {
-                await ApplyAsync(await _connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, Last), pushed: false);
+                await ApplyAsync(await _connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Fetch), _runId, Last), pushed: false);
             }
 
             await Task.Delay(50);
@@ -132,50 +133,69 @@ public sealed class RunLogFollower : IAsyncDisposable
         }
     }
 
-    private async Task ApplyAsync(IReadOnlyList<LogLine> batch, bool pushed)
+    private async Task ApplyAsync(IReadOnlyList<LogChunk> batch, bool pushed)
     {
-        foreach (var line in batch)
+        foreach (var chunk in batch)
         {
-            while (line.Sequence > Last + 1)
+            var lines = chunk.Text.AsSpan().Count('\n') + 1;
+            if (lines != chunk.Last - chunk.First + 1)
             {
-                // A gap: the lines between were stored before this batch; fetch them.
-                var missing = await _connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, Last);
-                if (missing.Count == 0)
-                {
-                    throw new InvalidOperationException($"Line {line.Sequence} arrived but {Last + 1} cannot be fetched.");
-                }
-
-                Append(missing.Where(l => l.Sequence < line.Sequence));
+                throw new InvalidOperationException($"Chunk {chunk.First}–{chunk.Last} holds {lines} lines.");
             }
 
-            Append([line]);
+            while (chunk.First > Last + 1)
+            {
+                // A gap: the lines between were stored before this chunk; fetch them.
+                var missing = await _connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Fetch), _runId, Last);
+                if (missing.Count == 0)
+                {
+                    throw new InvalidOperationException($"Line {chunk.First} arrived but {Last + 1} cannot be fetched.");
+                }
+
+                foreach (var m in missing.Where(m => m.First < chunk.First))
+                {
+                    Append(m.Slice(m.First, chunk.First - 1));
+                }
+            }
+
+            Append(chunk);
         }
 
         _ = pushed;
     }
 
-    private void Append(IEnumerable<LogLine> lines)
+    private void Append(LogChunk chunk)
     {
         lock (_lines)
         {
-            foreach (var line in lines)
+            if (chunk.Last <= _last)
             {
-                if (line.Sequence == _last + 1)
+                Duplicates += chunk.Last - chunk.First + 1;
+                return;
+            }
+
+            if (chunk.First > _last + 1)
+            {
+                return;
+            }
+
+            Duplicates += _last + 1 - chunk.First;
+            var fresh = chunk.Slice(_last + 1, chunk.Last);
+            if (KeepLines || Received is not null)
+            {
+                foreach (var line in fresh.Lines())
                 {
                     if (KeepLines)
                     {
                         _lines.Add(line);
                     }
 
-                    _last = line.Sequence;
-                    Accepted++;
                     Received?.Invoke(line);
                 }
-                else if (line.Sequence <= _last)
-                {
-                    Duplicates++;
-                }
             }
+
+            _last = fresh.Last;
+            Accepted += fresh.Last - fresh.First + 1;
         }
     }
 

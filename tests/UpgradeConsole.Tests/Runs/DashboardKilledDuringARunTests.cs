@@ -96,22 +96,25 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
             Assert.Contains("END - all ok.", log, StringComparison.Ordinal);
         }
 
-        // In the database: sequence numbers 1..N without a gap or a repeat, remote offsets only growing within the step.
+        // In the database: chunks numbered 1..N without a gap or a repeat, each holding as many lines as its
+        // numbers say, remote offsets only growing within the step.
         await using var sqlite = new SqliteConnection($"Data Source={Path.Combine(_data, "upgradeconsole.db")};Mode=ReadOnly");
         await sqlite.OpenAsync();
         await using var query = sqlite.CreateCommand();
-        query.CommandText = "SELECT Sequence, PhaseIndex, RemoteOffset FROM RunLogLines WHERE RunId = $run ORDER BY Sequence";
+        query.CommandText = "SELECT FirstSequence, LastSequence, PhaseIndex, RemoteOffset, Text FROM RunLogChunks WHERE RunId = $run ORDER BY FirstSequence";
         query.Parameters.AddWithValue("$run", runId);
         var expected = 1L;
         var offsets = new Dictionary<long, long>();
         await using var reader = await query.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
-            Assert.Equal(expected++, reader.GetInt64(0));
-            if (!reader.IsDBNull(2))
+            Assert.Equal(expected, reader.GetInt64(0));
+            Assert.Equal(reader.GetInt64(1) - reader.GetInt64(0) + 1, reader.GetString(4).Split('\n').Length);
+            expected = reader.GetInt64(1) + 1;
+            if (!reader.IsDBNull(3))
             {
-                var phase = reader.GetInt64(1);
-                var offset = reader.GetInt64(2);
+                var phase = reader.GetInt64(2);
+                var offset = reader.GetInt64(3);
                 Assert.True(!offsets.TryGetValue(phase, out var before) || offset > before, $"offset {offset} after {before} in phase {phase}");
                 offsets[phase] = offset;
             }

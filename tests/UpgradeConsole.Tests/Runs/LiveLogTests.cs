@@ -86,12 +86,12 @@ public sealed class LiveLogTests : IAsyncLifetime
         var cookies = await SignInAsync(UpgradeConsoleApplicationFactory.AdminPassword, UpgradeConsoleApplicationFactory.AdminEmail);
         await using var connection = new HubClient();
         await connection.StartAsync(_app.BaseUrl, RunLogHub.Path, cookies);
-        var after = await connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Join), _runId, 1000L);
+        var after = (await connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Join), _runId, 1000L)).SelectMany(c => c.Lines()).ToList();
         Assert.Equal(Enumerable.Range(1001, 200).Select(i => (long)i), after.Select(l => l.Sequence));
         Assert.Equal("line 1001", after[0].Text);
-        var none = await connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, 1200L);
+        var none = await connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Fetch), _runId, 1200L);
         Assert.Empty(none);
-        var missingRun = await Assert.ThrowsAsync<InvalidOperationException>(() => connection.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Join), _runId + 1000, 0L));
+        var missingRun = await Assert.ThrowsAsync<InvalidOperationException>(() => connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Join), _runId + 1000, 0L));
         Assert.Contains("no run", missingRun.Message, StringComparison.Ordinal);
     }
 
@@ -103,9 +103,9 @@ public sealed class LiveLogTests : IAsyncLifetime
         // A viewer whose connection stops being read (a frozen tab, a dead network): its buffers fill up.
         using var frozen = new ManualResetEventSlim();
         await using var stalled = new HubClient();
-        stalled.On("Lines", _ => frozen.Wait());
+        stalled.On(nameof(IRunLogClient.Chunks), _ => frozen.Wait());
         await stalled.StartAsync(_app.BaseUrl, RunLogHub.Path, cookies);
-        await stalled.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Join), _runId, 0L);
+        await stalled.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Join), _runId, 0L);
         await using var healthy = await RunLogFollower.StartAsync(_app.BaseUrl, cookies, _runId);
         healthy.KeepLines = false;
 
@@ -127,8 +127,9 @@ public sealed class LiveLogTests : IAsyncLifetime
         await healthy.WaitForAsync(lines, TimeSpan.FromMinutes(2));
         Assert.Equal(lines, healthy.Accepted);
         // Thawed, the slow viewer is still connected and fetches what it missed.
-        var missed = await stalled.InvokeAsync<List<LogLine>>(nameof(RunLogHub.Fetch), _runId, lines - 10L);
-        Assert.Equal(10, missed.Count);
+        var missed = (await stalled.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Fetch), _runId, lines - 10L)).SelectMany(c => c.Lines()).ToList();
+        Assert.Equal(Enumerable.Range(lines - 9, 10).Select(i => (long)i), missed.Select(l => l.Sequence));
+        Assert.StartsWith($"line {lines - 9} ", missed[0].Text, StringComparison.Ordinal);
     }
 
     [Fact]

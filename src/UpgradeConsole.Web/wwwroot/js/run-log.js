@@ -22,6 +22,20 @@
 
   function setStatus(text) { status.textContent = text; }
 
+  // The hub sends chunks: consecutive lines of one phase joined by '\n', the first numbered `first`.
+  function unpack(chunks) {
+    var lines = [];
+    chunks.forEach(function (c) {
+      var texts = c.text.split('\n');
+      for (var i = 0; i < texts.length; i++) { lines.push({ sequence: c.first + i, phase: c.phase, text: texts[i] }); }
+    });
+    return lines;
+  }
+
+  function invoke(method, a, b) {
+    return connection.invoke(method, a, b).then(unpack);
+  }
+
   // ANSI SGR → classes (30–37, 90–97 foreground, 1 bold, 0 reset); other escapes dropped.
   function render(text, line) {
     var parts = text.split(/\u001b\[([0-9;]*)m/);
@@ -89,7 +103,7 @@
     var fresh = lines.filter(function (l) { return l.sequence > last; });
     if (fresh.length === 0) { return Promise.resolve(); }
     if (last > 0 && fresh[0].sequence > last + 1) {
-      return connection.invoke('Fetch', runId, last).then(function (missing) {
+      return invoke('Fetch', runId, last).then(function (missing) {
         if (missing.length === 0) { return; }
         return appendNow(missing.filter(function (l) { return l.sequence < fresh[0].sequence; }).concat(fresh));
       });
@@ -114,7 +128,7 @@
   function showWindow(from) {
     // Replace the view with the lines from `from` on (a link to a line, the first error).
     follow.checked = false;
-    return connection.invoke('Fetch', runId, Math.max(0, from - 50)).then(function (lines) {
+    return invoke('Fetch', runId, Math.max(0, from - 50)).then(function (lines) {
       view.textContent = '';
       first = 0; last = 0;
       return appendNow(lines);
@@ -129,22 +143,22 @@
     return connection.start().then(function () {
       var hash = /^#L(\d+)$/.exec(location.hash);
       if (hash) {
-        return connection.invoke('Join', runId, 1e15).then(function () { return showWindow(parseInt(hash[1], 10)); });
+        return invoke('Join', runId, 1e15).then(function () { return showWindow(parseInt(hash[1], 10)); });
       }
-      return connection.invoke('Tail', runId, TAIL).then(function (tail) {
+      return invoke('Tail', runId, TAIL).then(function (tail) {
         return append(tail);
       }).then(function () {
-        return connection.invoke('Join', runId, last);
+        return invoke('Join', runId, last);
       }).then(append);
     }).catch(function (e) { setStatus('Not connected: ' + e + ' (the full log is a download away)'); });
   }
 
-  connection.on('Lines', function (id, lines) {
-    if (id === runId && follow.checked) { append(lines); }
+  connection.on('Chunks', function (id, chunks) {
+    if (id === runId && follow.checked) { append(unpack(chunks)); }
   });
   connection.onreconnecting(function () { setStatus('Reconnecting…'); });
   // Back after a cut: ask for exactly what is missing.
-  connection.onreconnected(function () { connection.invoke('Join', runId, last).then(append); });
+  connection.onreconnected(function () { invoke('Join', runId, last).then(append); });
 
   view.addEventListener('scroll', function () {
     if (!atBottom() && follow.checked && document.activeElement !== follow) { follow.checked = false; setStatus('Paused (scrolled up) · lines ' + first + '–' + last); }
@@ -152,7 +166,7 @@
   follow.addEventListener('change', function () {
     if (follow.checked) {
       // Back to live: catch up from the last line shown.
-      connection.invoke('Fetch', runId, last).then(append).then(function () { view.scrollTop = view.scrollHeight; });
+      invoke('Fetch', runId, last).then(append).then(function () { view.scrollTop = view.scrollHeight; });
     }
   });
   phaseFilter.addEventListener('change', function () {
@@ -184,7 +198,7 @@
   });
   document.getElementById('log-earlier').addEventListener('click', function () {
     if (first <= 1) { return; }
-    connection.invoke('Fetch', runId, Math.max(0, first - 1 - 1000)).then(function (lines) {
+    invoke('Fetch', runId, Math.max(0, first - 1 - 1000)).then(function (lines) {
       var older = lines.filter(function (l) { return l.sequence < first; });
       var fragment = document.createDocumentFragment();
       older.forEach(function (l) { fragment.appendChild(makeLine(l)); });

@@ -565,7 +565,7 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.ToTable("RunChecklistItems", (string)null);
                 });
 
-            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogLine", b =>
+            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogChunk", b =>
                 {
                     b.Property<long>("Id")
                         .ValueGeneratedOnAdd()
@@ -576,6 +576,15 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<DateTimeOffset>("At")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<long?>("FirstErrorSequence")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("FirstSequence")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("LastSequence")
+                        .HasColumnType("bigint");
+
                     b.Property<int>("PhaseIndex")
                         .HasColumnType("integer");
 
@@ -585,19 +594,19 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<int>("RunId")
                         .HasColumnType("integer");
 
-                    b.Property<long>("Sequence")
-                        .HasColumnType("bigint");
-
                     b.Property<string>("Text")
                         .IsRequired()
                         .HasColumnType("text");
 
                     b.HasKey("Id");
 
-                    b.HasIndex("RunId", "Sequence")
+                    b.HasIndex("RunId", "FirstSequence")
                         .IsUnique();
 
-                    b.ToTable("RunLogLines", (string)null);
+                    b.HasIndex("RunId", "LastSequence")
+                        .IsUnique();
+
+                    b.ToTable("RunLogChunks", (string)null);
                 });
 
             modelBuilder.Entity("UpgradeConsole.Web.Runs.RunPhase", b =>
@@ -897,7 +906,7 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                         .IsRequired();
                 });
 
-            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogLine", b =>
+            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogChunk", b =>
                 {
                     b.HasOne("UpgradeConsole.Web.Runs.Run", null)
                         .WithMany()

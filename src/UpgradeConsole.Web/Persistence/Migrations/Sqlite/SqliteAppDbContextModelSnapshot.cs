@@ -546,7 +546,7 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.ToTable("RunChecklistItems", (string)null);
                 });
 
-            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogLine", b =>
+            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogChunk", b =>
                 {
                     b.Property<long>("Id")
                         .ValueGeneratedOnAdd()
@@ -554,6 +554,15 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
 
                     b.Property<DateTimeOffset>("At")
                         .HasColumnType("TEXT");
+
+                    b.Property<long?>("FirstErrorSequence")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("FirstSequence")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("LastSequence")
+                        .HasColumnType("INTEGER");
 
                     b.Property<int>("PhaseIndex")
                         .HasColumnType("INTEGER");
@@ -564,19 +573,19 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.Property<int>("RunId")
                         .HasColumnType("INTEGER");
 
-                    b.Property<long>("Sequence")
-                        .HasColumnType("INTEGER");
-
                     b.Property<string>("Text")
                         .IsRequired()
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
 
-                    b.HasIndex("RunId", "Sequence")
+                    b.HasIndex("RunId", "FirstSequence")
                         .IsUnique();
 
-                    b.ToTable("RunLogLines", (string)null);
+                    b.HasIndex("RunId", "LastSequence")
+                        .IsUnique();
+
+                    b.ToTable("RunLogChunks", (string)null);
                 });
 
             modelBuilder.Entity("UpgradeConsole.Web.Runs.RunPhase", b =>
@@ -872,7 +881,7 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .IsRequired();
                 });
 
-            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogLine", b =>
+            modelBuilder.Entity("UpgradeConsole.Web.Runs.RunLogChunk", b =>
                 {
                     b.HasOne("UpgradeConsole.Web.Runs.Run", null)
                         .WithMany()
