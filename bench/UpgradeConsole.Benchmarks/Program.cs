@@ -14,10 +14,10 @@ if (args.Length >= 1 && args[0] == "live-log")
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
 }
 
-if (args.Length == 5 && args[0] == "live-log-viewers")
+if (args.Length == 7 && args[0] == "live-log-viewers")
 {
-    return await UpgradeConsole.Benchmarks.LiveLogBenchmark.ViewersAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture),
-        int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+    var n = args[2..].Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+    return await UpgradeConsole.Benchmarks.LiveLogBenchmark.ViewersAsync(args[1], n[0], n[1], n[2], n[3], n[4]);
 }
 
 if (args.Length >= 1 && args[0] == "users")

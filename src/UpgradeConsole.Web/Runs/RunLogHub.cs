@@ -1,4 +1,7 @@
 using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
@@ -12,8 +15,10 @@ public sealed record LogLine(long Sequence, int Phase, DateTimeOffset At, string
 
 /// <summary>
 /// Consecutive lines of one phase as viewers receive them: <see cref="Text"/> is the lines joined by
-/// '\n', the first numbered <see cref="First"/>, the last <see cref="Last"/>. Already masked.
+/// '\n', the first numbered <see cref="First"/>, the last <see cref="Last"/>. Already masked. In JSON
+/// the lines travel as an array of strings (<see cref="LogChunkJson"/>).
 /// </summary>
+[JsonConverter(typeof(LogChunkJson))]
 public sealed record LogChunk(long First, long Last, int Phase, DateTimeOffset At, string Text)
 {
     public static LogChunk Of(RunLogChunk stored) => new(stored.FirstSequence, stored.LastSequence, stored.PhaseIndex, stored.At, stored.Text);
@@ -53,6 +58,76 @@ public sealed record LogChunk(long First, long Last, int Phase, DateTimeOffset A
         }
 
         return position;
+    }
+}
+
+/// <summary>
+/// A chunk in JSON: <c>{"first", "last", "phase", "at", "lines": [...]}</c>. An array of lines, not the
+/// joined text: a '\n' inside a JSON string must be escaped, which sends every line through the
+/// writer's slow escaping path (measured: 5× slower for 100 MB) and every reader through unescaping.
+/// The lines are written straight from the stored text, without a string per line.
+/// </summary>
+public sealed class LogChunkJson : JsonConverter<LogChunk>
+{
+    public override LogChunk Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("A log chunk is a JSON object.");
+        }
+
+        long first = 0, last = 0;
+        var phase = 0;
+        var at = default(DateTimeOffset);
+        string? text = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var name = reader.GetString();
+            reader.Read();
+            switch (name)
+            {
+                case "first": first = reader.GetInt64(); break;
+                case "last": last = reader.GetInt64(); break;
+                case "phase": phase = reader.GetInt32(); break;
+                case "at": at = reader.GetDateTimeOffset(); break;
+                case "lines":
+                    var joined = new StringBuilder();
+                    var separator = false;
+                    while (reader.Read() && reader.TokenType == JsonTokenType.String)
+                    {
+                        if (separator)
+                        {
+                            joined.Append('\n');
+                        }
+
+                        joined.Append(reader.GetString());
+                        separator = true;
+                    }
+
+                    text = joined.ToString();
+                    break;
+                default: reader.Skip(); break;
+            }
+        }
+
+        return new LogChunk(first, last, phase, at, text ?? throw new JsonException("A log chunk needs its lines."));
+    }
+
+    public override void Write(Utf8JsonWriter writer, LogChunk value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        writer.WriteNumber("first", value.First);
+        writer.WriteNumber("last", value.Last);
+        writer.WriteNumber("phase", value.Phase);
+        writer.WriteString("at", value.At);
+        writer.WriteStartArray("lines");
+        foreach (var range in value.Text.AsSpan().Split('\n'))
+        {
+            writer.WriteStringValue(value.Text.AsSpan()[range]);
+        }
+
+        writer.WriteEndArray();
+        writer.WriteEndObject();
     }
 }
 

@@ -25,7 +25,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private const int MaxChars = 512 * 1024;
 
     /// <summary>Pushed chunks waiting for a slow push beyond this many characters are dropped (viewers fetch the gap).</summary>
-    private const int MaxUnpublishedChars = 8 * 1024 * 1024;
+    private const int MaxUnpublishedChars = 4 * 1024 * 1024;
 
     /// <summary>Words that make a line read like an error (the run page's "first error"), in any case.</summary>
     private static readonly SearchValues<string> ErrorWords = SearchValues.Create(["error", "failed", "traceback", "fatal"], StringComparison.OrdinalIgnoreCase);
@@ -41,6 +41,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private readonly List<LogChunk> _unpublished = [];
     private long _unpublishedChars;
     private bool _publishing;
+    private Task _storing = Task.CompletedTask;
     private IHubContext<RunLogHub, IRunLogClient>? _hub;
     private ILogger<RunLogWriter>? _logger;
 
@@ -70,7 +71,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         if (_phase is not null && _phase.Id != phase.Id)
         {
-            await FlushAsync(ct);
+            await CutAsync(ct);
         }
 
         if (_lines == 0)
@@ -95,18 +96,28 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         if (_lines >= MaxLines || _text.Length >= MaxChars || clock.GetUtcNow() - _at > MaxDelay)
         {
-            await FlushAsync(ct);
+            await CutAsync(ct);
         }
     }
 
+    /// <summary>Stores every line written so far; returns once they are in the database.</summary>
     public async Task FlushAsync(CancellationToken ct = default)
+    {
+        await CutAsync(ct);
+        await _storing;
+    }
+
+    /// <summary>
+    /// Closes the chunk being filled and stores it beside the writer (one store at a time, in order), so
+    /// reading the next lines overlaps writing these; a failed store fails the next cut or flush.
+    /// </summary>
+    private async Task CutAsync(CancellationToken ct)
     {
         if (_lines == 0)
         {
             return;
         }
 
-        var text = Masked(_text.ToString());
         var chunk = new RunLogChunk
         {
             RunId = runId,
@@ -115,17 +126,34 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
             PhaseIndex = _phase!.Index,
             RemoteOffset = _offset,
             At = _at,
-            FirstErrorSequence = FirstError(text, _first),
-            Text = text,
+            Text = _text.ToString(),
         };
+        var phaseId = _phase.Id;
+        _text.Clear();
+        if (_text.Capacity > 2 * MaxChars)
+        {
+            _text.Capacity = MaxChars;
+        }
+
+        _lines = 0;
+        _offset = null;
+        await _storing;
+        // On a thread of its own: SQLite's "async" calls run synchronously.
+        _storing = Task.Run(() => StoreAsync(chunk, phaseId, ct), ct);
+    }
+
+    private async Task StoreAsync(RunLogChunk chunk, int phaseId, CancellationToken ct)
+    {
+        chunk.Text = Masked(chunk.Text);
+        chunk.FirstErrorSequence = FirstError(chunk.Text, chunk.FirstSequence);
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         db.RunLogChunks.Add(chunk);
         await db.SaveChangesAsync(ct);
-        if (_offset is { } offset)
+        if (chunk.RemoteOffset is { } offset)
         {
-            var phaseId = _phase.Id;
+            // The phase's checkpoint moves with the stored lines, never ahead of them.
             await db.RunPhases.Where(p => p.Id == phaseId).ExecuteUpdateAsync(u => u.SetProperty(p => p.LogOffset, offset), ct);
         }
 
@@ -137,14 +165,6 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         }
 
         await tx.CommitAsync(ct);
-        _text.Clear();
-        if (_text.Capacity > 2 * MaxChars)
-        {
-            _text.Capacity = MaxChars;
-        }
-
-        _lines = 0;
-        _offset = null;
         _hub ??= scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>();
         _logger ??= scope.ServiceProvider.GetService<ILogger<RunLogWriter>>();
         Publish(LogChunk.Of(chunk));
@@ -201,9 +221,17 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                     return;
                 }
 
-                next = [.. _unpublished];
-                _unpublished.Clear();
-                _unpublishedChars = 0;
+                // A message of about one chunk's size at most: big messages cost every viewer memory.
+                var take = 0;
+                var chars = 0L;
+                while (take < _unpublished.Count && (take == 0 || chars + _unpublished[take].Text.Length <= MaxChars))
+                {
+                    chars += _unpublished[take++].Text.Length;
+                }
+
+                next = _unpublished[..take];
+                _unpublished.RemoveRange(0, take);
+                _unpublishedChars -= chars;
             }
 
             try

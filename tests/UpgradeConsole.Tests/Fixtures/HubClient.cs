@@ -18,15 +18,19 @@ public sealed class HubClient : IAsyncDisposable
     private const char Separator = '\u001e';
     private static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
     private readonly ClientWebSocket _socket = new();
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<JsonNode?>> _pending = new();
-    private readonly ConcurrentDictionary<string, Action<JsonArray>> _handlers = new();
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<JsonElement?>> _pending = new();
+    private readonly ConcurrentDictionary<string, Action<JsonElement>> _handlers = new();
+    private readonly MemoryStream _incoming = new();
     private readonly SemaphoreSlim _send = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private Task? _receiver;
     private int _nextId;
 
-    /// <summary>Registers a handler for a server-to-client call (runs on the receive loop: do not block).</summary>
-    public void On(string target, Action<JsonArray> handler) => _handlers[target] = handler;
+    /// <summary>
+    /// Registers a handler for a server-to-client call; it gets the arguments (a JSON array) and runs on
+    /// the receive loop: read them at once (they are gone after it returns) and do not block.
+    /// </summary>
+    public void On(string target, Action<JsonElement> handler) => _handlers[target] = handler;
 
     /// <summary>Negotiates (401 without a valid cookie), opens the WebSocket and completes the handshake.</summary>
     public async Task StartAsync(string baseUrl, string path, CookieContainer? cookies)
@@ -47,10 +51,16 @@ public sealed class HubClient : IAsyncDisposable
 
         await _socket.ConnectAsync(new Uri($"{baseUrl.Replace("http", "ws", StringComparison.Ordinal)}{path}?id={Uri.EscapeDataString(token)}"), CancellationToken.None);
         await SendAsync(new JsonObject { ["protocol"] = "json", ["version"] = 1 });
-        var handshake = await ReceiveMessagesAsync(CancellationToken.None);
-        if (handshake.Count == 0 || handshake[0]["error"] is not null)
+        var handshake = await ReceiveAsync(CancellationToken.None);
+        var refusal = handshake.Count == 0 ? "the connection closed" : handshake[0].RootElement.TryGetProperty("error", out var error) ? error.GetString() : null;
+        foreach (var message in handshake)
         {
-            throw new InvalidOperationException($"handshake refused: {handshake.FirstOrDefault()?["error"]}");
+            message.Dispose();
+        }
+
+        if (refusal is not null)
+        {
+            throw new InvalidOperationException($"handshake refused: {refusal}");
         }
 
         _receiver = Task.Run(ReceiveLoopAsync);
@@ -60,7 +70,7 @@ public sealed class HubClient : IAsyncDisposable
     public async Task<T> InvokeAsync<T>(string target, params object?[] arguments)
     {
         var id = Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var completion = new TaskCompletionSource<JsonNode?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var completion = new TaskCompletionSource<JsonElement?>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[id] = completion;
         await SendAsync(new JsonObject
         {
@@ -70,7 +80,7 @@ public sealed class HubClient : IAsyncDisposable
             ["arguments"] = JsonSerializer.SerializeToNode(arguments, Json),
         });
         var result = await completion.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        return result is null ? default! : result.Deserialize<T>(Json)!;
+        return result is not { } value || value.ValueKind == JsonValueKind.Null ? default! : value.Deserialize<T>(Json)!;
     }
 
     private async Task SendAsync(JsonObject message)
@@ -93,35 +103,39 @@ public sealed class HubClient : IAsyncDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
-                var messages = await ReceiveMessagesAsync(_stop.Token);
+                var messages = await ReceiveAsync(_stop.Token);
                 if (messages.Count == 0)
                 {
                     break;
                 }
 
-                foreach (var m in messages)
+                foreach (var document in messages)
                 {
-                    switch (m["type"]?.GetValue<int>())
+                    using (document)
                     {
-                        case 1 when m["target"]?.GetValue<string>() is { } target && _handlers.TryGetValue(target, out var handler):
-                            handler(m["arguments"]!.AsArray());
-                            break;
-                        case 3 when m["invocationId"]?.GetValue<string>() is { } id && _pending.TryRemove(id, out var completion):
-                            if (m["error"] is { } error)
-                            {
-                                completion.TrySetException(new InvalidOperationException(error.GetValue<string>()));
-                            }
-                            else
-                            {
-                                completion.TrySetResult(m["result"]?.DeepClone());
-                            }
+                        var m = document.RootElement;
+                        switch (m.GetProperty("type").GetInt32())
+                        {
+                            case 1 when m.TryGetProperty("target", out var target) && _handlers.TryGetValue(target.GetString()!, out var handler):
+                                handler(m.GetProperty("arguments"));
+                                break;
+                            case 3 when m.TryGetProperty("invocationId", out var id) && _pending.TryRemove(id.GetString()!, out var completion):
+                                if (m.TryGetProperty("error", out var error))
+                                {
+                                    completion.TrySetException(new InvalidOperationException(error.GetString()));
+                                }
+                                else
+                                {
+                                    completion.TrySetResult(m.TryGetProperty("result", out var result) ? result.Clone() : null);
+                                }
 
-                            break;
-                        case 6:
-                            await SendAsync(new JsonObject { ["type"] = 6 });
-                            break;
-                        case 7:
-                            return;
+                                break;
+                            case 6:
+                                await SendAsync(new JsonObject { ["type"] = 6 });
+                                break;
+                            case 7:
+                                return;
+                        }
                     }
                 }
             }
@@ -139,11 +153,11 @@ public sealed class HubClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads one WebSocket message and splits it into hub messages (record-separator framed).</summary>
-    private async Task<List<JsonNode>> ReceiveMessagesAsync(CancellationToken ct)
+    /// <summary>Reads one WebSocket message and parses the hub messages in it (record-separator framed), straight from the bytes.</summary>
+    private async Task<List<JsonDocument>> ReceiveAsync(CancellationToken ct)
     {
         var buffer = new byte[64 * 1024];
-        using var message = new MemoryStream();
+        _incoming.SetLength(0);
         WebSocketReceiveResult result;
         do
         {
@@ -153,14 +167,25 @@ public sealed class HubClient : IAsyncDisposable
                 return [];
             }
 
-            message.Write(buffer, 0, result.Count);
+            _incoming.Write(buffer, 0, result.Count);
         }
         while (!result.EndOfMessage);
 
-        return Encoding.UTF8.GetString(message.ToArray())
-            .Split(Separator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(part => JsonNode.Parse(part)!)
-            .ToList();
+        var documents = new List<JsonDocument>();
+        var rest = _incoming.GetBuffer().AsMemory(0, (int)_incoming.Length);
+        while (!rest.IsEmpty)
+        {
+            var end = rest.Span.IndexOf((byte)Separator);
+            var part = end < 0 ? rest : rest[..end];
+            if (!part.IsEmpty)
+            {
+                documents.Add(JsonDocument.Parse(part));
+            }
+
+            rest = end < 0 ? default : rest[(end + 1)..];
+        }
+
+        return documents;
     }
 
     /// <summary>Drops the connection without a close handshake, as a cut network would.</summary>

@@ -27,7 +27,7 @@ public sealed class RunLogFollower : IAsyncDisposable
         _last = lines.Count == 0 ? 0 : lines[^1].Sequence;
         _connection.On(nameof(IRunLogClient.Chunks), arguments =>
         {
-            if (arguments[0]!.GetValue<int>() == runId)
+            if (arguments[0].GetInt32() == runId)
             {
                 _pushed.Writer.TryWrite(arguments[1].Deserialize<List<LogChunk>>(JsonSerializerOptions.Web)!);
             }

@@ -37,6 +37,16 @@ public sealed class LogChunkTests : IAsyncLifetime
         Assert.Same(chunk, chunk.Slice(1, 1000));
     }
 
+    [Fact]
+    public void InJson_AChunkIsAnArrayOfLines_AndReadsBackTheSame()
+    {
+        var chunk = new LogChunk(7, 9, 3, new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero), "first\n\n\"quoted\" ünïcode ✓\tand a tab");
+        var json = System.Text.Json.JsonSerializer.Serialize(new[] { chunk }, System.Text.Json.JsonSerializerOptions.Web);
+        Assert.Equal("""[{"first":7,"last":9,"phase":3,"at":"2026-11-22T10:00:00+00:00","lines":["first","","\u0022quoted\u0022 \u00FCn\u00EFcode \u2713\tand a tab"]}]""", json);
+        var back = System.Text.Json.JsonSerializer.Deserialize<List<LogChunk>>(json, System.Text.Json.JsonSerializerOptions.Web)!;
+        Assert.Equal(chunk, Assert.Single(back));
+    }
+
     [Theory]
     [InlineData("ok\nok\nall good", null)]
     [InlineData("ok\nERROR: no space left\nerror again", 2L)]

@@ -22,12 +22,11 @@
 
   function setStatus(text) { status.textContent = text; }
 
-  // The hub sends chunks: consecutive lines of one phase joined by '\n', the first numbered `first`.
+  // The hub sends chunks: consecutive lines of one phase, the first numbered `first`.
   function unpack(chunks) {
     var lines = [];
     chunks.forEach(function (c) {
-      var texts = c.text.split('\n');
-      for (var i = 0; i < texts.length; i++) { lines.push({ sequence: c.first + i, phase: c.phase, text: texts[i] }); }
+      for (var i = 0; i < c.lines.length; i++) { lines.push({ sequence: c.first + i, phase: c.phase, text: c.lines[i] }); }
     });
     return lines;
   }
