@@ -21,8 +21,17 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     /// <summary>The most lines in one chunk (a fast step fills chunks before <see cref="MaxDelay"/>).</summary>
     private const int MaxLines = RunLogHub.MaxBatch;
 
-    /// <summary>The most characters in one chunk (long lines fill it before <see cref="MaxLines"/>).</summary>
-    private const int MaxChars = 512 * 1024;
+    /// <summary>
+    /// The most characters in one chunk: under 85,000 bytes as a string, so no chunk's text lands on the
+    /// large object heap (which only a full collection frees: measured, 1 MB chunks cost the dashboard
+    /// 100 MB more at its peak).
+    /// </summary>
+    private const int MaxChars = 40 * 1024;
+
+    private static readonly string[] InsertParameters = ["@run", "@first", "@last", "@phase", "@offset", "@at", "@error", "@text"];
+
+    /// <summary>Chunks that may wait for the database before the reader waits too (about 2.5 MB).</summary>
+    private const int MaxQueued = 64;
 
     /// <summary>Pushed chunks waiting for a slow push beyond this many characters are dropped (viewers fetch the gap).</summary>
     private const int MaxUnpublishedChars = 4 * 1024 * 1024;
@@ -41,6 +50,10 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private readonly List<LogChunk> _unpublished = [];
     private long _unpublishedChars;
     private bool _publishing;
+    private readonly Lock _queueGate = new();
+    private readonly List<(RunLogChunk Chunk, int PhaseId)> _queue = [];
+    private bool _storeRunning;
+    private Exception? _failure;
     private Task _storing = Task.CompletedTask;
     private IHubContext<RunLogHub, IRunLogClient>? _hub;
     private ILogger<RunLogWriter>? _logger;
@@ -104,12 +117,28 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     public async Task FlushAsync(CancellationToken ct = default)
     {
         await CutAsync(ct);
-        await _storing;
+        while (true)
+        {
+            Task storing;
+            lock (_queueGate)
+            {
+                ThrowIfFailed();
+                if (!_storeRunning)
+                {
+                    return;
+                }
+
+                storing = _storing;
+            }
+
+            await storing;
+        }
     }
 
     /// <summary>
-    /// Closes the chunk being filled and stores it beside the writer (one store at a time, in order), so
-    /// reading the next lines overlaps writing these; a failed store fails the next cut or flush.
+    /// Closes the chunk being filled and queues it for storing beside the writer, so reading the next
+    /// lines overlaps writing these. The store takes every chunk queued meanwhile in one transaction, in
+    /// order. A failed store fails every later cut or flush (the log cannot continue with a hole).
     /// </summary>
     private async Task CutAsync(CancellationToken ct)
     {
@@ -130,44 +159,162 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         };
         var phaseId = _phase.Id;
         _text.Clear();
-        if (_text.Capacity > 2 * MaxChars)
-        {
-            _text.Capacity = MaxChars;
-        }
-
         _lines = 0;
         _offset = null;
-        await _storing;
-        // On a thread of its own: SQLite's "async" calls run synchronously.
-        _storing = Task.Run(() => StoreAsync(chunk, phaseId, ct), ct);
+        Task? wait = null;
+        lock (_queueGate)
+        {
+            ThrowIfFailed();
+            _queue.Add((chunk, phaseId));
+            if (!_storeRunning)
+            {
+                _storeRunning = true;
+                // On a thread of its own: SQLite's "async" calls run synchronously.
+                _storing = Task.Run(() => StoreQueuedAsync(ct), ct);
+            }
+            else if (_queue.Count >= MaxQueued)
+            {
+                // The database is slower than the step: the reader waits (the remote log keeps the lines).
+                wait = _storing;
+            }
+        }
+
+        if (wait is not null)
+        {
+            await wait;
+        }
     }
 
-    private async Task StoreAsync(RunLogChunk chunk, int phaseId, CancellationToken ct)
+    private void ThrowIfFailed()
     {
-        chunk.Text = Masked(chunk.Text);
-        chunk.FirstErrorSequence = FirstError(chunk.Text, chunk.FirstSequence);
+        if (_failure is not null)
+        {
+            throw new InvalidOperationException($"Storing the log of run {runId} failed: {_failure.Message}", _failure);
+        }
+    }
+
+    private async Task StoreQueuedAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            List<(RunLogChunk Chunk, int PhaseId)> batch;
+            lock (_queueGate)
+            {
+                if (_queue.Count == 0)
+                {
+                    _storeRunning = false;
+                    return;
+                }
+
+                batch = [.. _queue];
+                _queue.Clear();
+            }
+
+            try
+            {
+                await StoreAsync(batch, ct);
+            }
+            catch (Exception ex)
+            {
+                lock (_queueGate)
+                {
+                    _failure = ex;
+                    _queue.Clear();
+                    _storeRunning = false;
+                }
+
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One transaction: the chunks (masked, first error found), each phase's checkpoint moved to the
+    /// last offset stored for it (never ahead of the stored lines), and on PostgreSQL the announcement
+    /// to the other nodes (delivered on commit). Plain commands: a long log is thousands of these.
+    /// </summary>
+    private async Task StoreAsync(List<(RunLogChunk Chunk, int PhaseId)> batch, CancellationToken ct)
+    {
+        foreach (var (chunk, _) in batch)
+        {
+            chunk.Text = Masked(chunk.Text);
+            chunk.FirstErrorSequence = FirstError(chunk.Text, chunk.FirstSequence);
+        }
+
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        db.RunLogChunks.Add(chunk);
-        await db.SaveChangesAsync(ct);
-        if (chunk.RemoteOffset is { } offset)
+        await db.Database.OpenConnectionAsync(ct);
+        var connection = db.Database.GetDbConnection();
+        var postgres = db.Database.IsNpgsql();
+        await using (var tx = await connection.BeginTransactionAsync(ct))
         {
-            // The phase's checkpoint moves with the stored lines, never ahead of them.
-            await db.RunPhases.Where(p => p.Id == phaseId).ExecuteUpdateAsync(u => u.SetProperty(p => p.LogOffset, offset), ct);
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = tx;
+            insert.CommandText = """
+                INSERT INTO "RunLogChunks" ("RunId", "FirstSequence", "LastSequence", "PhaseIndex", "RemoteOffset", "At", "FirstErrorSequence", "Text")
+                VALUES (@run, @first, @last, @phase, @offset, @at, @error, @text)
+                """;
+            var parameters = InsertParameters.Select(name =>
+            {
+                var parameter = insert.CreateParameter();
+                parameter.ParameterName = name;
+                insert.Parameters.Add(parameter);
+                return parameter;
+            }).ToArray();
+            foreach (var (chunk, _) in batch)
+            {
+                parameters[0].Value = chunk.RunId;
+                parameters[1].Value = chunk.FirstSequence;
+                parameters[2].Value = chunk.LastSequence;
+                parameters[3].Value = chunk.PhaseIndex;
+                parameters[4].Value = chunk.RemoteOffset is { } o ? o : DBNull.Value;
+                parameters[5].Value = postgres ? chunk.At.ToUniversalTime() : chunk.At;
+                parameters[6].Value = chunk.FirstErrorSequence is { } e ? e : DBNull.Value;
+                parameters[7].Value = chunk.Text;
+                await insert.ExecuteNonQueryAsync(ct);
+            }
+
+            await using var checkpoint = connection.CreateCommand();
+            checkpoint.Transaction = tx;
+            checkpoint.CommandText = """UPDATE "RunPhases" SET "LogOffset" = @offset WHERE "Id" = @phase""";
+            var offset = checkpoint.CreateParameter();
+            offset.ParameterName = "@offset";
+            var phase = checkpoint.CreateParameter();
+            phase.ParameterName = "@phase";
+            checkpoint.Parameters.Add(offset);
+            checkpoint.Parameters.Add(phase);
+            foreach (var last in batch.Where(b => b.Chunk.RemoteOffset is not null).GroupBy(b => b.PhaseId).Select(g => g.Last()))
+            {
+                offset.Value = last.Chunk.RemoteOffset!.Value;
+                phase.Value = last.PhaseId;
+                await checkpoint.ExecuteNonQueryAsync(ct);
+            }
+
+            if (postgres)
+            {
+                await using var notify = connection.CreateCommand();
+                notify.Transaction = tx;
+                notify.CommandText = "SELECT pg_notify(@channel, @payload)";
+                var channel = notify.CreateParameter();
+                channel.ParameterName = "@channel";
+                channel.Value = RunLogRelay.Channel;
+                var payload = notify.CreateParameter();
+                payload.ParameterName = "@payload";
+                payload.Value = RunLogRelay.Payload(scope.ServiceProvider.GetRequiredService<DashboardNode>(), runId, batch[0].Chunk.FirstSequence, batch[^1].Chunk.LastSequence);
+                notify.Parameters.Add(channel);
+                notify.Parameters.Add(payload);
+                await notify.ExecuteNonQueryAsync(ct);
+            }
+
+            await tx.CommitAsync(ct);
         }
 
-        if (db.Database.IsNpgsql())
-        {
-            // Other dashboard nodes learn of the chunk when it commits (RunLogRelay).
-            var payload = RunLogRelay.Payload(scope.ServiceProvider.GetRequiredService<DashboardNode>(), runId, chunk.FirstSequence, chunk.LastSequence);
-            await db.Database.ExecuteSqlAsync($"SELECT pg_notify({RunLogRelay.Channel}, {payload})", ct);
-        }
-
-        await tx.CommitAsync(ct);
         _hub ??= scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>();
         _logger ??= scope.ServiceProvider.GetService<ILogger<RunLogWriter>>();
-        Publish(LogChunk.Of(chunk));
+        foreach (var (chunk, _) in batch)
+        {
+            Publish(LogChunk.Of(chunk));
+        }
     }
 
     /// <summary>The sequence number of the first line of <paramref name="text"/> that reads like an error, if any.</summary>
@@ -221,10 +368,10 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                     return;
                 }
 
-                // A message of about one chunk's size at most: big messages cost every viewer memory.
+                // Messages of a few chunks at most: big messages cost the dashboard and every viewer memory.
                 var take = 0;
                 var chars = 0L;
-                while (take < _unpublished.Count && (take == 0 || chars + _unpublished[take].Text.Length <= MaxChars))
+                while (take < _unpublished.Count && (take == 0 || chars + _unpublished[take].Text.Length <= 4 * MaxChars))
                 {
                     chars += _unpublished[take++].Text.Length;
                 }

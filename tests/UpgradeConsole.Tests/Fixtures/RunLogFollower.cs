@@ -90,6 +90,8 @@ public sealed class RunLogFollower : IAsyncDisposable
     public async Task WaitForAsync(long sequence, TimeSpan timeout)
     {
         var waited = System.Diagnostics.Stopwatch.StartNew();
+        var quiet = System.Diagnostics.Stopwatch.StartNew();
+        var seen = Last;
         while (Last < sequence)
         {
             if (waited.Elapsed > timeout)
@@ -97,8 +99,14 @@ public sealed class RunLogFollower : IAsyncDisposable
                 throw new TimeoutException($"Have up to {Last}, waited for {sequence}.");
             }
 
+            if (Last != seen)
+            {
+                seen = Last;
+                quiet.Restart();
+            }
+
             // A quiet end (no push after the last flush) is caught up by an explicit fetch.
-            if (waited.Elapsed > TimeSpan.FromSeconds(2))
+            if (quiet.Elapsed > TimeSpan.FromSeconds(2))
             {
                 await ApplyAsync(await _connection.InvokeAsync<List<LogChunk>>(nameof(RunLogHub.Fetch), _runId, Last), pushed: false);
             }

@@ -69,7 +69,7 @@ public sealed class LogChunkTests : IAsyncLifetime
         await writer.WriteAsync(phases[0], "PGPASSWORD=hunter2 pg_dump\nsecond line of the same message", 20);
         for (var i = 1; i <= RunLogHub.MaxBatch + 10; i++)
         {
-            await writer.WriteAsync(phases[1], $"pip {i}", 100 + i);
+            await writer.WriteAsync(phases[1], i.ToString(System.Globalization.CultureInfo.InvariantCulture), 100 + i);
         }
 
         await writer.WriteAsync(phases[1], "ERROR: pip failed");
@@ -95,12 +95,25 @@ public sealed class LogChunkTests : IAsyncLifetime
 
         // Read back across chunk borders, and as text.
         var lines = await RunLogHub.LinesAsync(db, runId, 1, 5, TestContext.Current.CancellationToken);
-        Assert.Equal(["PGPASSWORD=•••• pg_dump", "second line of the same message", "pip 1", "pip 2"], lines.Select(l => l.Text));
+        Assert.Equal(["PGPASSWORD=•••• pg_dump", "second line of the same message", "1", "2"], lines.Select(l => l.Text));
         Assert.Equal([2L, 3, 4, 5], lines.Select(l => l.Sequence));
         Assert.Equal(15L + RunLogHub.MaxBatch, await RunLogHub.LastSequenceAsync(db, runId, TestContext.Current.CancellationToken));
         var chunked = await RunLogHub.ChunksAsync(db, runId, 1, long.MaxValue, RunLogHub.MaxBatch, TestContext.Current.CancellationToken);
         Assert.Equal(RunLogHub.MaxBatch, chunked.Sum(c => c.Last - c.First + 1));
         Assert.Equal((2L, 1L + RunLogHub.MaxBatch), (chunked[0].First, chunked[^1].Last));
+
+        // Long lines: a chunk is cut by size too, before its text would land on the large object heap.
+        var wide = new RunLogWriter(scopes, runId, [], TimeProvider.System);
+        for (var i = 0; i < 200; i++)
+        {
+            await wide.WriteAsync(phases[1], new string((char)('a' + (i % 26)), 999));
+        }
+
+        await wide.FlushAsync();
+        var wideChunks = await db.RunLogChunks.Where(c => c.RunId == runId && c.FirstSequence > 15 + RunLogHub.MaxBatch).OrderBy(c => c.FirstSequence).ToListAsync(TestContext.Current.CancellationToken);
+        Assert.True(wideChunks.Count >= 4, $"{wideChunks.Count} chunks");
+        Assert.All(wideChunks, c => Assert.InRange(c.Text.Length * 2, 1, 84_999));
+        Assert.Equal(200, wideChunks.Sum(c => c.LastSequence - c.FirstSequence + 1));
     }
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();
