@@ -131,7 +131,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                 storing = _storing;
             }
 
-            await storing;
+            await storing.WaitAsync(ct);
         }
     }
 
@@ -169,8 +169,10 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
             if (!_storeRunning)
             {
                 _storeRunning = true;
-                // On a thread of its own: SQLite's "async" calls run synchronously.
-                _storing = Task.Run(() => StoreQueuedAsync(ct), ct);
+                // On a thread of its own (SQLite's "async" calls run synchronously), and never cancelled: a
+                // store is short, and a cancelled one would leave the writer unable to store what the
+                // run writes while it stops (its checkpoint only moves with stored lines either way).
+                _storing = Task.Run(() => StoreQueuedAsync(CancellationToken.None), CancellationToken.None);
             }
             else if (_queue.Count >= MaxQueued)
             {
@@ -181,7 +183,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         if (wait is not null)
         {
-            await wait;
+            await wait.WaitAsync(ct);
         }
     }
 

@@ -116,5 +116,39 @@ public sealed class LogChunkTests : IAsyncLifetime
         Assert.Equal(200, wideChunks.Sum(c => c.LastSequence - c.FirstSequence + 1));
     }
 
+    [Fact]
+    public async Task WhenTheRunIsCancelled_WhatIsWrittenIsStillStoredByTheLastFlush()
+    {
+        // The run's token is cancelled (the dashboard stops) while lines are on their way to the database;
+        // the driver then flushes with no token, as RunDriver does, and every line is stored.
+        var (runId, phases) = await RunSeed.AddRunningRunAsync(_app.Services);
+        var writer = new RunLogWriter(_app.Services.GetRequiredService<IServiceScopeFactory>(), runId, [], TimeProvider.System);
+        using var stopping = new CancellationTokenSource();
+        for (var i = 1; i <= 20_000; i++)
+        {
+            await writer.WriteAsync(phases[0], $"line {i} {new string('x', 40)}", i * 50L, stopping.Token);
+            if (i == 15_000)
+            {
+                await stopping.CancelAsync();
+                try
+                {
+                    await writer.FlushAsync(stopping.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Either way: what matters is the flush that follows.
+                }
+
+                break;
+            }
+        }
+
+        await writer.FlushAsync(CancellationToken.None);
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        Assert.Equal(15_000, await RunLogHub.LastSequenceAsync(db, runId, TestContext.Current.CancellationToken));
+        Assert.Equal(15_000 * 50L, await db.RunPhases.Where(p => p.Id == phases[0].Id).Select(p => p.LogOffset).SingleAsync(TestContext.Current.CancellationToken));
+    }
+
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }
