@@ -181,14 +181,7 @@ internal static class LiveLogBenchmark
     public static async Task<int> ViewersAsync(string baseUrl, int warmRun, int warmLines, int runId, int count, int lines)
     {
         var cookies = await RunSeed.SignInCookiesAsync(baseUrl, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        var warm = new List<RunLogFollower>();
-        for (var i = 0; i < count; i++)
-        {
-            var viewer = await RunLogFollower.StartAsync(baseUrl, cookies, warmRun);
-            viewer.KeepLines = false;
-            warm.Add(viewer);
-        }
-
+        var warm = await FollowAsync(baseUrl, cookies, warmRun, count);
         Console.WriteLine("joined-warm-up");
         foreach (var v in warm)
         {
@@ -196,14 +189,7 @@ internal static class LiveLogBenchmark
             await v.DisposeAsync();
         }
 
-        var viewers = new List<RunLogFollower>();
-        for (var i = 0; i < count; i++)
-        {
-            var viewer = await RunLogFollower.StartAsync(baseUrl, cookies, runId);
-            viewer.KeepLines = false;
-            viewers.Add(viewer);
-        }
-
+        var viewers = await FollowAsync(baseUrl, cookies, runId, count);
         Console.WriteLine("joined");
         foreach (var v in viewers)
         {
@@ -224,6 +210,20 @@ internal static class LiveLogBenchmark
         }
 
         return 0;
+    }
+
+    /// <summary><paramref name="count"/> viewers of a run that keep counts, not lines.</summary>
+    private static async Task<List<RunLogFollower>> FollowAsync(string baseUrl, CookieContainer cookies, int runId, int count)
+    {
+        var viewers = new List<RunLogFollower>();
+        for (var i = 0; i < count; i++)
+        {
+            var viewer = await RunLogFollower.StartAsync(baseUrl, cookies, runId);
+            viewer.KeepLines = false;
+            viewers.Add(viewer);
+        }
+
+        return viewers;
     }
 
     private sealed class ViewersProcess : IDisposable
