@@ -19,9 +19,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app .
+# DOTNET_TieredCompilation=0: every method compiled optimized once, so a run's log path is fast from
+# the first run (ADR 0010: 4.9-6.1 instead of 10.5-14 CPU-s per million lines to 5 viewers; the
+# dashboard starts in ~7 s instead of ~4 s).
 ENV ASPNETCORE_ENVIRONMENT=Production \
     Urls=http://0.0.0.0:8080 \
-    UpgradeConsole__DataDirectory=/data
+    UpgradeConsole__DataDirectory=/data \
+    DOTNET_TieredCompilation=0
 RUN mkdir -p /data && chown app:app /data
 VOLUME /data
 USER app
