@@ -9,6 +9,14 @@ public sealed class DataDirectory
 {
     public const string ConfigurationKey = "UpgradeConsole:DataDirectory";
 
+    /// <summary>
+    /// The longest path the data directory may have, in bytes. Unix socket paths hold at most 107 bytes,
+    /// and the longest socket kept under it is a database forward:
+    /// <c>/ssh/&lt;target id, up to 10 digits&gt;/pg-&lt;8 hex&gt;/.s.PGSQL.&lt;port&gt;</c>, 42 bytes (an SSH
+    /// ControlMaster's <c>/ssh/&lt;id&gt;/cm.&lt;16 random&gt;</c> while it binds is 35).
+    /// </summary>
+    public const int MaxPathBytes = 107 - 42;
+
     private DataDirectory(string path) => Path = path;
 
     /// <summary>Absolute path of the directory; it exists and only its owner may enter it.</summary>
@@ -28,6 +36,15 @@ public sealed class DataDirectory
     {
         var configured = configuration[ConfigurationKey];
         var path = System.IO.Path.GetFullPath(string.IsNullOrWhiteSpace(configured) ? "data" : configured);
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(path);
+        if (bytes > MaxPathBytes)
+        {
+            // Found at start, not at the first SSH connection ("ControlPath too long") in the middle of a run.
+            throw new InvalidOperationException(
+                $"{ConfigurationKey} is {path} ({bytes} bytes); it may have at most {MaxPathBytes}, because the SSH and " +
+                "database sockets kept under it must fit a Unix socket path (107 bytes). Choose a shorter path, such as /var/lib/upgradeconsole.");
+        }
+
         CreatePrivate(path);
         return new DataDirectory(path);
     }

@@ -29,6 +29,25 @@ public sealed class HostingRulesTests
     }
 
     [Fact]
+    public void ADataDirectoryTooLongForItsSockets_IsRefusedAtStart_AndNotCreated()
+    {
+        var parent = TempDir();
+        var fits = Path.Combine(parent, new string('f', DataDirectory.MaxPathBytes - parent.Length - 1));
+        var tooLong = Path.Combine(parent, new string('l', DataDirectory.MaxPathBytes - parent.Length));
+        Assert.Equal(DataDirectory.MaxPathBytes, fits.Length);
+        Assert.Equal(fits, Resolve(new() { ["UpgradeConsole:DataDirectory"] = fits }).Item1.Path);
+
+        var refused = Assert.Throws<InvalidOperationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = tooLong }));
+        Assert.Contains($"({DataDirectory.MaxPathBytes + 1} bytes)", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("/var/lib/upgradeconsole", refused.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(tooLong));
+
+        // The limit is what a socket needs: the longest one (a database forward) just fits under the longest directory.
+        var socket = Path.Combine(fits, "ssh", int.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture), "pg-0123abcd", ".s.PGSQL.65535");
+        Assert.Equal(107, System.Text.Encoding.UTF8.GetByteCount(socket));
+    }
+
+    [Fact]
     public void DatabaseOptions_UnknownProvider_IsRefusedWithTheChoices()
     {
         var error = Assert.Throws<InvalidOperationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = TempDir(), ["Database:Provider"] = "Oracle" }));
