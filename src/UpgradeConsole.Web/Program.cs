@@ -17,7 +17,17 @@ if (CommandLine.IsCommand(args))
     return await CommandLine.RunAsync(args);
 }
 
-var app = Program.BuildApp(args);
+WebApplication app;
+try
+{
+    app = Program.BuildApp(args);
+}
+catch (StartupConfigurationException ex)
+{
+    await Console.Error.WriteLineAsync("UpgradeConsole cannot start: " + ex.Message);
+    return 1;
+}
+
 await app.RunAsync();
 return 0;
 

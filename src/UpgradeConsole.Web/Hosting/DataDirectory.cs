@@ -40,7 +40,7 @@ public sealed class DataDirectory
         if (bytes > MaxPathBytes)
         {
             // Found at start, not at the first SSH connection ("ControlPath too long") in the middle of a run.
-            throw new InvalidOperationException(
+            throw new StartupConfigurationException(
                 $"{ConfigurationKey} is {path} ({bytes} bytes); it may have at most {MaxPathBytes}, because the SSH and " +
                 "database sockets kept under it must fit a Unix socket path (107 bytes). Choose a shorter path, such as /var/lib/upgradeconsole.");
         }
@@ -61,3 +61,6 @@ public sealed class DataDirectory
         Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 }
+
+/// <summary>A setting the dashboard cannot start with; the host prints its message alone and exits 1.</summary>
+public sealed class StartupConfigurationException(string message) : InvalidOperationException(message);

@@ -76,14 +76,14 @@ public static class PersistenceSetup
         var provider = DatabaseProvider.Sqlite;
         if (!string.IsNullOrWhiteSpace(providerText) && !Enum.TryParse(providerText, ignoreCase: true, out provider))
         {
-            throw new InvalidOperationException(
+            throw new StartupConfigurationException(
                 $"Database:Provider is '{providerText}'; use 'Sqlite' (the default) or 'PostgreSQL'.");
         }
 
         var connectionString = configuration.GetConnectionString(DatabaseOptions.ConnectionStringName);
         if (provider == DatabaseProvider.PostgreSQL && string.IsNullOrWhiteSpace(connectionString))
         {
-            throw new InvalidOperationException(
+            throw new StartupConfigurationException(
                 "Database:Provider is PostgreSQL but ConnectionStrings:UpgradeConsole is empty; set it to " +
                 "'Host=...;Database=...;Username=...;Password=...'.");
         }

@@ -20,6 +20,17 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StartingWithADataDirectoryTooLong_EndsWithOnePlainLineAndExitCode1()
+    {
+        var tooLong = Path.Combine(_dataDirectory, new string('d', 70));
+        var result = await RunAsync(["--urls", "http://127.0.0.1:0"], new() { ["UpgradeConsole__DataDirectory"] = tooLong }, check: false);
+        Assert.Equal(1, result.ExitCode);
+        Assert.StartsWith("UpgradeConsole cannot start: UpgradeConsole:DataDirectory is " + tooLong, result.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", result.StandardError, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(tooLong));
+    }
+
+    [Fact]
     public async Task Migrate_OnEmptyDataDirectory_CreatesTheDatabase()
     {
         var result = await RunAsync(["migrate"]);

@@ -37,7 +37,7 @@ public sealed class HostingRulesTests
         Assert.Equal(DataDirectory.MaxPathBytes, fits.Length);
         Assert.Equal(fits, Resolve(new() { ["UpgradeConsole:DataDirectory"] = fits }).Item1.Path);
 
-        var refused = Assert.Throws<InvalidOperationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = tooLong }));
+        var refused = Assert.Throws<StartupConfigurationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = tooLong }));
         Assert.Contains($"({DataDirectory.MaxPathBytes + 1} bytes)", refused.Message, StringComparison.Ordinal);
         Assert.Contains("/var/lib/upgradeconsole", refused.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(tooLong));
@@ -50,14 +50,14 @@ public sealed class HostingRulesTests
     [Fact]
     public void DatabaseOptions_UnknownProvider_IsRefusedWithTheChoices()
     {
-        var error = Assert.Throws<InvalidOperationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = TempDir(), ["Database:Provider"] = "Oracle" }));
+        var error = Assert.Throws<StartupConfigurationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = TempDir(), ["Database:Provider"] = "Oracle" }));
         Assert.Contains("'Sqlite' (the default) or 'PostgreSQL'", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void DatabaseOptions_PostgresWithoutConnectionString_IsRefused()
     {
-        var error = Assert.Throws<InvalidOperationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = TempDir(), ["Database:Provider"] = "postgresql" }));
+        var error = Assert.Throws<StartupConfigurationException>(() => Resolve(new() { ["UpgradeConsole:DataDirectory"] = TempDir(), ["Database:Provider"] = "postgresql" }));
         Assert.Contains("ConnectionStrings:UpgradeConsole is empty", error.Message, StringComparison.Ordinal);
     }
 
