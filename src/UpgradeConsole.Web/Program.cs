@@ -17,22 +17,37 @@ if (CommandLine.IsCommand(args))
     return await CommandLine.RunAsync(args);
 }
 
-WebApplication app;
-try
+return await Program.WithAppAsync(args, Console.Error, async app =>
 {
-    app = Program.BuildApp(args);
-}
-catch (StartupConfigurationException ex)
-{
-    await Console.Error.WriteLineAsync("UpgradeConsole cannot start: " + ex.Message);
-    return 1;
-}
-
-await app.RunAsync();
-return 0;
+    await app.RunAsync();
+    return 0;
+});
 
 public partial class Program
 {
+    /// <summary>
+    /// Builds the application and hands it to <paramref name="use"/> (serving it, or a CLI verb): a setting
+    /// it cannot start with ends the process with one plain line on <paramref name="error"/> and exit code 1.
+    /// </summary>
+    internal static async Task<int> WithAppAsync(string[] args, TextWriter error, Func<WebApplication, Task<int>> use)
+    {
+        WebApplication app;
+        try
+        {
+            app = BuildApp(args);
+        }
+        catch (StartupConfigurationException ex)
+        {
+            await error.WriteLineAsync("UpgradeConsole cannot start: " + ex.Message);
+            return 1;
+        }
+
+        await using (app)
+        {
+            return await use(app);
+        }
+    }
+
     /// <summary>The whole application, feature by feature; the CLI builds the same one without running it.</summary>
     internal static WebApplication BuildApp(string[] args, Action<WebApplicationBuilder>? configure = null)
     {

@@ -51,15 +51,14 @@ public static class CommandLine
             "Run without a command to serve the dashboard (http://127.0.0.1:5080 by default).");
 
         var migrate = new Command("migrate", "Apply the database migrations and exit.");
-        migrate.SetAction(async (_, ct) =>
+        migrate.SetAction((_, ct) => Program.WithAppAsync([], error, async app =>
         {
-            await using var app = Program.BuildApp([]);
             await app.Services.MigrateDatabaseAsync(ct);
             var db = app.Services.CreateScope().ServiceProvider.GetRequiredService<AppDbContext>();
             var applied = await db.Database.GetAppliedMigrationsAsync(ct);
             await output.WriteLineAsync($"Database is up to date ({db.Database.ProviderName}, {applied.Count()} migrations applied).");
             return 0;
-        });
+        }));
         root.Subcommands.Add(migrate);
 
         var users = new Command("users", "Manage dashboard accounts.");
@@ -90,28 +89,30 @@ public static class CommandLine
                 }
             }
 
-            await using var app = Program.BuildApp([]);
-            await app.Services.MigrateDatabaseAsync(ct);
-            await using var scope = app.Services.CreateAsyncScope();
-            var accounts = scope.ServiceProvider.GetRequiredService<UserAdministration>();
-            var result = await accounts.CreateAsync(parse.GetValue(email)!, parse.GetValue(role)!, password);
-            if (!result.Succeeded)
+            return await Program.WithAppAsync([], error, async app =>
             {
-                foreach (var e in result.Errors)
+                await app.Services.MigrateDatabaseAsync(ct);
+                await using var scope = app.Services.CreateAsyncScope();
+                var accounts = scope.ServiceProvider.GetRequiredService<UserAdministration>();
+                var result = await accounts.CreateAsync(parse.GetValue(email)!, parse.GetValue(role)!, password);
+                if (!result.Succeeded)
                 {
-                    await error.WriteLineAsync(e);
+                    foreach (var e in result.Errors)
+                    {
+                        await error.WriteLineAsync(e);
+                    }
+
+                    return 1;
                 }
 
-                return 1;
-            }
+                await output.WriteLineAsync($"Created {parse.GetValue(email)} with role {Roles.Normalize(parse.GetValue(role))}.");
+                if (result.GeneratedPassword is not null)
+                {
+                    await output.WriteLineAsync($"Password: {result.GeneratedPassword}");
+                }
 
-            await output.WriteLineAsync($"Created {parse.GetValue(email)} with role {Roles.Normalize(parse.GetValue(role))}.");
-            if (result.GeneratedPassword is not null)
-            {
-                await output.WriteLineAsync($"Password: {result.GeneratedPassword}");
-            }
-
-            return 0;
+                return 0;
+            });
         });
         users.Subcommands.Add(create);
         root.Subcommands.Add(users);
@@ -119,13 +120,12 @@ public static class CommandLine
 
         var audit = new Command("audit", "Work with the audit history.");
         var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first).");
-        verify.SetAction(async (_, ct) =>
+        verify.SetAction((_, ct) => Program.WithAppAsync([], error, async app =>
         {
-            await using var app = Program.BuildApp([]);
             var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyAsync(ct);
             await (result.Holds ? output : error).WriteLineAsync(result.ToString());
             return result.Holds ? 0 : 2;
-        });
+        }));
         audit.Subcommands.Add(verify);
         root.Subcommands.Add(audit);
         foreach (var command in RunsCommand.Build(output, error, environment))

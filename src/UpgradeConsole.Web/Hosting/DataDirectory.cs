@@ -62,5 +62,5 @@ public sealed class DataDirectory
     }
 }
 
-/// <summary>A setting the dashboard cannot start with; the host prints its message alone and exits 1.</summary>
+/// <summary>A setting the dashboard cannot start with (see <c>Program.WithAppAsync</c>).</summary>
 public sealed class StartupConfigurationException(string message) : InvalidOperationException(message);

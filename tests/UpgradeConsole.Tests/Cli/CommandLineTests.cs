@@ -31,6 +31,16 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AVerbWithADataDirectoryTooLong_EndsTheSameWay()
+    {
+        var tooLong = Path.Combine(_dataDirectory, new string('d', 70));
+        var result = await RunAsync(["migrate"], new() { ["UpgradeConsole__DataDirectory"] = tooLong }, check: false);
+        Assert.Equal(1, result.ExitCode);
+        Assert.StartsWith("UpgradeConsole cannot start: UpgradeConsole:DataDirectory is " + tooLong, result.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Migrate_OnEmptyDataDirectory_CreatesTheDatabase()
     {
         var result = await RunAsync(["migrate"]);
