@@ -41,7 +41,7 @@ internal static class LiveLogBenchmark
             await app.CreateFirstAdminAsync();
             var cookies = await SignInAsync(app);
             await using var remote = new RemoteSession(ssh);
-            var command = $"seq -f '%010g {new string('x', 88)}' 1 {lines}";
+            var command = Seq(lines);
 
             // Baseline: the same command over the same ControlMaster, output thrown away.
             var endpoint = remote.Shell.Endpoint;
@@ -77,7 +77,7 @@ internal static class LiveLogBenchmark
 
             var warmLocation = remote.Step("warm-up-" + warmRun);
             var warm = Stopwatch.StartNew();
-            await remote.Engine.StartAsync(new RemoteStep { Location = warmLocation, Script = $"seq -f '%010g {new string('x', 88)}' 1 {warmLines}" }, CancellationToken.None);
+            await remote.Engine.StartAsync(new RemoteStep { Location = warmLocation, Script = Seq(warmLines) }, CancellationToken.None);
             await RunLogPump.PumpAsync(remote.Engine, warmLocation, warmPhase, new RunLogWriter(app.Services.GetRequiredService<IServiceScopeFactory>(), warmRun, [], TimeProvider.System), null, CancellationToken.None);
             if (viewers is not null)
             {
@@ -164,6 +164,9 @@ internal static class LiveLogBenchmark
             await ssh.DisposeAsync();
         }
     }
+
+    /// <summary>A command printing <paramref name="lines"/> numbered 100-byte lines.</summary>
+    private static string Seq(int lines) => $"seq -f '%010g {new string('x', 88)}' 1 {lines}";
 
     /// <summary>The process's peak resident set (VmHWM) in MiB.</summary>
     private static long PeakResidentMiB() => ResidentMiB("VmHWM:");

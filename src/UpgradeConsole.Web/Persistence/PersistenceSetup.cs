@@ -129,17 +129,19 @@ internal sealed class SqliteSynchronousNormal : Microsoft.EntityFrameworkCore.Di
 {
     public static readonly SqliteSynchronousNormal Instance = new();
 
+    private const string Pragma = "PRAGMA synchronous=NORMAL;";
+
     public override void ConnectionOpened(System.Data.Common.DbConnection connection, Microsoft.EntityFrameworkCore.Diagnostics.ConnectionEndEventData eventData)
     {
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL;";
+        pragma.CommandText = Pragma;
         pragma.ExecuteNonQuery();
     }
 
     public override async Task ConnectionOpenedAsync(System.Data.Common.DbConnection connection, Microsoft.EntityFrameworkCore.Diagnostics.ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
     {
         await using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL;";
+        pragma.CommandText = Pragma;
         await pragma.ExecuteNonQueryAsync(cancellationToken);
     }
 }

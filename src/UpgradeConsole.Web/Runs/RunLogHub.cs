@@ -33,8 +33,8 @@ public sealed record LogChunk(long First, long Last, int Phase, DateTimeOffset A
             return this;
         }
 
-        var start = LineStart(Text, from - First);
-        var end = to == Last ? Text.Length : LineStart(Text, to - First + 1) - 1;
+        var start = LineStart(Text, 0, from - First);
+        var end = to == Last ? Text.Length : LineStart(Text, start, to - from + 1) - 1;
         return new LogChunk(from, to, Phase, At, Text[start..end]);
     }
 
@@ -48,11 +48,10 @@ public sealed record LogChunk(long First, long Last, int Phase, DateTimeOffset A
         }
     }
 
-    /// <summary>Where line <paramref name="index"/> (0-based, at most the last) starts.</summary>
-    private static int LineStart(string text, long index)
+    /// <summary>Where the line <paramref name="lines"/> lines after the one starting at <paramref name="position"/> starts.</summary>
+    private static int LineStart(string text, int position, long lines)
     {
-        var position = 0;
-        for (var i = 0L; i < index; i++)
+        for (var i = 0L; i < lines; i++)
         {
             position += text.AsSpan(position).IndexOf('\n') + 1;
         }
@@ -224,44 +223,41 @@ public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
         return chunks;
     }
 
-    /// <summary>A run's lines after <paramref name="after"/> up to <paramref name="upTo"/>, oldest first, at most <see cref="MaxBatch"/>.</summary>
-    public static async Task<List<LogLine>> LinesAsync(AppDbContext db, int runId, long after, long upTo, CancellationToken ct) =>
-        [.. (await ChunksAsync(db, runId, after, upTo, MaxBatch, ct)).SelectMany(c => c.Lines())];
-
     /// <summary>A run's lines after <paramref name="after"/> up to <paramref name="last"/>, page by page.</summary>
     public static async IAsyncEnumerable<List<LogLine>> PagesAsync(AppDbContext db, int runId, long after, long last, [EnumeratorCancellation] CancellationToken ct)
     {
-        while (after < last)
+        await foreach (var page in ChunkPagesAsync(db, runId, after, last, MaxBatch, ct))
         {
-            var page = await LinesAsync(db, runId, after, last, ct);
-            if (page.Count == 0)
-            {
-                yield break;
-            }
-
-            yield return page;
-            after = page[^1].Sequence;
+            yield return [.. page.SelectMany(c => c.Lines())];
         }
     }
 
     /// <summary>Writes the lines after <paramref name="after"/> up to <paramref name="last"/> as text, one per line, chunk by chunk (millions of lines, flat memory).</summary>
     public static async Task WriteTextAsync(AppDbContext db, int runId, long after, long last, HttpResponse response, CancellationToken ct)
     {
-        while (after < last)
+        await foreach (var page in ChunkPagesAsync(db, runId, after, last, 20 * MaxBatch, ct))
         {
-            var chunks = await ChunksAsync(db, runId, after, last, 20 * MaxBatch, ct);
-            if (chunks.Count == 0)
-            {
-                return;
-            }
-
-            foreach (var chunk in chunks)
+            foreach (var chunk in page)
             {
                 await response.WriteAsync(chunk.Text, ct);
                 await response.WriteAsync("\n", ct);
             }
+        }
+    }
 
-            after = chunks[^1].Last;
+    /// <summary>The chunks after <paramref name="after"/> up to <paramref name="last"/>, <paramref name="pageLines"/> lines a page.</summary>
+    private static async IAsyncEnumerable<List<LogChunk>> ChunkPagesAsync(AppDbContext db, int runId, long after, long last, long pageLines, [EnumeratorCancellation] CancellationToken ct)
+    {
+        while (after < last)
+        {
+            var page = await ChunksAsync(db, runId, after, last, pageLines, ct);
+            if (page.Count == 0)
+            {
+                yield break;
+            }
+
+            yield return page;
+            after = page[^1].Last;
         }
     }
 

@@ -103,7 +103,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         _sequence = _first + _lines - 1;
         if (remoteOffset is not null)
         {
-            // The phase's checkpoint moves only with the stored lines (in FlushAsync), never ahead of them.
+            // The phase's checkpoint moves only with the stored lines (in StoreAsync), never ahead of them.
             _offset = remoteOffset;
         }
 
@@ -172,7 +172,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                 // On a thread of its own (SQLite's "async" calls run synchronously), and never cancelled: a
                 // store is short, and a cancelled one would leave the writer unable to store what the
                 // run writes while it stops (its checkpoint only moves with stored lines either way).
-                _storing = Task.Run(() => StoreQueuedAsync(CancellationToken.None), CancellationToken.None);
+                _storing = Task.Run(StoreQueuedAsync, CancellationToken.None);
             }
             else if (_queue.Count >= MaxQueued)
             {
@@ -195,7 +195,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         }
     }
 
-    private async Task StoreQueuedAsync(CancellationToken ct)
+    private async Task StoreQueuedAsync()
     {
         while (true)
         {
@@ -214,7 +214,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
             try
             {
-                await StoreAsync(batch, ct);
+                await StoreAsync(batch);
             }
             catch (Exception ex)
             {
@@ -235,8 +235,9 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     /// last offset stored for it (never ahead of the stored lines), and on PostgreSQL the announcement
     /// to the other nodes (delivered on commit). Plain commands: a long log is thousands of these.
     /// </summary>
-    private async Task StoreAsync(List<(RunLogChunk Chunk, int PhaseId)> batch, CancellationToken ct)
+    private async Task StoreAsync(List<(RunLogChunk Chunk, int PhaseId)> batch)
     {
+        var ct = CancellationToken.None;
         foreach (var (chunk, _) in batch)
         {
             chunk.Text = Masked(chunk.Text);

@@ -94,7 +94,7 @@ public sealed class LogChunkTests : IAsyncLifetime
         Assert.Equal([20L, 100L + RunLogHub.MaxBatch + 10], offsets);
 
         // Read back across chunk borders, and as text.
-        var lines = await RunLogHub.LinesAsync(db, runId, 1, 5, TestContext.Current.CancellationToken);
+        var lines = (await RunLogHub.ChunksAsync(db, runId, 1, 5, RunLogHub.MaxBatch, TestContext.Current.CancellationToken)).SelectMany(c => c.Lines()).ToList();
         Assert.Equal(["PGPASSWORD=•••• pg_dump", "second line of the same message", "1", "2"], lines.Select(l => l.Text));
         Assert.Equal([2L, 3, 4, 5], lines.Select(l => l.Sequence));
         Assert.Equal(15L + RunLogHub.MaxBatch, await RunLogHub.LastSequenceAsync(db, runId, TestContext.Current.CancellationToken));
