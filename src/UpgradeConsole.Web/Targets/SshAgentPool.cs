@@ -135,7 +135,16 @@ public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger
 
     private static async Task AddKeyAsync(string socket, string privateKey, CancellationToken ct)
     {
-        var added = await RunAsync("ssh-add", ["-t", ((int)KeyLifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture), "-"], socket, NormalizeKey(privateKey), ct);
+        var lifetime = ((int)KeyLifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var added = await RunAsync("ssh-add", ["-t", lifetime, "-"], socket, NormalizeKey(privateKey), ct);
+        // Exit 2 is "cannot reach the agent": a new agent's socket file exists a moment before it listens
+        // (seen once under load, reported as a bad key). Exit 1 is the key itself.
+        for (var i = 0; i < 20 && added.ExitCode == 2; i++)
+        {
+            await Task.Delay(50, ct);
+            added = await RunAsync("ssh-add", ["-t", lifetime, "-"], socket, NormalizeKey(privateKey), ct);
+        }
+
         if (added.ExitCode != 0)
         {
             throw new ArgumentException(
