@@ -14,13 +14,59 @@ public static class CommandLine
 {
     private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "audit", "runs", "preflight", "--help", "-h", "-?", "help", "--version"];
 
-    public static bool IsCommand(string[] args) => args.Length > 0 && Verbs.Contains(args[0]);
+    /// <summary>
+    /// A verb, or a word that is not one (answered "unrecognized", exit 2): the dashboard is served only
+    /// without a verb, with at most server options such as <c>--urls</c>. A misspelled verb must not start a
+    /// server and create a data directory.
+    /// </summary>
+    public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.Contains(args[0]) || !args[0].StartsWith('-'));
+
+    /// <summary>Exit code of a verb that reads the dashboard's database when there is none where the configuration points.</summary>
+    public const int NoDatabase = 3;
+
+    /// <summary>
+    /// For verbs that only read: refuses, in one line and without creating anything, a SQLite database
+    /// that does not exist where the configuration points (a wrong data directory), and any database
+    /// without the dashboard's schema. Null when the database is there.
+    /// </summary>
+    internal static async Task<string?> MissingDatabaseAsync(WebApplication? app, CancellationToken ct)
+    {
+        if (app is null)
+        {
+            var configuration = WebApplication.CreateBuilder([]).Configuration;
+            if (!string.Equals(configuration["Database:Provider"] ?? "Sqlite", "Sqlite", StringComparison.OrdinalIgnoreCase))
+            {
+                return null;
+            }
+
+            var directory = Path.GetFullPath(configuration[Hosting.DataDirectory.ConfigurationKey] is { Length: > 0 } d ? d : "data");
+            var configured = configuration.GetConnectionString(DatabaseOptions.ConnectionStringName);
+            var file = string.IsNullOrWhiteSpace(configured)
+                ? Path.Combine(directory, "upgradeconsole.db")
+                : Path.GetFullPath(new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(configured).DataSource);
+            return File.Exists(file) ? null : $"No dashboard database at {file}: check {Hosting.DataDirectory.ConfigurationKey} (or the connection string); nothing was created.";
+        }
+
+        await using var scope = app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        return (await db.Database.GetAppliedMigrationsAsync(ct)).Any()
+            ? null
+            : "The configured database has no dashboard schema (an empty database?): check the configuration, or run `migrate` first.";
+    }
 
     public static async Task<int> RunAsync(string[] args, TextReader? input = null, TextWriter? output = null, TextWriter? error = null, Func<string, string?>? environment = null)
     {
         input ??= Console.In;
         output ??= Console.Out;
         error ??= Console.Error;
+        if (args.Length > 0 && !args[0].StartsWith('-') && !Verbs.Contains(args[0]))
+        {
+            // Before parsing: "unknown-verb --help" would otherwise print the root's help and exit 0.
+            await error.WriteLineAsync($"Unrecognized command or argument '{args[0]}'. Commands: {string.Join(", ", Verbs.Where(v => !v.StartsWith('-') && v != "help"))}.");
+            await error.WriteLineAsync("See: UpgradeConsole.Web --help");
+            return 2;
+        }
+
         var root = Build(input, output, error, environment ?? Environment.GetEnvironmentVariable);
         var parsed = root.Parse(args.Length > 0 && args[0] == "help" ? ["--help", .. args[1..]] : args);
         if (parsed.Errors.Count > 0)
@@ -119,13 +165,28 @@ public static class CommandLine
         root.Subcommands.Add(EnvCommand.Build(output, error));
 
         var audit = new Command("audit", "Work with the audit history.");
-        var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first).");
-        verify.SetAction((_, ct) => Program.WithAppAsync([], error, async app =>
+        var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first), 3 when there is no dashboard database where the configuration points.");
+        verify.SetAction(async (_, ct) =>
         {
-            var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyAsync(ct);
-            await (result.Holds ? output : error).WriteLineAsync(result.ToString());
-            return result.Holds ? 0 : 2;
-        }));
+            if (await MissingDatabaseAsync(null, ct) is { } missing)
+            {
+                await error.WriteLineAsync(missing);
+                return NoDatabase;
+            }
+
+            return await Program.WithAppAsync([], error, async app =>
+            {
+                if (await MissingDatabaseAsync(app, ct) is { } empty)
+                {
+                    await error.WriteLineAsync(empty);
+                    return NoDatabase;
+                }
+
+                var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyAsync(ct);
+                await (result.Holds ? output : error).WriteLineAsync(result.ToString());
+                return result.Holds ? 0 : 2;
+            });
+        });
         audit.Subcommands.Add(verify);
         root.Subcommands.Add(audit);
         foreach (var command in RunsCommand.Build(output, error, environment))

@@ -40,6 +40,40 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
         Assert.DoesNotContain("Unhandled exception", result.StandardError, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("upgrade-path")]
+    [InlineData("audti")]
+    [InlineData("serve")]
+    public async Task AnUnknownVerb_IsRefusedWithExitCode2_AndStartsNothing(string verb)
+    {
+        var elsewhere = Path.Combine(_dataDirectory, "not-created");
+        var result = await RunAsync([verb, "--help"], new() { ["UpgradeConsole__DataDirectory"] = elsewhere }, check: false);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"Unrecognized command or argument '{verb}'", result.StandardError, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(elsewhere));
+    }
+
+    [Fact]
+    public async Task AuditVerify_AgainstAWrongDataDirectory_SaysSoInOneLine_AndCreatesNothing()
+    {
+        var wrong = Path.Combine(_dataDirectory, "typo");
+        var result = await RunAsync(["audit", "verify"], new() { ["UpgradeConsole__DataDirectory"] = wrong }, check: false);
+        Assert.Equal(3, result.ExitCode);
+        Assert.Equal($"No dashboard database at {Path.Combine(wrong, "upgradeconsole.db")}: check UpgradeConsole:DataDirectory (or the connection string); nothing was created.", result.StandardError.Trim());
+        Assert.Equal("", result.StandardOutput.Trim());
+        Assert.False(Directory.Exists(wrong));
+    }
+
+    [Fact]
+    public async Task AuditVerify_OnAnEmptyDatabaseFile_IsRefusedTheSameWay()
+    {
+        await File.WriteAllBytesAsync(Path.Combine(_dataDirectory, "upgradeconsole.db"), [], TestContext.Current.CancellationToken);
+        var result = await RunAsync(["audit", "verify"], check: false);
+        Assert.Equal(3, result.ExitCode);
+        Assert.Contains("has no dashboard schema", result.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", result.StandardError, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Migrate_OnEmptyDataDirectory_CreatesTheDatabase()
     {
