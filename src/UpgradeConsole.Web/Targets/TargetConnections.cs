@@ -106,7 +106,8 @@ public sealed class TargetConnections(
 
         foreach (var socket in new[] { "cm", "cmj" })
         {
-            var path = Path.Combine(TargetDirectory(targetId), socket);
+            // Not TargetDirectory(): closing never creates anything (it also runs at shutdown).
+            var path = Path.Combine(data.Combine("ssh", targetId.ToString(CultureInfo.InvariantCulture)), socket);
             await new OpenSshShell(new SshEndpoint
             {
                 Host = "unused",
@@ -253,7 +254,7 @@ public sealed class TargetConnections(
             lines.Add(new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey!).KnownHostsLine(jump.Host, jump.Port));
         }
 
-        return new OpenSshShell(new SshEndpoint
+        var endpoint = new SshEndpoint
         {
             Host = target.Host,
             Port = target.Port,
@@ -264,7 +265,14 @@ public sealed class TargetConnections(
             ControlPath = Path.Combine(dir, "cm"),
             ControlPersist = ControlPersist,
             Jump = jump,
-        });
+            ConfigFile = jump is null ? null : Path.Combine(dir, "ssh_config"),
+        };
+        if (jump is not null)
+        {
+            await KnownHostsAsync(dir, "ssh_config", [endpoint.JumpConfig()], ct);
+        }
+
+        return new OpenSshShell(endpoint);
     }
 
     /// <summary>A shell on the target's jump host alone (OpenSSH: to scan the target's key from there).</summary>
@@ -285,8 +293,8 @@ public sealed class TargetConnections(
     }
 
     /// <summary>
-    /// Writes the known_hosts file derived from the database (the one truth, shared by all nodes),
-    /// through a temporary file of this call's own, so concurrent calls never share a half-written file.
+    /// Writes a file derived from the database (the one truth, shared by all nodes): known_hosts, the jump
+    /// host's ssh_config; through a temporary file of this call's own, so concurrent calls never share a half-written file.
     /// </summary>
     private static async Task<string> KnownHostsAsync(string dir, string name, IReadOnlyList<string> lines, CancellationToken ct)
     {
