@@ -46,7 +46,9 @@ public static class SshNetErrors
     {
         SshPassPhraseNullOrEmptyException => new SshConnectionException(
             $"The {what} is protected by a passphrase and none is set: enter the key's passphrase in the target's settings.", ex.Message, SshFailure.BadKey),
-        _ when ex.Message.Contains("passphrase", StringComparison.OrdinalIgnoreCase) || ex is System.Security.Cryptography.CryptographicException => new SshConnectionException(
+        // OpenSSH-format keys report a wrong passphrase as mismatching check bytes; PEM ones as bad padding.
+        _ when ex.Message.Contains("passphrase", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("check bytes", StringComparison.OrdinalIgnoreCase)
+            || ex is System.Security.Cryptography.CryptographicException => new SshConnectionException(
             $"The {what} could not be decrypted: the passphrase is wrong.", ex.Message, SshFailure.BadKey),
         _ => new SshConnectionException(
             $"The {what} is not a private key SSH.NET can use (OpenSSH, PEM or PuTTY format; ed25519, ECDSA or RSA).", ex.Message, SshFailure.BadKey),
