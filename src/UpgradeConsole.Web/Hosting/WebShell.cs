@@ -17,12 +17,19 @@ public static class WebShell
             o.Cookie.Name = "UpgradeConsole.Antiforgery";
             o.Cookie.SameSite = SameSiteMode.Strict;
             o.HeaderName = "RequestVerificationToken";
+            o.Cookie.SecurePolicy = builder.Configuration.GetValue("UpgradeConsole:RequireHttps", false) ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         });
         builder.Services.Configure<ForwardedHeadersOptions>(o =>
         {
-            // Behind a TLS-terminating proxy (docker-compose, nginx): trust it for scheme and client address.
-            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
-            foreach (var proxy in builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? [])
+            // Behind a TLS-terminating proxy (docker-compose, nginx): trust the configured proxies, and
+            // only them, for scheme and client address. The framework trusts loopback by default (anyone
+            // with a shell on the host could claim any address: past the sign-in rate limit, into the
+            // audit history), and empty lists mean "trust everyone": with no proxy configured, none is read.
+            var proxies = (builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? []).Where(p => !string.IsNullOrWhiteSpace(p)).ToArray();
+            o.KnownIPNetworks.Clear();
+            o.KnownProxies.Clear();
+            o.ForwardedHeaders = proxies.Length == 0 ? ForwardedHeaders.None : ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            foreach (var proxy in proxies)
             {
                 o.KnownProxies.Add(System.Net.IPAddress.Parse(proxy));
             }
@@ -49,6 +56,7 @@ public static class WebShell
         app.UseAuthorization();
         app.UseRateLimiter();
         app.UseAntiforgery();
+        app.UseAntiforgeryEnforcement();
         return app;
     }
 

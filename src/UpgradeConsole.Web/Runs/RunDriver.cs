@@ -75,6 +75,19 @@ public sealed class RunDriver(
                 return;
             }
 
+            if (PreflightGate.UnpassedGateBefore(run, runbook, phase) is { } gate)
+            {
+                // Whatever let the run get here (a gate marked done before this rule, a hand-edited
+                // row), nothing after the preflight runs until the preflight itself passes.
+                gate.State = PhaseState.Failed;
+                gate.Message = $"The preflight has not passed, so {phase.Title} does not run. {PreflightGate.MarkDoneRefusal}";
+                await log.WriteAsync(gate, "── " + gate.Message, ct: ct);
+                await log.FlushAsync(ct);
+                await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = gate.Key, gate.Attempt, state = gate.State.ToString(), message = gate.Message, rollback = false }, ct);
+                await FinishRunAsync(run, RunState.Failed, $"{gate.Title}: {gate.Message}", ct, stayActive: true);
+                return;
+            }
+
             var definition = runbook.Phases.FirstOrDefault(p => p.Key == phase.Key);
             if (definition?.Kind == PhaseKind.Manual)
             {
