@@ -44,7 +44,7 @@ internal static class LiveLogBenchmark
             var command = Seq(lines);
 
             // Baseline: the same command over the same ControlMaster, output thrown away.
-            var endpoint = remote.Shell.Endpoint;
+            var endpoint = ((OpenSshShell)remote.Shell).Endpoint;
             await remote.Shell.RunAsync("true", CancellationToken.None);
             var baseline = Stopwatch.StartNew();
             var plain = new ProcessStartInfo("ssh") { UseShellExecute = false, RedirectStandardOutput = true };

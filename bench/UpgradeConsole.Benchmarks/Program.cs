@@ -49,15 +49,26 @@ var endpoint = new SshEndpoint
     ControlPath = Path.Combine(control, "cm"),
     ControlPersist = TimeSpan.FromMinutes(5),
 };
-var shell = new OpenSshShell(endpoint);
-var engine = new RemoteStepEngine(shell);
+var openSsh = new OpenSshShell(endpoint);
+var knownHost = File.ReadAllText(args[5]).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+await using var connection = new SshNetConnection(new SshNetEndpoint
+{
+    Host = endpoint.Host,
+    Port = endpoint.Port,
+    User = endpoint.User,
+    Keys = [SshKeys.FromFile(args[4], null)],
+    PinnedKey = new HostKey(knownHost[1], knownHost[2].Trim()),
+});
+var sshNet = new SshNetShell(connection);
 var run = "bench-" + Guid.NewGuid().ToString("N")[..8];
 StepLocation Step(string id) => new("~/.upgradeconsole-bench/runs", run, id);
 
-// Warm the ControlMaster.
+// Warm both: the ControlMaster and the SSH.NET connection (a long-running dashboard has both up).
 await SshAsync("true");
+await sshNet.RunAsync("true", CancellationToken.None);
+Console.WriteLine($"SSH.NET cipher: {(await connection.ClientAsync(CancellationToken.None)).ConnectionInfo.CurrentServerEncryption}");
 
-// (a) 100 sequential trivial steps vs 100 `ssh host true` over the same ControlMaster.
+// (a) 100 sequential trivial steps vs 100 `ssh host true` over the same ControlMaster, side by side.
 var baseline = await TimeAsync(async () =>
 {
     for (var i = 0; i < 100; i++)
@@ -65,49 +76,68 @@ var baseline = await TimeAsync(async () =>
         await SshAsync("true");
     }
 });
-var steps = await TimeAsync(async () =>
+var channels = await TimeAsync(async () =>
 {
     for (var i = 0; i < 100; i++)
     {
-        var status = await engine.RunAsync(new RemoteStep { Location = Step($"trivial-{i}"), Script = "true" }, _ => ValueTask.CompletedTask, CancellationToken.None);
+        await sshNet.RunAsync("true", CancellationToken.None);
+    }
+});
+var stepsSshNet = await TrivialStepsAsync(new RemoteStepEngine(sshNet), "net");
+var stepsOpenSsh = await TrivialStepsAsync(new RemoteStepEngine(openSsh), "ossh");
+Console.WriteLine($"(a) 100 x ssh host true (ControlMaster):  {baseline.TotalMilliseconds,7:0} ms ({baseline.TotalMilliseconds / 100:0.0} ms each)");
+Console.WriteLine($"(a) 100 x 'true' on an SSH.NET channel:     {channels.TotalMilliseconds,7:0} ms ({channels.TotalMilliseconds / 100:0.0} ms each)  ratio {channels / baseline:0.00} (transport only)");
+Console.WriteLine($"(a) 100 x trivial engine step, SSH.NET:    {stepsSshNet.TotalMilliseconds,7:0} ms ({stepsSshNet.TotalMilliseconds / 100:0.0} ms each)  ratio {stepsSshNet / baseline:0.00} (goal <= 1.0)");
+Console.WriteLine($"(a) 100 x trivial engine step, OpenSSH:    {stepsOpenSsh.TotalMilliseconds,7:0} ms ({stepsOpenSsh.TotalMilliseconds / 100:0.0} ms each)  ratio {stepsOpenSsh / baseline:0.00} (goal <= 1.5)");
+
+// (b) a step printing N lines of 100 bytes vs the same command over plain ssh into /dev/null.
+var command = $"seq -f '%010g {new string('x', 88)}' 1 {lines}";
+var plain = await TimeAsync(() => SshAsync(command));
+var memoryBefore = PeakRss();
+var (linesSshNet, received, bytes) = await LinesStepAsync(new RemoteStepEngine(sshNet), "lines-net");
+var peakSshNet = PeakRss();
+var (linesOpenSsh, _, _) = await LinesStepAsync(new RemoteStepEngine(openSsh), "lines-ossh");
+Console.WriteLine($"(b) ssh host '<{lines} lines>' > /dev/null: {plain.TotalMilliseconds,7:0} ms");
+Console.WriteLine($"(b) engine step, SSH.NET ({received} lines, {bytes / 1e6:0.0} MB, every line delivered): {linesSshNet.TotalMilliseconds,7:0} ms  ratio {linesSshNet / plain:0.00} (goal <= 1.25)");
+Console.WriteLine($"(b) engine step, OpenSSH: {linesOpenSsh.TotalMilliseconds,7:0} ms  ratio {linesOpenSsh / plain:0.00}");
+Console.WriteLine($"peak RSS of this process: {memoryBefore / 1e6:0.0} MB before (b), {peakSshNet / 1e6:0.0} MB after the SSH.NET step, {PeakRss() / 1e6:0.0} MB at the end (goal < 200 MB)");
+
+await SshAsync($"rm -rf ~/.upgradeconsole-bench/runs/{run}");
+await ProcessAsync("ssh", ["-o", "ControlPath=" + endpoint.ControlPath, "-O", "exit", "x"]);
+Directory.Delete(control, recursive: true);
+return 0;
+
+async Task<TimeSpan> TrivialStepsAsync(RemoteStepEngine engine, string prefix) => await TimeAsync(async () =>
+{
+    for (var i = 0; i < 100; i++)
+    {
+        var status = await engine.RunAsync(new RemoteStep { Location = Step($"{prefix}-{i}"), Script = "true" }, _ => ValueTask.CompletedTask, CancellationToken.None);
         if (status.ExitCode != 0)
         {
             throw new InvalidOperationException($"step {i} exited {status.ExitCode}");
         }
     }
 });
-Console.WriteLine($"(a) 100 x ssh true: {baseline.TotalMilliseconds:0} ms ({baseline.TotalMilliseconds / 100:0.0} ms each)");
-Console.WriteLine($"(a) 100 x trivial engine step: {steps.TotalMilliseconds:0} ms ({steps.TotalMilliseconds / 100:0.0} ms each)");
-Console.WriteLine($"(a) ratio: {steps / baseline:0.00} (goal <= 1.5)");
 
-// (b) a step printing N lines of 100 bytes vs the same command over plain ssh into /dev/null.
-var command = $"seq -f '%010g {new string('x', 88)}' 1 {lines}";
-var plain = await TimeAsync(() => SshAsync(command));
-var memoryBefore = PeakRss();
-long received = 0;
-long bytes = 0;
-var streamed = await TimeAsync(async () =>
+async Task<(TimeSpan Elapsed, long Lines, long Bytes)> LinesStepAsync(RemoteStepEngine engine, string id)
 {
-    var status = await engine.RunAsync(new RemoteStep { Location = Step("lines"), Script = command }, line =>
+    long received = 0;
+    long bytes = 0;
+    var elapsed = await TimeAsync(async () =>
     {
-        received++;
-        bytes += line.NextOffset - line.Offset;
-        return ValueTask.CompletedTask;
-    }, CancellationToken.None);
-    if (status.ExitCode != 0 || received != lines)
-    {
-        throw new InvalidOperationException($"exit {status.ExitCode}, {received} lines");
-    }
-});
-Console.WriteLine($"(b) ssh host '<{lines} lines>' > /dev/null: {plain.TotalMilliseconds:0} ms");
-Console.WriteLine($"(b) engine step, every line delivered ({received} lines, {bytes / 1e6:0.0} MB): {streamed.TotalMilliseconds:0} ms");
-Console.WriteLine($"(b) ratio: {streamed / plain:0.00} (goal <= 1.25)");
-Console.WriteLine($"(b) peak RSS of this process: {PeakRss() / 1e6:0.0} MB (before the step: {memoryBefore / 1e6:0.0} MB; goal < 200 MB)");
-
-await SshAsync($"rm -rf ~/.upgradeconsole-bench/runs/{run}");
-await ProcessAsync("ssh", ["-o", "ControlPath=" + endpoint.ControlPath, "-O", "exit", "x"]);
-Directory.Delete(control, recursive: true);
-return 0;
+        var status = await engine.RunAsync(new RemoteStep { Location = Step(id), Script = command }, line =>
+        {
+            received++;
+            bytes += line.NextOffset - line.Offset;
+            return ValueTask.CompletedTask;
+        }, CancellationToken.None);
+        if (status.ExitCode != 0 || received != lines)
+        {
+            throw new InvalidOperationException($"exit {status.ExitCode}, {received} lines");
+        }
+    });
+    return (elapsed, received, bytes);
+}
 
 async Task SshAsync(string command)
 {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 
@@ -45,42 +44,96 @@ public sealed record HostKey(string Type, string Base64)
     }
 }
 
-/// <summary>Asks a host for its public keys with <c>ssh-keyscan</c>, directly or through a jump host.</summary>
+/// <summary>
+/// Asks a host for its public keys over SSH.NET: one connection per key type, each captured in
+/// <c>HostKeyReceived</c> and then refused, so the scan never authenticates or sends a credential.
+/// </summary>
 public static class HostKeyScanner
 {
-    public static async Task<IReadOnlyList<HostKey>> ScanAsync(string host, int port, CancellationToken cancellationToken)
+    /// <summary>Key types asked for, one connection each (RSA with SHA-2 signatures).</summary>
+    private static readonly string[][] Families =
+    [
+        ["ssh-ed25519"],
+        ["ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"],
+        ["rsa-sha2-512", "rsa-sha2-256"],
+    ];
+
+    public static async Task<IReadOnlyList<HostKey>> ScanAsync(string host, int port, CancellationToken cancellationToken) =>
+        await ScanAsync(host, port, host, port, cancellationToken);
+
+    /// <summary>
+    /// Scans <paramref name="host"/>:<paramref name="port"/> through an SSH.NET connection to its jump host
+    /// (a port forwarded on the jump host's own pinned connection).
+    /// </summary>
+    public static async Task<IReadOnlyList<HostKey>> ScanThroughAsync(SshNetShell jump, string host, int port, CancellationToken cancellationToken)
+    {
+        await using var forward = await jump.ForwardAsync(host, port, cancellationToken);
+        return await ScanAsync(forward.Host, forward.Port, host, port, cancellationToken);
+    }
+
+    private static async Task<IReadOnlyList<HostKey>> ScanAsync(string connectHost, int connectPort, string host, int port, CancellationToken cancellationToken)
     {
         if (!HostNames.IsValid(host))
         {
             throw new ArgumentException($"'{host}' is not a host name or address.", nameof(host));
         }
 
-        var start = new ProcessStartInfo("ssh-keyscan")
+        var keys = new List<HostKey>();
+        SshConnectionException? failure = null;
+        foreach (var family in Families)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "-T", "10", "-p", port.ToString(CultureInfo.InvariantCulture), "--", host })
-        {
-            start.ArgumentList.Add(arg);
+            var info = new Renci.SshNet.ConnectionInfo(connectHost.Trim('[', ']'), connectPort, "upgradeconsole-scan", new Renci.SshNet.NoneAuthenticationMethod("upgradeconsole-scan"))
+            {
+                Timeout = TimeSpan.FromSeconds(10),
+            };
+            SshNetConnection.OnlyHostKeyAlgorithms(info, family);
+            using var client = new Renci.SshNet.SshClient(info);
+            HostKey? seen = null;
+            client.HostKeyReceived += (_, e) =>
+            {
+                seen = FromBlob(e.HostKey);
+                e.CanTrust = false;
+            };
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            try
+            {
+                await client.ConnectAsync(timeout.Token);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                if (seen is null)
+                {
+                    failure ??= SshNetErrors.Explain(ex, new SshNetEndpoint { Host = host, Port = port, User = "upgradeconsole-scan", Keys = [], PinnedKey = new HostKey("none", ""), ConnectTimeout = TimeSpan.FromSeconds(10) }, null);
+                }
+            }
+
+            if (seen is not null)
+            {
+                keys.Add(seen);
+            }
+            else if (failure is { Failure: SshFailure.Dns or SshFailure.Unreachable or SshFailure.Timeout })
+            {
+                // The host itself cannot be reached: asking for the next key type would only wait again.
+                break;
+            }
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start ssh-keyscan.");
-        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var error = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        var keys = HostKey.ParseScan(await output);
-        if (keys.Count == 0)
-        {
-            throw new SshConnectionException($"{host}:{port} offered no SSH host key. Is an SSH server listening there?", await error);
-        }
-
-        return keys;
+        return keys.Count > 0
+            ? keys.DistinctBy(k => k.Base64).ToList()
+            : throw failure ?? new SshConnectionException($"{SshEndpoint.HostPattern(host, port)} offered no SSH host key. Is an SSH server listening there?");
     }
 
-    /// <summary>Scans <paramref name="host"/> from the jump host, for targets the dashboard cannot reach directly.</summary>
-    public static async Task<IReadOnlyList<HostKey>> ScanThroughAsync(IRemoteShell jumpShell, string host, int port, CancellationToken cancellationToken)
+    /// <summary>The key as known_hosts writes it: its type is the blob's first string.</summary>
+    internal static HostKey FromBlob(byte[] blob)
+    {
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(blob);
+        var type = System.Text.Encoding.ASCII.GetString(blob, 4, length);
+        return new HostKey(type, Convert.ToBase64String(blob));
+    }
+
+    /// <summary>Scans <paramref name="host"/> with ssh-keyscan on the jump host (the OpenSSH transport, whose jump connection SSH.NET may not be able to make).</summary>
+    public static async Task<IReadOnlyList<HostKey>> ScanFromAsync(IRemoteShell jumpShell, string host, int port, CancellationToken cancellationToken)
     {
         if (!HostNames.IsValid(host))
         {

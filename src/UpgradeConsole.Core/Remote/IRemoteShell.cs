@@ -16,16 +16,64 @@ public interface IRemoteProcess : IAsyncDisposable
     Task<RemoteResult> WaitAsync(CancellationToken cancellationToken);
 }
 
+/// <summary>A local end of a forward to a port (or socket) on the target's side; closed when disposed.</summary>
+public interface IPortForward : IAsyncDisposable
+{
+    /// <summary>What a client gives as host: an address (TCP), or a directory holding a Unix socket (Npgsql's convention).</summary>
+    string Host { get; }
+
+    int Port { get; }
+}
+
 /// <summary>
 /// A shell on one target. The script always travels on the command's standard input to a fixed
-/// <c>sh -s</c>: nothing a person typed is ever part of the command line. The seam between the
-/// engine and OpenSSH (tests run it against a real sshd).
+/// <c>sh -s</c>: nothing a person typed is ever part of the command line. Implemented over the
+/// system OpenSSH client and over SSH.NET; both pass the same contract tests against a real sshd.
 /// </summary>
 public interface IRemoteShell
 {
+    /// <summary>The remote command: a POSIX shell reading its script from standard input.</summary>
+    const string RemoteCommand = "sh -s";
+
+    /// <summary><c>user@host</c>, for messages.</summary>
+    string Destination { get; }
+
     /// <summary>Runs <paramref name="script"/> and collects its output.</summary>
     Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null);
 
     /// <summary>Starts <paramref name="script"/> and hands back its output as a stream.</summary>
-    IRemoteProcess Start(string script);
+    Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Forwards a local endpoint to <paramref name="remoteHost"/>:<paramref name="remotePort"/> as seen
+    /// from the target (a host starting with '/' names a directory holding PostgreSQL's Unix socket).
+    /// </summary>
+    Task<IPortForward> ForwardAsync(string remoteHost, int remotePort, CancellationToken cancellationToken);
+}
+
+/// <summary>What both shells share.</summary>
+public static class RemoteShells
+{
+    /// <summary>Starts <paramref name="script"/>, reads all its output and waits for its end; a time limit ends in <see cref="TimeoutException"/>.</summary>
+    public static async Task<RemoteResult> CollectAsync(IRemoteShell shell, string script, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (timeout is { } limit)
+        {
+            timeoutSource.CancelAfter(limit);
+        }
+
+        try
+        {
+            await using var process = await shell.StartAsync(script, timeoutSource.Token);
+            using var output = new MemoryStream();
+            await process.Output.CopyToAsync(output, timeoutSource.Token);
+            var result = await process.WaitAsync(timeoutSource.Token);
+            return result with { StandardOutput = output.ToArray() };
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"The command on {shell.Destination} did not finish within {timeout}.");
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
 namespace UpgradeConsole.Core.Remote;
@@ -10,34 +11,14 @@ namespace UpgradeConsole.Core.Remote;
 /// </summary>
 public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
 {
-    /// <summary>The remote command: a POSIX shell reading its script from standard input.</summary>
-    public const string RemoteCommand = "sh -s";
-
     public SshEndpoint Endpoint { get; } = endpoint;
 
-    public async Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null)
-    {
-        await using var process = (SshProcess)Start(script);
-        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (timeout is { } limit)
-        {
-            timeoutSource.CancelAfter(limit);
-        }
+    public string Destination => Endpoint.Destination;
 
-        using var output = new MemoryStream();
-        try
-        {
-            await process.Output.CopyToAsync(output, timeoutSource.Token);
-            var result = await process.WaitAsync(timeoutSource.Token);
-            return result with { StandardOutput = output.ToArray() };
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new TimeoutException($"The command on {Endpoint.Destination} did not finish within {timeout}.");
-        }
-    }
+    public Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
+        RemoteShells.CollectAsync(this, script, timeout, cancellationToken);
 
-    public IRemoteProcess Start(string script)
+    public Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo("ssh")
         {
@@ -53,9 +34,92 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
 
         start.ArgumentList.Add("--");
         start.ArgumentList.Add(Endpoint.Destination);
-        start.ArgumentList.Add(RemoteCommand);
+        start.ArgumentList.Add(IRemoteShell.RemoteCommand);
         var process = Process.Start(start) ?? throw new SshConnectionException("Could not start the ssh client.");
-        return new SshProcess(process, script, Endpoint.Destination);
+        return Task.FromResult<IRemoteProcess>(new SshProcess(process, script, Endpoint.Destination));
+    }
+
+    /// <summary>
+    /// Forwards a fresh local Unix socket through the target's ControlMaster (<c>ssh -O forward</c>);
+    /// disposing the result cancels the forward and removes the socket. The socket lives in a directory
+    /// of its own, so Npgsql is given that directory as Host.
+    /// </summary>
+    public async Task<IPortForward> ForwardAsync(string remoteHost, int remotePort, CancellationToken cancellationToken)
+    {
+        var port = remotePort.ToString(CultureInfo.InvariantCulture);
+        var remote = remoteHost.StartsWith('/')
+            ? $"{remoteHost.TrimEnd('/')}/.s.PGSQL.{port}"
+            : $"{(remoteHost.Contains(':', StringComparison.Ordinal) ? $"[{remoteHost}]" : remoteHost)}:{port}";
+        if (!remoteHost.StartsWith('/') && !HostNames.IsValid(remoteHost))
+        {
+            throw new ArgumentException($"'{remoteHost}' is not a host name or address.", nameof(remoteHost));
+        }
+
+        // The master must be up before it can take a forwarding request.
+        await RunAsync("true", cancellationToken, Endpoint.ConnectTimeout + TimeSpan.FromSeconds(30));
+        var dir = Path.Combine(Path.GetDirectoryName(Endpoint.ControlPath)!, "f" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)));
+        if (OperatingSystem.IsWindows())
+        {
+            throw new PlatformNotSupportedException("Forwarding through OpenSSH needs Unix sockets.");
+        }
+
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var spec = $"{Path.Combine(dir, ".s.PGSQL." + port)}:{remote}";
+        var (code, error) = await ControlAsync("forward", spec, cancellationToken);
+        if (code != 0)
+        {
+            Directory.Delete(dir, recursive: true);
+            throw new SshConnectionException($"Could not forward to {remote} on {Destination}: {FirstLine(error)}", error);
+        }
+
+        return new SocketForward(this, dir, remotePort, spec);
+    }
+
+    /// <summary>Sends a control command (<c>-O forward|cancel|exit</c>) to the target's ControlMaster.</summary>
+    private async Task<(int ExitCode, string Error)> ControlAsync(string command, string? forward, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo("ssh") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        var arguments = new List<string> { "-o", "ControlPath=" + Endpoint.ControlPath, "-O", command };
+        if (forward is not null)
+        {
+            arguments.AddRange(["-L", forward]);
+        }
+
+        arguments.Add("unused");
+        foreach (var a in arguments)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(start) ?? throw new SshConnectionException("Could not start the ssh client.");
+        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var error = await process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        await output;
+        return (process.ExitCode, error);
+    }
+
+    /// <summary>Ends the target's ControlMaster, if one runs (after a re-pin, an edit, or at shutdown).</summary>
+    public async Task CloseAsync()
+    {
+        if (File.Exists(Endpoint.ControlPath))
+        {
+            await ControlAsync("exit", null, CancellationToken.None);
+            File.Delete(Endpoint.ControlPath);
+        }
+    }
+
+    private sealed class SocketForward(OpenSshShell shell, string directory, int port, string spec) : IPortForward
+    {
+        public string Host => directory;
+
+        public int Port => port;
+
+        public async ValueTask DisposeAsync()
+        {
+            await shell.ControlAsync("cancel", spec, CancellationToken.None);
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     /// <summary>Turns ssh's exit status 255 into the right exception; any other status is the command's own.</summary>

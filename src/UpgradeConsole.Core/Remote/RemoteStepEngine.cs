@@ -66,7 +66,7 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
         {
             var before = splitter.ConsumedOffset;
             var pass = new Pass();
-            await foreach (var line in StreamAsync(shell.Start(StepScripts.Follow(location, before)), splitter, pass, cancellationToken))
+            await foreach (var line in StreamAsync(StepScripts.Follow(location, before), splitter, pass, cancellationToken))
             {
                 yield return line;
             }
@@ -119,7 +119,7 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
     {
         var splitter = new LogLineSplitter(0, _options.MaxLineBytes);
         var pass = new Pass();
-        await foreach (var line in StreamAsync(shell.Start(StepScripts.StartAndFollow(step)), splitter, pass, cancellationToken))
+        await foreach (var line in StreamAsync(StepScripts.StartAndFollow(step), splitter, pass, cancellationToken))
         {
             await onLine(line);
         }
@@ -156,8 +156,21 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
     }
 
     /// <summary>Reads one session's stdout into lines; records its stderr, end state and any failure in <paramref name="pass"/>.</summary>
-    private static async IAsyncEnumerable<RemoteLogLine> StreamAsync(IRemoteProcess process, LogLineSplitter splitter, Pass pass, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<RemoteLogLine> StreamAsync(string script, LogLineSplitter splitter, Pass pass, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        IRemoteProcess process;
+        try
+        {
+            process = await shell.StartAsync(script, cancellationToken);
+        }
+        catch (SshConnectionException ex) when (ex is not HostKeyMismatchException)
+        {
+            // Not connected (SSH.NET connects here): a pass that got nothing, retried like a dropped link.
+            pass.Failure = ex;
+            pass.StandardError = ex.StandardError ?? "";
+            yield break;
+        }
+
         var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
         var lines = new List<RemoteLogLine>(1024);
         try

@@ -80,27 +80,82 @@ public sealed record SshEndpoint
 
         if (Jump is not null)
         {
-            // Not -J: options given on the command line do not reach the jump connection, which would
-            // then check its host key against ~/.ssh/known_hosts. An explicit ProxyCommand carries
-            // the same fail-closed options (quoted: ssh runs it through /bin/sh).
-            var inner = new List<string> { "ssh", "-p", Jump.Port.ToString(CultureInfo.InvariantCulture) };
-            inner.AddRange(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
-                "-o", "UserKnownHostsFile=" + KnownHostsFile, "-o", "GlobalKnownHostsFile=/dev/null",
-                "-o", "ConnectTimeout=" + (int)ConnectTimeout.TotalSeconds, "-o", "LogLevel=ERROR"]);
-            if (Jump.HostKeyAlgorithm is not null)
-            {
-                inner.AddRange(["-o", "HostKeyAlgorithms=" + Jump.HostKeyAlgorithm]);
-            }
-
-            inner.AddRange(IdentityOptions());
-
-            inner.AddRange(["-W", "[%h]:%p", $"{Jump.User}@{Jump.Host}"]);
-            // %h and %p are ssh's own tokens; every other word is quoted.
-            options.AddRange(["-o", "ProxyCommand=" + string.Join(' ', inner.Select(w => w == "[%h]:%p" ? w : ShellWords.Quote(w)))]);
+            // -J with a fixed alias: the jump connection's fail-closed options live in ConfigFile (see
+            // JumpConfig), which ssh hands on to the jump ssh with -F. ProxyCommand is never built from a
+            // host string: ssh runs it through /bin/sh.
+            options.AddRange(["-F", ConfigFile ?? throw new InvalidOperationException("A jump host needs the endpoint's ConfigFile."), "-J", JumpAlias]);
         }
 
         return options;
     }
+
+    /// <summary>The name the jump host goes by in <see cref="ConfigFile"/>; never a host name.</summary>
+    public const string JumpAlias = "upgradeconsole-jump";
+
+    /// <summary>
+    /// The ssh_config file given with <c>-F</c> when there is a jump host (written from <see cref="JumpConfig"/>);
+    /// it includes the user's and the system's own configuration after the jump host's block.
+    /// </summary>
+    public string? ConfigFile { get; init; }
+
+    /// <summary>
+    /// The text of <see cref="ConfigFile"/>: the jump host's address, user and identity under a fixed alias,
+    /// with the same fail-closed host-key options as the target's connection.
+    /// </summary>
+    public string JumpConfig()
+    {
+        var jump = Jump ?? throw new InvalidOperationException("No jump host.");
+        if (!HostNames.IsValid(jump.Host) || !HostNames.IsValidUser(jump.User))
+        {
+            throw new ArgumentException($"'{jump.User}@{jump.Host}' is not a valid jump host.");
+        }
+
+        var lines = new List<string>
+        {
+            $"Host {JumpAlias}",
+            // '%' starts a token in HostName: an IPv6 scope id (letters and digits only) is written as %%.
+            $"  HostName {jump.Host.Trim('[', ']').Replace("%", "%%", StringComparison.Ordinal)}",
+            $"  Port {jump.Port.ToString(CultureInfo.InvariantCulture)}",
+            $"  User {jump.User}",
+            "  BatchMode yes",
+            "  StrictHostKeyChecking yes",
+            "  UpdateHostKeys no",
+            "  CheckHostIP no",
+            $"  UserKnownHostsFile {ConfigWord(KnownHostsFile)}",
+            "  GlobalKnownHostsFile /dev/null",
+            $"  ConnectTimeout {(int)ConnectTimeout.TotalSeconds}",
+            "  LogLevel ERROR",
+            "  ControlMaster no",
+            "  ControlPath none",
+        };
+        if (jump.HostKeyAlgorithm is not null)
+        {
+            lines.Add($"  HostKeyAlgorithms {ConfigWord(jump.HostKeyAlgorithm)}");
+        }
+
+        switch (Identity)
+        {
+            case SshIdentity.KeyFile file:
+                lines.AddRange([$"  IdentityFile {ConfigWord(file.Path)}", "  IdentitiesOnly yes", "  IdentityAgent none"]);
+                break;
+            case SshIdentity.Agent agent:
+                lines.Add($"  IdentityAgent {ConfigWord(agent.SocketPath)}");
+                break;
+            default:
+                break;
+        }
+
+        // -F replaces the default files: keep the user's and the system's configuration after ours
+        // (first value wins in ssh_config, so the block above and the command line still decide).
+        lines.AddRange(["Match all", "  Include ~/.ssh/config", "  Include /etc/ssh/ssh_config"]);
+        return string.Join('\n', lines) + "\n";
+    }
+
+    /// <summary>A value for ssh_config, double-quoted; values that cannot be written safely there are refused.</summary>
+    private static string ConfigWord(string value) =>
+        value.Any(c => c is '"' or '\\' or '%' || char.IsControl(c))
+            ? throw new ArgumentException($"'{value}' cannot be written into an ssh_config file.", nameof(value))
+            : $"\"{value}\"";
 
     /// <summary>How ssh finds the key: the given file only, or the given agent only, or the user's defaults.</summary>
     private IEnumerable<string> IdentityOptions() => Identity switch
@@ -164,11 +219,30 @@ public sealed record JumpHost(string User, string Host, int Port, string? HostKe
 /// <summary>Validation of host and user names before they reach ssh's command line.</summary>
 public static class HostNames
 {
-    /// <summary>A DNS name or an IPv4/IPv6 literal; never starts with '-' (which ssh would read as an option).</summary>
+    /// <summary>
+    /// A DNS name or an IPv4/IPv6 literal (an IPv6 scope id after '%' has letters and digits only); never
+    /// starts with '-' (which ssh would read as an option).
+    /// </summary>
     public static bool IsValid(string? host) =>
-        !string.IsNullOrEmpty(host) && host.Length <= 253 && host[0] != '-' &&
-        (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out _) ||
-         host.Split('.').All(label => label.Length is > 0 and <= 63 && label[0] != '-' && label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-' || c == '_')));
+        !string.IsNullOrEmpty(host) && host.Length <= 253 && host[0] != '-' && (IsAddress(host.Trim('[', ']')) || IsDnsName(host));
+
+    private static bool IsAddress(string text)
+    {
+        var percent = text.IndexOf('%', StringComparison.Ordinal);
+        if (percent < 0)
+        {
+            return System.Net.IPAddress.TryParse(text, out _);
+        }
+
+        // IPAddress.TryParse takes anything after '%' as a scope: only a plain interface name or number may pass.
+        var scope = text[(percent + 1)..];
+        return scope.Length is > 0 and <= 32 && scope.All(char.IsAsciiLetterOrDigit)
+            && System.Net.IPAddress.TryParse(text[..percent], out var address)
+            && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+    }
+
+    private static bool IsDnsName(string host) =>
+        host.Split('.').All(label => label.Length is > 0 and <= 63 && label[0] != '-' && label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-' || c == '_'));
 
     /// <summary>A POSIX-ish login name: letters, digits, '.', '_', '-', not starting with '-'.</summary>
     public static bool IsValidUser(string? user) =>

@@ -13,7 +13,8 @@ public sealed record TargetDto(
     string WorkingDirectory, string EnvFileName, string? PythonPath, string ServerUrl, string? ServiceUser,
     string StopCommand, string StartCommand, string StatusCommand, string RunsDirectory, string BackupDirectory,
     string? PipOptions, bool RequireApproval, HostKeyDto HostKey, string? InstalledVersion,
-    DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, Guid Version)
+    DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, Guid Version,
+    SshTransport Transport, bool HasKeyPassphrase)
 {
     public static TargetDto From(Target t) => new(
         t.Id, t.Name, t.Product, t.Host, t.Port, t.SshUser, t.AuthMethod,
@@ -23,7 +24,8 @@ public sealed record TargetDto(
         t.PipOptions, t.RequireApproval,
         new HostKeyDto(t.HostKeyState, t.PinnedKeyType, t.PinnedFingerprint, t.PinnedAt, t.PinnedBy, t.JumpPinnedFingerprint),
         TargetService.LastDiscovery(t)?.Result?.InstalledVersion,
-        t.CreatedAt, t.UpdatedAt, t.Version);
+        t.CreatedAt, t.UpdatedAt, t.Version,
+        t.Transport, t.ProtectedKeyPassphrase is not null);
 }
 
 public sealed record HostKeyDto(HostKeyState State, string? KeyType, string? Fingerprint, DateTimeOffset? PinnedAt, string? PinnedBy, string? JumpHostFingerprint);

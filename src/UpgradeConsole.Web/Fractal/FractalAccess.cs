@@ -8,15 +8,18 @@ using UpgradeConsole.Web.Targets;
 namespace UpgradeConsole.Web.Fractal;
 
 /// <summary>Everything needed to work on a Fractal target's data: its env values and its database.</summary>
-public sealed record FractalContext(Target Target, OpenSshShell Shell, IReadOnlyDictionary<string, string?> Env, FractalDatabase Database)
+/// Disposing it closes the forward to the database: open it for one page request or one phase.
+public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnlyDictionary<string, string?> Env, FractalDatabase Database, IPortForward? Forward = null) : IAsyncDisposable
 {
+    public ValueTask DisposeAsync() => Forward?.DisposeAsync() ?? ValueTask.CompletedTask;
+
     /// <summary>The 2.16 backend (<c>local</c>, <c>slurm</c>, <c>slurm_ssh</c>) the env file sets.</summary>
     public string Backend => Env.GetValueOrDefault("FRACTAL_RUNNER_BACKEND") ?? "local";
 }
 
 /// <summary>
 /// Opens a Fractal target's own PostgreSQL: reads <c>POSTGRES_*</c> from the target's env file
-/// over SSH, forwards a local socket to it through the target's connection, and connects. The admin
+/// over SSH, forwards a local port (SSH.NET) or socket (OpenSSH) to it through the target's connection, and connects. The admin
 /// configures nothing more.
 /// </summary>
 public sealed class FractalAccess(TargetConnections connections)
@@ -38,11 +41,11 @@ public sealed class FractalAccess(TargetConnections connections)
 
         var host = env.GetValueOrDefault("POSTGRES_HOST") is { Length: > 0 } h ? h : "localhost";
         var port = int.TryParse(env.GetValueOrDefault("POSTGRES_PORT"), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : 5432;
-        var socketDirectory = await connections.ForwardPostgresAsync(target, shell, host, port, ct);
+        var forward = await shell.ForwardAsync(host, port, ct);
         var builder = new NpgsqlConnectionStringBuilder
         {
-            Host = socketDirectory,
-            Port = port,
+            Host = forward.Host,
+            Port = forward.Port,
             Database = env["POSTGRES_DB"],
             Username = env.GetValueOrDefault("POSTGRES_USER") is { Length: > 0 } user ? user : "postgres",
             Password = env.GetValueOrDefault("POSTGRES_PASSWORD"),
@@ -54,6 +57,6 @@ public sealed class FractalAccess(TargetConnections connections)
             // would be ended by a restore's pg_terminate_backend and break the next query.
             Pooling = false,
         };
-        return new FractalContext(target, shell, env, new FractalDatabase(builder.ConnectionString));
+        return new FractalContext(target, shell, env, new FractalDatabase(builder.ConnectionString), forward);
     }
 }

@@ -23,14 +23,14 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 {
     public async Task<UsersView> LoadAsync(int targetId, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var users = await context.Database.LoadUsersAsync(ct);
         return new UsersView(context.Target, context.Backend, MigrationRules.Classify(users, context.Backend));
     }
 
     public async Task<IReadOnlyList<UserChange>> SetActiveVerifiedAsync(int targetId, IReadOnlyList<(int Id, string Version)> users, bool value, ClaimsPrincipal actor, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var results = new List<UserChange>();
         foreach (var (id, version) in users)
         {
@@ -45,7 +45,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     /// <summary>Sets is_active and is_verified of one user (the API may set them apart; the page sets both).</summary>
     public async Task<UserChange> SetFlagsAsync(int targetId, int id, string version, bool active, bool verified, ClaimsPrincipal actor, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetActiveVerifiedAsync(id, version, active, verified, ct);
         await RecordAsync(actor, targetId, (active, verified) switch { (true, true) => "fractal.user.activate", (false, false) => "fractal.user.deactivate", _ => "fractal.user.flags" }, change, ct);
         return change;
@@ -53,7 +53,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<UserChange> SetProjectDirAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetProjectDirAsync(id, version, value, ct);
         await RecordAsync(actor, targetId, "fractal.user.project-dir", change, ct);
         return change;
@@ -61,7 +61,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<UserChange> SetSlurmUserAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetSlurmUserAsync(id, version, value, ct);
         await RecordAsync(actor, targetId, "fractal.user.slurm-user", change, ct);
         return change;
@@ -69,7 +69,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<UserChange> CreateSettingsRowAsync(int targetId, int id, string version, ClaimsPrincipal actor, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.CreateSettingsRowAsync(id, version, ct);
         await RecordAsync(actor, targetId, "fractal.user.settings-row", change, ct);
         return change;
@@ -102,7 +102,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     /// </summary>
     public async Task<string> CheckOnHostAsync(int targetId, int id, CancellationToken ct)
     {
-        var context = await OpenAsync(targetId, ct);
+        await using var context = await OpenAsync(targetId, ct);
         var user = (await context.Database.LoadUsersAsync(ct)).FirstOrDefault(u => u.Id == id);
         if (user?.ProjectDir is not { Length: > 0 } dir || ProjectDirRule.Check(dir) is not null)
         {

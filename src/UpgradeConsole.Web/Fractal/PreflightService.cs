@@ -56,7 +56,7 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
     private async Task<PreflightFacts> GatherAsync(Target target, int? forRun, CancellationToken ct)
     {
         var active = await db.Set<Runs.Run>().AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == target.Id && r.Id != forRun, ct);
-        var context = await access.OpenAsync(target, ct);
+        await using var context = await access.OpenAsync(target, ct);
         var shell = context.Shell;
         var env = context.Env;
         var discovery = await FractalDiscovery.DiscoverAsync(shell, TargetService.Location(target), ct);
@@ -119,7 +119,7 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
     }
 
     /// <summary>A config file named in the env file; relative names resolve against the working directory, as Fractal does.</summary>
-    private static async Task<RemoteFile?> ReadFileAsync(OpenSshShell shell, string workdir, string? path, CancellationToken ct)
+    private static async Task<RemoteFile?> ReadFileAsync(IRemoteShell shell, string workdir, string? path, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(path))
         {

@@ -25,7 +25,7 @@ public sealed class FractalPhases(
     private const string EnvFile = ".fractal_server.env";
     private const string OldEnvFile = ".fractal_server.env.old";
 
-    private OpenSshShell Shell => context.Shell;
+    private IRemoteShell Shell => context.Shell;
 
     private FractalHostSettings Host(string? python = null) => new(
         target.WorkingDirectory,

@@ -63,7 +63,7 @@ public sealed class PlanBuilder(TargetService targets, FractalAccess access, Pre
 
         try
         {
-            var context = await access.OpenAsync(target, ct);
+            await using var context = await access.OpenAsync(target, ct);
             var discovery = await FractalDiscovery.DiscoverAsync(context.Shell, TargetService.Location(target), ct);
             if (runbook.Id == Runbooks.FractalRelease && (discovery.InstalledVersion is null || discovery.InstalledVersion == to))
             {

@@ -57,6 +57,8 @@ public sealed class RunDriver(
             return;
         }
 
+        // The forward to the target's database closes when the phases are done.
+        await using var _ = context;
         var log = new RunLogWriter(scopes, run.Id, Secrets(context.Env), clock);
         var phases = new FractalPhases(run, target, context, new RemoteStepEngine(context.Shell, logger: logger), log, db, preflight);
         var rollingBack = run.State == RunState.RollingBack;

@@ -5,7 +5,7 @@ using UpgradeConsole.Web.Hosting;
 namespace UpgradeConsole.Web.Targets;
 
 /// <summary>
-/// One private ssh-agent per target that uses a stored key. The decrypted key goes to the agent
+/// One private ssh-agent per OpenSSH target that uses a stored key (SSH.NET targets get the key in memory instead). The decrypted key goes to the agent
 /// on ssh-add's standard input and is never written to disk; ssh reaches it through a socket in the
 /// data directory. Keys are added with a one-hour lifetime and re-added before it runs out, so an
 /// agent orphaned by a crashed dashboard forgets the key within the hour.
@@ -55,35 +55,6 @@ public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger
         if (_agents.TryRemove(targetId, out var agent))
         {
             Stop(agent);
-        }
-    }
-
-    /// <summary>
-    /// Checks that <paramref name="privateKey"/> is an unencrypted OpenSSH/PEM private key and
-    /// returns its public fingerprint (e.g. <c>SHA256:… (ED25519)</c>), using a throwaway agent.
-    /// </summary>
-    public static async Task<string> FingerprintAsync(string privateKey, CancellationToken ct)
-    {
-        var dir = Directory.CreateTempSubdirectory("uc-key-");
-        var socket = Path.Combine(dir.FullName, "a");
-        Process? agent = null;
-        try
-        {
-            agent = await StartAgentAsync(socket, ct);
-            await AddKeyAsync(socket, privateKey, ct);
-            var listed = await RunAsync("ssh-add", ["-l"], socket, null, ct);
-            // "256 SHA256:abc… comment (ED25519)"
-            var parts = listed.Output.Trim().Split(' ');
-            return parts.Length >= 2 ? $"{parts[1]} {parts[^1]}" : listed.Output.Trim();
-        }
-        finally
-        {
-            if (agent is not null)
-            {
-                Stop(new Agent(agent, socket, "", default));
-            }
-
-            dir.Delete(recursive: true);
         }
     }
 

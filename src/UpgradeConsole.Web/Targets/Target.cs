@@ -15,6 +15,16 @@ public enum TargetAuthMethod
     Agent,
 }
 
+/// <summary>Which SSH client carries a target's connections.</summary>
+public enum SshTransport
+{
+    /// <summary>The system OpenSSH client: the dashboard user's ssh_config, ssh-agent, FIDO keys, certificates, Kerberos.</summary>
+    OpenSsh,
+
+    /// <summary>SSH.NET inside the dashboard: keys in memory, one connection per target, nothing outlives the process.</summary>
+    SshNet,
+}
+
 public enum HostKeyState
 {
     /// <summary>No key pinned yet: the dashboard refuses to connect.</summary>
@@ -55,6 +65,15 @@ public sealed class Target
     public string? PrivateKeyFingerprint { get; set; }
 
     public string? KeyFilePath { get; set; }
+
+    /// <summary>The passphrase of the stored key or key file, encrypted like the key; null when it has none.</summary>
+    public string? ProtectedKeyPassphrase { get; set; }
+
+    /// <summary>
+    /// The SSH client for this target. New targets get SSH.NET; rows from before the column existed
+    /// keep OpenSSH (the migration's default), since they were set up and tested with it.
+    /// </summary>
+    public SshTransport Transport { get; set; } = SshTransport.SshNet;
 
     /// <summary><c>user@host:port</c> of a jump host, or null.</summary>
     public string? JumpHost { get; set; }
@@ -147,6 +166,8 @@ internal sealed class TargetConfiguration : IEntityTypeConfiguration<Target>
         builder.Property(t => t.SshUser).HasMaxLength(64);
         builder.Property(t => t.AuthMethod).HasConversion<string>().HasMaxLength(20);
         builder.Property(t => t.HostKeyState).HasConversion<string>().HasMaxLength(20);
+        // Existing rows become OpenSsh (what they were tested with); the entity's own default is SshNet.
+        builder.Property(t => t.Transport).HasConversion<string>().HasMaxLength(20).HasDefaultValue(SshTransport.OpenSsh).HasSentinel(SshTransport.OpenSsh);
         builder.Property(t => t.Version).IsConcurrencyToken();
     }
 }

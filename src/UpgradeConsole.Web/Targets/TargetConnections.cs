@@ -1,167 +1,121 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using Renci.SshNet;
 using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Hosting;
+using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Web.Targets;
 
 /// <summary>
-/// Builds the SSH connection of a target: a known_hosts file holding only its pinned key(s),
-/// its ControlMaster socket, and its identity. Refuses outright when no key is pinned or a
-/// mismatch was seen: nothing connects until an Admin has pinned a key.
+/// The one place every SSH connection to a target is made, on either transport. Refuses outright
+/// when no key is pinned or a mismatch was seen; and whatever reports a changed host key later (a
+/// command, a step, a forward) blocks the target and writes the audit event here, once.
+/// SSH.NET targets share one kept-alive connection each (reconnected when it drops, closed with the
+/// dashboard); OpenSSH targets share a ControlMaster with a short ControlPersist, ended at shutdown.
 /// </summary>
-public sealed class TargetConnections(DataDirectory data, SshAgentPool agents, IDataProtectionProvider protection)
+public sealed class TargetConnections(
+    DataDirectory data,
+    SshAgentPool agents,
+    IDataProtectionProvider protection,
+    IServiceScopeFactory scopes,
+    AuditLog audit,
+    TimeProvider clock,
+    ILoggerFactory loggers) : IAsyncDisposable
 {
+    /// <summary>How long an idle OpenSSH master outlives its last command (also after a crash of the dashboard).</summary>
+    public static readonly TimeSpan ControlPersist = TimeSpan.FromSeconds(60);
+
     private readonly IDataProtector _keys = protection.CreateProtector("UpgradeConsole.Targets.PrivateKey.v1");
+    private readonly ILogger _logger = loggers.CreateLogger<TargetConnections>();
+    private readonly ConcurrentDictionary<int, Pooled> _pool = new();
+    private readonly SemaphoreSlim _poolGate = new(1, 1);
 
-    public string Protect(string privateKey) => _keys.Protect(SshAgentPool.NormalizeKey(privateKey));
+    public string Protect(string secret) => _keys.Protect(secret);
 
-    public async Task<OpenSshShell> ShellAsync(Target target, CancellationToken ct)
+    public string ProtectKey(string privateKey) => _keys.Protect(SshAgentPool.NormalizeKey(privateKey));
+
+    /// <summary>A shell on the target over its chosen transport, with the host-key policy applied to everything it does.</summary>
+    public async Task<IRemoteShell> ShellAsync(Target target, CancellationToken ct)
     {
-        switch (target.HostKeyState)
-        {
-            case HostKeyState.Unpinned:
-                throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
-            case HostKeyState.Mismatch:
-                throw new HostKeyMismatchException(
-                    $"{target.Name} presented a host key other than the pinned one ({target.PinnedFingerprint}). This may be a man-in-the-middle attack: " +
-                    "every action on this target is blocked until an Admin checks the new key and pins it again.");
-            default:
-                break;
-        }
-
-        if (target.JumpHost is not null && target.JumpPinnedKey is null)
-        {
-            throw new HostKeyNotPinnedException($"The jump host of {target.Name} has no pinned key: pin it first.");
-        }
-
-        var dir = TargetDirectory(target.Id);
-        var knownHosts = Path.Combine(dir, "known_hosts");
-        var jump = JumpHost.TryParse(target.JumpHost, out var parsed) ? parsed! with { HostKeyAlgorithm = target.JumpPinnedKeyType } : null;
-        var lines = new List<string> { new HostKey(target.PinnedKeyType!, target.PinnedKey!).KnownHostsLine(target.Host, target.Port) };
-        if (jump is not null)
-        {
-            lines.Add(new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey!).KnownHostsLine(jump.Host, jump.Port));
-        }
-
-        // Derived from the database on every use: the database is the one truth, shared by all nodes.
-        var temp = knownHosts + ".tmp";
-        await File.WriteAllLinesAsync(temp, lines, ct);
-        File.Move(temp, knownHosts, overwrite: true);
-
-        return new OpenSshShell(new SshEndpoint
-        {
-            Host = target.Host,
-            Port = target.Port,
-            User = target.SshUser,
-            Identity = await IdentityAsync(target, ct),
-            KnownHostsFile = knownHosts,
-            HostKeyAlgorithm = target.PinnedKeyType,
-            ControlPath = Path.Combine(dir, "cm"),
-            Jump = jump,
-        });
+        RefuseUnlessPinned(target);
+        IRemoteShell shell = target.Transport == SshTransport.SshNet
+            ? new SshNetShell(await SshNetConnectionAsync(target, ct))
+            : await OpenSshShellAsync(target, ct);
+        return new GuardedShell(shell, ex => BlockAsync(target, ex));
     }
 
-    /// <summary>A shell on the target's jump host alone (to scan the target's key from there).</summary>
-    public async Task<OpenSshShell> JumpShellAsync(Target target, CancellationToken ct)
+    /// <summary>Asks the target for its host keys (for the pin dialog), through its jump host when it has one.</summary>
+    public async Task<IReadOnlyList<HostKey>> ScanAsync(Target target, CancellationToken ct)
     {
-        if (!JumpHost.TryParse(target.JumpHost, out var jump) || target.JumpPinnedKey is null)
+        if (target.JumpHost is null)
+        {
+            return await HostKeyScanner.ScanAsync(target.Host, target.Port, ct);
+        }
+
+        if (target.JumpPinnedKey is null || !JumpHost.TryParse(target.JumpHost, out var jump))
         {
             throw new HostKeyNotPinnedException("Pin the jump host's key first.");
         }
 
-        var dir = TargetDirectory(target.Id);
-        var knownHosts = Path.Combine(dir, "known_hosts.jump");
-        await File.WriteAllTextAsync(knownHosts, new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey).KnownHostsLine(jump!.Host, jump.Port) + "\n", ct);
-        return new OpenSshShell(new SshEndpoint
+        if (target.Transport == SshTransport.SshNet)
         {
-            Host = jump.Host,
-            Port = jump.Port,
-            User = jump.User,
-            Identity = await IdentityAsync(target, ct),
-            KnownHostsFile = knownHosts,
-            HostKeyAlgorithm = target.JumpPinnedKeyType,
-            ControlPath = Path.Combine(dir, "cmj"),
-        });
+            // The jump host's own pinned connection carries a forward to the target's SSH port.
+            await using var connection = new SshNetConnection(JumpEndpoint(target, jump!, Keys(target)), _logger);
+            return await HostKeyScanner.ScanThroughAsync(new SshNetShell(connection), target.Host, target.Port, ct);
+        }
+
+        return await HostKeyScanner.ScanFromAsync(await JumpShellAsync(target, jump!, ct), target.Host, target.Port, ct);
     }
 
     /// <summary>
-    /// Forwards a local Unix socket, through the target's ControlMaster, to the PostgreSQL the
-    /// target's env file names (a TCP host, or a socket directory when POSTGRES_HOST starts with '/').
-    /// Returns the local directory to give Npgsql as Host. Re-forwards when the socket went stale.
+    /// Marks the target blocked after its host presented another key (a conditional update: only the
+    /// first report is recorded) and writes the audit event with both fingerprints.
     /// </summary>
-    public async Task<string> ForwardPostgresAsync(Target target, OpenSshShell shell, string postgresHost, int postgresPort, CancellationToken ct)
+    public async Task BlockAsync(Target target, HostKeyMismatchException ex)
     {
-        var remote = postgresHost.StartsWith('/')
-            ? $"{postgresHost.TrimEnd('/')}/.s.PGSQL.{postgresPort.ToString(CultureInfo.InvariantCulture)}"
-            : $"{postgresHost}:{postgresPort.ToString(CultureInfo.InvariantCulture)}";
-        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(remote)))[..8];
-        var dir = Path.Combine(TargetDirectory(target.Id), "pg-" + key);
-        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var socket = Path.Combine(dir, $".s.PGSQL.{postgresPort.ToString(CultureInfo.InvariantCulture)}");
-        if (File.Exists(socket) && await AcceptsAsync(socket, ct))
+        await CloseAsync(target.Id);
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var changed = await db.Targets
+            .Where(t => t.Id == target.Id && t.HostKeyState == HostKeyState.Pinned)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(t => t.HostKeyState, HostKeyState.Mismatch)
+                .SetProperty(t => t.MismatchSeenAt, clock.GetUtcNow())
+                .SetProperty(t => t.MismatchDetail, ex.StandardError == null ? null : ex.StandardError.Trim()));
+        if (changed == 0)
         {
-            return dir;
+            return;
         }
 
-        File.Delete(socket);
-        // The master must be up before it can take a forwarding request.
-        await shell.RunAsync("true", ct, TimeSpan.FromSeconds(60));
-        var start = new System.Diagnostics.ProcessStartInfo("ssh") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { "-o", "ControlPath=" + shell.Endpoint.ControlPath, "-O", "forward", "-L", $"{socket}:{remote}", "unused" })
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("Could not start ssh.");
-        var error = await process.StandardError.ReadToEndAsync(ct);
-        await process.WaitForExitAsync(ct);
-        if (process.ExitCode != 0)
-        {
-            throw new SshConnectionException($"Could not forward to the target's PostgreSQL ({remote}): {error.Trim()}", error);
-        }
-
-        return dir;
+        await audit.RecordAsync("system", "target.hostkey-mismatch", target.Id, target.Name,
+            new { pinnedFingerprint = target.PinnedFingerprint, transport = target.Transport.ToString(), ssh = ex.StandardError?.Trim() });
+        _logger.LogError("Host key of target {Target} changed: blocked", target.Name);
     }
 
-    private static async Task<bool> AcceptsAsync(string socket, CancellationToken ct)
-    {
-        try
-        {
-            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
-            await probe.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), ct);
-            return true;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>Closes the target's ControlMaster connections (after a re-pin, a key change or an edit).</summary>
+    /// <summary>Closes the target's connections (after a re-pin, a key change, an edit or a mismatch).</summary>
     public async Task CloseAsync(int targetId)
     {
+        if (_pool.TryRemove(targetId, out var pooled))
+        {
+            await pooled.Connection.DisposeAsync();
+        }
+
         foreach (var socket in new[] { "cm", "cmj" })
         {
-            var path = Path.Combine(TargetDirectory(targetId), socket);
-            if (!File.Exists(path))
+            // Not TargetDirectory(): closing never creates anything (it also runs at shutdown).
+            var path = Path.Combine(data.Combine("ssh", targetId.ToString(CultureInfo.InvariantCulture)), socket);
+            await new OpenSshShell(new SshEndpoint
             {
-                continue;
-            }
-
-            var start = new System.Diagnostics.ProcessStartInfo("ssh") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (var a in new[] { "-o", "ControlPath=" + path, "-O", "exit", "unused" })
-            {
-                start.ArgumentList.Add(a);
-            }
-
-            using var process = System.Diagnostics.Process.Start(start);
-            if (process is not null)
-            {
-                await process.WaitForExitAsync();
-            }
-
-            File.Delete(path);
+                Host = "unused",
+                User = "unused",
+                Identity = new SshIdentity.DashboardUser(),
+                KnownHostsFile = "/dev/null",
+                ControlPath = path,
+            }).CloseAsync();
         }
     }
 
@@ -177,8 +131,184 @@ public sealed class TargetConnections(DataDirectory data, SshAgentPool agents, I
         }
     }
 
+    /// <summary>At shutdown: no SSH.NET connection and no OpenSSH master outlives the dashboard.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var id in _pool.Keys)
+        {
+            await CloseAsync(id);
+        }
+
+        var root = data.Combine("ssh");
+        if (Directory.Exists(root))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(root))
+            {
+                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+                {
+                    await CloseAsync(id);
+                }
+            }
+        }
+
+        _poolGate.Dispose();
+    }
+
+    private static void RefuseUnlessPinned(Target target)
+    {
+        switch (target.HostKeyState)
+        {
+            case HostKeyState.Unpinned:
+                throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
+            case HostKeyState.Mismatch:
+                throw new HostKeyMismatchException(
+                    $"{target.Name} presented a host key other than the pinned one ({target.PinnedFingerprint}). This may be a man-in-the-middle attack: " +
+                    "every action on this target is blocked until an Admin checks the new key and pins it again.");
+            default:
+                break;
+        }
+
+        if (target.PinnedKey is null || target.PinnedKeyType is null)
+        {
+            throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
+        }
+
+        if (target.JumpHost is not null && target.JumpPinnedKey is null)
+        {
+            throw new HostKeyNotPinnedException($"The jump host of {target.Name} has no pinned key: pin it first.");
+        }
+    }
+
+    /// <summary>The target's pooled SSH.NET connection; a new one when the target changed (its version) since.</summary>
+    private async Task<SshNetConnection> SshNetConnectionAsync(Target target, CancellationToken ct)
+    {
+        if (_pool.TryGetValue(target.Id, out var pooled) && pooled.Version == target.Version)
+        {
+            return pooled.Connection;
+        }
+
+        await _poolGate.WaitAsync(ct);
+        try
+        {
+            if (_pool.TryGetValue(target.Id, out pooled))
+            {
+                if (pooled.Version == target.Version)
+                {
+                    return pooled.Connection;
+                }
+
+                _pool.TryRemove(target.Id, out _);
+                await pooled.Connection.DisposeAsync();
+            }
+
+            var keys = Keys(target);
+            var endpoint = new SshNetEndpoint
+            {
+                Host = target.Host,
+                Port = target.Port,
+                User = target.SshUser,
+                Keys = keys,
+                PinnedKey = new HostKey(target.PinnedKeyType!, target.PinnedKey!),
+                Jump = JumpHost.TryParse(target.JumpHost, out var jump) ? JumpEndpoint(target, jump!, keys) : null,
+            };
+            var connection = new SshNetConnection(endpoint, _logger);
+            _pool[target.Id] = new Pooled(target.Version, connection);
+            return connection;
+        }
+        finally
+        {
+            _poolGate.Release();
+        }
+    }
+
+    private static SshNetEndpoint JumpEndpoint(Target target, JumpHost jump, IReadOnlyList<IPrivateKeySource> keys) => new()
+    {
+        Host = jump.Host,
+        Port = jump.Port,
+        User = jump.User,
+        Keys = keys,
+        PinnedKey = new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey!),
+    };
+
+    /// <summary>The target's key for SSH.NET, decrypted into memory only.</summary>
+    private IReadOnlyList<IPrivateKeySource> Keys(Target target)
+    {
+        var passphrase = target.ProtectedKeyPassphrase is null ? null : _keys.Unprotect(target.ProtectedKeyPassphrase);
+        return target.AuthMethod switch
+        {
+            TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null => [SshKeys.FromText(_keys.Unprotect(target.ProtectedPrivateKey), passphrase)],
+            TargetAuthMethod.StoredKey => throw new InvalidOperationException($"{target.Name} has no stored key; an Admin must paste one."),
+            TargetAuthMethod.KeyFile => [SshKeys.FromFile(target.KeyFilePath!, passphrase)],
+            _ => throw new InvalidOperationException(
+                $"{target.Name} uses the dashboard user's ssh-agent, which only the System OpenSSH client can use: choose that transport in the target's settings."),
+        };
+    }
+
+    private async Task<OpenSshShell> OpenSshShellAsync(Target target, CancellationToken ct)
+    {
+        var dir = TargetDirectory(target.Id);
+        var jump = JumpHost.TryParse(target.JumpHost, out var parsed) ? parsed! with { HostKeyAlgorithm = target.JumpPinnedKeyType } : null;
+        var lines = new List<string> { new HostKey(target.PinnedKeyType!, target.PinnedKey!).KnownHostsLine(target.Host, target.Port) };
+        if (jump is not null)
+        {
+            lines.Add(new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey!).KnownHostsLine(jump.Host, jump.Port));
+        }
+
+        var endpoint = new SshEndpoint
+        {
+            Host = target.Host,
+            Port = target.Port,
+            User = target.SshUser,
+            Identity = await IdentityAsync(target, ct),
+            KnownHostsFile = await KnownHostsAsync(dir, "known_hosts", lines, ct),
+            HostKeyAlgorithm = target.PinnedKeyType,
+            ControlPath = Path.Combine(dir, "cm"),
+            ControlPersist = ControlPersist,
+            Jump = jump,
+            ConfigFile = jump is null ? null : Path.Combine(dir, "ssh_config"),
+        };
+        if (jump is not null)
+        {
+            await KnownHostsAsync(dir, "ssh_config", [endpoint.JumpConfig()], ct);
+        }
+
+        return new OpenSshShell(endpoint);
+    }
+
+    /// <summary>A shell on the target's jump host alone (OpenSSH: to scan the target's key from there).</summary>
+    private async Task<OpenSshShell> JumpShellAsync(Target target, JumpHost jump, CancellationToken ct)
+    {
+        var dir = TargetDirectory(target.Id);
+        return new OpenSshShell(new SshEndpoint
+        {
+            Host = jump.Host,
+            Port = jump.Port,
+            User = jump.User,
+            Identity = await IdentityAsync(target, ct),
+            KnownHostsFile = await KnownHostsAsync(dir, "known_hosts.jump", [new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey!).KnownHostsLine(jump.Host, jump.Port)], ct),
+            HostKeyAlgorithm = target.JumpPinnedKeyType,
+            ControlPath = Path.Combine(dir, "cmj"),
+            ControlPersist = ControlPersist,
+        });
+    }
+
+    /// <summary>
+    /// Writes a file derived from the database (the one truth, shared by all nodes): known_hosts, the jump
+    /// host's ssh_config; through a temporary file of this call's own, so concurrent calls never share a half-written file.
+    /// </summary>
+    private static async Task<string> KnownHostsAsync(string dir, string name, IReadOnlyList<string> lines, CancellationToken ct)
+    {
+        var path = Path.Combine(dir, name);
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        await File.WriteAllLinesAsync(temp, lines, ct);
+        File.Move(temp, path, overwrite: true);
+        return path;
+    }
+
     private async Task<SshIdentity> IdentityAsync(Target target, CancellationToken ct) => target.AuthMethod switch
     {
+        TargetAuthMethod.StoredKey when target.ProtectedKeyPassphrase is not null => throw new InvalidOperationException(
+            $"The stored key of {target.Name} has a passphrase, which the System OpenSSH client cannot be given here: choose SSH.NET, or use a key file or the dashboard user's ssh-agent."),
         TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null =>
             new SshIdentity.Agent(await agents.SocketForAsync(target.Id, _keys.Unprotect(target.ProtectedPrivateKey), target.PrivateKeyFingerprint ?? "", ct)),
         TargetAuthMethod.StoredKey => throw new InvalidOperationException($"{target.Name} has no stored key; an Admin must paste one."),
@@ -191,5 +321,44 @@ public sealed class TargetConnections(DataDirectory data, SshAgentPool agents, I
         var dir = Path.Combine(data.Subdirectory("ssh"), targetId.ToString(CultureInfo.InvariantCulture));
         Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return dir;
+    }
+
+    private sealed record Pooled(Guid Version, SshNetConnection Connection);
+
+    /// <summary>Applies the host-key policy to everything a shell does: a mismatch anywhere blocks the target.</summary>
+    private sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch) : IRemoteShell
+    {
+        public string Destination => inner.Destination;
+
+        public Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
+            GuardAsync(() => inner.RunAsync(script, cancellationToken, timeout));
+
+        public async Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken) =>
+            new GuardedProcess(await GuardAsync(() => inner.StartAsync(script, cancellationToken)), this);
+
+        public Task<IPortForward> ForwardAsync(string remoteHost, int remotePort, CancellationToken cancellationToken) =>
+            GuardAsync(() => inner.ForwardAsync(remoteHost, remotePort, cancellationToken));
+
+        public async Task<T> GuardAsync<T>(Func<Task<T>> action)
+        {
+            try
+            {
+                return await action();
+            }
+            catch (HostKeyMismatchException ex)
+            {
+                await onMismatch(ex);
+                throw;
+            }
+        }
+
+        private sealed class GuardedProcess(IRemoteProcess inner, GuardedShell shell) : IRemoteProcess
+        {
+            public Stream Output => inner.Output;
+
+            public Task<RemoteResult> WaitAsync(CancellationToken cancellationToken) => shell.GuardAsync(() => inner.WaitAsync(cancellationToken));
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
     }
 }

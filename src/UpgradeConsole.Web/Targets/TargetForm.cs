@@ -22,6 +22,15 @@ public sealed class TargetForm : IValidatableObject
 
     public TargetAuthMethod AuthMethod { get; set; } = TargetAuthMethod.StoredKey;
 
+    /// <summary>
+    /// Which SSH client reaches the target. Left out (an API client from before the choice existed): a new
+    /// target gets SSH.NET (OpenSSH when it uses the dashboard user's agent), an existing one keeps its own.
+    /// </summary>
+    public SshTransport? Transport { get; set; }
+
+    /// <summary>The passphrase of the stored key or key file; empty keeps the stored one (a new key without one clears it).</summary>
+    public string? KeyPassphrase { get; set; }
+
     /// <summary>A pasted or uploaded private key; empty on edit keeps the stored one.</summary>
     public string? PrivateKey { get; set; }
 
@@ -72,6 +81,7 @@ public sealed class TargetForm : IValidatableObject
         Port = t.Port,
         SshUser = t.SshUser,
         AuthMethod = t.AuthMethod,
+        Transport = t.Transport,
         KeyFilePath = t.KeyFilePath,
         JumpHost = t.JumpHost,
         WorkingDirectory = t.WorkingDirectory,
@@ -104,6 +114,11 @@ public sealed class TargetForm : IValidatableObject
         if (!HostNames.IsValidUser(SshUser?.Trim()))
         {
             yield return new("A user name has letters, digits, '.', '_' or '-', and does not start with '-'.", [nameof(SshUser)]);
+        }
+
+        if (Transport is { } transport && !Enum.IsDefined(transport))
+        {
+            yield return new("Choose SSH.NET or the System OpenSSH client.", [nameof(Transport)]);
         }
 
         if (AuthMethod == TargetAuthMethod.KeyFile && !IsAbsolute(KeyFilePath))

@@ -27,7 +27,7 @@ public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? 
 /// Targets: adding and editing them, pinning host keys, testing the connection and discovering
 /// what runs there. Every change is an audit event; no secret ever leaves in a result.
 /// </summary>
-public sealed class TargetService(AppDbContext db, TargetConnections connections, AuditLog audit, TimeProvider clock, ILogger<TargetService> logger)
+public sealed class TargetService(AppDbContext db, TargetConnections connections, AuditLog audit, TimeProvider clock)
 {
     public Task<List<Target>> ListAsync(CancellationToken ct = default) =>
         db.Set<Target>().AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
@@ -160,15 +160,9 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
                 return (await HostKeyScanner.ScanAsync(j!.Host, j.Port, ct), null);
             }
 
-            if (target.JumpHost is not null)
-            {
-                var jumpShell = await connections.JumpShellAsync(target, ct);
-                return (await HostKeyScanner.ScanThroughAsync(jumpShell, target.Host, target.Port, ct), null);
-            }
-
-            return (await HostKeyScanner.ScanAsync(target.Host, target.Port, ct), null);
+            return (await connections.ScanAsync(target, ct), null);
         }
-        catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or ArgumentException)
+        catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or ArgumentException or InvalidOperationException or TimeoutException)
         {
             return ([], ex.Message);
         }
@@ -253,8 +247,8 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         target.LastDiscoveryJson is null ? null : JsonSerializer.Deserialize<DiscoveryRecord>(target.LastDiscoveryJson, JsonSerializerOptions.Web);
 
     /// <summary>
-    /// Runs remote work on a target. A host key that no longer matches blocks the target at once
-    /// (recorded, audited) and is reported, never retried.
+    /// Runs remote work on a target and turns a failure into the plain sentence <paramref name="failed"/> shows.
+    /// A host key that no longer matches has already blocked the target (<see cref="TargetConnections"/>).
     /// </summary>
     public async Task<T> RemoteAsync<T>(int id, Func<Target, IRemoteShell, Task<T>> work, Func<string, T> failed, CancellationToken ct)
     {
@@ -268,18 +262,6 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         {
             var shell = await connections.ShellAsync(target, ct);
             return await work(target, shell);
-        }
-        catch (HostKeyMismatchException ex) when (target.HostKeyState != HostKeyState.Mismatch)
-        {
-            await SaveAsync(id, t =>
-            {
-                t.HostKeyState = HostKeyState.Mismatch;
-                t.MismatchSeenAt = clock.GetUtcNow();
-                t.MismatchDetail = ex.StandardError?.Trim();
-            }, ct);
-            await audit.RecordAsync("system", "target.hostkey-mismatch", id, target.Name, new { pinnedFingerprint = target.PinnedFingerprint, ssh = ex.StandardError?.Trim() }, ct);
-            logger.LogError("Host key of target {Target} changed: blocked", target.Name);
-            return failed(ex.Message);
         }
         catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException or InvalidOperationException)
         {
@@ -304,18 +286,30 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     /// <summary>Copies the form onto the entity; returns a message if the pasted key is unusable.</summary>
     private async Task<string?> ApplyAsync(Target target, TargetForm form, CancellationToken ct)
     {
+        var passphrase = string.IsNullOrEmpty(form.KeyPassphrase) ? null : form.KeyPassphrase;
         if (!string.IsNullOrWhiteSpace(form.PrivateKey))
         {
             try
             {
-                target.PrivateKeyFingerprint = await SshAgentPool.FingerprintAsync(form.PrivateKey, ct);
+                // Parsed in memory (and decrypted with the passphrase): a key that cannot be used is refused now.
+                target.PrivateKeyFingerprint = SshKeys.Fingerprint(SshKeys.FromText(SshAgentPool.NormalizeKey(form.PrivateKey), passphrase, "pasted private key"));
             }
-            catch (ArgumentException ex)
+            catch (SshConnectionException ex)
             {
                 return ex.Message;
             }
 
-            target.ProtectedPrivateKey = connections.Protect(form.PrivateKey);
+            target.ProtectedPrivateKey = connections.ProtectKey(form.PrivateKey);
+            target.ProtectedKeyPassphrase = passphrase is null ? null : connections.Protect(passphrase);
+        }
+        else if (passphrase is not null)
+        {
+            target.ProtectedKeyPassphrase = connections.Protect(passphrase);
+        }
+
+        if (form.AuthMethod == TargetAuthMethod.Agent)
+        {
+            target.ProtectedKeyPassphrase = null;
         }
 
         if (form.AuthMethod != TargetAuthMethod.StoredKey)
@@ -324,6 +318,18 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
             target.PrivateKeyFingerprint = null;
         }
 
+        var transport = form.Transport ?? (target.Id != 0 ? target.Transport : form.AuthMethod == TargetAuthMethod.Agent ? SshTransport.OpenSsh : SshTransport.SshNet);
+        if (transport == SshTransport.SshNet && form.AuthMethod == TargetAuthMethod.Agent)
+        {
+            return "The dashboard user's ssh-agent works only with the System OpenSSH client: choose that transport, or store a key.";
+        }
+
+        if (transport == SshTransport.OpenSsh && form.AuthMethod == TargetAuthMethod.StoredKey && target.ProtectedKeyPassphrase is not null)
+        {
+            return "The System OpenSSH client cannot use a stored key that has a passphrase: choose SSH.NET, or store the key without one.";
+        }
+
+        target.Transport = transport;
         target.Name = form.Name.Trim();
         target.Product = form.Product;
         target.Host = form.Host.Trim();
@@ -370,6 +376,8 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         t.Port,
         t.SshUser,
         AuthMethod = t.AuthMethod.ToString(),
+        Transport = t.Transport.ToString(),
+        HasKeyPassphrase = t.ProtectedKeyPassphrase is not null,
         t.PrivateKeyFingerprint,
         t.KeyFilePath,
         t.JumpHost,

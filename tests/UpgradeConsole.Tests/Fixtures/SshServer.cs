@@ -131,6 +131,39 @@ public sealed class SshServer : IAsyncLifetime
         await WaitUntilListeningAsync();
     }
 
+    /// <summary>Lets another public key (one authorized_keys line) log in as <see cref="User"/>.</summary>
+    public async Task AuthorizeAsync(string publicKeyLine)
+    {
+        await AuthorizedKeysGate.WaitAsync();
+        try
+        {
+            await File.AppendAllTextAsync(Path.Combine(_root, "authorized_keys"), publicKeyLine.Trim() + "\n");
+        }
+        finally
+        {
+            AuthorizedKeysGate.Release();
+        }
+    }
+
+    private static readonly SemaphoreSlim AuthorizedKeysGate = new(1, 1);
+
+    /// <summary>Makes a throwaway key pair (ssh-keygen) and returns its private key text and public key line.</summary>
+    public static async Task<(string PrivateKey, string PublicKey)> NewKeyAsync(string type, int? bits = null, string passphrase = "")
+    {
+        var dir = Directory.CreateTempSubdirectory("uc-key-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "id");
+            string[] size = bits is { } b ? ["-b", b.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
+            await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", type, .. size, "-N", passphrase, "-C", "uc-test-" + type, "-f", path]);
+            return (await File.ReadAllTextAsync(path), (await File.ReadAllTextAsync(path + ".pub")).Trim());
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     /// <summary>The host key's SHA256 fingerprint as ssh-keygen prints it.</summary>
     public async Task<string> HostKeyFingerprintAsync()
     {

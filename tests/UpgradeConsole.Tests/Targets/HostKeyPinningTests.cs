@@ -24,10 +24,12 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         _adminClient = await _app.CreateFirstAdminAsync();
     }
 
-    [Fact]
-    public async Task ChangedHostKey_BlocksEverything_UntilAnAdminRepins()
+    [Theory]
+    [InlineData("SshNet")]
+    [InlineData("OpenSsh")]
+    public async Task ChangedHostKey_BlocksEverything_UntilAnAdminRepins(string transport)
     {
-        var id = await AddPinnedTargetAsync("rotating");
+        var id = await AddPinnedTargetAsync("rotating", transport);
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
         page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
@@ -70,10 +72,13 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         Assert.Equal(UpgradeConsoleApplicationFactory.AdminEmail, repin.Actor);
     }
 
-    [Fact]
-    public async Task TargetBehindAJumpHost_PinsBothKeys_AndConnectsThroughIt()
+    [Theory]
+    [InlineData("SshNet")]
+    [InlineData("OpenSsh")]
+    public async Task TargetBehindAJumpHost_PinsBothKeys_AndConnectsThroughIt(string transport)
     {
         var fields = TargetFields("jumped");
+        fields["Transport"] = transport;
         fields["JumpHost"] = $"{_ssh.User}@{_ssh.Host}:{_ssh.Port}";
         var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, fields);
         var fingerprint = await _ssh.HostKeyFingerprintAsync();
@@ -177,9 +182,11 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         ["WorkingDirectory"] = "~/fractal",
     };
 
-    private async Task<int> AddPinnedTargetAsync(string name)
+    private async Task<int> AddPinnedTargetAsync(string name, string transport = "SshNet")
     {
-        var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, TargetFields(name));
+        var fields = TargetFields(name);
+        fields["Transport"] = transport;
+        var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, fields);
         var fingerprint = await _ssh.HostKeyFingerprintAsync();
         var pinned = await _adminClient.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = fingerprint });
         Assert.Equal("true", pinned.Headers.GetValues("HX-Refresh").Single());

@@ -763,6 +763,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                         .HasMaxLength(50)
                         .HasColumnType("character varying(50)");
 
+                    b.Property<string>("ProtectedKeyPassphrase")
+                        .HasColumnType("text");
+
                     b.Property<string>("ProtectedPrivateKey")
                         .HasColumnType("text");
 
@@ -799,6 +802,13 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<string>("StopCommand")
                         .IsRequired()
                         .HasColumnType("text");
+
+                    b.Property<string>("Transport")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasDefaultValue("OpenSsh");
 
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");

@@ -738,6 +738,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .HasMaxLength(50)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ProtectedKeyPassphrase")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ProtectedPrivateKey")
                         .HasColumnType("TEXT");
 
@@ -774,6 +777,13 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.Property<string>("StopCommand")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("Transport")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("OpenSsh");
 
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("TEXT");

@@ -1,17 +1,29 @@
 using System.Text;
+using Npgsql;
 using UpgradeConsole.Core.Remote;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Tests.Remote;
 
-/// <summary>The remote engine against a real sshd: detached steps, byte-offset logs, resume, cancel.</summary>
-public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
+/// <summary>The contract suite, over the system OpenSSH client.</summary>
+public sealed class RemoteShellOverOpenSshTests(SshServer ssh, PostgresServer postgres) : RemoteShellContract(ssh, postgres, SshTransport.OpenSsh);
+
+/// <summary>The contract suite, over SSH.NET.</summary>
+public sealed class RemoteShellOverSshNetTests(SshServer ssh, PostgresServer postgres) : RemoteShellContract(ssh, postgres, SshTransport.SshNet);
+
+/// <summary>
+/// What every <see cref="IRemoteShell"/> must do, against the real sshd: detached steps, byte-offset
+/// logs, reattach after a cut link, cancel and timeouts, sudo, quoting, host keys, forwarding.
+/// Run once per transport by the two classes above.
+/// </summary>
+public abstract class RemoteShellContract(SshServer ssh, PostgresServer postgres, SshTransport transport) : IAsyncLifetime
 {
     private RemoteSession _remote = default!;
 
     public ValueTask InitializeAsync()
     {
-        _remote = new RemoteSession(ssh, new RemoteEngineOptions { CancelGrace = TimeSpan.FromSeconds(2), MaxLineBytes = 1024 });
+        _remote = new RemoteSession(ssh, new RemoteEngineOptions { CancelGrace = TimeSpan.FromSeconds(2), MaxLineBytes = 1024 }, transport);
         return ValueTask.CompletedTask;
     }
 
@@ -89,7 +101,7 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task KillingTheLocalSshProcesses_MidStep_LosesAndRepeatsNothing()
+    public async Task CuttingTheLink_WhileFollowing_LosesAndRepeatsNothing()
     {
         var step = _remote.NewStep("dropped", "for i in $(seq 1 400); do echo \"line $i\"; sleep 0.005; done");
         await _remote.Engine.StartAsync(step, TestContext.Current.CancellationToken);
@@ -100,9 +112,8 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
             texts.Add(line.Text);
             if (texts.Count is 50 or 200)
             {
-                // Every local ssh process of this target: the tail's client and the ControlMaster.
-                var pkill = await ProcessRunner.RunAsync("pkill", ["-KILL", "-f", _remote.ControlPath], check: false);
-                Assert.Equal(0, pkill.ExitCode);
+                // Every TCP connection of this session, reset under the client (ControlMaster or SshClient).
+                Assert.True(_remote.CutLink() > 0);
                 killed++;
             }
         }
@@ -112,7 +123,7 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task RunAsync_SessionKilledMidStep_ReattachesWithoutLossOrRepeat()
+    public async Task RunAsync_LinkCutMidStep_ReattachesWithoutLossOrRepeat()
     {
         var texts = new List<string>();
         var status = await _remote.Engine.RunAsync(_remote.NewStep("run-dropped", "for i in $(seq 1 300); do echo \"line $i\"; sleep 0.005; done; exit 3"), async line =>
@@ -120,8 +131,10 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
             texts.Add(line.Text);
             if (texts.Count == 100)
             {
-                await ProcessRunner.RunAsync("pkill", ["-KILL", "-f", _remote.ControlPath], check: false);
+                _remote.CutLink();
             }
+
+            await Task.CompletedTask;
         }, TestContext.Current.CancellationToken);
 
         Assert.Equal(3, status.ExitCode);
@@ -145,8 +158,8 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
         }
 
         // A different shell and engine, as after a restart, with only (target, run, step, offset).
-        await using var restarted = new RemoteSession(ssh);
-        var engine = new RemoteStepEngine(new OpenSshShell(restarted.Shell.Endpoint));
+        await using var restarted = new RemoteSession(ssh, transport: transport);
+        var engine = restarted.Engine;
         var rest = new List<RemoteLogLine>();
         await foreach (var line in engine.FollowAsync(step.Location, first[^1].NextOffset, TestContext.Current.CancellationToken))
         {
@@ -308,6 +321,85 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
         });
     }
 
+    [Fact]
+    public async Task TenThousandRandomStrings_ComeBackByteIdentical_FromTheRemoteShell()
+    {
+        var random = new Random(20261122);
+        var values = Enumerable.Range(0, 10_000).Select(_ => ShellWordsTests.RandomString(random)).ToList();
+        values.AddRange(["", "'", "''", "-n", "--", "$HOME", "~", "*", "\n", "a'b\"c`d$e", "$(id)", "`id`", "${IFS}"]);
+
+        for (var batch = 0; batch < values.Count; batch += 1000)
+        {
+            var chunk = values.Skip(batch).Take(1000).ToList();
+            // Each value becomes one printf argument; NUL separates them in the output.
+            var script = new StringBuilder();
+            foreach (var value in chunk)
+            {
+                script.Append("printf '%s\\0' ").Append(ShellWords.Quote(value)).Append('\n');
+            }
+
+            var result = await _remote.Shell.RunAsync(script.ToString(), TestContext.Current.CancellationToken);
+            Assert.Equal(0, result.ExitCode);
+            var returned = ShellWordsTests.SplitNul(result.StandardOutput);
+            Assert.Equal(chunk.Count, returned.Count);
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                Assert.True(Encoding.UTF8.GetBytes(chunk[i]).AsSpan().SequenceEqual(returned[i]),
+                    $"value {batch + i} came back different: {ShellWordsTests.Escape(chunk[i])} -> {ShellWordsTests.Escape(Encoding.UTF8.GetString(returned[i]))}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AnotherHostKey_IsRefused_BeforeAnythingRuns()
+    {
+        // A valid key of the pinned type that is not the server's: what a man in the middle would show.
+        var parts = (await File.ReadAllTextAsync(ssh.ClientKeyPath + ".pub", TestContext.Current.CancellationToken)).Split(' ');
+        await using var forged = new RemoteSession(ssh, transport: transport, pinnedKey: new HostKey(parts[0], parts[1]));
+        var marker = $"/tmp/uc-mitm-{forged.RunId}";
+
+        var refused = await Assert.ThrowsAsync<HostKeyMismatchException>(() => forged.Shell.RunAsync($"touch {marker}", TestContext.Current.CancellationToken));
+        Assert.Equal(SshFailure.HostKeyChanged, refused.Failure);
+        var steps = await Assert.ThrowsAsync<HostKeyMismatchException>(() => forged.RunAsync(forged.NewStep("mitm", $"touch {marker}")));
+        Assert.Equal(SshFailure.HostKeyChanged, steps.Failure);
+        Assert.Equal("no", (await ssh.RunAsync($"test -e {marker} && echo yes || echo no")).StandardOutput.Trim());
+    }
+
+    [Fact]
+    public async Task Forward_ReachesTheTargetsPostgreSql_AndClosesWhenDisposed()
+    {
+        var forward = await _remote.Shell.ForwardAsync("127.0.0.1", postgres.Port, TestContext.Current.CancellationToken);
+        var connection = new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Host = forward.Host, Port = forward.Port, Pooling = false, Timeout = 5 }.ConnectionString;
+        await using (var db = new NpgsqlConnection(connection))
+        {
+            await db.OpenAsync(TestContext.Current.CancellationToken);
+            await using var command = new NpgsqlCommand("select current_setting('port')", db);
+            Assert.Equal(postgres.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), await command.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+        }
+
+        await forward.DisposeAsync();
+        await using var closed = new NpgsqlConnection(connection);
+        await Assert.ThrowsAnyAsync<Exception>(() => closed.OpenAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task Forward_ToASocketDirectory_ReachesTheTargetsPostgreSql()
+    {
+        await using var forward = await _remote.Shell.ForwardAsync(postgres.SocketDir, postgres.Port, TestContext.Current.CancellationToken);
+        var connection = new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Host = forward.Host, Port = forward.Port, Pooling = false, Timeout = 5 }.ConnectionString;
+        for (var i = 0; i < 3; i++)
+        {
+            await using var db = new NpgsqlConnection(connection);
+            await db.OpenAsync(TestContext.Current.CancellationToken);
+            // Over the socket, PostgreSQL sees no client address.
+            await using var command = new NpgsqlCommand("select inet_client_addr() is null, count(*) from generate_series(1, 100000)", db);
+            await using var reader = await command.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+            Assert.True(await reader.ReadAsync(TestContext.Current.CancellationToken));
+            Assert.True(reader.GetBoolean(0));
+            Assert.Equal(100000, reader.GetInt64(1));
+        }
+    }
+
     private async Task WaitForLineAsync(StepLocation location, string text)
     {
         for (var i = 0; i < 100; i++)
@@ -353,5 +445,9 @@ public sealed class RemoteStepEngineTests(SshServer ssh) : IAsyncLifetime
         }
     }
 
-    public async ValueTask DisposeAsync() => await _remote.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _remote.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
 }

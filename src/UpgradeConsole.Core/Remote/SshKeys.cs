@@ -1,0 +1,55 @@
+using System.Security.Cryptography;
+using System.Text;
+using Renci.SshNet;
+
+namespace UpgradeConsole.Core.Remote;
+
+/// <summary>Private keys for SSH.NET, loaded from memory or a key file (never written anywhere by us).</summary>
+public static class SshKeys
+{
+    /// <summary>Parses a private key held in memory (OpenSSH, PEM or PuTTY; ed25519, ECDSA, RSA), decrypting it with <paramref name="passphrase"/>.</summary>
+    /// <exception cref="SshConnectionException">The key is unusable or the passphrase is missing or wrong (a plain sentence).</exception>
+    public static PrivateKeyFile FromText(string privateKey, string? passphrase, string what = "stored private key")
+    {
+        try
+        {
+            using var stream = new MemoryStream(Encoding.UTF8.GetBytes(privateKey));
+            return new PrivateKeyFile(stream, string.IsNullOrEmpty(passphrase) ? null : passphrase);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            throw SshNetErrors.BadKey(ex, what);
+        }
+    }
+
+    /// <summary>Loads a key file on the dashboard's host.</summary>
+    public static PrivateKeyFile FromFile(string path, string? passphrase)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new SshConnectionException($"The key file {path} cannot be read by the dashboard: {ex.Message}", ex.Message, SshFailure.BadKey);
+        }
+
+        return FromText(text, passphrase, $"key file {path}");
+    }
+
+    /// <summary>The key's public fingerprint as <c>ssh-add -l</c> shows it: <c>SHA256:… (ED25519)</c>.</summary>
+    public static string Fingerprint(PrivateKeyFile key)
+    {
+        var blob = key.HostKeyAlgorithms.First().Data;
+        var type = HostKeyScanner.FromBlob(blob).Type;
+        var kind = type switch
+        {
+            "ssh-ed25519" => "ED25519",
+            "ssh-rsa" => "RSA",
+            _ when type.StartsWith("ecdsa-", StringComparison.Ordinal) => "ECDSA",
+            _ => type,
+        };
+        return $"SHA256:{Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('=')} ({kind})";
+    }
+}

@@ -1,0 +1,209 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Renci.SshNet;
+using Renci.SshNet.Common;
+
+namespace UpgradeConsole.Core.Remote;
+
+/// <summary>Everything SSH.NET needs to reach one target: address, keys already in memory, the pinned host key.</summary>
+public sealed record SshNetEndpoint
+{
+    public required string Host { get; init; }
+
+    public int Port { get; init; } = 22;
+
+    public required string User { get; init; }
+
+    /// <summary>The private keys to offer, loaded from memory or a key file; never written anywhere by us.</summary>
+    public required IReadOnlyList<IPrivateKeySource> Keys { get; init; }
+
+    /// <summary>The pinned host key: any other key ends the connection before authentication.</summary>
+    public required HostKey PinnedKey { get; init; }
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Keep-alive messages find a dead link (and keep NAT state) like OpenSSH's ServerAliveInterval.</summary>
+    public TimeSpan KeepAlive { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>A jump host reached first, on its own pinned connection; the target is reached through a port forwarded there.</summary>
+    public SshNetEndpoint? Jump { get; init; }
+
+    public string Destination => $"{User}@{SshEndpoint.HostPattern(Host, Port)}";
+}
+
+/// <summary>
+/// One connected <see cref="SshClient"/> for a target, shared by every command to it, reconnected
+/// when the link dropped. Every connection is made here, and here only: the host key is compared
+/// with the pinned SHA256 fingerprint in <c>HostKeyReceived</c>, before authentication, failing closed.
+/// </summary>
+public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = null) : IAsyncDisposable
+{
+    /// <summary>Ciphers in order of preference: AES-GCM and AES-CTR use the runtime's hardware AES.</summary>
+    private static readonly string[] PreferredCiphers =
+        ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr", "aes192-ctr", "chacha20-poly1305@openssh.com"];
+
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private SshClient? _client;
+    private SshNetConnection? _jump;
+    private ForwardedPortLocal? _jumpForward;
+    private bool _disposed;
+
+    public SshNetEndpoint Endpoint { get; } = endpoint;
+
+    /// <summary>The connected client, connecting (or reconnecting) first when needed.</summary>
+    public async Task<SshClient> ClientAsync(CancellationToken cancellationToken)
+    {
+        if (_client is { IsConnected: true } ready)
+        {
+            return ready;
+        }
+
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_client is { IsConnected: true } connected)
+            {
+                return connected;
+            }
+
+            CloseClient();
+            var (host, port) = (Endpoint.Host, Endpoint.Port);
+            if (Endpoint.Jump is { } jump)
+            {
+                _jump ??= new SshNetConnection(jump, _logger);
+                var jumpClient = await _jump.ClientAsync(cancellationToken);
+                _jumpForward = new ForwardedPortLocal("127.0.0.1", 0, Endpoint.Host, (uint)Endpoint.Port);
+                jumpClient.AddForwardedPort(_jumpForward);
+                _jumpForward.Start();
+                (host, port) = ("127.0.0.1", (int)_jumpForward.BoundPort);
+            }
+
+            _client = await ConnectAsync(Endpoint, host, port, cancellationToken);
+            _logger.LogInformation("SSH.NET connected to {Destination} ({Cipher})", Endpoint.Destination, _client.ConnectionInfo.CurrentServerEncryption);
+            return _client;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Drops the current connection (the next command reconnects).</summary>
+    public async Task ResetAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            CloseClient();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            _disposed = true;
+            CloseClient();
+            if (_jump is not null)
+            {
+                await _jump.DisposeAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Connects and authenticates one client to <paramref name="host"/>:<paramref name="port"/> (the
+    /// endpoint's own address, or a port forwarded on its jump host), checking the pinned key.
+    /// </summary>
+    internal static async Task<SshClient> ConnectAsync(SshNetEndpoint endpoint, string host, int port, CancellationToken cancellationToken)
+    {
+        var info = new ConnectionInfo(host, port, endpoint.User, new PrivateKeyAuthenticationMethod(endpoint.User, [.. endpoint.Keys]))
+        {
+            Timeout = endpoint.ConnectTimeout,
+        };
+        OnlyHostKeyAlgorithms(info, AlgorithmsFor(endpoint.PinnedKey.Type));
+        PreferFastCiphers(info);
+        var client = new SshClient(info) { KeepAliveInterval = endpoint.KeepAlive };
+        string? presented = null;
+        client.HostKeyReceived += (_, e) =>
+        {
+            presented = "SHA256:" + e.FingerPrintSHA256;
+            e.CanTrust = e.Certificate is null && string.Equals(presented, endpoint.PinnedKey.Fingerprint, StringComparison.Ordinal);
+        };
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(endpoint.ConnectTimeout);
+        try
+        {
+            await client.ConnectAsync(timeout.Token);
+            return client;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            client.Dispose();
+            throw SshNetErrors.Explain(ex, endpoint, presented);
+        }
+    }
+
+    /// <summary>The host key algorithms that present a key of <paramref name="keyType"/> (RSA: SHA-2 signatures only).</summary>
+    internal static string[] AlgorithmsFor(string keyType) => keyType switch
+    {
+        "ssh-rsa" => ["rsa-sha2-512", "rsa-sha2-256"],
+        _ => [keyType],
+    };
+
+    /// <summary>Leaves only <paramref name="algorithms"/>: the server must present the pinned key's type, as OpenSSH's HostKeyAlgorithms does.</summary>
+    internal static void OnlyHostKeyAlgorithms(ConnectionInfo info, IReadOnlyCollection<string> algorithms)
+    {
+        foreach (var name in info.HostKeyAlgorithms.Keys.Where(k => !algorithms.Contains(k)).ToList())
+        {
+            info.HostKeyAlgorithms.Remove(name);
+        }
+    }
+
+    private static void PreferFastCiphers(ConnectionInfo info)
+    {
+        var available = info.Encryptions.ToList();
+        info.Encryptions.Clear();
+        foreach (var name in PreferredCiphers)
+        {
+            if (available.FirstOrDefault(c => c.Key == name) is { Value: not null } cipher)
+            {
+                info.Encryptions.Add(cipher.Key, cipher.Value);
+            }
+        }
+    }
+
+    private void CloseClient()
+    {
+        if (_jumpForward is not null)
+        {
+            try
+            {
+                _jumpForward.Stop();
+            }
+            catch (Exception ex) when (ex is SshException or ObjectDisposedException or SocketException or InvalidOperationException)
+            {
+                // The jump link is gone already.
+            }
+
+            _jumpForward.Dispose();
+            _jumpForward = null;
+        }
+
+        _client?.Dispose();
+        _client = null;
+    }
+}

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.Targets;
+
+/// <summary>
+/// What an admin sees when a target cannot be reached over SSH.NET: one plain sentence naming the
+/// cause and what to do, the same on the page and in the API's problem detail.
+/// </summary>
+public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private HttpClient _page = default!;
+    private HttpClient _api = default!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        _page = await _app.CreateFirstAdminAsync();
+        _api = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Admin"), "errors", "Admin"));
+    }
+
+    [Fact]
+    public async Task ANewTarget_UsesSshNet_AndTheApiSaysSo()
+    {
+        var id = await CreateAsync("transport-default", ssh.Host, ssh.Port, ssh.ClientKey);
+        var target = await _api.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{id}", TestContext.Current.CancellationToken);
+        Assert.Equal("SshNet", target.GetProperty("transport").GetString());
+        Assert.False(target.GetProperty("hasKeyPassphrase").GetBoolean());
+    }
+
+    [Fact]
+    public async Task NothingListening_AndAnUnknownName_AreSaidPlainly_WhenScanning()
+    {
+        var closed = ProcessRunner.FreePort();
+        var refused = await CreateAsync("closed-port", "127.0.0.1", closed, ssh.ClientKey);
+        await AssertProblemAsync($"/api/v1/targets/{refused}/host-keys", $"[127.0.0.1]:{closed} refused the connection: no SSH server listens on port {closed} there, or a firewall rejects it.");
+        var html = WebUtility.HtmlDecode(await (await _page.HtmxPostAsync($"/targets/{refused}/scan", $"/targets/{refused}")).ExpectOkAsync());
+        Assert.Contains($"[127.0.0.1]:{closed} refused the connection", html, StringComparison.Ordinal);
+
+        var unknown = await CreateAsync("unknown-name", "no-such-host.invalid", 22, ssh.ClientKey);
+        await AssertProblemAsync($"/api/v1/targets/{unknown}/host-keys", "The host name no-such-host.invalid could not be resolved (DNS). Check the spelling, or the DNS of the dashboard's host.");
+    }
+
+    [Fact]
+    public async Task AKeyTheServerRefuses_IsSaidPlainly_OnThePage_AndInTheApi()
+    {
+        var (otherKey, _) = await SshServer.NewKeyAsync("ed25519");
+        var id = await CreateAsync("refused-key", ssh.Host, ssh.Port, otherKey);
+        using var pinned = await _api.PostAsJsonAsync($"/api/v1/targets/{id}/pin", new { fingerprint = await ssh.HostKeyFingerprintAsync() }, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, pinned.StatusCode);
+        var expected = $"{ssh.User}@[{ssh.Host}]:{ssh.Port} refused the dashboard's key. Add its public key to ~{ssh.User}/.ssh/authorized_keys on the target, or check the SSH user.";
+
+        var html = WebUtility.HtmlDecode(await (await _page.HtmxPostAsync($"/targets/{id}/test", $"/targets/{id}")).ExpectOkAsync());
+        Assert.Contains(expected, html, StringComparison.Ordinal);
+        await AssertProblemAsync($"/api/v1/targets/{id}/fractal/users", expected);
+    }
+
+    private async Task<int> CreateAsync(string name, string host, int port, string privateKey)
+    {
+        using var created = await _api.PostAsJsonAsync("/api/v1/targets", new Dictionary<string, object?>
+        {
+            ["name"] = name,
+            ["host"] = host,
+            ["port"] = port,
+            ["sshUser"] = ssh.User,
+            ["authMethod"] = "StoredKey",
+            ["privateKey"] = privateKey,
+            ["workingDirectory"] = "/srv/fractal",
+        }, TestContext.Current.CancellationToken);
+        var text = await created.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(created.StatusCode == HttpStatusCode.Created, text);
+        return JsonDocument.Parse(text).RootElement.GetProperty("id").GetInt32();
+    }
+
+    private async Task AssertProblemAsync(string path, string detail)
+    {
+        using var response = await _api.GetAsync(path, TestContext.Current.CancellationToken);
+        var body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(response.StatusCode == HttpStatusCode.BadGateway, $"{(int)response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(detail, JsonDocument.Parse(body).RootElement.GetProperty("detail").GetString());
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+}
