@@ -74,6 +74,7 @@ public partial class Program
         app.MapRuns();
         app.MapAudit();
         app.MapApi();
+        app.MapJobs();
         app.MapWebShell();
         return app;
     }

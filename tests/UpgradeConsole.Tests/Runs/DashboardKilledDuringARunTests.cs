@@ -10,7 +10,7 @@ namespace UpgradeConsole.Tests.Runs;
 
 /// <summary>
 /// The dashboard process is killed (SIGKILL) while <c>pip install</c> prints on the target, and
-/// started again: the Quartz job recovers, reattaches to the step still running on the host, and
+/// started again: the phase job is enqueued again (its claim released at start), reattaches to the step still running on the host, and
 /// the run completes with every log line stored exactly once, in order.
 /// </summary>
 public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, PostgresServer postgres) : IAsyncDisposable
