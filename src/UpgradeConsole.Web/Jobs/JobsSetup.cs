@@ -5,6 +5,7 @@ using Hangfire.PostgreSql.Factories;
 using Hangfire.Storage.SQLite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
@@ -20,6 +21,14 @@ namespace UpgradeConsole.Web.Jobs;
 public static class JobsSetup
 {
     public const string DashboardPath = "/jobs";
+
+    /// <summary>
+    /// The strict policy but for inline styles: Hangfire's pages carry style attributes (its scripts come
+    /// from /jobs/js… and its configuration from data attributes, so scripts stay 'self' only).
+    /// </summary>
+    public const string DashboardContentSecurityPolicy =
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; " +
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
     /// <summary>The PostgreSQL schema of Hangfire's tables.</summary>
     public const string PostgresSchema = "hangfire";
@@ -132,7 +141,9 @@ public static class JobsSetup
             DashboardTitle = "UpgradeConsole jobs",
             // The connection string holds the database password.
             DisplayStorageConnectionString = false,
-        }, app.Services.GetRequiredService<JobStorage>());
+        }, app.Services.GetRequiredService<JobStorage>())
+            .RequireAuthorization(Policies.Operate)
+            .WithMetadata(new ContentSecurityPolicyMetadata(DashboardContentSecurityPolicy));
         return app;
     }
 }
