@@ -12,7 +12,11 @@ public enum PhaseKind
     Manual,
 }
 
-/// <summary>One phase of a runbook: what it does, whether running it twice is harmless, and what undoes it.</summary>
+/// <summary>
+/// One phase of a runbook: what it does, whether running it twice is harmless, and what undoes it.
+/// A <see cref="Gate"/> phase (the preflight) must pass for any later phase to run: it is never
+/// marked done; only an Admin's override of each failing check, with a reason, lets it pass.
+/// </summary>
 public sealed record PhaseDefinition(
     string Key,
     string Title,
@@ -21,7 +25,8 @@ public sealed record PhaseDefinition(
     bool Idempotent,
     bool PointOfNoReturn = false,
     string? Rollback = null,
-    bool Optional = false);
+    bool Optional = false,
+    bool Gate = false);
 
 /// <summary>An ordered list of phases that upgrades a product from one version to another.</summary>
 public sealed record RunbookDefinition(
@@ -49,7 +54,7 @@ public static class Runbooks
         "fractal-server 2.16 → 2.17.0",
         "fractal-server",
         [
-            new("preflight", "Preflight again", "Every preflight check must pass (an Admin may override a failing check with a written reason).", PhaseKind.Builtin, Idempotent: true),
+            new("preflight", "Preflight again", "Every preflight check must pass (an Admin may override a failing check with a written reason).", PhaseKind.Builtin, Idempotent: true, Gate: true),
             new("env-old", "Keep the old env file", "Copy .fractal_server.env to .fractal_server.env.old and make sure it holds FRACTAL_SLURM_WORKER_PYTHON; update-db-data reads it.", PhaseKind.Builtin, Idempotent: true, Rollback: "The .old copy is left in place; it changes nothing for 2.16."),
             new("backup", "Back up the database", "pg_dump -Fc with the env file's credentials (PGPASSWORD in the step's environment), verified with pg_restore --list, size and SHA-256 recorded.", PhaseKind.Remote, Idempotent: true),
             new("stop", "Stop fractal-server", "Run the target's stop command and wait until the status command says it is down.", PhaseKind.Remote, Idempotent: true, Rollback: "Start the service again."),
@@ -78,7 +83,7 @@ public static class Runbooks
         "fractal-server release upgrade",
         "fractal-server",
         [
-            new("preflight", "Preflight", "The target answers and the version is known.", PhaseKind.Builtin, Idempotent: true),
+            new("preflight", "Preflight", "The target answers and the version is known.", PhaseKind.Builtin, Idempotent: true, Gate: true),
             new("backup", "Back up the database", "pg_dump -Fc, verified with pg_restore --list, size and SHA-256 recorded.", PhaseKind.Remote, Idempotent: true),
             new("stop", "Stop fractal-server", "Run the stop command and wait until it is down.", PhaseKind.Remote, Idempotent: true, Rollback: "Start the service again."),
             new("pip-install", "Install the new version", "pip install fractal-server==<version>.", PhaseKind.Remote, Idempotent: true, Rollback: "pip install the previous version again."),

@@ -85,8 +85,17 @@ internal sealed class SetupTokenAnnouncer(
     SetupToken setupToken,
     IServer server,
     IHostApplicationLifetime lifetime,
-    ILogger<SetupTokenAnnouncer> logger) : IHostedService
+    ILogger<SetupTokenAnnouncer> logger,
+    ILoggerFactory loggers) : IHostedService
 {
+    /// <summary>
+    /// The category the link itself is logged under, at Debug: off unless configured, so that a live
+    /// credential never lands in journald or container logs by default (the console print is where to find it).
+    /// </summary>
+    public const string LinkCategory = "UpgradeConsole.SetupLink";
+
+    private readonly ILogger _linkLogger = loggers.CreateLogger(LinkCategory);
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // Addresses are known only once the server listens.
@@ -113,7 +122,8 @@ internal sealed class SetupTokenAnnouncer(
             var link = $"{baseUrl.TrimEnd('/')}/setup?token={token}";
             // Printed as well as logged: a person starting the dashboard for the first time reads the console.
             await Console.Out.WriteLineAsync($"{Environment.NewLine}UpgradeConsole has no users yet. Create the first Admin here (the link works once):{Environment.NewLine}  {link}{Environment.NewLine}");
-            logger.LogWarning("No users yet. Create the first Admin at {SetupLink}", link);
+            logger.LogWarning("No users yet: the one-time link to create the first Admin is printed on the dashboard's standard output.");
+            _linkLogger.LogDebug("Create the first Admin at {SetupLink}", link);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

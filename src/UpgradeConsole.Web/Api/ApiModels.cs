@@ -72,6 +72,9 @@ public sealed record ReasonRequest(string? Reason);
 
 public sealed record RetryRequest(bool Confirm = false);
 
+/// <summary>Failing preflight checks of a run's failed preflight phase, each with the reason it may be passed.</summary>
+public sealed record PreflightOverrideRequest(Dictionary<string, string>? Overrides);
+
 public sealed record ChecklistRequest(bool Done = true, string? Note = null);
 
 public sealed record RunSummaryDto(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string PlannedBy, DateTimeOffset PlannedAt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt)

@@ -144,6 +144,25 @@ public static class RunsApi
             .WithSummary("Run the failed phase again")
             .WithDescription("A phase that is not safe to run twice (update-db-data) needs {\"confirm\": true} after checking the target.")
             .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        run.MapPost("/preflight-overrides", (int id, PreflightOverrideRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+            {
+                if (!http.User.IsInRole(Roles.Admin))
+                {
+                    return Task.FromResult(ApiProblems.Forbidden(PreflightGate.OverrideNeedsAdmin));
+                }
+
+                if (input?.Overrides is not { Count: > 0 } overrides || overrides.Any(o => string.IsNullOrWhiteSpace(o.Value)))
+                {
+                    return Task.FromResult(ApiProblems.Invalid("overrides", "Name each failing check to override, each with a written reason."));
+                }
+
+                return ActAsync(id, runs, db, http, () => runs.OverridePreflightAsync(id, overrides, http.User, ct), ct);
+            })
+            .RequireAuthorization(ApiPolicies.Operate)
+            .WithSummary("Let a failed preflight phase pass (Admin): override each failing check with a reason")
+            .WithDescription("Body: {\"overrides\": {\"<check id>\": \"<reason>\"}}. Only checks that fail in the target's latest preflight; the preflight runs again with them. " +
+                "A failed preflight is never marked done (mark-done answers 409).")
+            .Produces<RunDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         ReasonAction(run, "/mark-done", "Declare the failed phase done (with a reason)", (id, reason, runs, user, ct) => runs.MarkDoneAsync(id, reason, user, ct));
         ReasonAction(run, "/rollback", "Roll back what the run changed (with a reason)", (id, reason, runs, user, ct) => runs.RollbackAsync(id, reason, user, ct));
         ReasonAction(run, "/abandon", "Abandon a stopped run (with a reason); nothing is undone", (id, reason, runs, user, ct) => runs.AbandonAsync(id, reason, user, ct));

@@ -20,9 +20,15 @@ public static class WebShell
         });
         builder.Services.Configure<ForwardedHeadersOptions>(o =>
         {
-            // Behind a TLS-terminating proxy (docker-compose, nginx): trust it for scheme and client address.
-            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
-            foreach (var proxy in builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? [])
+            // Behind a TLS-terminating proxy (docker-compose, nginx): trust the configured proxies, and
+            // only them, for scheme and client address. The framework trusts loopback by default (anyone
+            // with a shell on the host could claim any address: past the sign-in rate limit, into the
+            // audit history), and empty lists mean "trust everyone": with no proxy configured, none is read.
+            var proxies = builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? [];
+            o.KnownIPNetworks.Clear();
+            o.KnownProxies.Clear();
+            o.ForwardedHeaders = proxies.Length == 0 ? ForwardedHeaders.None : ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            foreach (var proxy in proxies)
             {
                 o.KnownProxies.Add(System.Net.IPAddress.Parse(proxy));
             }

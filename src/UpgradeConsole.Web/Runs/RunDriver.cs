@@ -62,17 +62,22 @@ public sealed class RunDriver(
         var runbook = Runbooks.Find(run.RunbookId) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}.");
         var rollingBack = run.State == RunState.RollingBack;
         var phase = CurrentPhase(run);
-        if (phase is null || runbook.Phases.FirstOrDefault(p => p.Key == phase.Key)?.Kind == PhaseKind.Manual)
-        {
-            return await AdvanceAsync(run, phase, ct);
-        }
-
-        if (phase.State is PhaseState.Failed or PhaseState.NeedsAttention)
+        if (phase is { State: PhaseState.Failed or PhaseState.NeedsAttention })
         {
             // The phase's result was committed but the run's was not (the node died in between): finish that.
             await FinishRunAsync(run, rollingBack ? RunState.RollbackFailed : phase.State == PhaseState.NeedsAttention ? RunState.NeedsAttention : RunState.Failed,
                 $"{phase.Title}: {phase.Message}", ct, stayActive: true);
             return null;
+        }
+
+        if (phase is not null && await StoppedAtGateAsync(run, runbook, phase, ct))
+        {
+            return null;
+        }
+
+        if (phase is null || runbook.Phases.FirstOrDefault(p => p.Key == phase.Key)?.Kind == PhaseKind.Manual)
+        {
+            return await AdvanceAsync(run, phase, ct);
         }
 
         if (phase.Index != phaseIndex)
@@ -139,9 +144,35 @@ public sealed class RunDriver(
         }
 
         var next = CurrentPhase(run);
+        if (next is not null && await StoppedAtGateAsync(run, runbook, next, ct))
+        {
+            return null;
+        }
+
         return next is not null && runbook.Phases.FirstOrDefault(p => p.Key == next.Key)?.Kind != PhaseKind.Manual
             ? next.Index
             : await AdvanceAsync(run, next, ct);
+    }
+
+    /// <summary>
+    /// Whatever let the run get here (a gate marked done before this rule, a hand-edited row), nothing
+    /// after the preflight runs until the preflight itself passes: the gate fails and the run waits.
+    /// </summary>
+    private async Task<bool> StoppedAtGateAsync(Run run, RunbookDefinition runbook, RunPhase phase, CancellationToken ct)
+    {
+        if (PreflightGate.UnpassedGateBefore(run, runbook, phase) is not { } gate)
+        {
+            return false;
+        }
+
+        gate.State = PhaseState.Failed;
+        gate.Message = $"The preflight has not passed, so {phase.Title} does not run. {PreflightGate.MarkDoneRefusal}";
+        var log = new RunLogWriter(scopes, run.Id, [], clock);
+        await log.WriteAsync(gate, "── " + gate.Message, ct: ct);
+        await log.FlushAsync(ct);
+        await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = gate.Key, gate.Attempt, state = gate.State.ToString(), message = gate.Message, rollback = false }, ct);
+        await FinishRunAsync(run, RunState.Failed, $"{gate.Title}: {gate.Message}", ct, stayActive: true);
+        return true;
     }
 
     /// <summary>With no phase left the run ends; at a manual phase it waits for its checklist.</summary>

@@ -185,12 +185,74 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return "No failed phase to mark done.";
         }
 
+        if (PreflightGate.RefuseMarkDone(Runbooks.Find(run.RunbookId), phase) is { } refusal)
+        {
+            return refusal;
+        }
+
         phase.State = PhaseState.MarkedDone;
         phase.Message = $"Marked done by {actor.Identity?.Name}: {reason}";
         phase.EndedAt = clock.GetUtcNow();
         run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
         return null;
     }, schedule: true, ct);
+
+    /// <summary>
+    /// An Admin lets a failed preflight phase pass: each failing check it names is overridden with a
+    /// written reason (audited), and the preflight runs again with those overrides. Only checks that
+    /// fail in the target's latest preflight can be overridden.
+    /// </summary>
+    public async Task<RunResult> OverridePreflightAsync(int runId, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        if (!actor.IsInRole(Roles.Admin))
+        {
+            return RunResult.Fail(PreflightGate.OverrideNeedsAdmin);
+        }
+
+        if (overrides.Count == 0 || overrides.Any(o => string.IsNullOrWhiteSpace(o.Value)))
+        {
+            return RunResult.Fail("Name each failing check to override, each with a written reason.");
+        }
+
+        var run = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == runId, ct);
+        if (run is null)
+        {
+            return RunResult.Fail("No such run.");
+        }
+
+        var latest = await db.Set<PreflightRun>().AsNoTracking().Where(p => p.TargetId == run.TargetId).OrderByDescending(p => p.Id).FirstOrDefaultAsync(ct);
+        var failing = latest is null ? [] : PreflightService.Checks(latest).Where(c => c.Status == CheckStatus.Fail).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        if (overrides.Keys.FirstOrDefault(k => !failing.Contains(k)) is { } notFailing)
+        {
+            return RunResult.Fail($"The check '{notFailing}' does not fail in the latest preflight of this target; only failing checks can be overridden.");
+        }
+
+        var trimmed = overrides.ToDictionary(o => o.Key, o => o.Value.Trim(), StringComparer.Ordinal);
+        return await ChangeAsync(runId, actor, "run.preflight-override", string.Join("; ", trimmed.Select(o => $"{o.Key}: {o.Value}")), change =>
+        {
+            var phase = StoppedPhase(change);
+            if (phase is null || change.State != RunState.Failed || !PreflightGate.IsGate(Runbooks.Find(change.RunbookId), phase))
+            {
+                return "Overrides apply to a failed preflight phase only.";
+            }
+
+            var merged = JsonSerializer.Deserialize<Dictionary<string, string>>(change.OverridesJson, JsonSerializerOptions.Web) ?? [];
+            foreach (var (check, reason) in trimmed)
+            {
+                merged[check] = $"{reason} (by {actor.Identity?.Name})";
+            }
+
+            change.OverridesJson = JsonSerializer.Serialize(merged, JsonSerializerOptions.Web);
+            phase.State = PhaseState.Pending;
+            phase.Attempt++;
+            phase.StepId = null;
+            phase.LogOffset = 0;
+            phase.Message = null;
+            phase.ExitCode = null;
+            change.State = RunState.Running;
+            return null;
+        }, schedule: true, ct);
+    }
 
     /// <summary>
     /// Rolls back what the run changed. Before the point of no return: the env file, the previous

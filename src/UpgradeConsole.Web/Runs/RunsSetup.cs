@@ -42,6 +42,14 @@ public static class RunsSetup
         run.MapPost("/approve", (int id, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.ApproveAsync(id, http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/retry", (int id, [FromForm] bool? confirm, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.RetryAsync(id, confirm == true, http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/mark-done", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.MarkDoneAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
+        // Open to Operators so that they are told why it is refused (the service lets only an Admin override).
+        run.MapPost("/override-preflight", async (int id, HttpContext http, RunService runs, CancellationToken ct) =>
+        {
+            var form = await http.Request.ReadFormAsync(ct);
+            var overrides = form.Keys.Where(k => k.StartsWith("override:", StringComparison.Ordinal) && !string.IsNullOrWhiteSpace(form[k]))
+                .ToDictionary(k => k["override:".Length..], k => form[k].ToString().Trim(), StringComparer.Ordinal);
+            return await Act(id, runs.OverridePreflightAsync(id, overrides, http.User, ct));
+        }).RequireAuthorization(Policies.Operate);
         run.MapPost("/rollback", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.RollbackAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/abandon", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.AbandonAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/cancel", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.CancelAsync(id, string.IsNullOrWhiteSpace(reason) ? "cancelled from the run page" : reason, http.User, ct))).RequireAuthorization(Policies.Operate);

@@ -15,6 +15,37 @@ public sealed class FirstAdminSetupTests(Chromium chromium) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SetupLink_IsPrintedOnTheConsole_ButNotLoggedAtAShippedLevel()
+    {
+        // A real process with the shipped configuration and the default console logger: the link is
+        // printed once (stdout), and the logged warning only says where to find it.
+        var data = Directory.CreateTempSubdirectory("uc-setup-").FullName;
+        try
+        {
+            await using var dashboard = await DashboardProcess.StartAsync(data);
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (!dashboard.Output.Contains("printed on the dashboard's standard output", StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(100, TestContext.Current.CancellationToken);
+            }
+
+            var output = dashboard.Output;
+            Assert.Contains("printed on the dashboard's standard output", output, StringComparison.Ordinal);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, "/setup\\?token="));
+            Assert.DoesNotContain("Create the first Admin at", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+
+        // In process, the link reaches a logger only at Debug under its own category.
+        var token = await _app.ReadSetupTokenAsync();
+        Assert.All(_app.Logs.Lines.Where(l => l.Contains(token, StringComparison.Ordinal)),
+            l => Assert.StartsWith("Debug UpgradeConsole.SetupLink:", l, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task SetupLink_UsedInBrowser_CreatesAdminAndDies()
     {
         var token = await _app.ReadSetupTokenAsync();

@@ -38,7 +38,8 @@ public sealed class LogCapture : ILoggerProvider
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        // The setup link is logged at Debug under its own category (off by default); the tests read it there.
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information || category == "UpgradeConsole.SetupLink";
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {

@@ -81,7 +81,8 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
             builder.UseSetting(key, value);
         }
 
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        // The setup link is logged only at Debug in its own category; the tests read it from there.
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogCapture>("UpgradeConsole.SetupLink", LogLevel.Debug));
         if (_configureServices is not null)
         {
             builder.ConfigureServices(_configureServices);

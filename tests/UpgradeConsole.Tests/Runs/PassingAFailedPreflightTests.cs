@@ -1,0 +1,180 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.Runs;
+
+/// <summary>
+/// A run whose own preflight fails (a blocking user appeared after the plan): nobody takes it further
+/// with "mark done" — not an Operator, not an Admin, not through the API nor the pages — and an
+/// Operator cannot override; only an Admin's override of the named check, with a reason, lets the
+/// preflight pass, and the run goes on from there.
+/// </summary>
+public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ssh, PostgresServer postgres) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private FractalTarget _fractal = default!;
+    private HttpClient _admin = default!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        _admin = await _app.CreateFirstAdminAsync();
+        _fractal = await FractalTarget.CreateAsync(_app, _admin, ssh, postgres);
+        await _fractal.PrepareForUpgradeAsync(ssh);
+    }
+
+    [Fact]
+    public async Task AFailedPreflightPhase_IsNeverMarkedDone_AndOnlyAnAdminsOverrideLetsItPass()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var operatorCookie = await _app.SignedInClientAsync("Operator");
+        using var adminApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_admin, "admin script", "Admin"));
+        using var operatorApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(operatorCookie, "operator script", "Operator"));
+
+        // The preflight passes when the Operator plans and starts the run...
+        using var preflight = await operatorApi.PostAsync($"/api/v1/targets/{_fractal.TargetId}/preflight", null, ct);
+        var preflightBody = await preflight.Content.ReadAsStringAsync(ct);
+        Assert.True(JsonDocument.Parse(preflightBody).RootElement.GetProperty("passed").GetBoolean(), preflightBody);
+        using var planned = await operatorApi.PostAsJsonAsync($"/api/v1/targets/{_fractal.TargetId}/runs", new { runbook = "fractal-2.16-to-2.17.0" }, ct);
+        var plannedBody = await planned.Content.ReadAsStringAsync(ct);
+        Assert.True(planned.StatusCode == HttpStatusCode.Created, plannedBody);
+        var runId = JsonDocument.Parse(plannedBody).RootElement.GetProperty("run").GetProperty("id").GetInt32();
+
+        // ...but meanwhile alice, active and verified, loses her project_dir: the run's own preflight fails.
+        await _fractal.ExecuteAsync("UPDATE user_settings SET project_dir = NULL WHERE id = (SELECT user_settings_id FROM user_oauth WHERE email = 'alice@example.org')");
+        await ExpectOkAsync(await operatorApi.PostAsync($"/api/v1/runs/{runId}/start", null, ct));
+        var run = await SettledAsync(runId, ct);
+        Assert.Equal("Failed", run.GetProperty("state").GetString());
+        Assert.Equal("Failed", PhaseState(run, "preflight"));
+        Assert.Equal("Pending", PhaseState(run, "backup"));
+
+        // Mark done is refused to both roles, through the API...
+        foreach (var api in new[] { operatorApi, adminApi })
+        {
+            using var markDone = await api.PostAsJsonAsync($"/api/v1/runs/{runId}/mark-done", new { reason = "the preflight is too strict" }, ct);
+            Assert.Equal(HttpStatusCode.Conflict, markDone.StatusCode);
+            Assert.Contains("never marked done", await markDone.Content.ReadAsStringAsync(ct), StringComparison.Ordinal);
+        }
+
+        // ...an Operator may not override, and an Admin only a check that fails, each with a reason.
+        using (var byOperator = await operatorApi.PostAsJsonAsync($"/api/v1/runs/{runId}/preflight-overrides", new { overrides = new Dictionary<string, string> { ["users.blocking"] = "I say so" } }, ct))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, byOperator.StatusCode);
+            Assert.Contains("Only an Admin may override", await byOperator.Content.ReadAsStringAsync(ct), StringComparison.Ordinal);
+        }
+
+        using (var notFailing = await adminApi.PostAsJsonAsync($"/api/v1/runs/{runId}/preflight-overrides", new { overrides = new Dictionary<string, string> { ["backup.space"] = "plenty" } }, ct))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, notFailing.StatusCode);
+            Assert.Contains("does not fail in the latest preflight", await notFailing.Content.ReadAsStringAsync(ct), StringComparison.Ordinal);
+        }
+
+        using (var noReason = await adminApi.PostAsJsonAsync($"/api/v1/runs/{runId}/preflight-overrides", new { overrides = new Dictionary<string, string> { ["users.blocking"] = " " } }, ct))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, noReason.StatusCode);
+        }
+
+        // ...and through the pages: the Operator's run page offers neither, and posting the forms anyway is refused.
+        var operatorPage = await operatorCookie.GetStringAsync($"/runs/{runId}", ct);
+        Assert.Contains("data-testid=\"gate-explained\"", operatorPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"action-mark-done\"", operatorPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-testid=\"preflight-override\"", operatorPage, StringComparison.Ordinal);
+        Assert.Contains("never marked done", await FormErrorAsync(operatorCookie, runId, "mark-done", new() { ["reason"] = "the preflight is too strict" }), StringComparison.Ordinal);
+        Assert.Contains("Only an Admin may override", await FormErrorAsync(operatorCookie, runId, "override-preflight", new() { ["override:users.blocking"] = "I say so" }), StringComparison.Ordinal);
+
+        // Nothing after the preflight ran: no backup, the schema untouched.
+        run = await RunAsync(runId, ct);
+        Assert.Equal("Failed", run.GetProperty("state").GetString());
+        Assert.Equal("Pending", PhaseState(run, "backup"));
+        Assert.Equal("981d588fe248", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
+
+        // An Admin overrides the named check on the run page, with a reason; the preflight runs again and lets it through.
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await page.GotoAsync($"/runs/{runId}");
+        await Assertions.Expect(page.Locator("#action-mark-done")).ToHaveCountAsync(0);
+        await page.Locator("[id='override-users.blocking']").FillAsync("alice's directory is restored before the data migration");
+        await browser.ScreenshotAsync("run-preflight-override");
+        await page.ClickAsync("#action-override-preflight");
+
+        // alice still blocks update-db-data: the run goes past the preflight and stops there, as the override allowed.
+        run = await SettledAsync(runId, ct);
+        Assert.Equal("Succeeded", PhaseState(run, "preflight"));
+        Assert.Equal(2, Phase(run, "preflight").GetProperty("attempt").GetInt32());
+        Assert.Equal("Succeeded", PhaseState(run, "backup"));
+        var log = await (await adminApi.GetAsync($"/api/v1/runs/{runId}/log", ct)).Content.ReadAsStringAsync(ct);
+        Assert.Contains("FAIL (overridden) Every active, verified user has what the backend needs", log, StringComparison.Ordinal);
+        Assert.Contains("alice's directory is restored before the data migration (by admin@example.org)", log, StringComparison.Ordinal);
+
+        var events = await _app.AuditEventsAsync();
+        Assert.Contains(events, e => e.Action == "run.preflight-override" && e.Actor == UpgradeConsoleApplicationFactory.AdminEmail
+            && e.Details.Contains("users.blocking: alice's directory is restored before the data migration", StringComparison.Ordinal));
+        Assert.DoesNotContain(events, e => e.Action == "run.mark-done");
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    private static async Task ExpectOkAsync(HttpResponseMessage response)
+    {
+        using (response)
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        }
+    }
+
+    private async Task<JsonElement> RunAsync(int runId, CancellationToken ct) =>
+        JsonDocument.Parse(await (await ApiClientAsync()).GetStringAsync($"/api/v1/runs/{runId}", ct)).RootElement;
+
+    private HttpClient? _reader;
+
+    private async Task<HttpClient> ApiClientAsync() =>
+        _reader ??= ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_admin, "test reader", "Viewer"));
+
+    /// <summary>Polls the run until it stops moving (bounded by the run's own phases; fails with its log otherwise).</summary>
+    private async Task<JsonElement> SettledAsync(int runId, CancellationToken ct)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        while (true)
+        {
+            var run = await RunAsync(runId, ct);
+            if (run.GetProperty("state").GetString() is not ("Planned" or "Running" or "RollingBack"))
+            {
+                return run;
+            }
+
+            if (TimeProvider.System.GetElapsedTime(started) > TimeSpan.FromMinutes(4))
+            {
+                Assert.Fail($"run {runId} still moving:\n{await (await ApiClientAsync()).GetStringAsync($"/api/v1/runs/{runId}/log", ct)}");
+            }
+
+            await Task.Delay(200, ct);
+        }
+    }
+
+    private static JsonElement Phase(JsonElement run, string key) =>
+        run.GetProperty("phases").EnumerateArray().First(p => p.GetProperty("key").GetString() == key && !p.GetProperty("isRollback").GetBoolean());
+
+    private static string? PhaseState(JsonElement run, string key) => Phase(run, key).GetProperty("state").GetString();
+
+    /// <summary>Posts a run page form as the signed-in client (token from the page) and returns the error the page is sent back with.</summary>
+    private static async Task<string> FormErrorAsync(HttpClient client, int runId, string action, Dictionary<string, string> fields)
+    {
+        var page = await client.GetStringAsync($"/runs/{runId}");
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/runs/{runId}/{action}") { Content = new FormUrlEncodedContent(fields) };
+        request.Headers.Add("RequestVerificationToken", HtmlForms.MetaToken(page));
+        using var response = await client.SendAsync(request);
+        var location = response.Headers.Location?.OriginalString ?? "";
+        Assert.True(location.Contains("?error=", StringComparison.Ordinal), $"{(int)response.StatusCode} {location}");
+        return Uri.UnescapeDataString(location[(location.IndexOf("?error=", StringComparison.Ordinal) + 7)..]);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _reader?.Dispose();
+        await _fractal.DisposeAsync();
+        await _app.DisposeAsync();
+    }
+}
