@@ -20,6 +20,13 @@ public sealed record PhaseOutcome(PhaseState State, string? Message = null, int?
     public static PhaseOutcome Failed(string message, int? exitCode = null) => new(PhaseState.Failed, message, exitCode);
 }
 
+/// <summary>What runs one claimed phase of a run for <see cref="RunJob"/>: <see cref="RunDriver"/>; the Hangfire benchmark puts no-op phases in its place.</summary>
+public interface IRunPhaseDriver
+{
+    /// <summary>Runs the phase if the run is still at it; returns the index of the phase whose job comes next, or null.</summary>
+    Task<int?> ExecutePhaseAsync(int runId, int phaseIndex, CancellationToken ct);
+}
+
 /// <summary>
 /// Runs one phase of a run from its checkpoint (<see cref="RunJob"/> claims it first): the phase is marked
 /// running before it starts and finished after, in the database. After a restart it continues where the
@@ -33,7 +40,7 @@ public sealed class RunDriver(
     PreflightService preflight,
     AuditLog audit,
     TimeProvider clock,
-    ILogger<RunDriver> logger)
+    ILogger<RunDriver> logger) : IRunPhaseDriver
 {
     /// <summary>
     /// The phase the run is at: the first of its direction (the runbook's, or the rollback's while rolling

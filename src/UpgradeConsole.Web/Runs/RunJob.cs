@@ -29,7 +29,7 @@ public sealed class RunJobOptions
 /// </summary>
 public sealed class RunJob(
     AppDbContext db,
-    RunDriver driver,
+    IRunPhaseDriver driver,
     IBackgroundJobClient jobs,
     JobStorage storage,
     DashboardNode node,

@@ -82,6 +82,10 @@ public sealed class DashboardProcess : IAsyncDisposable
             {
                 // not listening yet
             }
+            catch (TaskCanceledException)
+            {
+                // listening, but its first answer took longer than 5 s (a loaded machine): ask again
+            }
 
             await Task.Delay(250);
         }

@@ -62,6 +62,7 @@ public sealed partial class PhaseJobDeliveredTwiceTests(SshServer ssh, PostgresS
 
         await Eventually.TrueAsync(async () => (await admin.GetStringAsync($"/runs/{runId}/log.txt")).Contains("slow-pip line 2", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
         int pipIndex;
+        string pipJob;
         await using (var scope = _app.Services.CreateAsyncScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -69,6 +70,7 @@ public sealed partial class PhaseJobDeliveredTwiceTests(SshServer ssh, PostgresS
             Assert.NotNull(pip.JobId);
             Assert.NotNull(pip.LeaseOwner);
             pipIndex = pip.Index;
+            pipJob = pip.JobId;
         }
 
         var jobs = _app.Services.GetRequiredService<IBackgroundJobClient>();
@@ -97,6 +99,9 @@ public sealed partial class PhaseJobDeliveredTwiceTests(SshServer ssh, PostgresS
         Assert.Single(lines, l => l == "Successfully installed fractal-server-2.17.0");
         Assert.Equal(2, lines.Count(l => l.Contains("its job was delivered again while node", StringComparison.Ordinal)));
         Assert.Single(lines, l => l.Contains("the phase is Succeeded", StringComparison.Ordinal) && l.Contains("this delivery did nothing", StringComparison.Ordinal));
+        // The run page links the phase to its job in /jobs.
+        Assert.Contains($"href=\"/jobs/jobs/details/{pipJob}\"", await admin.GetStringAsync($"/runs/{runId}"), StringComparison.Ordinal);
+        Assert.Contains($"Run {runId}, phase {pipIndex}", await admin.GetStringAsync($"/jobs/jobs/details/{pipJob}"), StringComparison.Ordinal);
         Assert.Equal("called", (await ssh.RunAsync($"cat {home}/pip-calls")).StandardOutput.Trim());
     }
 
