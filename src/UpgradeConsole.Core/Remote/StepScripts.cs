@@ -71,9 +71,6 @@ internal static class StepScripts
         [ -e "$__uc_dir/exit" ] || { printf '%s\n' "$__uc_code" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"; }
         """;
 
-    /// <summary>The runner's file name carries a hash of its text: written once per runs directory, never stale.</summary>
-    private static readonly string RunnerFile = ".uc-runner-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Runner)))[..16];
-
     /// <summary>True when <c>$__uc_pid</c> is alive and is this step's runner (its command line names <c>$dir</c>; a recycled pid does not).</summary>
     private const string RunnerAlive = """[ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir" """;
 
@@ -137,18 +134,26 @@ internal static class StepScripts
 
         var timeout = step.Timeout is { } t ? ((long)Math.Ceiling(t.TotalSeconds)).ToString(CultureInfo.InvariantCulture) : "0";
         var script = new StringBuilder();
+        script.Append("umask 077\n");
         script.Append("runs=").Append(ShellWords.QuotePath(step.Location.RunsDirectory)).Append('\n');
         script.Append("dir=").Append(step.Location.ShellWord).Append('\n');
+        // Nothing is run from a directory another user could write to or own: a runner or script planted
+        // there would run as the SSH user. Every directory of the step's path is created owner-only and
+        // checked (ours, no group or other write bit) before anything is written or started; the runner
+        // travels with each step into the step's own directory instead of being shared and reused.
         script.Append(CultureInfo.InvariantCulture, $$"""
-            [ -d "$dir" ] || mkdir -p -- "$dir" || exit 4
+            __uc_private() { [ -d "$1" ] && [ ! -L "$1" ] && [ -O "$1" ] && [ -z "$(find "$1" -maxdepth 0 -perm /022 2>/dev/null)" ]; }
+            mkdir -p -- "$dir" || exit 4
+            for __uc_d in "$runs" "$(dirname -- "$dir")" "$dir"; do
+              __uc_private "$__uc_d" || { echo "[upgradeconsole] refusing to start: $__uc_d is not a directory of $(id -un) closed to other users (owner-only writes)" >&2; exit 5; }
+            done
             set -C
             if ! { true > "$dir/.started"; } 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
+            printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$dir/runner" || exit 4
+            printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script" || exit 4
+            : > "$dir/log" || exit 4
             set +C
-            umask 077
-            [ -f "$runs/{{RunnerFile}}" ] || printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$runs/{{RunnerFile}}"
-            printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script"
-            : > "$dir/log"
-            setsid -w nohup bash "$runs/{{RunnerFile}}" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
+            setsid -w nohup bash "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
             __uc_runner=$!
             echo "{{Started}} $__uc_runner" >&2
 

@@ -116,7 +116,7 @@ public static partial class FractalScripts
     {
         var options = string.Join(' ', s.PipOptions.Select(ShellWords.Quote));
         return Header(s) + $$"""
-            echo "[pip] installing fractal-server=={{version}}"
+            echo "[pip] installing "{{ShellWords.Quote("fractal-server==" + version)}}
             "$PY" -m pip install --disable-pip-version-check {{options}} {{ShellWords.Quote("fractal-server==" + version)}}
             installed=$("$PY" -m pip show fractal-server | sed -n 's/^Version: //p')
             echo "[pip] installed: $installed"

@@ -4,36 +4,43 @@ namespace UpgradeConsole.Web.Hosting;
 
 public static class AntiforgeryValidation
 {
-    /// <summary>
-    /// Enforces the antiforgery token on every unsafe request to these endpoints. (The framework's
-    /// middleware only records its verdict; only form binding acts on it, so an htmx post without a
-    /// form body would slip through.) The token comes from the form field or the RequestVerificationToken header.
-    /// </summary>
-    public static TBuilder RequireAntiforgery<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder
-    {
+    /// <summary>Marks endpoints whose unsafe requests need an antiforgery token (enforced by <see cref="UseAntiforgeryEnforcement"/>).</summary>
+    public static TBuilder RequireAntiforgery<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata(new RequireAntiforgeryTokenAttribute());
-        builder.AddEndpointFilter(async (context, next) =>
+
+    /// <summary>
+    /// Refuses, with 400 and before the endpoint binds anything, every unsafe request to an endpoint
+    /// that requires an antiforgery token and carries no valid one. The framework's middleware only
+    /// records its verdict (and only for form bodies): a bodiless htmx post would slip through, and a
+    /// form-bound parameter throws, which the exception handler answers 500. The token comes from the
+    /// form field or the RequestVerificationToken header.
+    /// </summary>
+    public static WebApplication UseAntiforgeryEnforcement(this WebApplication app)
+    {
+        app.Use(async (http, next) =>
         {
-            var http = context.HttpContext;
-            if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) || HttpMethods.IsOptions(http.Request.Method))
+            var method = http.Request.Method;
+            var required = http.GetEndpoint()?.Metadata.GetMetadata<IAntiforgeryMetadata>() is { RequiresValidation: true };
+            if (!required || HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method))
             {
-                return await next(context);
+                await next(http);
+                return;
             }
 
-            // The middleware may already have checked (and only recorded) the result; otherwise check now.
             var valid = http.Features.Get<IAntiforgeryValidationFeature>() is { } checkedByMiddleware
                 ? checkedByMiddleware.IsValid
                 : await http.RequestServices.GetRequiredService<IAntiforgery>().IsRequestValidAsync(http);
             if (!valid)
             {
-                return Results.Problem(
+                await Results.Problem(
                     statusCode: StatusCodes.Status400BadRequest,
                     title: "Missing or stale form token",
-                    detail: "The request carried no valid antiforgery token. Reload the page and try again.");
+                    detail: "The request carried no valid antiforgery token. Reload the page and try again.").ExecuteAsync(http);
+                return;
             }
 
-            return await next(context);
+            await next(http);
         });
-        return builder;
+        return app;
     }
 }

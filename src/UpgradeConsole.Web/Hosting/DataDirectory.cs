@@ -57,9 +57,35 @@ public sealed class DataDirectory
             return;
         }
 
-        // 0700: the directory holds the database, key ring and SSH sockets.
-        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // 0700: the directory holds the database, key ring and SSH sockets. A directory that already
+        // existed keeps its mode on creation, so it is made private too (or the dashboard does not start).
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(path, Private);
+        if (File.GetUnixFileMode(path) != Private)
+        {
+            try
+            {
+                File.SetUnixFileMode(path, Private);
+            }
+            catch (UnauthorizedAccessException)
+            {
+                throw new StartupConfigurationException(
+                    $"{ConfigurationKey} {path} is open to other users ({Octal(File.GetUnixFileMode(path))}) and the dashboard cannot make it private " +
+                    "(0700): it holds the database and SSH sockets. Give it to the dashboard's user, or chmod 700 it.");
+            }
+        }
     }
+
+    /// <summary>Makes a file the dashboard wrote readable by its owner only (0600), if it exists.</summary>
+    public static void MakePrivateFile(string file)
+    {
+        if (!OperatingSystem.IsWindows() && File.Exists(file))
+        {
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+
+    private static string Octal(UnixFileMode mode) => Convert.ToString((int)mode, 8).PadLeft(4, '0');
 }
 
 /// <summary>A setting the dashboard cannot start with (see <c>Program.WithAppAsync</c>).</summary>

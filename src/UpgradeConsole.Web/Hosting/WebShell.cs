@@ -17,6 +17,7 @@ public static class WebShell
             o.Cookie.Name = "UpgradeConsole.Antiforgery";
             o.Cookie.SameSite = SameSiteMode.Strict;
             o.HeaderName = "RequestVerificationToken";
+            o.Cookie.SecurePolicy = builder.Configuration.GetValue("UpgradeConsole:RequireHttps", false) ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         });
         builder.Services.Configure<ForwardedHeadersOptions>(o =>
         {
@@ -24,7 +25,7 @@ public static class WebShell
             // only them, for scheme and client address. The framework trusts loopback by default (anyone
             // with a shell on the host could claim any address: past the sign-in rate limit, into the
             // audit history), and empty lists mean "trust everyone": with no proxy configured, none is read.
-            var proxies = builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? [];
+            var proxies = (builder.Configuration.GetSection("UpgradeConsole:KnownProxies").Get<string[]>() ?? []).Where(p => !string.IsNullOrWhiteSpace(p)).ToArray();
             o.KnownIPNetworks.Clear();
             o.KnownProxies.Clear();
             o.ForwardedHeaders = proxies.Length == 0 ? ForwardedHeaders.None : ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
@@ -55,6 +56,7 @@ public static class WebShell
         app.UseAuthorization();
         app.UseRateLimiter();
         app.UseAntiforgery();
+        app.UseAntiforgeryEnforcement();
         return app;
     }
 

@@ -115,6 +115,13 @@ public static class PersistenceSetup
         if (db.Database.IsSqlite())
         {
             await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+            // SQLite creates the file with the process's umask (often 0644) and its -wal and -shm with the
+            // file's own mode: owner-only, whatever the directory around it.
+            var file = new SqliteConnectionStringBuilder(db.Database.GetConnectionString()).DataSource;
+            foreach (var suffix in new[] { "", "-wal", "-shm" })
+            {
+                Hosting.DataDirectory.MakePrivateFile(file + suffix);
+            }
         }
     }
 }

@@ -56,9 +56,9 @@ public sealed class PlanBuilder(TargetService targets, FractalAccess access, Pre
         }
 
         var to = runbook.Id == Runbooks.Fractal216To2170 ? "2.17.0" : toVersion?.Trim() ?? "";
-        if (!System.Text.RegularExpressions.Regex.IsMatch(to, @"^[0-9]+\.[0-9]+\.[0-9]+([a-z0-9.]+)?$"))
+        if (!Pep440.IsValid(to) || !to.Contains('.', StringComparison.Ordinal))
         {
-            return new Plan { Error = $"'{to}' is not a fractal-server version such as 2.17.1." };
+            return new Plan { Error = $"'{to}' is not a fractal-server version such as 2.17.1 (PEP 440, normalized)." };
         }
 
         try
@@ -73,6 +73,12 @@ public sealed class PlanBuilder(TargetService targets, FractalAccess access, Pre
                     Target = target,
                     Runbook = runbook,
                 };
+            }
+
+            if (discovery.InstalledVersion is { } installed && !Pep440.IsValid(installed))
+            {
+                // It would reach the rollback's commands: only a well-formed version does.
+                return new Plan { Error = $"pip reports fractal-server version '{installed}', which is not a PEP 440 version; check the target's package metadata.", Target = target, Runbook = runbook };
             }
 
             var users = MigrationRules.Classify(await context.Database.LoadUsersAsync(ct), context.Backend);
