@@ -97,11 +97,17 @@ public static class JobsSetup
             case DatabaseProvider.Sqlite:
                 var file = data.Combine(SqliteFile);
                 CreatePrivateFile(file);
-                return new SQLiteStorage(file, new SQLiteStorageOptions
+                var storage = new SQLiteStorage(file, new SQLiteStorageOptions
                 {
                     // This storage polls its queue (no notification): short, so the next phase starts at once.
                     QueuePollInterval = TimeSpan.FromMilliseconds(100),
                 });
+                foreach (var suffix in new[] { "", "-wal", "-shm" })
+                {
+                    DataDirectory.MakePrivateFile(file + suffix);
+                }
+
+                return storage;
             default:
                 throw new InvalidOperationException($"Unknown database provider {database.Provider}.");
         }

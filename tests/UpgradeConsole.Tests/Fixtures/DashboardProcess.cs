@@ -21,6 +21,9 @@ public sealed class DashboardProcess : IAsyncDisposable
 
     public string BaseUrl { get; }
 
+    /// <summary>The operating system's id of the process (a phase's claim names it).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>What the process printed so far (stdout and stderr).</summary>
     public string Output
     {
