@@ -44,7 +44,16 @@ public partial class Program
 
         await using (app)
         {
-            return await use(app);
+            try
+            {
+                return await use(app);
+            }
+            catch (StartupConfigurationException ex)
+            {
+                // Found while starting (the key ring cannot be opened, …): the same one plain line.
+                await error.WriteLineAsync("UpgradeConsole cannot start: " + ex.Message);
+                return 1;
+            }
         }
     }
 

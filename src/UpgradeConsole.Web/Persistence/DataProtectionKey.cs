@@ -26,16 +26,17 @@ internal sealed class DataProtectionKeyConfiguration : IEntityTypeConfiguration<
 
 /// <summary>
 /// Keeps the Data Protection key ring in the dashboard's database: cookies and encrypted
-/// target secrets then survive restarts, and nodes sharing PostgreSQL share the ring.
+/// target secrets then survive restarts, and nodes sharing PostgreSQL share the ring. Every entry is
+/// sealed with the key-encryption key, which is kept outside the database.
 /// </summary>
-internal sealed class DatabaseXmlRepository(IServiceScopeFactory scopes) : IXmlRepository
+internal sealed class DatabaseXmlRepository(IServiceScopeFactory scopes, KeyEncryptionKey kek) : IXmlRepository
 {
     public IReadOnlyCollection<XElement> GetAllElements()
     {
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         return db.DataProtectionKeys.AsNoTracking().OrderBy(k => k.Id)
-            .AsEnumerable().Select(k => XElement.Parse(k.Xml)).ToList();
+            .AsEnumerable().Select(k => KeyRingSeal.Open(k.Xml, kek)).ToList();
     }
 
     public void StoreElement(XElement element, string friendlyName)
@@ -45,7 +46,7 @@ internal sealed class DatabaseXmlRepository(IServiceScopeFactory scopes) : IXmlR
         db.DataProtectionKeys.Add(new DataProtectionKey
         {
             FriendlyName = friendlyName,
-            Xml = element.ToString(SaveOptions.DisableFormatting),
+            Xml = KeyRingSeal.Seal(element, kek),
         });
         db.SaveChanges();
     }

@@ -47,10 +47,12 @@ public static class PersistenceSetup
                 throw new InvalidOperationException($"Unknown database provider {options.Provider}.");
         }
 
+        var kek = KeyEncryptionKey.Resolve(builder.Configuration, dataDirectory, options.Provider);
+        builder.Services.AddSingleton(kek);
         builder.Services.AddDataProtection().SetApplicationName("UpgradeConsole");
         builder.Services.AddSingleton<IConfigureOptions<KeyManagementOptions>>(sp =>
             new ConfigureOptions<KeyManagementOptions>(o =>
-                o.XmlRepository = new DatabaseXmlRepository(sp.GetRequiredService<IServiceScopeFactory>())));
+                o.XmlRepository = new DatabaseXmlRepository(sp.GetRequiredService<IServiceScopeFactory>(), kek)));
         return builder;
     }
 
@@ -112,6 +114,8 @@ public static class PersistenceSetup
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         await db.Database.MigrateAsync(cancellationToken);
+        // Before anything reads the ring: it must open with the configured key-encryption key.
+        await KeyRingSeal.CheckAndSealAsync(db, scope.ServiceProvider.GetRequiredService<KeyEncryptionKey>(), cancellationToken);
         if (db.Database.IsSqlite())
         {
             await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);

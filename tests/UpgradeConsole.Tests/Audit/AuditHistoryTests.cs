@@ -134,6 +134,7 @@ public sealed class AuditHistoryTests(Chromium chromium, PostgresServer postgres
             ["UpgradeConsole__DataDirectory"] = _app.DataDirectory,
             ["Database__Provider"] = "PostgreSQL",
             ["ConnectionStrings__UpgradeConsole"] = _connectionString,
+            ["UpgradeConsole__KeyEncryptionKey"] = UpgradeConsoleApplicationFactory.TestKeyEncryptionKey,
         }, workingDirectory: AppContext.BaseDirectory, check: false);
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();

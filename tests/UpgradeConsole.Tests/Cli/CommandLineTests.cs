@@ -56,6 +56,7 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
         {
             ["Database__Provider"] = "PostgreSQL",
             ["ConnectionStrings__UpgradeConsole"] = connectionString,
+            ["UpgradeConsole__KeyEncryptionKey"] = UpgradeConsoleApplicationFactory.TestKeyEncryptionKey,
         });
         Assert.Contains("Npgsql", result.StandardOutput, StringComparison.Ordinal);
         await using var conn = new Npgsql.NpgsqlConnection(connectionString);

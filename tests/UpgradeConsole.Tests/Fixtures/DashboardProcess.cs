@@ -56,6 +56,11 @@ public sealed class DashboardProcess : IAsyncDisposable
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
 
+        if (start.Environment["Database__Provider"] == "PostgreSQL" && !start.Environment.ContainsKey("UpgradeConsole__KeyEncryptionKey"))
+        {
+            start.Environment["UpgradeConsole__KeyEncryptionKey"] = UpgradeConsoleApplicationFactory.TestKeyEncryptionKey;
+        }
+
         var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
         // Stops by itself when the test process goes, however it goes.
         ProcessRunner.CleanUpWhenTestProcessExits($"kill -9 {process.Id} 2>/dev/null");

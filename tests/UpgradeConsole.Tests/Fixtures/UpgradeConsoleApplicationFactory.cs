@@ -41,7 +41,15 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
         _settings["UpgradeConsole:DataDirectory"] = DataDirectory;
         _settings["Database:Provider"] = provider.ToString();
         _settings["ConnectionStrings:UpgradeConsole"] = connectionString ?? "";
+        if (provider == DatabaseProvider.PostgreSQL)
+        {
+            // Production's rule: the key ring's key-encryption key is configured, the same on every node.
+            _settings["UpgradeConsole:KeyEncryptionKey"] = TestKeyEncryptionKey;
+        }
     }
+
+    /// <summary>A fixed key-encryption key (base64 of 32 bytes) for the tests' PostgreSQL dashboards and CLI processes.</summary>
+    public const string TestKeyEncryptionKey = "dGVzdHMtb25seS1rZXktZW5jcnlwdGlvbi1rZXkhISE=";
 
     public DatabaseProvider Provider { get; }
 
