@@ -7,6 +7,7 @@ using UpgradeConsole.Core.Remote;
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- remote <host> <port> <user> <key> <known_hosts> [lines]
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count]   (scripts/bench-users.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- live-log [lines] [seconds at 2000/s]   (scripts/bench-live-log.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
 if (args.Length >= 1 && args[0] == "live-log")
 {
     return await UpgradeConsole.Benchmarks.LiveLogBenchmark.RunAsync(
@@ -18,6 +19,11 @@ if (args.Length == 7 && args[0] == "live-log-viewers")
 {
     var n = args[2..].Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
     return await UpgradeConsole.Benchmarks.LiveLogBenchmark.ViewersAsync(args[1], n[0], n[1], n[2], n[3], n[4]);
+}
+
+if (args.Length >= 1 && args[0] == "phase-jobs")
+{
+    return await UpgradeConsole.Benchmarks.PhaseJobsBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5);
 }
 
 if (args.Length >= 1 && args[0] == "users")

@@ -83,6 +83,7 @@ public partial class Program
         app.MapRuns();
         app.MapAudit();
         app.MapApi();
+        app.MapJobs();
         app.MapWebShell();
         return app;
     }

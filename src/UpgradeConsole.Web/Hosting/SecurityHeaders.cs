@@ -16,7 +16,8 @@ public static class SecurityHeaders
             context.Response.OnStarting(() =>
             {
                 var headers = context.Response.Headers;
-                headers.ContentSecurityPolicy = ContentSecurityPolicy;
+                // An endpoint may carry its own (relaxed) policy: only Hangfire's dashboard under /jobs does.
+                headers.ContentSecurityPolicy = context.GetEndpoint()?.Metadata.GetMetadata<ContentSecurityPolicyMetadata>()?.Policy ?? ContentSecurityPolicy;
                 headers.XContentTypeOptions = "nosniff";
                 headers.XFrameOptions = "DENY";
                 headers["Referrer-Policy"] = "same-origin";
@@ -28,3 +29,6 @@ public static class SecurityHeaders
             await next(context);
         });
 }
+
+/// <summary>Endpoint metadata: the Content-Security-Policy of this endpoint's responses instead of the strict one.</summary>
+public sealed record ContentSecurityPolicyMetadata(string Policy);

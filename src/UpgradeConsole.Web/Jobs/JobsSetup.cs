@@ -1,41 +1,186 @@
-using Quartz;
+using Hangfire;
+using Hangfire.AspNetCore;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
+using Hangfire.Storage.SQLite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Web.Jobs;
 
 /// <summary>
-/// Quartz.NET with its persistent store in the dashboard's own database, so scheduled and running
-/// jobs survive a restart; on PostgreSQL the nodes form a cluster that recovers each other's jobs.
+/// Hangfire: on PostgreSQL its storage is the schema <c>hangfire</c> of the dashboard's database (several
+/// nodes share the queue and pick up each other's jobs); on SQLite, its own file <c>hangfire.db</c> in the
+/// data directory. Both create their tables at start. The dashboard's database stays the source of truth
+/// of every run; Hangfire is the queue (see <see cref="RunJob"/>). Its dashboard is at <c>/jobs</c>.
 /// </summary>
 public static class JobsSetup
 {
+    public const string DashboardPath = "/jobs";
+
+    /// <summary>
+    /// The strict policy but for inline styles: Hangfire's pages carry style attributes (its scripts come
+    /// from /jobs/js… and its configuration from data attributes, so scripts stay 'self' only).
+    /// </summary>
+    public const string DashboardContentSecurityPolicy =
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; " +
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+    /// <summary>The PostgreSQL schema of Hangfire's tables.</summary>
+    public const string PostgresSchema = "hangfire";
+
+    /// <summary>The SQLite file of Hangfire's storage, in the data directory.</summary>
+    public const string SqliteFile = "hangfire.db";
+
     public static WebApplicationBuilder AddJobs(this WebApplicationBuilder builder)
     {
-        var (_, database) = builder.StorageSettings();
+        var (data, database) = builder.StorageSettings();
+        var services = builder.Services;
+        services.AddOptions<RunJobOptions>().BindConfiguration(RunJobOptions.Section)
+            .Validate(o => o.PhaseHeartbeat > TimeSpan.Zero && o.PhaseHeartbeat * 2 <= o.PhaseLease,
+                "Runs:PhaseHeartbeat must be positive and at most half of Runs:PhaseLease, so a live node never loses its claim.")
+            .ValidateOnStart();
+        services.AddOptions<HousekeepingOptions>().BindConfiguration(HousekeepingOptions.Section);
+        services.AddScoped<RunJob>();
+        services.AddScoped<Housekeeping>();
 
-        builder.AddQuartz(q =>
+        // Registered here, not through GlobalConfiguration: the storage and the activator are this host's
+        // own (tests run several dashboards in one process; Hangfire's defaults are process-wide statics).
+        services.AddSingleton<JobStorage>(sp =>
         {
-            q.ConfigureScheduler(o => o.InstanceName = "UpgradeConsole");
-            q.UsePersistentStore(s =>
-            {
-                s.UseSystemTextJsonSerializer();
-                s.ProvisionSchema();
-                switch (database.Provider)
-                {
-                    case DatabaseProvider.Sqlite:
-                        s.UseSqlite(database.ConnectionString);
-                        break;
-                    case DatabaseProvider.PostgreSQL:
-                        s.UsePostgres(database.ConnectionString);
-                        // Several dashboard nodes share the database: a node that dies has its jobs recovered by another.
-                        s.UseClustering();
-                        break;
-                    default:
-                        throw new InvalidOperationException($"Unknown database provider {database.Provider}.");
-                }
-            });
+            // Hangfire's configuration (this host's logging among it) first: the storage logs as it starts.
+            sp.GetRequiredService<IGlobalConfiguration>();
+            return CreateStorage(data, database);
         });
-        builder.AddQuartzHostedService(o => o.WaitForJobsToComplete = false);
+        services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        services.AddHangfire((sp, c) => c
+            .UseLogProvider(new HangfireLogging(sp.GetRequiredService<ILoggerFactory>()))
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings());
+        services.AddHangfireServer((sp, o) =>
+        {
+            o.ServerName = sp.GetRequiredService<DashboardNode>().Name;
+            o.WorkerCount = 4;
+            // Recurring jobs are looked at this often (the run recovery is every 15 s).
+            o.SchedulePollingInterval = TimeSpan.FromSeconds(5);
+            // A graceful stop leaves running phases to their checkpoint at once (they resume after).
+            o.ShutdownTimeout = TimeSpan.FromSeconds(5);
+        });
+        services.AddHostedService<RecurringJobsAtStart>();
         return builder;
     }
+
+    // One return type for both storages: the callers see Hangfire's JobStorage only.
+#pragma warning disable CA1859
+    private static JobStorage CreateStorage(DataDirectory data, DatabaseOptions database)
+    {
+        switch (database.Provider)
+        {
+            case DatabaseProvider.PostgreSQL:
+                var options = new PostgreSqlStorageOptions
+                {
+                    SchemaName = PostgresSchema,
+                    PrepareSchemaIfNecessary = true,
+                    // Workers wait on LISTEN/NOTIFY for new jobs instead of polling every few seconds.
+                    EnableLongPolling = true,
+                    QueuePollInterval = TimeSpan.FromSeconds(1),
+                    // A job a dead node was running is delivered again after this (its claim makes that harmless).
+                    UseSlidingInvisibilityTimeout = true,
+                    InvisibilityTimeout = TimeSpan.FromMinutes(2),
+                };
+                return new PostgreSqlStorage(new NpgsqlConnectionFactory(database.ConnectionString, options), options);
+            case DatabaseProvider.Sqlite:
+                var file = data.Combine(SqliteFile);
+                CreatePrivateFile(file);
+                var storage = new SQLiteStorage(file, new SQLiteStorageOptions
+                {
+                    // This storage polls its queue (no notification): short, so the next phase starts at once.
+                    QueuePollInterval = TimeSpan.FromMilliseconds(100),
+                });
+                foreach (var suffix in new[] { "", "-wal", "-shm" })
+                {
+                    DataDirectory.MakePrivateFile(file + suffix);
+                }
+
+                return storage;
+            default:
+                throw new InvalidOperationException($"Unknown database provider {database.Provider}.");
+        }
+    }
+#pragma warning restore CA1859
+
+    /// <summary>0600 before SQLite opens it (the WAL and shared-memory files it adds take the same mode).</summary>
+    private static void CreatePrivateFile(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        if (!File.Exists(path))
+        {
+            using var _ = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    /// <summary>The Hangfire dashboard at <c>/jobs</c>: Admins may act, Operators only look, Viewers are refused.</summary>
+    public static WebApplication MapJobs(this WebApplication app)
+    {
+        app.MapHangfireDashboard(DashboardPath, new DashboardOptions
+        {
+            Authorization = [],
+            AsyncAuthorization = [new JobsDashboardAuthorization()],
+            IsReadOnlyFunc = JobsDashboardAuthorization.IsReadOnly,
+            AppPath = "/",
+            DashboardTitle = "UpgradeConsole jobs",
+            // The connection string holds the database password.
+            DisplayStorageConnectionString = false,
+        }, app.Services.GetRequiredService<JobStorage>())
+            .RequireAuthorization(Policies.Operate)
+            .WithMetadata(new ContentSecurityPolicyMetadata(DashboardContentSecurityPolicy));
+        return app;
+    }
+}
+
+/// <summary>Registers the recurring jobs once the database is migrated, and resumes runs nobody holds.</summary>
+internal sealed class RecurringJobsAtStart(
+    IRecurringJobManager recurring,
+    IServiceScopeFactory scopes,
+    IOptions<DatabaseOptions> database,
+    ILogger<RecurringJobsAtStart> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        recurring.AddOrUpdate<RunJob>(RunJob.RecoverJobId, j => j.RecoverAsync(CancellationToken.None), "*/15 * * * * *");
+        recurring.AddOrUpdate<Housekeeping>(Housekeeping.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3));
+
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        if (database.Value.Provider == DatabaseProvider.Sqlite)
+        {
+            // SQLite serves one node: a claim found at start is from a process that is gone (killed, crashed).
+            var released = await db.RunPhases.Where(p => p.LeaseExpiresAt != null)
+                .ExecuteUpdateAsync(s => s.SetProperty(p => p.LeaseExpiresAt, (DateTime?)null), cancellationToken);
+            if (released > 0)
+            {
+                logger.LogWarning("Released {Count} phase claim(s) left by a dashboard that stopped without ending them", released);
+            }
+        }
+
+        await scope.ServiceProvider.GetRequiredService<RunJob>().RecoverAsync(cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

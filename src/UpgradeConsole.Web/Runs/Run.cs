@@ -143,6 +143,19 @@ public sealed class RunPhase
 
     /// <summary>How far the remote log has been read and stored (byte offset): where a reattach resumes.</summary>
     public long LogOffset { get; set; }
+
+    /// <summary>The Hangfire job last enqueued for this phase (the run page links to it under /jobs).</summary>
+    public string? JobId { get; set; }
+
+    /// <summary>The dashboard node that claimed the phase last (see <see cref="RunJob"/>).</summary>
+    public string? LeaseOwner { get; set; }
+
+    /// <summary>
+    /// Until when <see cref="LeaseOwner"/> holds the phase; renewed by its heartbeat while the phase runs, cleared
+    /// when it ends. Null or past: nobody runs it. UTC <see cref="DateTime"/>, not <see cref="DateTimeOffset"/>:
+    /// SQLite compares the former in SQL, the claim's condition needs that.
+    /// </summary>
+    public DateTime? LeaseExpiresAt { get; set; }
 }
 
 /// <summary>
@@ -220,6 +233,8 @@ internal sealed class RunPhaseConfiguration : IEntityTypeConfiguration<RunPhase>
         builder.ToTable("RunPhases");
         builder.Property(p => p.State).HasConversion<string>().HasMaxLength(30);
         builder.HasIndex(p => new { p.RunId, p.Index }).IsUnique();
+        builder.Property(p => p.JobId).HasMaxLength(64);
+        builder.Property(p => p.LeaseOwner).HasMaxLength(200);
     }
 }
 

@@ -20,11 +20,18 @@ public sealed record PhaseOutcome(PhaseState State, string? Message = null, int?
     public static PhaseOutcome Failed(string message, int? exitCode = null) => new(PhaseState.Failed, message, exitCode);
 }
 
+/// <summary>What runs one claimed phase of a run for <see cref="RunJob"/>: <see cref="RunDriver"/>; the Hangfire benchmark puts no-op phases in its place.</summary>
+public interface IRunPhaseDriver
+{
+    /// <summary>Runs the phase if the run is still at it; returns the index of the phase whose job comes next, or null.</summary>
+    Task<int?> ExecutePhaseAsync(int runId, int phaseIndex, CancellationToken ct);
+}
+
 /// <summary>
-/// Drives a run from its checkpoint: each phase is marked running before it starts and finished
-/// after, in the database. After a restart it continues where the checkpoint says, reattaching to a
-/// remote step still running; a non-idempotent step whose outcome cannot be known stops the run as
-/// NeedsAttention instead of running again.
+/// Runs one phase of a run from its checkpoint (<see cref="RunJob"/> claims it first): the phase is marked
+/// running before it starts and finished after, in the database. After a restart it continues where the
+/// checkpoint says, reattaching to a remote step still running; a non-idempotent step whose outcome cannot
+/// be known stops the run as NeedsAttention instead of running again.
 /// </summary>
 public sealed class RunDriver(
     AppDbContext db,
@@ -33,18 +40,60 @@ public sealed class RunDriver(
     PreflightService preflight,
     AuditLog audit,
     TimeProvider clock,
-    ILogger<RunDriver> logger)
+    ILogger<RunDriver> logger) : IRunPhaseDriver
 {
-    public async Task ExecuteAsync(int runId, CancellationToken ct)
+    /// <summary>
+    /// The phase the run is at: the first of its direction (the runbook's, or the rollback's while rolling
+    /// back) not yet done; null when every one is.
+    /// </summary>
+    public static RunPhase? CurrentPhase(Run run)
+    {
+        var rollingBack = run.State == RunState.RollingBack;
+        return run.Phases.Where(p => p.IsRollback == rollingBack).OrderBy(p => p.Index)
+            .FirstOrDefault(p => p.State is not (PhaseState.Succeeded or PhaseState.MarkedDone or PhaseState.Skipped));
+    }
+
+    /// <summary>
+    /// Runs phase <paramref name="phaseIndex"/> of the run if the run is still at it, and commits its
+    /// checkpoint. Returns the index of the phase to run next (its job is the caller's to enqueue), or null
+    /// when the run ended, stopped for a decision, waits for its checklist, or moved on meanwhile.
+    /// </summary>
+    public async Task<int?> ExecutePhaseAsync(int runId, int phaseIndex, CancellationToken ct)
     {
         var run = await db.Runs.Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
         if (run is null || run.State is not (RunState.Running or RunState.RollingBack))
         {
-            return;
+            return null;
+        }
+
+        var runbook = Runbooks.Find(run.RunbookId) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}.");
+        var rollingBack = run.State == RunState.RollingBack;
+        var phase = CurrentPhase(run);
+        if (phase is { State: PhaseState.Failed or PhaseState.NeedsAttention })
+        {
+            // The phase's result was committed but the run's was not (the node died in between): finish that.
+            await FinishRunAsync(run, rollingBack ? RunState.RollbackFailed : phase.State == PhaseState.NeedsAttention ? RunState.NeedsAttention : RunState.Failed,
+                $"{phase.Title}: {phase.Message}", ct, stayActive: true);
+            return null;
+        }
+
+        if (phase is not null && await StoppedAtGateAsync(run, runbook, phase, ct))
+        {
+            return null;
+        }
+
+        if (phase is null || runbook.Phases.FirstOrDefault(p => p.Key == phase.Key)?.Kind == PhaseKind.Manual)
+        {
+            return await AdvanceAsync(run, phase, ct);
+        }
+
+        if (phase.Index != phaseIndex)
+        {
+            // An operator's action moved the run meanwhile; the job for its current phase is on its way.
+            return null;
         }
 
         var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == run.TargetId, ct);
-        var runbook = Runbooks.Find(run.RunbookId) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}.");
         FractalContext context;
         try
         {
@@ -53,93 +102,102 @@ public sealed class RunDriver(
         catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or InvalidOperationException or TimeoutException)
         {
             // Not reachable: leave the checkpoint as it is; an operator retries when the target is back.
-            await FinishRunAsync(run, run.State == RunState.RollingBack ? RunState.RollbackFailed : RunState.Failed, "The target cannot be reached: " + ex.Message, ct);
-            return;
+            await FinishRunAsync(run, rollingBack ? RunState.RollbackFailed : RunState.Failed, "The target cannot be reached: " + ex.Message, ct);
+            return null;
         }
 
         // The forward to the target's database closes when the phases are done.
         await using var _ = context;
         var log = new RunLogWriter(scopes, run.Id, Secrets(context.Env), clock);
         var phases = new FractalPhases(run, target, context, new RemoteStepEngine(context.Shell, logger: logger), log, db, preflight);
-        var rollingBack = run.State == RunState.RollingBack;
-        foreach (var phase in run.Phases.Where(p => p.IsRollback == rollingBack).OrderBy(p => p.Index))
+        var definition = runbook.Phases.FirstOrDefault(p => p.Key == phase.Key);
+        var recovering = phase.State == PhaseState.Running;
+        phase.State = PhaseState.Running;
+        phase.StartedAt ??= clock.GetUtcNow();
+        await db.SaveChangesAsync(ct);
+        await log.WriteAsync(phase, recovering ? $"── {phase.Title}: continuing after an interruption" : $"── {phase.Title}", ct: ct);
+
+        PhaseOutcome outcome;
+        try
         {
-            if (phase.State is PhaseState.Succeeded or PhaseState.MarkedDone or PhaseState.Skipped)
-            {
-                continue;
-            }
-
-            if (phase.State is PhaseState.Failed or PhaseState.NeedsAttention)
-            {
-                // Waits for an operator's decision.
-                return;
-            }
-
-            if (PreflightGate.UnpassedGateBefore(run, runbook, phase) is { } gate)
-            {
-                // Whatever let the run get here (a gate marked done before this rule, a hand-edited
-                // row), nothing after the preflight runs until the preflight itself passes.
-                gate.State = PhaseState.Failed;
-                gate.Message = $"The preflight has not passed, so {phase.Title} does not run. {PreflightGate.MarkDoneRefusal}";
-                await log.WriteAsync(gate, "── " + gate.Message, ct: ct);
-                await log.FlushAsync(ct);
-                await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = gate.Key, gate.Attempt, state = gate.State.ToString(), message = gate.Message, rollback = false }, ct);
-                await FinishRunAsync(run, RunState.Failed, $"{gate.Title}: {gate.Message}", ct, stayActive: true);
-                return;
-            }
-
-            var definition = runbook.Phases.FirstOrDefault(p => p.Key == phase.Key);
-            if (definition?.Kind == PhaseKind.Manual)
-            {
-                phase.State = PhaseState.Running;
-                phase.StartedAt ??= clock.GetUtcNow();
-                await FinishRunAsync(run, RunState.WaitingForChecklist, "Every automatic phase is done; tick the checklist to complete the run.", ct, stayActive: true);
-                return;
-            }
-
-            var recovering = phase.State == PhaseState.Running;
-            phase.State = PhaseState.Running;
-            phase.StartedAt ??= clock.GetUtcNow();
-            await db.SaveChangesAsync(ct);
-            await log.WriteAsync(phase, recovering ? $"── {phase.Title}: continuing after an interruption" : $"── {phase.Title}", ct: ct);
-
-            PhaseOutcome outcome;
-            try
-            {
-                outcome = await phases.RunAsync(phase, definition, recovering, ct);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                // The dashboard is stopping: the checkpoint stays "running" and the next start reattaches.
-                await log.FlushAsync(CancellationToken.None);
-                await db.SaveChangesAsync(CancellationToken.None);
-                throw;
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogError(ex, "Phase {Phase} of run {Run} failed", phase.Key, run.Id);
-                outcome = definition is { Idempotent: false }
-                    ? new PhaseOutcome(PhaseState.NeedsAttention, $"{ex.Message} The outcome of this step is unknown and it is never re-run automatically: check the target, then retry, mark it done or roll back.")
-                    : PhaseOutcome.Failed(ex.Message);
-            }
-
-            await log.WriteAsync(phase, outcome.State == PhaseState.Succeeded ? $"── {phase.Title}: done{(outcome.Message is null ? "" : " · " + outcome.Message)}" : $"── {phase.Title}: {outcome.State}: {outcome.Message}", ct: ct);
-            await log.FlushAsync(ct);
-            phase.State = outcome.State;
-            phase.Message = outcome.Message is null ? null : log.Masked(outcome.Message);
-            phase.ExitCode = outcome.ExitCode;
-            phase.EndedAt = clock.GetUtcNow();
-            await db.SaveChangesAsync(ct);
-            await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = phase.IsRollback }, ct);
-            if (outcome.State != PhaseState.Succeeded)
-            {
-                var state = rollingBack ? RunState.RollbackFailed : outcome.State == PhaseState.NeedsAttention ? RunState.NeedsAttention : RunState.Failed;
-                await FinishRunAsync(run, state, $"{phase.Title}: {phase.Message}", ct, stayActive: true);
-                return;
-            }
+            outcome = await phases.RunAsync(phase, definition, recovering, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The dashboard is stopping (or lost its claim): the checkpoint stays "running" and the next claim reattaches.
+            await log.FlushAsync(CancellationToken.None);
+            await db.SaveChangesAsync(CancellationToken.None);
+            throw;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError(ex, "Phase {Phase} of run {Run} failed", phase.Key, run.Id);
+            outcome = definition is { Idempotent: false }
+                ? new PhaseOutcome(PhaseState.NeedsAttention, $"{ex.Message} The outcome of this step is unknown and it is never re-run automatically: check the target, then retry, mark it done or roll back.")
+                : PhaseOutcome.Failed(ex.Message);
         }
 
-        await FinishRunAsync(run, rollingBack ? RunState.RolledBack : RunState.Succeeded, rollingBack ? "Rolled back." : "Succeeded.", ct);
+        await log.WriteAsync(phase, outcome.State == PhaseState.Succeeded ? $"── {phase.Title}: done{(outcome.Message is null ? "" : " · " + outcome.Message)}" : $"── {phase.Title}: {outcome.State}: {outcome.Message}", ct: ct);
+        await log.FlushAsync(ct);
+        phase.State = outcome.State;
+        phase.Message = outcome.Message is null ? null : log.Masked(outcome.Message);
+        phase.ExitCode = outcome.ExitCode;
+        phase.EndedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = phase.IsRollback }, ct);
+        if (outcome.State != PhaseState.Succeeded)
+        {
+            var state = rollingBack ? RunState.RollbackFailed : outcome.State == PhaseState.NeedsAttention ? RunState.NeedsAttention : RunState.Failed;
+            await FinishRunAsync(run, state, $"{phase.Title}: {phase.Message}", ct, stayActive: true);
+            return null;
+        }
+
+        var next = CurrentPhase(run);
+        if (next is not null && await StoppedAtGateAsync(run, runbook, next, ct))
+        {
+            return null;
+        }
+
+        return next is not null && runbook.Phases.FirstOrDefault(p => p.Key == next.Key)?.Kind != PhaseKind.Manual
+            ? next.Index
+            : await AdvanceAsync(run, next, ct);
+    }
+
+    /// <summary>
+    /// Whatever let the run get here (a gate marked done before this rule, a hand-edited row), nothing
+    /// after the preflight runs until the preflight itself passes: the gate fails and the run waits.
+    /// </summary>
+    private async Task<bool> StoppedAtGateAsync(Run run, RunbookDefinition runbook, RunPhase phase, CancellationToken ct)
+    {
+        if (PreflightGate.UnpassedGateBefore(run, runbook, phase) is not { } gate)
+        {
+            return false;
+        }
+
+        gate.State = PhaseState.Failed;
+        gate.Message = $"The preflight has not passed, so {phase.Title} does not run. {PreflightGate.MarkDoneRefusal}";
+        var log = new RunLogWriter(scopes, run.Id, [], clock);
+        await log.WriteAsync(gate, "── " + gate.Message, ct: ct);
+        await log.FlushAsync(ct);
+        await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = gate.Key, gate.Attempt, state = gate.State.ToString(), message = gate.Message, rollback = false }, ct);
+        await FinishRunAsync(run, RunState.Failed, $"{gate.Title}: {gate.Message}", ct, stayActive: true);
+        return true;
+    }
+
+    /// <summary>With no phase left the run ends; at a manual phase it waits for its checklist.</summary>
+    private async Task<int?> AdvanceAsync(Run run, RunPhase? next, CancellationToken ct)
+    {
+        var rollingBack = run.State == RunState.RollingBack;
+        if (next is null)
+        {
+            await FinishRunAsync(run, rollingBack ? RunState.RolledBack : RunState.Succeeded, rollingBack ? "Rolled back." : "Succeeded.", ct);
+            return null;
+        }
+
+        next.State = PhaseState.Running;
+        next.StartedAt ??= clock.GetUtcNow();
+        await FinishRunAsync(run, RunState.WaitingForChecklist, "Every automatic phase is done; tick the checklist to complete the run.", ct, stayActive: true);
+        return null;
     }
 
     private async Task FinishRunAsync(Run run, RunState state, string message, CancellationToken ct, bool stayActive = false)

@@ -1,36 +1,221 @@
-using Quartz;
+using System.Globalization;
+using Hangfire;
+using Hangfire.States;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Web.Runs;
 
-/// <summary>
-/// The Quartz job that drives one run. Stored in the dashboard's database and marked for recovery:
-/// if the dashboard dies while it runs, the next start runs it again and the driver reattaches.
-/// </summary>
-[DisallowConcurrentExecution]
-public sealed class RunJob(RunDriver driver) : IJob
+/// <summary>How long a claim on a phase lasts without a heartbeat, and how often the heartbeat renews it.</summary>
+public sealed class RunJobOptions
 {
-    public const string RunIdKey = "runId";
+    public const string Section = "Runs";
 
-    public static JobKey KeyFor(int runId) => new($"run-{runId}", "runs");
+    /// <summary>A node that stops renewing its claim (it died) loses the phase after this long.</summary>
+    public TimeSpan PhaseLease { get; set; } = TimeSpan.FromSeconds(30);
 
-    public ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
-        new(driver.ExecuteAsync(context.MergedJobDataMap.GetInt(RunIdKey), cancellationToken));
+    /// <summary>How often the node running a phase renews its claim; well under <see cref="PhaseLease"/>.</summary>
+    public TimeSpan PhaseHeartbeat { get; set; } = TimeSpan.FromSeconds(10);
+}
 
-    /// <summary>Asks the scheduler to drive <paramref name="runId"/> now (or as soon as its current execution ends).</summary>
-    public static async Task ScheduleAsync(ISchedulerFactory schedulers, int runId, CancellationToken ct)
+/// <summary>
+/// The Hangfire jobs that move runs. Each phase of a run is one job; the job of the next phase is
+/// enqueued only after this phase's checkpoint is committed. Hangfire delivers a job at least once (a
+/// storage outage, an invisibility timeout, a node's death), so a phase job first claims its phase with a
+/// conditional update (node, lease, renewed by a heartbeat while it runs): a second delivery of a claimed
+/// or finished phase does nothing and says so in the run's log. The run state machine in the dashboard's
+/// database stays the source of truth; Hangfire is the queue.
+/// </summary>
+public sealed class RunJob(
+    AppDbContext db,
+    IRunPhaseDriver driver,
+    IBackgroundJobClient jobs,
+    JobStorage storage,
+    DashboardNode node,
+    IServiceScopeFactory scopes,
+    IOptions<RunJobOptions> options,
+    TimeProvider clock,
+    ILogger<RunJob> logger)
+{
+    /// <summary>The recurring job that puts runs whose phase nobody holds back into the queue.</summary>
+    public const string RecoverJobId = "runs-recover";
+
+    private static readonly HashSet<string> WaitingStates = new([EnqueuedState.StateName, ScheduledState.StateName, AwaitingState.StateName], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Asks Hangfire to move the run on from its checkpoint (after a start, retry, mark-done or rollback).</summary>
+    public async Task ScheduleAsync(int runId, CancellationToken ct)
     {
-        var scheduler = await schedulers.GetScheduler(ct);
-        var job = JobBuilder.Create<RunJob>()
-            .WithIdentity(KeyFor(runId))
-            .UsingJobData(RunIdKey, runId)
-            .RequestRecovery()
-            .StoreDurably()
-            .Build();
-        var trigger = TriggerBuilder.Create()
-            .WithIdentity($"run-{runId}-{Guid.NewGuid():N}", "runs")
-            .ForJob(job)
-            .StartNow()
-            .Build();
-        await scheduler.ScheduleJob(job, trigger, new ScheduleJobOptions { Replace = true }, ct);
+        var run = await db.Runs.AsNoTracking().Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
+        if (run is null || run.State is not (RunState.Running or RunState.RollingBack))
+        {
+            return;
+        }
+
+        // No phase left (the last one was marked done): the job ends the run.
+        await EnqueueAsync(runId, RunDriver.CurrentPhase(run)?.Index ?? -1, ct);
     }
+
+    /// <summary>One phase of one run (or, with no phase left, the run's end).</summary>
+    [AutomaticRetry(Attempts = 0)]
+    [JobDisplayName("Run {0}, phase {1}")]
+    public async Task RunPhaseAsync(int runId, int phaseIndex, CancellationToken ct)
+    {
+        var run = await db.Runs.AsNoTracking().Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
+        var phase = run?.Phases.FirstOrDefault(p => p.Index == phaseIndex);
+        if (run is null || phase is null)
+        {
+            if (run is not null)
+            {
+                await ContinueAsync(await driver.ExecutePhaseAsync(runId, phaseIndex, ct), runId, ct);
+            }
+
+            return;
+        }
+
+        if (run.State is not (RunState.Running or RunState.RollingBack) || RunDriver.CurrentPhase(run)?.Index != phaseIndex)
+        {
+            await SayAsync(runId, phase, $"── {phase.Title}: its job was delivered again, but the phase is {phase.State} and the run {run.State}; this delivery did nothing", ct);
+            return;
+        }
+
+        var owner = node.Name;
+        var now = clock.GetUtcNow().UtcDateTime;
+        var until = now + options.Value.PhaseLease;
+        var claimed = await db.RunPhases
+            .Where(p => p.Id == phase.Id && (p.State == PhaseState.Pending || p.State == PhaseState.Running)
+                && (p.LeaseExpiresAt == null || p.LeaseExpiresAt < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(p => p.LeaseOwner, owner).SetProperty(p => p.LeaseExpiresAt, until), ct);
+        if (claimed == 0)
+        {
+            var holder = await db.RunPhases.AsNoTracking().Where(p => p.Id == phase.Id).Select(p => new { p.State, p.LeaseOwner, p.LeaseExpiresAt }).FirstAsync(ct);
+            await SayAsync(runId, phase, holder.State is PhaseState.Pending or PhaseState.Running
+                ? $"── {phase.Title}: its job was delivered again while node {holder.LeaseOwner} runs it (claimed until {Describe(holder.LeaseExpiresAt)} UTC); this delivery did nothing"
+                : $"── {phase.Title}: its job was delivered again, but the phase is {holder.State}; this delivery did nothing", ct);
+            return;
+        }
+
+        logger.LogInformation("Node {Node} claimed phase {Phase} of run {Run}", owner, phase.Key, runId);
+        using var lost = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var stopHeartbeat = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(phase.Id, owner, lost, stopHeartbeat.Token);
+        int? next;
+        try
+        {
+            next = await driver.ExecutePhaseAsync(runId, phaseIndex, lost.Token);
+        }
+        catch (OperationCanceledException) when (lost.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            // Another node claimed the phase: this node was taken for dead. It leaves the phase to that node.
+            logger.LogWarning("Node {Node} lost its claim on phase {Phase} of run {Run}; another node continues it", owner, phase.Key, runId);
+            return;
+        }
+        finally
+        {
+            await stopHeartbeat.CancelAsync();
+            await heartbeat;
+            // Released at once (also when the dashboard stops): the next claim need not wait for the lease to run out.
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<AppDbContext>().RunPhases
+                .Where(p => p.Id == phase.Id && p.LeaseOwner == owner)
+                .ExecuteUpdateAsync(s => s.SetProperty(p => p.LeaseExpiresAt, (DateTime?)null), CancellationToken.None);
+        }
+
+        await ContinueAsync(next, runId, ct);
+    }
+
+    /// <summary>
+    /// Runs whose current phase nobody holds (its node died, or died between a checkpoint and the next
+    /// job) get that phase's job again; the claim makes a spare delivery harmless. Recurring, and at start.
+    /// </summary>
+    [AutomaticRetry(Attempts = 0)]
+    [DisableConcurrentExecution(timeoutInSeconds: 60)]
+    [JobDisplayName("Resume runs whose phase no node holds")]
+    public async Task RecoverAsync(CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var runs = await db.Runs.AsNoTracking().Include(r => r.Phases)
+            .Where(r => r.State == RunState.Running || r.State == RunState.RollingBack).ToListAsync(ct);
+        using var connection = storage.GetConnection();
+        foreach (var run in runs)
+        {
+            var phase = RunDriver.CurrentPhase(run);
+            if (phase is not null && phase.LeaseExpiresAt > now)
+            {
+                continue;
+            }
+
+            // A job still waiting in the queue will come; one a dead node was processing will not.
+            var waiting = phase?.JobId is { } jobId && connection.GetStateData(jobId)?.Name is { } state && WaitingStates.Contains(state);
+            if (waiting)
+            {
+                continue;
+            }
+
+            logger.LogWarning("Run {Run} is {State} at phase {Phase} and no node holds it (last {Owner}); enqueuing its job again",
+                run.Id, run.State, phase?.Key ?? "(end)", phase?.LeaseOwner ?? "none");
+            await EnqueueAsync(run.Id, phase?.Index ?? -1, ct);
+        }
+    }
+
+    private async Task ContinueAsync(int? next, int runId, CancellationToken ct)
+    {
+        if (next is { } index)
+        {
+            // The checkpoint of the phase before is committed (the driver saved it): only now the next job.
+            await EnqueueAsync(runId, index, ct);
+        }
+    }
+
+    private async Task EnqueueAsync(int runId, int phaseIndex, CancellationToken ct)
+    {
+        var jobId = jobs.Enqueue<RunJob>(j => j.RunPhaseAsync(runId, phaseIndex, CancellationToken.None));
+        await db.RunPhases.Where(p => p.RunId == runId && p.Index == phaseIndex)
+            .ExecuteUpdateAsync(s => s.SetProperty(p => p.JobId, jobId), ct);
+    }
+
+    /// <summary>Renews the claim until stopped; a renewal that finds the claim gone cancels the phase.</summary>
+    private async Task HeartbeatAsync(int phaseId, string owner, CancellationTokenSource lost, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(options.Value.PhaseHeartbeat, clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                try
+                {
+                    await using var scope = scopes.CreateAsyncScope();
+                    var until = clock.GetUtcNow().UtcDateTime + options.Value.PhaseLease;
+                    var renewed = await scope.ServiceProvider.GetRequiredService<AppDbContext>().RunPhases
+                        .Where(p => p.Id == phaseId && p.LeaseOwner == owner && p.LeaseExpiresAt != null)
+                        .ExecuteUpdateAsync(s => s.SetProperty(p => p.LeaseExpiresAt, until), stop);
+                    if (renewed == 0)
+                    {
+                        await lost.CancelAsync();
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The database is away for a moment: nobody else can claim meanwhile either; try again.
+                    logger.LogWarning(ex, "Renewing the claim on phase {Phase} failed", phaseId);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // The phase ended.
+        }
+    }
+
+    /// <summary>A line in the run's log from the dashboard itself (the log writer numbers it after any line stored meanwhile).</summary>
+    private async Task SayAsync(int runId, RunPhase phase, string line, CancellationToken ct)
+    {
+        logger.LogInformation("Run {Run}: {Line}", runId, line);
+        var log = new RunLogWriter(scopes, runId, [], clock);
+        await log.WriteAsync(phase, line, ct: ct);
+        await log.FlushAsync(ct);
+    }
+
+    private static string Describe(DateTime? at) => at?.ToString("HH:mm:ss", CultureInfo.InvariantCulture) ?? "";
 }

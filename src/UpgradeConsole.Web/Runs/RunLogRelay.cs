@@ -16,6 +16,9 @@ namespace UpgradeConsole.Web.Runs;
 public sealed class DashboardNode
 {
     public string Id { get; } = Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>Host, process and <see cref="Id"/>: names the node on a phase's claim and as a Hangfire server.</summary>
+    public string Name => field ??= string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Id}");
 }
 
 public sealed class RunLogRelay(

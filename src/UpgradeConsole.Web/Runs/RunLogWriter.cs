@@ -28,6 +28,9 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     /// </summary>
     private const int MaxChars = 40 * 1024;
 
+    /// <summary>The upper half of the advisory lock keys of run logs (the lower half is the run's id).</summary>
+    private const long LogLockSpace = 0x55434C47L << 32;
+
     private static readonly string[] InsertParameters = ["@run", "@first", "@last", "@phase", "@offset", "@at", "@error", "@text"];
 
     /// <summary>Chunks that may wait for the database before the reader waits too (about 2.5 MB).</summary>
@@ -55,6 +58,9 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private bool _storeRunning;
     private Exception? _failure;
     private Task _storing = Task.CompletedTask;
+
+    /// <summary>Added to this writer's numbers when stored: lines another writer stored meanwhile come before ours.</summary>
+    private long _shift;
     private IHubContext<RunLogHub, IRunLogClient>? _hub;
     private ILogger<RunLogWriter>? _logger;
 
@@ -241,7 +247,6 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         foreach (var (chunk, _) in batch)
         {
             chunk.Text = Masked(chunk.Text);
-            chunk.FirstErrorSequence = FirstError(chunk.Text, chunk.FirstSequence);
         }
 
         await using var scope = scopes.CreateAsyncScope();
@@ -251,6 +256,41 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         var postgres = db.Database.IsNpgsql();
         await using (var tx = await connection.BeginTransactionAsync(ct))
         {
+            // Usually one writer per run, but the dashboard may add a line of its own (a job delivered twice)
+            // while a phase writes: the run's writers take turns (PostgreSQL: a lock per run; SQLite: one
+            // writer at a time anyway), and each numbers its chunks after the last one stored.
+            if (postgres)
+            {
+                await using var turn = connection.CreateCommand();
+                turn.Transaction = tx;
+                turn.CommandText = "SELECT pg_advisory_xact_lock(@key)";
+                var key = turn.CreateParameter();
+                key.ParameterName = "@key";
+                key.Value = LogLockSpace | (uint)runId;
+                turn.Parameters.Add(key);
+                await turn.ExecuteNonQueryAsync(ct);
+            }
+
+            await using (var last = connection.CreateCommand())
+            {
+                // A statement of its own after the lock: under READ COMMITTED it sees what the writer before committed.
+                last.Transaction = tx;
+                last.CommandText = """SELECT COALESCE(MAX("LastSequence"), 0) FROM "RunLogChunks" WHERE "RunId" = @run""";
+                var run = last.CreateParameter();
+                run.ParameterName = "@run";
+                run.Value = runId;
+                last.Parameters.Add(run);
+                var stored = Convert.ToInt64(await last.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+                _shift += stored + 1 - (batch[0].Chunk.FirstSequence + _shift);
+            }
+
+            foreach (var (chunk, _) in batch)
+            {
+                chunk.FirstSequence += _shift;
+                chunk.LastSequence += _shift;
+                chunk.FirstErrorSequence = FirstError(chunk.Text, chunk.FirstSequence);
+            }
+
             await using var insert = connection.CreateCommand();
             insert.Transaction = tx;
             insert.CommandText = """

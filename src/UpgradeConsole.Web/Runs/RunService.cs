@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
-using Quartz;
 using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
@@ -25,7 +24,7 @@ public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId 
 }
 
 /// <summary>Plans, approves, starts and steers runs; every action is checked against the run's state and audited.</summary>
-public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, PlanBuilder plans, TargetConnections connections, AuditLog audit, TimeProvider clock)
+public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, TargetConnections connections, AuditLog audit, TimeProvider clock)
 {
     public Task<Run?> FindAsync(int id, CancellationToken ct) =>
         db.Runs.AsNoTracking().Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == id, ct);
@@ -429,7 +428,7 @@ public sealed class RunService(AppDbContext db, ISchedulerFactory schedulers, Pl
         await audit.RecordAsync(actor, action, run.TargetId, $"run {run.Id}", new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
         if (schedule && run.State is RunState.Running or RunState.RollingBack)
         {
-            await RunJob.ScheduleAsync(schedulers, run.Id, ct);
+            await runJobs.ScheduleAsync(run.Id, ct);
         }
 
         return RunResult.Ok(run.Id);

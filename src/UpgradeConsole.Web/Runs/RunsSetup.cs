@@ -13,6 +13,7 @@ public static class RunsSetup
     {
         builder.Services.AddScoped<RunService>();
         builder.Services.AddScoped<RunDriver>();
+        builder.Services.AddScoped<IRunPhaseDriver>(sp => sp.GetRequiredService<RunDriver>());
         builder.Services.AddScoped<PlanBuilder>();
         builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 64 * 1024);
         builder.Services.AddSingleton<DashboardNode>();

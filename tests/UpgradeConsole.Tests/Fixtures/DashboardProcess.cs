@@ -21,6 +21,9 @@ public sealed class DashboardProcess : IAsyncDisposable
 
     public string BaseUrl { get; }
 
+    /// <summary>The operating system's id of the process (a phase's claim names it).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>What the process printed so far (stdout and stderr).</summary>
     public string Output
     {
@@ -86,6 +89,10 @@ public sealed class DashboardProcess : IAsyncDisposable
             catch (HttpRequestException)
             {
                 // not listening yet
+            }
+            catch (TaskCanceledException)
+            {
+                // listening, but its first answer took longer than 5 s (a loaded machine): ask again
             }
 
             await Task.Delay(250);

@@ -9,9 +9,21 @@ namespace UpgradeConsole.Tests.Fixtures;
 /// <summary>Runs put straight into the dashboard's database, for tests and benchmarks of the log pipeline.</summary>
 public static class RunSeed
 {
-    /// <summary>A target (never connected to) and a running release run with the given phases.</summary>
-    public static async Task<(int RunId, List<RunPhase> Phases)> AddRunningRunAsync(
-        IServiceProvider services, DateTimeOffset? startedAt = null, params (string Key, string Title, PhaseState State)[] phases)
+    /// <summary>
+    /// A target (never connected to) and a running release run with the given phases, held by the test: its
+    /// phases carry a claim for a day, so the dashboard's recovery job leaves the run to the test.
+    /// </summary>
+    public static Task<(int RunId, List<RunPhase> Phases)> AddRunningRunAsync(
+        IServiceProvider services, DateTimeOffset? startedAt = null, params (string Key, string Title, PhaseState State)[] phases) =>
+        AddAsync(services, startedAt, held: true, phases);
+
+    /// <summary>The same run held by nobody: the dashboard's phase jobs may claim it (the Hangfire benchmark).</summary>
+    public static Task<(int RunId, List<RunPhase> Phases)> AddUnheldRunningRunAsync(
+        IServiceProvider services, params (string Key, string Title, PhaseState State)[] phases) =>
+        AddAsync(services, null, held: false, phases);
+
+    private static async Task<(int RunId, List<RunPhase> Phases)> AddAsync(
+        IServiceProvider services, DateTimeOffset? startedAt, bool held, (string Key, string Title, PhaseState State)[] phases)
     {
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -28,7 +40,15 @@ public static class RunSeed
             StartedAt = startedAt,
             PlannedBy = "test",
             Phases = (phases.Length == 0 ? [("pip-install", "Install", PhaseState.Running)] : phases)
-                .Select((p, i) => new RunPhase { Index = i, Key = p.Key, Title = p.Title, State = p.State }).ToList(),
+                .Select((p, i) => new RunPhase
+                {
+                    Index = i,
+                    Key = p.Key,
+                    Title = p.Title,
+                    State = p.State,
+                    LeaseOwner = held ? "the test" : null,
+                    LeaseExpiresAt = held ? TimeProvider.System.GetUtcNow().UtcDateTime.AddDays(1) : null,
+                }).ToList(),
         };
         db.Runs.Add(run);
         await db.SaveChangesAsync();

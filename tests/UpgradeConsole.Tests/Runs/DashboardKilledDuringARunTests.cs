@@ -1,8 +1,10 @@
 using System.Net;
 using System.Text.RegularExpressions;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Web.Persistence;
 
@@ -10,7 +12,7 @@ namespace UpgradeConsole.Tests.Runs;
 
 /// <summary>
 /// The dashboard process is killed (SIGKILL) while <c>pip install</c> prints on the target, and
-/// started again: the Quartz job recovers, reattaches to the step still running on the host, and
+/// started again (SQLite and PostgreSQL): the phase job is enqueued again once its claim is released (SQLite: at start) or ran out (PostgreSQL), reattaches to the step still running on the host, and
 /// the run completes with every log line stored exactly once, in order.
 /// </summary>
 public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, PostgresServer postgres) : IAsyncDisposable
@@ -19,12 +21,20 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
     private readonly string _data = Directory.CreateTempSubdirectory("uc-kill-").FullName;
     private FractalTarget? _fractal;
 
-    [Fact]
-    public async Task TheRunContinuesAfterARestart_WithNoLostOrDuplicatedLogLine()
+    public static TheoryData<DatabaseProvider> Providers => [DatabaseProvider.Sqlite, DatabaseProvider.PostgreSQL];
+
+    [Theory]
+    [MemberData(nameof(Providers))]
+    public async Task TheRunContinuesAfterARestart_WithNoLostOrDuplicatedLogLine(DatabaseProvider provider)
     {
-        // Set up with the in-process dashboard on a data directory the real processes reuse.
+        var connectionString = provider == DatabaseProvider.PostgreSQL ? await postgres.CreateDatabaseAsync() : null;
+        var settings = provider == DatabaseProvider.PostgreSQL
+            ? new Dictionary<string, string> { ["Database:Provider"] = "PostgreSQL", ["ConnectionStrings:UpgradeConsole"] = connectionString! }
+            : null;
+
+        // Set up with the in-process dashboard on a data directory (and database) the real processes reuse.
         int runId;
-        await using (var app = new UpgradeConsoleApplicationFactory(dataDirectory: _data))
+        await using (var app = new UpgradeConsoleApplicationFactory(provider, connectionString, _data))
         {
             var admin = await app.CreateFirstAdminAsync();
             _fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres);
@@ -59,7 +69,7 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
         }
 
         // Process A starts the run and is killed while pip prints.
-        await using (var first = await DashboardProcess.StartAsync(_data))
+        await using (var first = await DashboardProcess.StartAsync(_data, settings))
         {
             var client = await first.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
             using var start = await PostActionAsync(client, runId, "start");
@@ -69,13 +79,19 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
             await first.KillAsync();
         }
 
+        var killed = System.Diagnostics.Stopwatch.StartNew();
+
         // The step keeps printing on the target while no dashboard runs.
         await Task.Delay(TimeSpan.FromSeconds(2));
 
         // Process B recovers the job and finishes the run.
-        await using (var second = await DashboardProcess.StartAsync(_data))
+        await using (var second = await DashboardProcess.StartAsync(_data, settings))
         {
             var client = await second.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+            // SQLite: the claim of the killed process is released at start; PostgreSQL: it runs out (30 s lease).
+            await WaitForAsync(async () => (await client.GetStringAsync($"/runs/{runId}/log.txt")).Contains("continuing after an interruption", StringComparison.Ordinal),
+                TimeSpan.FromMinutes(2), () => second.Output);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{provider}: the phase continued {killed.Elapsed.TotalSeconds:0.0} s after the kill");
             string state = "";
             await WaitForAsync(async () =>
             {
@@ -98,11 +114,16 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
 
         // In the database: chunks numbered 1..N without a gap or a repeat, each holding as many lines as its
         // numbers say, remote offsets only growing within the step.
-        await using var sqlite = new SqliteConnection($"Data Source={Path.Combine(_data, "upgradeconsole.db")};Mode=ReadOnly");
-        await sqlite.OpenAsync();
-        await using var query = sqlite.CreateCommand();
-        query.CommandText = "SELECT FirstSequence, LastSequence, PhaseIndex, RemoteOffset, Text FROM RunLogChunks WHERE RunId = $run ORDER BY FirstSequence";
-        query.Parameters.AddWithValue("$run", runId);
+        await using DbConnection connection = provider == DatabaseProvider.PostgreSQL
+            ? new NpgsqlConnection(connectionString)
+            : new SqliteConnection($"Data Source={Path.Combine(_data, "upgradeconsole.db")};Mode=ReadOnly");
+        await connection.OpenAsync();
+        await using var query = connection.CreateCommand();
+        query.CommandText = """SELECT "FirstSequence", "LastSequence", "PhaseIndex", "RemoteOffset", "Text" FROM "RunLogChunks" WHERE "RunId" = @run ORDER BY "FirstSequence" """;
+        var run = query.CreateParameter();
+        run.ParameterName = "@run";
+        run.Value = runId;
+        query.Parameters.Add(run);
         var expected = 1L;
         var offsets = new Dictionary<long, long>();
         await using var reader = await query.ExecuteReaderAsync();
@@ -113,7 +134,7 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
             expected = reader.GetInt64(1) + 1;
             if (!reader.IsDBNull(3))
             {
-                var phase = reader.GetInt64(2);
+                var phase = Convert.ToInt64(reader.GetValue(2), System.Globalization.CultureInfo.InvariantCulture);
                 var offset = reader.GetInt64(3);
                 Assert.True(!offsets.TryGetValue(phase, out var before) || offset > before, $"offset {offset} after {before} in phase {phase}");
                 offsets[phase] = offset;
@@ -135,10 +156,23 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
     private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> diagnostics)
     {
         var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
+        while (!await ExplainedAsync(condition, diagnostics))
         {
             Assert.True(waited.Elapsed < timeout, "timed out waiting\n" + diagnostics());
             await Task.Delay(250);
+        }
+    }
+
+    private static async Task<bool> ExplainedAsync(Func<Task<bool>> condition, Func<string> diagnostics)
+    {
+        try
+        {
+            return await condition();
+        }
+        catch (HttpRequestException ex)
+        {
+            Assert.Fail($"{ex.Message}\n{diagnostics()}");
+            throw;
         }
     }
 

@@ -40,11 +40,12 @@ public sealed class LogChunksMigrationTests(PostgresServer postgres)
             await using var scope = app.Services.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
             var migrations = db.Database.GetMigrations().ToList();
-            Assert.EndsWith("_RunLogChunks", migrations[^1], StringComparison.Ordinal);
+            var chunksMigration = migrations.FindIndex(m => m.EndsWith("_RunLogChunks", StringComparison.Ordinal));
+            Assert.True(chunksMigration > 0, string.Join(", ", migrations));
             var migrator = db.GetService<IMigrator>();
 
-            // Down: one row per line again, each line's remote offset where the chunk had it.
-            await migrator.MigrateAsync(migrations[^2], ct);
+            // Down (through any later migration): one row per line again, each line's remote offset where the chunk had it.
+            await migrator.MigrateAsync(migrations[chunksMigration - 1], ct);
             await db.Database.OpenConnectionAsync(ct);
             var connection = db.Database.GetDbConnection();
             var lines = await QueryAsync(connection, $"""SELECT "Sequence", "PhaseIndex", "RemoteOffset", "Text" FROM "RunLogLines" WHERE "RunId" = {runId} ORDER BY "Sequence" """);

@@ -632,9 +632,20 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<bool>("IsRollback")
                         .HasColumnType("boolean");
 
+                    b.Property<string>("JobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("Key")
                         .IsRequired()
                         .HasColumnType("text");
+
+                    b.Property<DateTime?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
 
                     b.Property<long>("LogOffset")
                         .HasColumnType("bigint");
