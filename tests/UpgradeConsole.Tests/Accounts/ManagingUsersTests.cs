@@ -23,8 +23,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
 
         await using var olga = await chromium.NewSessionAsync(_app.BaseUrl);
         await SigningInTests.SignInAsync(olga.Page, "olga@example.org", password);
-        await Assertions.Expect(olga.Page.Locator("#uc-user-menu .badge")).ToHaveTextAsync("Operator");
-        await Assertions.Expect(olga.Page.Locator("a.nav-link[href='/admin']")).ToHaveCountAsync(0);
+        await Assertions.Expect(olga.Page.GetByTestId("current-role")).ToHaveTextAsync("Operator");
+        await Assertions.Expect(olga.Page.Locator("#uc-nav a[href='/admin']")).ToHaveCountAsync(0);
 
         await olga.Page.GotoAsync("/admin/users");
         await Assertions.Expect(olga.Page.GetByTestId("access-denied")).ToBeVisibleAsync();
@@ -43,7 +43,32 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await Assertions.Expect(row.GetByTestId("row-message")).ToHaveTextAsync("Role set to Viewer.");
 
         await rita.Page.ReloadAsync();
-        await Assertions.Expect(rita.Page.Locator("#uc-user-menu .badge")).ToHaveTextAsync("Viewer");
+        await Assertions.Expect(rita.Page.GetByTestId("current-role")).ToHaveTextAsync("Viewer");
+    }
+
+    [Fact]
+    public async Task RoleChangeAndDisabling_ReachAnOpenInteractiveTab_WithinAMinute()
+    {
+        var password = await AddUserInBrowserAsync("ines@example.org", "Operator");
+        await using var ines = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(ines.Page, "ines@example.org", password);
+        await ines.WaitForInteractiveAsync();
+        await Assertions.Expect(ines.Page.GetByTestId("current-role")).ToHaveTextAsync("Operator");
+
+        var row = Row("ines@example.org");
+        await row.GetByTestId("role-select").SelectOptionAsync("Viewer");
+        await row.GetByTestId("role-save").ClickAsync();
+        await Assertions.Expect(row.GetByTestId("row-message")).ToHaveTextAsync("Role set to Viewer.");
+
+        // Nobody reloads Ines's tab: its circuit compares her with the database (every 30 s), ends its
+        // authentication when she changed, and the page reloads under her current role.
+        var withinAMinute = new LocatorAssertionsToHaveTextOptions { Timeout = 60_000 };
+        await Assertions.Expect(ines.Page.GetByTestId("current-role")).ToHaveTextAsync("Viewer", withinAMinute);
+
+        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await row.GetByTestId("action-disable").ClickAsync();
+        await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Disabled");
+        await ines.Page.WaitForURLAsync("**/account/login**", new() { Timeout = 60_000 });
     }
 
     [Fact]
@@ -109,7 +134,7 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await row.GetByTestId("role-save").ClickAsync();
         await Assertions.Expect(row.GetByTestId("row-error")).ToContainTextAsync("last enabled Admin");
         await _admin.Page.ReloadAsync();
-        await Assertions.Expect(_admin.Page.Locator("#uc-user-menu .badge")).ToHaveTextAsync("Admin");
+        await Assertions.Expect(_admin.Page.GetByTestId("current-role")).ToHaveTextAsync("Admin");
     }
 
     [Fact]

@@ -43,6 +43,7 @@ public sealed class SigningInTests(Chromium chromium) : IAsyncLifetime
         var page = browser.Page;
         await SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
+        await page.WaitForInteractiveAsync();
         await page.ClickAsync("#uc-user-menu");
         await page.ClickAsync("#uc-logout");
         await page.WaitForURLAsync(_app.BaseUrl + "/account/login");

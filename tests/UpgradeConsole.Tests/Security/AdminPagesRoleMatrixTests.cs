@@ -56,7 +56,7 @@ public sealed class AdminPagesRoleMatrixTests : IAsyncLifetime
         var target = await FindUserIdAsync("viewer@example.org");
         foreach (var action in new[] { "role", "disable", "enable", "unlock", "reset-password" })
         {
-            var response = await _clients[role].HtmxPostAsync($"/admin/users/{target}/{action}", "/", new() { ["role"] = "Admin" });
+            var response = await _clients[role].HtmxPostAsync($"/admin/users/{target}/{action}", "/account/password", new() { ["role"] = "Admin" });
             Assert.True(response.StatusCode == HttpStatusCode.Forbidden, $"{role} {action}: {(int)response.StatusCode}");
         }
 
