@@ -7,6 +7,7 @@ using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
+using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
@@ -58,6 +59,7 @@ public partial class Program
         builder.AddTargets();
         builder.AddFractal();
         builder.AddRuns();
+        builder.AddOverview();
         builder.AddApi();
         builder.AddJobs();
         builder.AddHealth();
