@@ -56,6 +56,7 @@ public partial class Program
         builder.AddPersistence();
         builder.AddAudit();
         builder.AddAccounts();
+        builder.AddAdmin();
         builder.AddTargets();
         builder.AddFractal();
         builder.AddRuns();
@@ -70,7 +71,6 @@ public partial class Program
         app.UseWebShell();
         app.MapHealth();
         app.MapAccounts();
-        app.MapAdmin();
         app.MapTargets();
         app.MapFractal();
         app.MapRuns();

@@ -13,13 +13,15 @@ namespace UpgradeConsole.Web.Accounts;
 /// a new security stamp (password reset, disabled), a changed role or a disabled account ends the
 /// circuit's authentication. The layout then reloads the page, and the cookie is judged afresh.
 /// </summary>
-public sealed class CircuitAuthentication(ILoggerFactory loggers, IServiceScopeFactory scopes, IOptions<IdentityOptions> identity)
+public sealed class CircuitAuthentication(ILoggerFactory loggers, IServiceScopeFactory scopes, IOptions<IdentityOptions> identity, IConfiguration configuration)
     : RevalidatingServerAuthenticationStateProvider(loggers)
 {
     /// <summary>Within a minute, as the issue asks; half of it so a demotion never waits a full minute.</summary>
-    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(30);
 
-    protected override TimeSpan RevalidationInterval => Interval;
+    /// <summary>Tests lengthen it (UpgradeConsole:CircuitRevalidationInterval) to show that services check the database on their own.</summary>
+    protected override TimeSpan RevalidationInterval { get; } =
+        configuration.GetValue("UpgradeConsole:CircuitRevalidationInterval", DefaultInterval);
 
     protected override async Task<bool> ValidateAuthenticationStateAsync(AuthenticationState authenticationState, CancellationToken cancellationToken)
     {

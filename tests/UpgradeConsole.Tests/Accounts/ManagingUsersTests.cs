@@ -65,8 +65,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         var withinAMinute = new LocatorAssertionsToHaveTextOptions { Timeout = 60_000 };
         await Assertions.Expect(ines.Page.GetByTestId("current-role")).ToHaveTextAsync("Viewer", withinAMinute);
 
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await row.GetByTestId("action-disable").ClickAsync();
+        await ConfirmAsync("Disable");
         await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Disabled");
         await ines.Page.WaitForURLAsync("**/account/login**", new() { Timeout = 60_000 });
     }
@@ -79,8 +79,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await SigningInTests.SignInAsync(dora.Page, "dora@example.org", password);
 
         var row = Row("dora@example.org");
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await row.GetByTestId("action-disable").ClickAsync();
+        await ConfirmAsync("Disable");
         await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Disabled");
 
         await dora.Page.GotoAsync("/targets");
@@ -100,8 +100,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
     {
         var oldPassword = await AddUserInBrowserAsync("pat@example.org", "Viewer");
         var row = Row("pat@example.org");
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await row.GetByTestId("action-reset-password").ClickAsync();
+        await ConfirmAsync("Reset password");
         var newPassword = (await row.GetByTestId("generated-password").TextContentAsync())!.Trim();
         Assert.NotEqual(oldPassword, newPassword);
         Assert.True(newPassword.Length >= 12);
@@ -116,17 +116,18 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
 
         // Shown once: a reload of the users page does not show it again.
         await _admin.Page.ReloadAsync();
+        await _admin.WaitForInteractiveAsync();
         await Assertions.Expect(_admin.Page.GetByTestId("generated-password")).ToHaveCountAsync(0);
     }
 
     [Fact]
     public async Task LastAdmin_CannotBeDisabledOrDemoted()
     {
-        await _admin.Page.GotoAsync("/admin/users");
+        await _admin.GotoInteractiveAsync("/admin/users");
         var row = Row(UpgradeConsoleApplicationFactory.AdminEmail);
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
 
         await row.GetByTestId("action-disable").ClickAsync();
+        await ConfirmAsync("Disable");
         await Assertions.Expect(row.GetByTestId("row-error")).ToContainTextAsync("last enabled Admin");
         await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Active");
 
@@ -134,13 +135,14 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await row.GetByTestId("role-save").ClickAsync();
         await Assertions.Expect(row.GetByTestId("row-error")).ToContainTextAsync("last enabled Admin");
         await _admin.Page.ReloadAsync();
+        await _admin.WaitForInteractiveAsync();
         await Assertions.Expect(_admin.Page.GetByTestId("current-role")).ToHaveTextAsync("Admin");
     }
 
     [Fact]
     public async Task CreateUser_WithTooShortPassword_ExplainsAndCreatesNobody()
     {
-        await _admin.Page.GotoAsync("/admin/users");
+        await _admin.GotoInteractiveAsync("/admin/users");
         await _admin.Page.FillAsync("#new-email", "short@example.org");
         await _admin.Page.FillAsync("#new-password", "short");
         await _admin.Page.ClickAsync("#create-user");
@@ -148,12 +150,16 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await Assertions.Expect(Row("short@example.org")).ToHaveCountAsync(0);
     }
 
+    /// <summary>Answers the page's confirmation dialog (a MudBlazor message box) with its action button.</summary>
+    private Task ConfirmAsync(string verb) =>
+        _admin.Page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = verb, Exact = true }).ClickAsync();
+
     private ILocator Row(string email) => _admin.Page.Locator($"[data-testid=user-row][data-email='{email}']");
 
     private async Task<string> AddUserInBrowserAsync(string email, string role)
     {
         var page = _admin.Page;
-        await page.GotoAsync("/admin/users");
+        await _admin.GotoInteractiveAsync("/admin/users");
         await page.FillAsync("#new-email", email);
         await page.SelectOptionAsync("#new-role", role);
         await page.ClickAsync("#create-user");
