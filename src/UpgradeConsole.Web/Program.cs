@@ -7,6 +7,7 @@ using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
+using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
@@ -64,9 +65,11 @@ public partial class Program
         builder.AddPersistence();
         builder.AddAudit();
         builder.AddAccounts();
+        builder.AddAdmin();
         builder.AddTargets();
         builder.AddFractal();
         builder.AddRuns();
+        builder.AddOverview();
         builder.AddApi();
         builder.AddJobs();
         builder.AddHealth();
@@ -77,7 +80,6 @@ public partial class Program
         app.UseWebShell();
         app.MapHealth();
         app.MapAccounts();
-        app.MapAdmin();
         app.MapTargets();
         app.MapFractal();
         app.MapRuns();

@@ -78,6 +78,9 @@ public static class AccountsSetup
         services.AddSingleton<SetupToken>();
         services.AddHostedService<SetupTokenAnnouncer>();
         services.AddScoped<UserAdministration>();
+        services.AddScoped<UserAccess>();
+        services.AddCascadingAuthenticationState();
+        services.AddScoped<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider, CircuitAuthentication>();
 
         services.AddRateLimiter(o =>
         {
@@ -99,13 +102,14 @@ public static class AccountsSetup
     }
 
     /// <summary>
-    /// Pages redirect to the login page; the API, htmx requests and the hub get a bare status
+    /// Pages redirect to the login page; the API, htmx requests and the hubs (the log hub, Blazor's circuit hub) get a bare status
     /// (htmx is told where to go with HX-Redirect).
     /// </summary>
     private static Task Deny(Microsoft.AspNetCore.Authentication.RedirectContext<CookieAuthenticationOptions> ctx, int status)
     {
         var request = ctx.Request;
-        var isApi = request.Path.StartsWithSegments("/api") || request.Path.StartsWithSegments("/hubs") || request.Path.StartsWithSegments("/openapi");
+        var isApi = request.Path.StartsWithSegments("/api") || request.Path.StartsWithSegments("/hubs") || request.Path.StartsWithSegments("/openapi")
+            || request.Path.StartsWithSegments("/_blazor");
         var isHtmx = request.Headers.ContainsKey("HX-Request");
         if (isApi || isHtmx)
         {

@@ -1,13 +1,15 @@
 namespace UpgradeConsole.Web.Hosting;
 
 /// <summary>
-/// Headers on every response. The Content-Security-Policy allows scripts, styles and connections
-/// only from this origin: no inline script or style, no eval, no framing.
+/// Headers on every response. The Content-Security-Policy allows scripts and connections (the circuit's
+/// and the log hub's WebSockets included) only from this origin: no inline script, no eval, no framing.
+/// Styles may be inline: MudBlazor writes its theme as a &lt;style&gt; element and sizes components with
+/// style attributes (docs/decisions/0012-interactive-blazor-server-and-mudblazor.md).
 /// </summary>
 public static class SecurityHeaders
 {
     public const string ContentSecurityPolicy =
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; " +
         "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
     public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) =>

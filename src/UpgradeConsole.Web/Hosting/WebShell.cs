@@ -1,16 +1,21 @@
 using Microsoft.AspNetCore.HttpOverrides;
+using MudBlazor.Services;
 using UpgradeConsole.Web.Api;
 using UpgradeConsole.Web.Components;
 
 namespace UpgradeConsole.Web.Hosting;
 
-/// <summary>The HTML side: Razor components rendered on the server (no interactive mode), htmx fragments, security headers.</summary>
+/// <summary>
+/// The HTML side: interactive Blazor Server pages with MudBlazor; the pages that write cookies (and those
+/// not moved yet) render statically. Security headers. docs/decisions/0012-interactive-blazor-server-and-mudblazor.md
+/// </summary>
 public static class WebShell
 {
     public static WebApplicationBuilder AddWebShell(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddRazorComponents();
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+        builder.Services.AddMudServices();
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddAntiforgery(o =>
         {
@@ -64,7 +69,7 @@ public static class WebShell
     {
         // Static files are public: the login page needs its styles.
         app.MapStaticAssets().AllowAnonymous();
-        app.MapRazorComponents<App>();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }
 }

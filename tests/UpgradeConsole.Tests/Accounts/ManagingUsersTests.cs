@@ -23,8 +23,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
 
         await using var olga = await chromium.NewSessionAsync(_app.BaseUrl);
         await SigningInTests.SignInAsync(olga.Page, "olga@example.org", password);
-        await Assertions.Expect(olga.Page.Locator("#uc-user-menu .badge")).ToHaveTextAsync("Operator");
-        await Assertions.Expect(olga.Page.Locator("a.nav-link[href='/admin']")).ToHaveCountAsync(0);
+        await Assertions.Expect(olga.Page.GetByTestId("current-role")).ToHaveTextAsync("Operator");
+        await Assertions.Expect(olga.Page.Locator("#uc-nav a[href='/admin']")).ToHaveCountAsync(0);
 
         await olga.Page.GotoAsync("/admin/users");
         await Assertions.Expect(olga.Page.GetByTestId("access-denied")).ToBeVisibleAsync();
@@ -43,7 +43,32 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await Assertions.Expect(row.GetByTestId("row-message")).ToHaveTextAsync("Role set to Viewer.");
 
         await rita.Page.ReloadAsync();
-        await Assertions.Expect(rita.Page.Locator("#uc-user-menu .badge")).ToHaveTextAsync("Viewer");
+        await Assertions.Expect(rita.Page.GetByTestId("current-role")).ToHaveTextAsync("Viewer");
+    }
+
+    [Fact]
+    public async Task RoleChangeAndDisabling_ReachAnOpenInteractiveTab_WithinAMinute()
+    {
+        var password = await AddUserInBrowserAsync("ines@example.org", "Operator");
+        await using var ines = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(ines.Page, "ines@example.org", password);
+        await ines.WaitForInteractiveAsync();
+        await Assertions.Expect(ines.Page.GetByTestId("current-role")).ToHaveTextAsync("Operator");
+
+        var row = Row("ines@example.org");
+        await row.GetByTestId("role-select").SelectOptionAsync("Viewer");
+        await row.GetByTestId("role-save").ClickAsync();
+        await Assertions.Expect(row.GetByTestId("row-message")).ToHaveTextAsync("Role set to Viewer.");
+
+        // Nobody reloads Ines's tab: its circuit compares her with the database (every 30 s), ends its
+        // authentication when she changed, and the page reloads under her current role.
+        var withinAMinute = new LocatorAssertionsToHaveTextOptions { Timeout = 60_000 };
+        await Assertions.Expect(ines.Page.GetByTestId("current-role")).ToHaveTextAsync("Viewer", withinAMinute);
+
+        await row.GetByTestId("action-disable").ClickAsync();
+        await ConfirmAsync("Disable");
+        await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Disabled");
+        await ines.Page.WaitForURLAsync("**/account/login**", new() { Timeout = 60_000 });
     }
 
     [Fact]
@@ -54,8 +79,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await SigningInTests.SignInAsync(dora.Page, "dora@example.org", password);
 
         var row = Row("dora@example.org");
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await row.GetByTestId("action-disable").ClickAsync();
+        await ConfirmAsync("Disable");
         await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Disabled");
 
         await dora.Page.GotoAsync("/targets");
@@ -75,8 +100,8 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
     {
         var oldPassword = await AddUserInBrowserAsync("pat@example.org", "Viewer");
         var row = Row("pat@example.org");
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await row.GetByTestId("action-reset-password").ClickAsync();
+        await ConfirmAsync("Reset password");
         var newPassword = (await row.GetByTestId("generated-password").TextContentAsync())!.Trim();
         Assert.NotEqual(oldPassword, newPassword);
         Assert.True(newPassword.Length >= 12);
@@ -91,17 +116,18 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
 
         // Shown once: a reload of the users page does not show it again.
         await _admin.Page.ReloadAsync();
+        await _admin.WaitForInteractiveAsync();
         await Assertions.Expect(_admin.Page.GetByTestId("generated-password")).ToHaveCountAsync(0);
     }
 
     [Fact]
     public async Task LastAdmin_CannotBeDisabledOrDemoted()
     {
-        await _admin.Page.GotoAsync("/admin/users");
+        await _admin.GotoInteractiveAsync("/admin/users");
         var row = Row(UpgradeConsoleApplicationFactory.AdminEmail);
-        _admin.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
 
         await row.GetByTestId("action-disable").ClickAsync();
+        await ConfirmAsync("Disable");
         await Assertions.Expect(row.GetByTestId("row-error")).ToContainTextAsync("last enabled Admin");
         await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Active");
 
@@ -109,13 +135,14 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await row.GetByTestId("role-save").ClickAsync();
         await Assertions.Expect(row.GetByTestId("row-error")).ToContainTextAsync("last enabled Admin");
         await _admin.Page.ReloadAsync();
-        await Assertions.Expect(_admin.Page.Locator("#uc-user-menu .badge")).ToHaveTextAsync("Admin");
+        await _admin.WaitForInteractiveAsync();
+        await Assertions.Expect(_admin.Page.GetByTestId("current-role")).ToHaveTextAsync("Admin");
     }
 
     [Fact]
     public async Task CreateUser_WithTooShortPassword_ExplainsAndCreatesNobody()
     {
-        await _admin.Page.GotoAsync("/admin/users");
+        await _admin.GotoInteractiveAsync("/admin/users");
         await _admin.Page.FillAsync("#new-email", "short@example.org");
         await _admin.Page.FillAsync("#new-password", "short");
         await _admin.Page.ClickAsync("#create-user");
@@ -123,12 +150,16 @@ public sealed class ManagingUsersTests(Chromium chromium) : IAsyncLifetime
         await Assertions.Expect(Row("short@example.org")).ToHaveCountAsync(0);
     }
 
+    /// <summary>Answers the page's confirmation dialog (a MudBlazor message box) with its action button.</summary>
+    private Task ConfirmAsync(string verb) =>
+        _admin.Page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = verb, Exact = true }).ClickAsync();
+
     private ILocator Row(string email) => _admin.Page.Locator($"[data-testid=user-row][data-email='{email}']");
 
     private async Task<string> AddUserInBrowserAsync(string email, string role)
     {
         var page = _admin.Page;
-        await page.GotoAsync("/admin/users");
+        await _admin.GotoInteractiveAsync("/admin/users");
         await page.FillAsync("#new-email", email);
         await page.SelectOptionAsync("#new-role", role);
         await page.ClickAsync("#create-user");

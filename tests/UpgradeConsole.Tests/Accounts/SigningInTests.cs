@@ -43,6 +43,7 @@ public sealed class SigningInTests(Chromium chromium) : IAsyncLifetime
         var page = browser.Page;
         await SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
+        await page.WaitForInteractiveAsync();
         await page.ClickAsync("#uc-user-menu");
         await page.ClickAsync("#uc-logout");
         await page.WaitForURLAsync(_app.BaseUrl + "/account/login");
@@ -75,10 +76,10 @@ public sealed class SigningInTests(Chromium chromium) : IAsyncLifetime
         await page.ClickAsync("#login-submit");
         await Assertions.Expect(page.GetByTestId("login-error")).ToContainTextAsync("locked");
 
-        // An Admin unlocks it from the users page (htmx, no reload).
+        // An Admin unlocks it from the users page (interactive, no reload).
         await using var adminBrowser = await chromium.NewSessionAsync(_app.BaseUrl);
         await SignInAsync(adminBrowser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        await adminBrowser.Page.GotoAsync("/admin/users");
+        await adminBrowser.GotoInteractiveAsync("/admin/users");
         var row = adminBrowser.Page.Locator("[data-testid=user-row][data-email='clumsy@example.org']");
         await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync("Locked");
         await row.GetByTestId("action-unlock").ClickAsync();

@@ -35,6 +35,7 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
         var page = browser.Page;
         page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await Accounts.SigningInTests.SignInAsync(page, "operator@example.org", await PasswordOfAsync("operator@example.org"));
+        await page.WaitForInteractiveAsync();
         await page.ClickAsync("#uc-user-menu");
         await page.ClickAsync("a[href='/account/tokens']");
         // An Operator cannot ask for an Admin token.

@@ -106,6 +106,20 @@ public sealed class BrowserSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until an interactive page's circuit runs it: the layout sets data-interactive in its first
+    /// OnAfterRenderAsync, so clicks after this reach the server (no sleeps).
+    /// </summary>
+    public Task WaitForInteractiveAsync() => Page.WaitForInteractiveAsync();
+
+    /// <summary>Opens <paramref name="path"/> and waits for its circuit.</summary>
+    public async Task<IResponse?> GotoInteractiveAsync(string path)
+    {
+        var response = await Page.GotoAsync(path);
+        await WaitForInteractiveAsync();
+        return response;
+    }
+
     /// <summary>Saves a full-page screenshot under TestResults/screenshots, named after the page.</summary>
     public async Task ScreenshotAsync(string name)
     {
@@ -115,4 +129,14 @@ public sealed class BrowserSession : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await Context.CloseAsync();
+}
+
+public static class InteractivePages
+{
+    /// <summary>
+    /// Waits until an interactive page's circuit runs it: the layout sets data-interactive in its first
+    /// OnAfterRenderAsync, so clicks after this reach the server (no sleeps).
+    /// </summary>
+    public static Task WaitForInteractiveAsync(this IPage page) =>
+        Assertions.Expect(page.Locator("#uc-app")).ToHaveAttributeAsync("data-interactive", "true");
 }

@@ -217,7 +217,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         Assert.Contains("bob@example.org", page, StringComparison.Ordinal);
         Assert.DoesNotContain("data-testid=\"project-dir-input\"", page, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"bulk-activate\"", page, StringComparison.Ordinal);
-        var post = await viewer.HtmxPostAsync($"/targets/{_fractal.TargetId}/users/3/project-dir", "/", new() { ["version"] = "x", ["value"] = "/shared/x" });
+        var post = await viewer.HtmxPostAsync($"/targets/{_fractal.TargetId}/users/3/project-dir", "/account/password", new() { ["version"] = "x", ["value"] = "/shared/x" });
         Assert.Equal(System.Net.HttpStatusCode.Forbidden, post.StatusCode);
         Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_settings WHERE project_dir = '/shared/x'"));
     }

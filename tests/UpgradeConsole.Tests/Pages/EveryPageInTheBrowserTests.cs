@@ -1,16 +1,23 @@
 using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Tests.Security;
 
 namespace UpgradeConsole.Tests.Pages;
 
 /// <summary>
 /// Opens every page in Chromium as an Admin, in the light and the dark theme and at laptop and
-/// large-screen widths, saves a screenshot of each (TestResults/screenshots) and fails on any console
-/// error, such as a Content-Security-Policy violation or a script error.
+/// large-screen widths, reads each page's Content-Security-Policy, waits for the interactive ones to
+/// come alive, saves a screenshot of each (TestResults/screenshots) and fails on any console error,
+/// such as a Content-Security-Policy violation or a script error.
 /// </summary>
 public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifetime
 {
-    private static readonly string[] SignedInPages = ["/", "/targets", "/runs", "/audit", "/admin", "/admin/users", "/account/password", "/account/tokens"];
+    /// <summary>Pages and whether they are interactive (MudBlazor over a circuit) or still static.</summary>
+    private static readonly (string Path, bool Interactive)[] SignedInPages =
+    [
+        ("/", true), ("/targets", false), ("/runs", false), ("/audit", false), ("/admin", false), ("/admin/users", true),
+        ("/account/password", false), ("/account/tokens", false), ("/account/access-denied", true),
+    ];
 
     private readonly UpgradeConsoleApplicationFactory _app = new();
 
@@ -27,13 +34,21 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     {
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl, theme);
         await browser.Page.SetViewportSizeAsync(width, 900);
-        await browser.Page.GotoAsync("/account/login");
+        var login = await browser.Page.GotoAsync("/account/login");
+        SecurityHeadersTests.AssertStrictPolicy(await login!.HeaderValueAsync("content-security-policy") ?? "");
         await browser.ScreenshotAsync($"{theme}-{width}-login");
         await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
-        foreach (var path in SignedInPages)
+        foreach (var (path, interactive) in SignedInPages)
         {
-            await browser.Page.GotoAsync(path);
+            var response = await browser.Page.GotoAsync(path);
+            SecurityHeadersTests.AssertStrictPolicy(await response!.HeaderValueAsync("content-security-policy") ?? "");
+            if (interactive)
+            {
+                await browser.WaitForInteractiveAsync();
+                await Assertions.Expect(browser.Page.Locator("#uc-app")).ToHaveAttributeAsync("data-theme", theme);
+            }
+
             await Assertions.Expect(browser.Page.Locator("h1")).ToBeVisibleAsync();
             Assert.Equal(theme, await browser.Page.Locator("html").GetAttributeAsync("data-bs-theme"));
             var name = path == "/" ? "overview" : path.Trim('/').Replace('/', '-');
@@ -50,38 +65,57 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     }
 
     [Fact]
-    public async Task ThemeToggle_SwitchesAndIsRememberedAcrossPages()
+    public async Task ThemeChoice_SwitchesAtOnceAndIsRememberedAcrossPages()
     {
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl, "light");
         await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await browser.WaitForInteractiveAsync();
         var html = browser.Page.Locator("html");
-        await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "light");
+        var app = browser.Page.Locator("#uc-app");
+        await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "light");
 
-        // The toggle works once site.js has run: wait for the page's load before clicking (a loaded machine was slower).
-        await browser.Page.WaitForLoadStateAsync(Microsoft.Playwright.LoadState.Load);
         await browser.Page.ClickAsync("#uc-theme-toggle");
+        await browser.Page.ClickAsync("#uc-theme-dark");
+        await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "dark");
         await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "dark");
-        await browser.Page.GotoAsync("/admin/users");
+
+        // A static page and a fresh load of the interactive one come dark from the server, with no flash.
+        await browser.Page.GotoAsync("/runs");
         await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "dark");
-        // The server renders the remembered theme itself, so the page never flashes the other one.
-        var served = await (await browser.Page.APIRequest.GetAsync("/admin/users")).TextAsync();
+        var served = await (await browser.Page.APIRequest.GetAsync("/")).TextAsync();
         Assert.Contains("data-bs-theme=\"dark\"", served, StringComparison.Ordinal);
+        Assert.Contains("data-theme=\"dark\"", served, StringComparison.Ordinal);
 
+        // "System" follows the browser's scheme (light here).
+        await browser.GotoInteractiveAsync("/");
+        await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "dark");
         await browser.Page.ClickAsync("#uc-theme-toggle");
+        await browser.Page.ClickAsync("#uc-theme-system");
+        await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "light");
         await browser.Page.ReloadAsync();
+        await browser.WaitForInteractiveAsync();
+        await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "light");
         await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "light");
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }
 
     [Fact]
-    public async Task NavigationCollapses_OnANarrowScreen()
+    public async Task NavigationDrawer_CollapsesOnANarrowScreen()
     {
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
-        await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
         await browser.Page.SetViewportSizeAsync(600, 900);
-        await Assertions.Expect(browser.Page.Locator("a.nav-link[href='/runs']")).ToBeHiddenAsync();
-        await browser.Page.ClickAsync(".navbar-toggler");
-        await Assertions.Expect(browser.Page.Locator("a.nav-link[href='/runs']")).ToBeVisibleAsync();
+        await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await browser.WaitForInteractiveAsync();
+        var runs = browser.Page.Locator("#uc-nav a[href='/runs']");
+        await Assertions.Expect(runs).Not.ToBeInViewportAsync();
+        await browser.Page.ClickAsync("#uc-nav-toggle");
+        await Assertions.Expect(runs).ToBeInViewportAsync();
         await browser.ScreenshotAsync("narrow-menu");
+
+        // The drawer's links lead on; a page not moved to the interactive shell yet loads in full.
+        await runs.ClickAsync();
+        await browser.Page.WaitForURLAsync(_app.BaseUrl + "/runs");
+        await Assertions.Expect(browser.Page.Locator("h1")).ToHaveTextAsync("Runs");
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }
 

@@ -138,14 +138,14 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         var viewerPage = await viewer.GetStringAsync($"/targets/{id}");
         Assert.DoesNotContain("id=\"test-connection\"", viewerPage, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"scan-keys\"", viewerPage, StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.Forbidden, (await viewer.HtmxPostAsync($"/targets/{id}/test", "/")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await viewer.HtmxPostAsync($"/targets/{id}/test", "/account/password")).StatusCode);
 
         var operatorPage = await operatorClient.GetStringAsync($"/targets/{id}");
         Assert.Contains("id=\"test-connection\"", operatorPage, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"scan-keys\"", operatorPage, StringComparison.Ordinal);
-        await (await operatorClient.HtmxPostAsync($"/targets/{id}/test", "/")).ExpectOkAsync();
-        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.HtmxPostAsync($"/targets/{id}/pin", "/", new() { ["fingerprint"] = "x" })).StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.HtmxPostAsync($"/targets/{id}/delete", "/")).StatusCode);
+        await (await operatorClient.HtmxPostAsync($"/targets/{id}/test", "/account/password")).ExpectOkAsync();
+        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.HtmxPostAsync($"/targets/{id}/pin", "/account/password", new() { ["fingerprint"] = "x" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.HtmxPostAsync($"/targets/{id}/delete", "/account/password")).StatusCode);
         var edit = await operatorClient.GetAsync($"/targets/{id}/edit");
         Assert.Equal(HttpStatusCode.Redirect, edit.StatusCode);
         Assert.Contains("access-denied", edit.Headers.Location!.OriginalString, StringComparison.Ordinal);
