@@ -167,6 +167,13 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return $"{phase.Title} is not safe to run twice. Check the target first, then confirm the retry explicitly.";
         }
 
+        NextAttempt(run, phase);
+        return null;
+    }, schedule: true, ct, confirmed: confirmNotIdempotent);
+
+    /// <summary>Sets a stopped phase up for its next attempt (a new step on the target) and the run moving again.</summary>
+    private static void NextAttempt(Run run, RunPhase phase)
+    {
         phase.State = PhaseState.Pending;
         phase.Attempt++;
         phase.StepId = null;
@@ -174,8 +181,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         phase.Message = null;
         phase.ExitCode = null;
         run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
-        return null;
-    }, schedule: true, ct, confirmed: confirmNotIdempotent);
+    }
 
     public Task<RunResult> MarkDoneAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.mark-done", reason, run =>
     {
@@ -243,13 +249,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             }
 
             change.OverridesJson = JsonSerializer.Serialize(merged, JsonSerializerOptions.Web);
-            phase.State = PhaseState.Pending;
-            phase.Attempt++;
-            phase.StepId = null;
-            phase.LogOffset = 0;
-            phase.Message = null;
-            phase.ExitCode = null;
-            change.State = RunState.Running;
+            NextAttempt(change, phase);
             return null;
         }, schedule: true, ct);
     }

@@ -37,7 +37,7 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("POST", "/api/v1/runs/{id:int}/approve", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/retry", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/mark-done", "Operator"),
-        ("POST", "/api/v1/runs/{id:int}/preflight-overrides", "Operator"),
+        ("POST", "/api/v1/runs/{id:int}/preflight-overrides", "Admin"),
         ("POST", "/api/v1/runs/{id:int}/rollback", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/abandon", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/cancel", "Operator"),

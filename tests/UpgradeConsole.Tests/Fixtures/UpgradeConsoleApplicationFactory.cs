@@ -180,8 +180,13 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
     {
         ArgumentNullException.ThrowIfNull(admin);
         await using var scope = Services.CreateAsyncScope();
-        var accounts = scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Accounts.UserAdministration>();
-        var result = await accounts.CreateAsync(email, role, password: null);
+        // As the first Admin, through the page's service: the same role check and the same audit event.
+        var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<UpgradeConsole.Web.Accounts.AppUser>>();
+        var acting = (await users.GetUsersInRoleAsync(Roles.Admin)).OrderBy(u => u.Email, StringComparer.Ordinal).FirstOrDefault(u => u.Email == AdminEmail)
+            ?? (await users.GetUsersInRoleAsync(Roles.Admin)).FirstOrDefault() ?? throw new InvalidOperationException("Create the first Admin first.");
+        var actor = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+            [new(System.Security.Claims.ClaimTypes.NameIdentifier, acting.Id), new(System.Security.Claims.ClaimTypes.Name, acting.Email!), new(System.Security.Claims.ClaimTypes.Role, Roles.Admin)], "test"));
+        var result = await scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Admin.AdminUsers>().CreateAsync(actor, email, role, password: null);
         Assert.True(result.Succeeded, $"Creating {email} failed: {string.Join("; ", result.Errors)}");
         var password = result.GeneratedPassword!;
         _passwords[email] = password;
