@@ -23,12 +23,8 @@ public sealed class FirstAdminSetupTests(Chromium chromium) : IAsyncLifetime
         try
         {
             await using var dashboard = await DashboardProcess.StartAsync(data);
-            var waited = System.Diagnostics.Stopwatch.StartNew();
-            while (!dashboard.Output.Contains("printed on the dashboard's standard output", StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(30))
-            {
-                await Task.Delay(100, TestContext.Current.CancellationToken);
-            }
-
+            await Eventually.TrueAsync(() => Task.FromResult(dashboard.Output.Contains("printed on the dashboard's standard output", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(30), () => dashboard.Output);
             var output = dashboard.Output;
             Assert.Contains("printed on the dashboard's standard output", output, StringComparison.Ordinal);
             Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, "/setup\\?token="));

@@ -35,10 +35,7 @@ public sealed class SshNetConnectionTests(SshServer ssh)
             // sshd here refuses SHA-1 "ssh-rsa" signatures: logging in proves rsa-sha2.
             var fingerprint = new HostKey(pub[0], pub[1]).Fingerprint;
             // sshd's log arrives on its stderr a moment after the login: poll it, bounded.
-            for (var i = 0; i < 100 && !ssh.Log.Contains("RSA " + fingerprint, StringComparison.Ordinal); i++)
-            {
-                await Task.Delay(50, TestContext.Current.CancellationToken);
-            }
+            await Eventually.TrueAsync(() => Task.FromResult(ssh.Log.Contains("RSA " + fingerprint, StringComparison.Ordinal)), TimeSpan.FromSeconds(5), () => ssh.Log);
 
             Assert.Contains($"Accepted publickey for {ssh.User} from 127.0.0.1", ssh.Log, StringComparison.Ordinal);
             Assert.Contains("RSA " + fingerprint, ssh.Log, StringComparison.Ordinal);

@@ -136,22 +136,13 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
     /// <summary>Polls the run until it stops moving (bounded by the run's own phases; fails with its log otherwise).</summary>
     private async Task<JsonElement> SettledAsync(int runId, CancellationToken ct)
     {
-        var started = TimeProvider.System.GetTimestamp();
-        while (true)
+        var run = default(JsonElement);
+        await Eventually.TrueAsync(async () =>
         {
-            var run = await RunAsync(runId, ct);
-            if (run.GetProperty("state").GetString() is not ("Planned" or "Running" or "RollingBack"))
-            {
-                return run;
-            }
-
-            if (TimeProvider.System.GetElapsedTime(started) > TimeSpan.FromMinutes(4))
-            {
-                Assert.Fail($"run {runId} still moving:\n{await (await ApiClientAsync()).GetStringAsync($"/api/v1/runs/{runId}/log", ct)}");
-            }
-
-            await Task.Delay(200, ct);
-        }
+            run = await RunAsync(runId, ct);
+            return run.GetProperty("state").GetString() is not ("Planned" or "Running" or "RollingBack");
+        }, TimeSpan.FromMinutes(4), () => $"run {runId} still moving: {run}");
+        return run;
     }
 
     private static JsonElement Phase(JsonElement run, string key) =>
