@@ -22,6 +22,13 @@ public static class ApiProblems
         return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests", detail: $"{detail} Try again in {seconds} s.");
     }
 
+    /// <summary>503 with the wait in <c>Retry-After</c>: the request was not run, nothing changed.</summary>
+    public static IResult Unavailable(HttpContext http, string detail, TimeSpan retryAfter)
+    {
+        http.Response.Headers.RetryAfter = ((int)Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Busy, try again", detail: detail);
+    }
+
     /// <summary>400 with the offending fields (camelCase, as the request spells them).</summary>
     public static IResult Invalid(IDictionary<string, string[]> errors, string? detail = null) =>
         TypedResults.ValidationProblem(errors, detail: detail ?? "Some fields are missing or wrong; see errors.", title: "The request is not valid");

@@ -4,6 +4,7 @@ using Microsoft.OpenApi;
 using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Core.Remote;
 using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Web.Api;
 
@@ -137,6 +138,10 @@ public static class ApiSetup
                 try
                 {
                     return await next(context);
+                }
+                catch (TargetBusyException busy)
+                {
+                    return ApiProblems.Unavailable(context.HttpContext, busy.Message, busy.RetryAfter);
                 }
                 catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException)
                 {

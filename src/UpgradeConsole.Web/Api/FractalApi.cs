@@ -157,6 +157,10 @@ public static class FractalApi
         {
             return await next(context);
         }
+        catch (Targets.TargetBusyException busy)
+        {
+            return ApiProblems.Unavailable(context.HttpContext, busy.Message, busy.RetryAfter);
+        }
         catch (InvalidOperationException ex)
         {
             return ApiProblems.Conflict(ex.Message);

@@ -11,7 +11,23 @@ namespace UpgradeConsole.Web.Fractal;
 /// Disposing it closes the forward to the database: open it for one page request or one phase.
 public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnlyDictionary<string, string?> Env, FractalDatabase Database, IPortForward? Forward = null) : IAsyncDisposable
 {
-    public ValueTask DisposeAsync() => Forward?.DisposeAsync() ?? ValueTask.CompletedTask;
+    /// <summary>The place in the target's queue a person's request holds (<see cref="FractalAccess.OpenForPeopleAsync"/>); released with the context.</summary>
+    public IDisposable? Slot { get; init; }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (Forward is not null)
+            {
+                await Forward.DisposeAsync();
+            }
+        }
+        finally
+        {
+            Slot?.Dispose();
+        }
+    }
 
     /// <summary>The 2.16 backend (<c>local</c>, <c>slurm</c>, <c>slurm_ssh</c>) the env file sets.</summary>
     public string Backend => Env.GetValueOrDefault("FRACTAL_RUNNER_BACKEND") ?? "local";
@@ -22,8 +38,34 @@ public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnly
 /// over SSH, forwards a local port (SSH.NET) or socket (OpenSSH) to it through the target's connection, and connects. The admin
 /// configures nothing more.
 /// </summary>
-public sealed class FractalAccess(TargetConnections connections)
+public sealed class FractalAccess(TargetConnections connections, TargetWorkLimiter limiter, IServiceScopeFactory scopes)
 {
+    /// <summary>
+    /// For people's requests (pages, API, preflight, plan): waits its turn in the target's bounded queue, and gets a smaller
+    /// share while a run's phase executes there (<see cref="TargetWorkLimiter"/>); refused with <see cref="TargetBusyException"/>
+    /// when the queue is full. Run phases use <see cref="OpenAsync"/> and never wait here.
+    /// </summary>
+    public async Task<FractalContext> OpenForPeopleAsync(Target target, CancellationToken ct)
+    {
+        bool runExecuting;
+        await using (var scope = scopes.CreateAsyncScope())
+        {
+            runExecuting = await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.AnyAsync(
+                scope.ServiceProvider.GetRequiredService<Persistence.AppDbContext>().Set<Runs.Run>(), r => r.ActiveTargetId == target.Id && (r.State == Runs.RunState.Running || r.State == Runs.RunState.RollingBack), ct);
+        }
+
+        var slot = await limiter.EnterAsync(target.Id, target.Name, runExecuting, ct);
+        try
+        {
+            return await OpenAsync(target, ct) with { Slot = slot };
+        }
+        catch
+        {
+            slot.Dispose();
+            throw;
+        }
+    }
+
     public async Task<FractalContext> OpenAsync(Target target, CancellationToken ct)
     {
         var shell = await connections.ShellAsync(target, ct);

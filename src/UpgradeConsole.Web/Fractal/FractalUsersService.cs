@@ -131,7 +131,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     private async Task<FractalContext> OpenAsync(int targetId, CancellationToken ct)
     {
         var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
-        return await access.OpenAsync(target, ct);
+        return await access.OpenForPeopleAsync(target, ct);
     }
 
     private Task RecordAsync(ClaimsPrincipal actor, int targetId, string action, UserChange change, CancellationToken ct) =>

@@ -56,7 +56,8 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
     private async Task<PreflightFacts> GatherAsync(Target target, int? forRun, CancellationToken ct)
     {
         var active = await db.Set<Runs.Run>().AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == target.Id && r.Id != forRun, ct);
-        await using var context = await access.OpenAsync(target, ct);
+        // The run's own preflight is a phase: it never waits behind people's requests.
+        await using var context = forRun is null ? await access.OpenForPeopleAsync(target, ct) : await access.OpenAsync(target, ct);
         var shell = context.Shell;
         var env = context.Env;
         var discovery = await FractalDiscovery.DiscoverAsync(shell, TargetService.Location(target), ct);

@@ -11,6 +11,8 @@ public static class TargetsSetup
         builder.Services.AddSingleton<SshAgentPool>();
         builder.Services.AddSingleton<TargetConnections>();
         builder.Services.AddScoped<TargetService>();
+        builder.Services.AddOptions<TargetWorkOptions>().BindConfiguration(TargetWorkOptions.Section);
+        builder.Services.AddSingleton<TargetWorkLimiter>();
         return builder;
     }
 
