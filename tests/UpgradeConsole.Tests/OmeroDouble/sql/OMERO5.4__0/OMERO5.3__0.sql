@@ -26,22 +26,6 @@ CREATE TABLE _roles (
 );
 INSERT INTO _roles VALUES (0, 1, 0, 1, 2);
 
-CREATE FUNCTION prevent_experimenter_rename() RETURNS trigger AS $uc$
-DECLARE
-    r _roles%ROWTYPE;
-BEGIN
-    SELECT * INTO STRICT r FROM _roles;
-    IF OLD.omename <> NEW.omename AND OLD.id = r.root_user_id THEN
-        RAISE EXCEPTION 'cannot rename root experimenter';
-    ELSIF OLD.omename <> NEW.omename AND OLD.id = r.guest_user_id THEN
-        RAISE EXCEPTION 'cannot rename guest experimenter';
-    END IF;
-    RETURN NEW;
-END;$uc$ LANGUAGE plpgsql;
-
-CREATE TRIGGER prevent_experimenter_rename BEFORE UPDATE ON experimenter
-    FOR EACH ROW EXECUTE PROCEDURE prevent_experimenter_rename();
-
 CREATE FUNCTION prevent_root_privilege_restriction() RETURNS trigger AS $uc$
 DECLARE
     r _roles%ROWTYPE;
