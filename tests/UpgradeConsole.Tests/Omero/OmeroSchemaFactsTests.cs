@@ -81,8 +81,9 @@ public sealed class OmeroSchemaFactsTests(SshServer ssh, PostgresServer postgres
     [Fact]
     public async Task TheDoublesScripts_PrintOmerosLines_AndLeaveOmeros54Changes()
     {
-        Assert.Equal(Line("ready"), OmeroReleases.ReadyLine + "OMERO5.4__0");
-        Assert.Equal(Line("upgraded"), OmeroReleases.UpgradedLine + "OMERO5.4__0");
+        // The Core recognises exactly the lines OMERO prints.
+        Assert.Equal(OmeroReleases.ReadyLine + "OMERO5.4__0", Line("ready"));
+        Assert.Equal(OmeroReleases.UpgradedLine + "OMERO5.4__0", Line("upgraded"));
         Assert.Equal(Facts.GetProperty("lines").GetProperty("postgresPrerequisite").GetInt32(), OmeroReleases.MinimumPostgresFor(new("OMERO5.4", 0)));
 
         var (ready, readyOutput) = await PsqlAsync("OMERO5.3__0-precheck.sql");
