@@ -30,6 +30,38 @@ public sealed record OmeroUpgradePlan(
 
     /// <summary>The run's own directory under the backup directory (kept config.xml, previous symlink target).</summary>
     public string RunDirectory => Host.BackupDirectory.TrimEnd('/') + "/omero-run-" + RunId;
+
+    /// <summary>
+    /// The plan for upgrading what discovery found to <paramref name="targetVersion"/> from the zip at
+    /// <paramref name="releaseZip"/>; null with the reason when discovery does not allow one.
+    /// </summary>
+    public static (OmeroUpgradePlan? Plan, string? Problem) For(OmeroDiscoveryResult discovery, OmeroHostSettings host, string releaseZip, string targetVersion, string runId, bool vacuum)
+    {
+        if (discovery.DatabaseVersion is not { } current)
+        {
+            return (null, "The database version could not be read from dbpatch.");
+        }
+
+        if (OmeroReleases.SchemaOf(targetVersion) is not { } target)
+        {
+            return (null, $"No database schema is known for OMERO.server {targetVersion}.");
+        }
+
+        var release = OmeroReleases.VersionOfRelease(OmeroReleases.ReleaseDirectoryName(System.IO.Path.GetFileName(releaseZip)));
+        if (release != targetVersion)
+        {
+            return (null, $"{System.IO.Path.GetFileName(releaseZip)} is not the OMERO.server {targetVersion} release zip.");
+        }
+
+        if (runId.Length == 0 || !runId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            return (null, "A run id is letters, digits, - and _ only.");
+        }
+
+        return OmeroReleases.Path(current, target) is { } steps
+            ? (new OmeroUpgradePlan(host, releaseZip, targetVersion, current, steps, runId, vacuum && steps.Count > 0, OmeroReleases.MinimumOmeroPy(targetVersion)), null)
+            : (null, $"No chain of upgrade scripts leads from {current} to {target}.");
+    }
 }
 
 /// <summary>

@@ -118,4 +118,28 @@ public sealed class OmeroScriptsTests
         Assert.Null(OmeroScripts.ParseBackup("UC-BACKUP size=abc"));
         Assert.Equal(new OmeroDbVersion("OMERO5.4", 0), OmeroScripts.ParseDbVersionLine("UC-DBVERSION OMERO5.4__0"));
     }
+
+    [Fact]
+    public void For_Discovery_PlansTheChainAndOmeroPy()
+    {
+        var discovery = OmeroDiscovery.Parse("::uc-omero:: dbpatch\nOMERO5.3__0\n");
+        var settings = Plan().Host;
+        var (plan, problem) = OmeroUpgradePlan.For(discovery, settings, "/opt/omero/OMERO.server-5.6.12-ice36.zip", "5.6.12", "r7", vacuum: true);
+        Assert.Null(problem);
+        Assert.Equal(["sql/psql/OMERO5.4__0/OMERO5.3__0.sql"], plan!.Steps.Select(s => s.ScriptPath));
+        Assert.Equal("5.19.4", plan.OmeroPyMinimum);
+        Assert.True(plan.Vacuum);
+    }
+
+    [Theory]
+    [InlineData("::uc-omero:: dbpatch\nnothing\n", "/o/OMERO.server-5.6.3-ice36.zip", "5.6.3", "r1", "could not be read")]
+    [InlineData("::uc-omero:: dbpatch\nOMERO5.3__0\n", "/o/OMERO.server-5.6.2-ice36.zip", "5.6.3", "r1", "is not the OMERO.server 5.6.3 release zip")]
+    [InlineData("::uc-omero:: dbpatch\nOMERO5.3__0\n", "/o/OMERO.server-5.6.3-ice36.zip", "5.6.3", "r 1;x", "run id")]
+    [InlineData("::uc-omero:: dbpatch\nOMERO4.4__0\n", "/o/OMERO.server-5.6.3-ice36.zip", "5.6.3", "r1", "No chain")]
+    public void For_RefusesWithAReason(string discovery, string zip, string version, string runId, string reason)
+    {
+        var (plan, problem) = OmeroUpgradePlan.For(OmeroDiscovery.Parse(discovery), Plan().Host, zip, version, runId, vacuum: false);
+        Assert.Null(plan);
+        Assert.Contains(reason, problem, StringComparison.Ordinal);
+    }
 }
