@@ -183,7 +183,10 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         var key = keys.FirstOrDefault(k => k.Fingerprint == fingerprint);
         if (key is null)
         {
-            return TargetResult.Fail($"The host no longer presents the key {fingerprint}. Scan again and compare the fingerprints before pinning.");
+            // Usually a typo or a fingerprint copied from another host, not a changed key: say what the host shows.
+            var presented = keys.Count == 0 ? "no key" : string.Join(", ", keys.Select(k => $"{k.Fingerprint} ({k.Type})"));
+            return TargetResult.Fail($"The fingerprint {fingerprint} does not match what the host{(jump ? " (jump host)" : "")} presents now: {presented}. " +
+                "Compare with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on it) and pin the one that matches.");
         }
 
         var target = await db.Set<Target>().FirstAsync(t => t.Id == id, ct);
