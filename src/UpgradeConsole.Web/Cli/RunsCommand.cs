@@ -321,6 +321,18 @@ internal static class RunsCommand
     /// </summary>
     private static async Task<int> WaitAsync(ApiClient client, int id, TextWriter output, TextWriter error, CancellationToken ct, string? success = "Succeeded", long after = 0)
     {
+        // A planned run has no log stream yet (approve --wait): wait until someone starts it.
+        var current = await client.GetAsync($"runs/{id}", ct);
+        if (current["state"]!.GetValue<string>() == "Planned")
+        {
+            await error.WriteLineAsync($"Run {id} is planned; waiting until it is started ({current["url"]}).");
+            while (current["state"]!.GetValue<string>() == "Planned")
+            {
+                await Task.Delay(TimeSpan.FromSeconds(3), ct);
+                current = await client.GetAsync($"runs/{id}", ct);
+            }
+        }
+
         await client.FollowAsync(id, after, async (name, payload) =>
         {
             switch (name)
