@@ -193,7 +193,8 @@ internal sealed class ApiClient : IDisposable
                 {
                     foreach (var message in messages?.AsArray() ?? [])
                     {
-                        text.Append("\n  ").Append(field).Append(": ").Append(message?.GetValue<string>());
+                        // One line: a script's log shows the whole refusal.
+                        text.Append(" [").Append(field).Append(": ").Append(message?.GetValue<string>()).Append(']');
                     }
                 }
             }

@@ -116,18 +116,14 @@ public static class CommandLine
         if (parsed.Errors.Count > 0)
         {
             // Usage errors exit 2 (as refused calls do): 1 is kept for "the thing ran and did not succeed".
-            foreach (var problem in parsed.Errors)
-            {
-                await error.WriteLineAsync(problem.Message);
-            }
-
+            // One line, so a script's log shows the whole reason.
             var path = new List<string>();
             for (System.CommandLine.Parsing.SymbolResult? r = parsed.CommandResult; r is System.CommandLine.Parsing.CommandResult c; r = c.Parent)
             {
                 path.Insert(0, c.Command.Name);
             }
 
-            await error.WriteLineAsync($"See: {string.Join(' ', path)} --help");
+            await error.WriteLineAsync($"{string.Join(" ", parsed.Errors.Select(e => e.Message.TrimEnd('.') + "."))} See: {string.Join(' ', path)} --help");
             return 2;
         }
 
