@@ -48,7 +48,7 @@ public static class AuditSetup
 
         app.MapPost("/audit/verify", async (HttpContext http, AuditLog audit, CancellationToken ct) =>
         {
-            var result = await audit.VerifyAsync(ct);
+            var result = await audit.VerifyForAsync(http.User, full: null, ct);
             await audit.RecordAsync(http.User, "audit.verify", details: new { holds = result.Holds, events = result.Events, brokenAt = result.BrokenAt, result.HeadHash }, ct: ct);
             var html = HtmlEncoder.Default;
             return Results.Content(result.Holds

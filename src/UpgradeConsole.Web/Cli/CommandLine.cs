@@ -209,7 +209,7 @@ public static class CommandLine
         var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first), 3 when there is no dashboard database where the configuration points.");
         verify.SetAction((_, ct) => WithExistingDatabaseAsync(error, async app =>
         {
-            var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyAsync(ct);
+            var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyFullAsync(ct);
             await (result.Holds ? output : error).WriteLineAsync(result.ToString());
             return result.Holds ? 0 : 2;
         }, ct));

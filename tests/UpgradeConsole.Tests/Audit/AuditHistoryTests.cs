@@ -93,7 +93,17 @@ public sealed class AuditHistoryTests(Chromium chromium, PostgresServer postgres
             await cmd.ExecuteNonQueryAsync();
         }
 
+        // A Viewer's check reads only the events since the last verification (security finding 2): it says so, and holds.
         await page.ReloadAsync();
+        await page.ClickAsync("#audit-verify-button");
+        await Assertions.Expect(page.GetByTestId("audit-verify-result")).ToHaveAttributeAsync("data-holds", "true");
+        await Assertions.Expect(page.GetByTestId("audit-verify-result")).ToContainTextAsync("since the last verification");
+
+        // An Admin's check walks the whole chain and names the edited event.
+        await using var adminBrowser = await chromium.NewSessionAsync(_app.BaseUrl);
+        page = adminBrowser.Page;
+        await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await page.GotoAsync("/audit");
         await page.ClickAsync("#audit-verify-button");
         var result = page.GetByTestId("audit-verify-result");
         await Assertions.Expect(result).ToHaveAttributeAsync("data-holds", "false");
