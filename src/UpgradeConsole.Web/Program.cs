@@ -30,12 +30,12 @@ public partial class Program
     /// Builds the application and hands it to <paramref name="use"/> (serving it, or a CLI verb): a setting
     /// it cannot start with ends the process with one plain line on <paramref name="error"/> and exit code 1.
     /// </summary>
-    internal static async Task<int> WithAppAsync(string[] args, TextWriter error, Func<WebApplication, Task<int>> use)
+    internal static async Task<int> WithAppAsync(string[] args, TextWriter error, Func<WebApplication, Task<int>> use, Action<WebApplicationBuilder>? configure = null)
     {
         WebApplication app;
         try
         {
-            app = BuildApp(args);
+            app = BuildApp(args, configure);
         }
         catch (StartupConfigurationException ex)
         {

@@ -38,6 +38,35 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
         }
 
         var ownerRole = Roles.All.FirstOrDefault(owner.IsInRole);
+        return await CreateForAsync(user, ownerRole, name, role, expiresInDays, details => audit.RecordAsync(owner, "token.create", subject: details.Subject, details: details.Fields, ct: ct), ct);
+    }
+
+    /// <summary>
+    /// A token for the user with <paramref name="email"/>, made from the server's own command line (headless
+    /// bootstrap): capped by the user's role in the database, audited as made by <paramref name="actor"/>.
+    /// </summary>
+    public async Task<TokenResult> CreateForUserAsync(string email, string? name, string? role, int? expiresInDays, string actor, CancellationToken ct)
+    {
+        var user = await users.FindByEmailAsync(email.Trim());
+        if (user is null)
+        {
+            return TokenResult.Fail("user", $"No dashboard user with the e-mail address '{email.Trim()}' (create one with `users create`).");
+        }
+
+        if (user.IsDisabled)
+        {
+            return TokenResult.Fail("user", $"{user.Email} is disabled: a token would be refused.");
+        }
+
+        var ownerRole = (await users.GetRolesAsync(user)).OrderByDescending(Roles.Rank).FirstOrDefault();
+        return await CreateForAsync(user, ownerRole, name, role, expiresInDays,
+            details => audit.RecordAsync(actor, "token.create", subject: details.Subject, details: details.Fields, ct: ct), ct);
+    }
+
+    private sealed record CreatedDetails(string Subject, object Fields);
+
+    private async Task<TokenResult> CreateForAsync(AppUser user, string? ownerRole, string? name, string? role, int? expiresInDays, Func<CreatedDetails, Task> record, CancellationToken ct)
+    {
         var wanted = Roles.Normalize(role);
         if (string.IsNullOrWhiteSpace(name) || name.Trim().Length > 100 || name.Any(char.IsControl))
         {
@@ -51,7 +80,7 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
 
         if (Roles.Rank(wanted) > Roles.Rank(ownerRole))
         {
-            return TokenResult.Fail("role", $"A token cannot do more than its owner: you are {ownerRole}.");
+            return TokenResult.Fail("role", $"A token cannot do more than its owner: {(ownerRole is null ? "the owner has no role" : $"the owner is {ownerRole}")}.");
         }
 
         if (expiresInDays is < 1 or > MaxExpiryDays)
@@ -74,8 +103,8 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
         };
         db.ApiTokens.Add(token);
         await db.SaveChangesAsync(ct);
-        await audit.RecordAsync(owner, "token.create", subject: $"token {token.Id} ({token.Name})",
-            details: new { token = token.Id, token.Name, token.Role, token.Prefix, expires = token.ExpiresAt }, ct: ct);
+        await record(new CreatedDetails($"token {token.Id} ({token.Name})",
+            new { token = token.Id, token.Name, token.Role, token.Prefix, owner = token.UserEmail, expires = token.ExpiresAt }));
         return new TokenResult(true, new Dictionary<string, string[]>(), new CreatedToken(token, secret));
     }
 
@@ -109,6 +138,45 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
 
         token.RevokedAt = clock.GetUtcNow();
         token.RevokedBy = actor.Identity?.Name;
+        await db.SaveChangesAsync(ct);
+        await audit.RecordAsync(actor, "token.revoke", subject: $"token {token.Id} ({token.Name})",
+            details: new { token = token.Id, token.Name, token.Prefix, owner = token.UserEmail }, ct: ct);
+        return null;
+    }
+
+    /// <summary>Every token (or one user's), for the server's command line; the listing is audited as made by <paramref name="actor"/>.</summary>
+    public async Task<List<ApiToken>> ListForCliAsync(string? email, string actor, CancellationToken ct)
+    {
+        var query = db.ApiTokens.AsNoTracking();
+        if (!string.IsNullOrWhiteSpace(email))
+        {
+            var wanted = email.Trim().ToUpperInvariant();
+            var ids = db.Users.Where(u => u.NormalizedEmail == wanted).Select(u => u.Id);
+            query = query.Where(t => ids.Contains(t.UserId));
+        }
+
+        var list = await query.ToListAsync(ct);
+        await audit.RecordAsync(actor, "token.list", subject: string.IsNullOrWhiteSpace(email) ? "all tokens" : $"tokens of {email.Trim()}",
+            details: new { count = list.Count }, ct: ct);
+        return [.. list.OrderBy(t => t.RevokedAt is not null).ThenByDescending(t => t.CreatedAt).ThenByDescending(t => t.Id)];
+    }
+
+    /// <summary>Revokes any token from the server's command line (the person at the server's shell owns the database anyway).</summary>
+    public async Task<string?> RevokeForCliAsync(int id, string actor, CancellationToken ct)
+    {
+        var token = await db.ApiTokens.FirstOrDefaultAsync(t => t.Id == id, ct);
+        if (token is null)
+        {
+            return $"No token with id {id} (see `tokens list`).";
+        }
+
+        if (token.RevokedAt is not null)
+        {
+            return $"Token {id} is revoked already.";
+        }
+
+        token.RevokedAt = clock.GetUtcNow();
+        token.RevokedBy = actor;
         await db.SaveChangesAsync(ct);
         await audit.RecordAsync(actor, "token.revoke", subject: $"token {token.Id} ({token.Name})",
             details: new { token = token.Id, token.Name, token.Prefix, owner = token.UserEmail }, ct: ct);

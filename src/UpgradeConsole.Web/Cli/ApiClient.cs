@@ -59,6 +59,18 @@ internal sealed class ApiClient : IDisposable
         return await SendAsync(request, ct);
     }
 
+    public async Task<JsonNode> PatchAsync(string path, object body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Patch, "api/v1/" + path) { Content = JsonContent.Create(body) };
+        return await SendAsync(request, ct);
+    }
+
+    public async Task DeleteAsync(string path, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, "api/v1/" + path);
+        await SendAsync(request, ct);
+    }
+
     private async Task<JsonNode> SendAsync(HttpRequestMessage request, CancellationToken ct)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -71,7 +83,7 @@ internal sealed class ApiClient : IDisposable
             throw new ApiCallException(response.StatusCode, Describe(response.StatusCode, text));
         }
 
-        return JsonNode.Parse(text) ?? new JsonObject();
+        return text.Length == 0 ? new JsonObject() : JsonNode.Parse(text) ?? new JsonObject();
     }
 
     /// <summary>A text resource and the X-Last-Sequence it came with.</summary>
@@ -181,7 +193,8 @@ internal sealed class ApiClient : IDisposable
                 {
                     foreach (var message in messages?.AsArray() ?? [])
                     {
-                        text.Append("\n  ").Append(field).Append(": ").Append(message?.GetValue<string>());
+                        // One line: a script's log shows the whole refusal.
+                        text.Append(" [").Append(field).Append(": ").Append(message?.GetValue<string>()).Append(']');
                     }
                 }
             }

@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "env", "audit", "runs", "preflight", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "--help", "-h", "-?", "help", "--version"];
 
     /// <summary>
     /// A verb, or a word that is not one (answered "unrecognized", exit 2): the dashboard is served only
@@ -54,6 +54,50 @@ public static class CommandLine
             : "The configured database has no dashboard schema (an empty database?): check the configuration, or run `migrate` first.";
     }
 
+    /// <summary>
+    /// The application built for a verb: framework log lines go to standard error and only from warnings
+    /// up, so standard output carries the verb's answer alone (a script captures a token with <c>$(…)</c>).
+    /// </summary>
+    internal static Task<int> WithAppAsync(TextWriter error, Func<WebApplication, Task<int>> use) =>
+        Program.WithAppAsync([], error, use, builder =>
+        {
+            // The web host's own warnings (no static files beside a CLI, …) say nothing about the verb.
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Default"] = "Warning",
+                ["Logging:LogLevel:Microsoft.AspNetCore"] = "Error",
+            });
+            builder.Logging.ClearProviders();
+            builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        });
+
+    /// <summary>
+    /// <see cref="WithAppAsync"/> for a verb that needs the dashboard's database to be there already:
+    /// a missing or empty one is refused in one line with <see cref="NoDatabase"/>, and nothing is created.
+    /// </summary>
+    internal static async Task<int> WithExistingDatabaseAsync(TextWriter error, Func<WebApplication, Task<int>> use, CancellationToken ct)
+    {
+        if (await MissingDatabaseAsync(null, ct) is { } missing)
+        {
+            await error.WriteLineAsync(missing);
+            return NoDatabase;
+        }
+
+        return await WithAppAsync(error, async app =>
+        {
+            if (await MissingDatabaseAsync(app, ct) is { } empty)
+            {
+                await error.WriteLineAsync(empty);
+                return NoDatabase;
+            }
+
+            return await use(app);
+        });
+    }
+
+    /// <summary>Who a server-side verb acts as in the audit history: the operating-system account that ran it.</summary>
+    internal static string CliActor => $"cli ({Environment.UserName})";
+
     public static async Task<int> RunAsync(string[] args, TextReader? input = null, TextWriter? output = null, TextWriter? error = null, Func<string, string?>? environment = null)
     {
         input ??= Console.In;
@@ -72,18 +116,14 @@ public static class CommandLine
         if (parsed.Errors.Count > 0)
         {
             // Usage errors exit 2 (as refused calls do): 1 is kept for "the thing ran and did not succeed".
-            foreach (var problem in parsed.Errors)
-            {
-                await error.WriteLineAsync(problem.Message);
-            }
-
+            // One line, so a script's log shows the whole reason.
             var path = new List<string>();
             for (System.CommandLine.Parsing.SymbolResult? r = parsed.CommandResult; r is System.CommandLine.Parsing.CommandResult c; r = c.Parent)
             {
                 path.Insert(0, c.Command.Name);
             }
 
-            await error.WriteLineAsync($"See: {string.Join(' ', path)} --help");
+            await error.WriteLineAsync($"{string.Join(" ", parsed.Errors.Select(e => e.Message.TrimEnd('.') + "."))} See: {string.Join(' ', path)} --help");
             return 2;
         }
 
@@ -97,7 +137,7 @@ public static class CommandLine
             "Run without a command to serve the dashboard (http://127.0.0.1:5080 by default).");
 
         var migrate = new Command("migrate", "Apply the database migrations and exit.");
-        migrate.SetAction((_, ct) => Program.WithAppAsync([], error, async app =>
+        migrate.SetAction((_, ct) => WithAppAsync(error, async app =>
         {
             await app.Services.MigrateDatabaseAsync(ct);
             var db = app.Services.CreateScope().ServiceProvider.GetRequiredService<AppDbContext>();
@@ -135,7 +175,7 @@ public static class CommandLine
                 }
             }
 
-            return await Program.WithAppAsync([], error, async app =>
+            return await WithAppAsync(error, async app =>
             {
                 await app.Services.MigrateDatabaseAsync(ct);
                 await using var scope = app.Services.CreateAsyncScope();
@@ -162,33 +202,20 @@ public static class CommandLine
         });
         users.Subcommands.Add(create);
         root.Subcommands.Add(users);
+        root.Subcommands.Add(TokensCommand.Build(output, error));
         root.Subcommands.Add(EnvCommand.Build(output, error));
 
         var audit = new Command("audit", "Work with the audit history.");
         var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first), 3 when there is no dashboard database where the configuration points.");
-        verify.SetAction(async (_, ct) =>
+        verify.SetAction((_, ct) => WithExistingDatabaseAsync(error, async app =>
         {
-            if (await MissingDatabaseAsync(null, ct) is { } missing)
-            {
-                await error.WriteLineAsync(missing);
-                return NoDatabase;
-            }
-
-            return await Program.WithAppAsync([], error, async app =>
-            {
-                if (await MissingDatabaseAsync(app, ct) is { } empty)
-                {
-                    await error.WriteLineAsync(empty);
-                    return NoDatabase;
-                }
-
-                var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyFullAsync(ct);
-                await (result.Holds ? output : error).WriteLineAsync(result.ToString());
-                return result.Holds ? 0 : 2;
-            });
-        });
+            var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyFullAsync(ct);
+            await (result.Holds ? output : error).WriteLineAsync(result.ToString());
+            return result.Holds ? 0 : 2;
+        }, ct));
         audit.Subcommands.Add(verify);
         root.Subcommands.Add(audit);
+        root.Subcommands.Add(TargetsCommand.Build(output, error, environment));
         foreach (var command in RunsCommand.Build(output, error, environment))
         {
             root.Subcommands.Add(command);

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace UpgradeConsole.Web.Cli;
 
 /// <summary>
-/// <c>runs start|status|log</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
+/// <c>runs start|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
 /// CI. Exit codes: 0 success; 1 the run (or preflight) did not succeed; 2 usage, configuration or a
 /// refused call; 3 gave up waiting (--timeout).
 /// </summary>
@@ -27,9 +27,24 @@ internal static class RunsCommand
         var data = new Option<bool>("--data-migration") { Description = "Release runbook: also run fractalctl update-db-data." };
         var wait = new Option<bool>("--wait") { Description = "Stream the log and wait for the end: exit 0 only when the run succeeded." };
         var timeout = new Option<int?>("--timeout") { Description = "With --wait: give up after this many minutes (exit 3; the run goes on)." };
+        var overrides = new Option<string[]>("--override")
+        {
+            Description = "Admin only: let a failing preflight check pass, as CHECK=REASON (the check's id, a written reason; audited). Repeat for several.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        overrides.Validators.Add(r =>
+        {
+            foreach (var value in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (ParseOverride(value) is null)
+                {
+                    r.AddError($"--override '{value}' is not CHECK=REASON (a check id, '=', a written reason).");
+                }
+            }
+        });
         var start = new Command("start", "Plan a run and start it (waiting for a second person's approval first when the target asks for one).")
         {
-            target, runbook, to, data, wait, timeout,
+            target, runbook, to, data, overrides, wait, timeout,
         };
         start.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
         {
@@ -37,8 +52,19 @@ internal static class RunsCommand
             try
             {
                 var targetId = await ResolveTargetAsync(client, parse.GetValue(target)!, limit.Token);
+                var given = (parse.GetValue(overrides) ?? []).Select(o => ParseOverride(o)!.Value).ToList();
+                if (given.GroupBy(o => o.Check, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                {
+                    await error.WriteLineAsync($"--override names the check '{twice.Key}' twice.");
+                    return Refused;
+                }
+
                 var planned = await client.PostAsync($"targets/{targetId}/runs",
-                    new { runbook = parse.GetValue(runbook), to = parse.GetValue(to), dataMigration = parse.GetValue(data) }, limit.Token);
+                    new
+                    {
+                        runbook = parse.GetValue(runbook), to = parse.GetValue(to), dataMigration = parse.GetValue(data),
+                        overrides = given.Count > 0 ? given.ToDictionary(o => o.Check, o => o.Reason, StringComparer.Ordinal) : null,
+                    }, limit.Token);
                 var run = planned["run"]!;
                 var id = run["id"]!.GetValue<int>();
                 await output.WriteLineAsync($"Planned run {id}: {run["fromVersion"]} → {run["toVersion"]} ({run["url"]})");
@@ -150,6 +176,22 @@ internal static class RunsCommand
             var reason = new Option<string?>("--reason") { Description = "Why (goes into the audit history).", Required = needsReason };
             var confirm = new Option<bool>("--confirm") { Description = "Retry a phase that is not safe to run twice, after checking the target." };
             var action = new Command(verb, help) { runId, reason };
+            var actionWait = new Option<bool>("--wait")
+            {
+                Description = verb switch
+                {
+                    "rollback" => "Stream the log and wait for the end: exit 0 only when the run is rolled back.",
+                    "cancel" => "Wait until the step has stopped and the run waits for a decision (exit 0).",
+                    _ => "Stream the log and wait for the end: exit 0 only when the run succeeded.",
+                },
+            };
+            var actionTimeout = new Option<int?>("--timeout") { Description = "With --wait: give up after this many minutes (exit 3; the run goes on)." };
+            if (verb != "abandon")
+            {
+                action.Options.Add(actionWait);
+                action.Options.Add(actionTimeout);
+            }
+
             if (verb == "retry")
             {
                 action.Options.Add(confirm);
@@ -161,10 +203,89 @@ internal static class RunsCommand
                 object body = verb == "retry" ? new { confirm = parse.GetValue(confirm) } : new { reason = parse.GetValue(reason) };
                 var run = await client.PostAsync($"runs/{id}/{verb}", body, ct);
                 await output.WriteLineAsync($"Run {id}: {run["state"]}");
-                return Succeeded;
+                if (!parse.GetValue(actionWait))
+                {
+                    return Succeeded;
+                }
+
+                using var limit = Limit(parse.GetValue(actionTimeout), ct);
+                try
+                {
+                    return verb switch
+                    {
+                        "rollback" => await WaitAsync(client, id, output, error, limit.Token, success: "RolledBack", after: LastSequence(run)),
+                        "cancel" => await WaitAsync(client, id, output, error, limit.Token, success: null, after: LastSequence(run)),
+                        _ => await WaitAsync(client, id, output, error, limit.Token, after: LastSequence(run)),
+                    };
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    await error.WriteLineAsync($"Gave up waiting after {parse.GetValue(actionTimeout)} minute(s); the run goes on in the dashboard.");
+                    return TimedOut;
+                }
             }));
             runs.Subcommands.Add(action);
         }
+
+        var checklist = new Command("checklist", "List a run's manual checklist: item number, ticked or not, by whom, the note.") { runId, json };
+        checklist.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var run = await client.GetAsync($"runs/{parse.GetValue(runId)}", ct);
+            var items = run["checklist"]!.AsArray();
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(items.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                return Succeeded;
+            }
+
+            foreach (var item in items)
+            {
+                var done = item!["done"]!.GetValue<bool>();
+                await output.WriteLineAsync($"{item["id"],4} [{(done ? "x" : " ")}] {item["text"]}" +
+                    (done ? $" — {item["doneBy"]}" : "") + (item["note"] is { } note ? $" ({note})" : ""));
+            }
+
+            await output.WriteLineAsync($"{items.Count(i => i!["done"]!.GetValue<bool>())}/{items.Count} ticked; the run is {run["state"]}.");
+            return Succeeded;
+        }));
+        runs.Subcommands.Add(checklist);
+
+        var item = new Argument<int?>("ITEM") { Description = "The item's number (first column of `runs checklist`).", Arity = ArgumentArity.ZeroOrOne };
+        var all = new Option<bool>("--all") { Description = "Tick every item not ticked yet." };
+        var note = new Option<string?>("--note") { Description = "What was checked (kept with the tick and in the audit history)." };
+        var tick = new Command("tick", "Tick a manual checklist item (or --all) once the automatic phases are done; the run succeeds when every item is ticked.") { runId, item, all, note };
+        tick.Validators.Add(r =>
+        {
+            if (r.GetValue(item) is null == !r.GetValue(all))
+            {
+                r.AddError("Give either an ITEM number or --all.");
+            }
+        });
+        tick.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var id = parse.GetValue(runId);
+            var run = await client.GetAsync($"runs/{id}", ct);
+            var items = run["checklist"]!.AsArray();
+            List<int> wanted = parse.GetValue(all)
+                ? [.. items.Where(i => !i!["done"]!.GetValue<bool>()).Select(i => i!["id"]!.GetValue<int>())]
+                : [parse.GetValue(item)!.Value];
+            if (!parse.GetValue(all) && !items.Any(i => i!["id"]!.GetValue<int>() == wanted[0]))
+            {
+                await error.WriteLineAsync($"Run {id} has no checklist item {wanted[0]} (items: {string.Join(", ", items.Select(i => i!["id"]))}).");
+                return Refused;
+            }
+
+            foreach (var itemId in wanted)
+            {
+                run = await client.PostAsync($"runs/{id}/checklist/{itemId}", new { done = true, note = parse.GetValue(note) }, ct);
+                var text = run["checklist"]!.AsArray().First(i => i!["id"]!.GetValue<int>() == itemId)!["text"];
+                await output.WriteLineAsync($"Ticked {itemId}: {text}");
+            }
+
+            await output.WriteLineAsync($"Run {id}: {run["state"]}");
+            return Succeeded;
+        }));
+        runs.Subcommands.Add(tick);
 
         var preflight = new Command("preflight", "Preflight checks through the API.");
         var preflightTarget = new Option<string>("--target") { Description = "The target's name or id.", Required = true };
@@ -194,10 +315,25 @@ internal static class RunsCommand
         return [runs, preflight];
     }
 
-    /// <summary>Streams the log until the run stops moving; waits through the manual checklist; 0 only for Succeeded.</summary>
-    private static async Task<int> WaitAsync(ApiClient client, int id, TextWriter output, TextWriter error, CancellationToken ct)
+    /// <summary>
+    /// Streams the log until the run stops moving; waits through the manual checklist; 0 only when the run
+    /// ends in <paramref name="success"/> (Succeeded unless said otherwise; null: any state where it stopped moving).
+    /// </summary>
+    private static async Task<int> WaitAsync(ApiClient client, int id, TextWriter output, TextWriter error, CancellationToken ct, string? success = "Succeeded", long after = 0)
     {
-        await client.FollowAsync(id, 0, async (name, payload) =>
+        // A planned run has no log stream yet (approve --wait): wait until someone starts it.
+        var current = await client.GetAsync($"runs/{id}", ct);
+        if (current["state"]!.GetValue<string>() == "Planned")
+        {
+            await error.WriteLineAsync($"Run {id} is planned; waiting until it is started ({current["url"]}).");
+            while (current["state"]!.GetValue<string>() == "Planned")
+            {
+                await Task.Delay(TimeSpan.FromSeconds(3), ct);
+                current = await client.GetAsync($"runs/{id}", ct);
+            }
+        }
+
+        await client.FollowAsync(id, after, async (name, payload) =>
         {
             switch (name)
             {
@@ -216,7 +352,7 @@ internal static class RunsCommand
         }, ct);
 
         var run = await client.GetAsync($"runs/{id}", ct);
-        if (run["state"]!.GetValue<string>() == "WaitingForChecklist")
+        if (run["state"]!.GetValue<string>() == "WaitingForChecklist" && success == "Succeeded")
         {
             await error.WriteLineAsync($"Every automatic phase is done. The run succeeds once people tick the manual checks at {run["url"]}:");
             foreach (var item in run["checklist"]!.AsArray().Where(i => !i!["done"]!.GetValue<bool>()))
@@ -238,7 +374,22 @@ internal static class RunsCommand
             await error.WriteLineAsync($"The run waits for a decision: retry, mark done, roll back or abandon it at {run["url"]} (or POST /api/v1/runs/{id}/retry|mark-done|rollback|abandon).");
         }
 
-        return state == "Succeeded" ? Succeeded : RunFailed;
+        return success is null || state == success ? Succeeded : RunFailed;
+    }
+
+    /// <summary>The log lines a script saw already (an action's --wait prints only what comes after it).</summary>
+    private static long LastSequence(JsonNode run) => run["lastLogSequence"]?.GetValue<long>() ?? 0;
+
+    /// <summary>CHECK=REASON, both sides non-empty; null otherwise.</summary>
+    private static (string Check, string Reason)? ParseOverride(string value)
+    {
+        var equals = value.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0 || string.IsNullOrWhiteSpace(value[..equals]) || string.IsNullOrWhiteSpace(value[(equals + 1)..]))
+        {
+            return null;
+        }
+
+        return (value[..equals].Trim(), value[(equals + 1)..].Trim());
     }
 
     private static async Task PrintLineAsync(string payload, TextWriter output)
@@ -259,7 +410,7 @@ internal static class RunsCommand
         await writer.WriteLineAsync($"  {run["url"]}");
     }
 
-    private static async Task<int> ResolveTargetAsync(ApiClient client, string nameOrId, CancellationToken ct)
+    internal static async Task<int> ResolveTargetAsync(ApiClient client, string nameOrId, CancellationToken ct)
     {
         if (int.TryParse(nameOrId, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
         {
@@ -282,7 +433,7 @@ internal static class RunsCommand
         return cts;
     }
 
-    private static async Task<int> WithClientAsync(Func<string, string?> env, TextWriter error, Func<ApiClient, Task<int>> work)
+    internal static async Task<int> WithClientAsync(Func<string, string?> env, TextWriter error, Func<ApiClient, Task<int>> work)
     {
         var (client, problem) = ApiClient.FromEnvironment(env);
         if (client is null)

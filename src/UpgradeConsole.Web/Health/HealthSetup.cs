@@ -5,18 +5,29 @@ using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Web.Health;
 
-/// <summary><c>/healthz</c>: 200 when the database answers, 503 when it does not. No login needed; no secrets in the body.</summary>
+/// <summary>
+/// <c>/healthz</c> (liveness, for load balancers): 200 when the database answers, 503 when it does not.
+/// <c>/healthz/ready</c> (readiness): the database and the job storage both answer. No login needed; no secrets in the body.
+/// </summary>
 public static class HealthSetup
 {
+    private const string Live = "live";
+    private const string Ready = "ready";
+
     public static WebApplicationBuilder AddHealth(this WebApplicationBuilder builder)
     {
-        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", timeout: TimeSpan.FromSeconds(5));
+        builder.Services.AddHealthChecks()
+            .AddCheck<DatabaseHealthCheck>("database", tags: [Live, Ready], timeout: TimeSpan.FromSeconds(5))
+            .AddCheck<JobStorageHealthCheck>("jobs", tags: [Ready], timeout: TimeSpan.FromSeconds(5));
         return builder;
     }
 
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder app)
     {
-        app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteAsync })
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteAsync, Predicate = c => c.Tags.Contains(Live) })
+            .AllowAnonymous()
+            .DisableRateLimiting();
+        app.MapHealthChecks("/healthz/ready", new HealthCheckOptions { ResponseWriter = WriteAsync, Predicate = c => c.Tags.Contains(Ready) })
             .AllowAnonymous()
             .DisableRateLimiting();
         return app;
@@ -54,6 +65,24 @@ internal sealed class DatabaseHealthCheck(AppDbContext db) : IHealthCheck
         {
             // The exception text can name hosts and users: it goes to the log, not the anonymous response.
             return HealthCheckResult.Unhealthy("The database does not answer.", ex);
+        }
+    }
+}
+
+/// <summary>Hangfire's storage answers a read (the phase jobs of every run go through it).</summary>
+internal sealed class JobStorageHealthCheck(Hangfire.JobStorage storage) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            using var connection = storage.GetConnection();
+            connection.GetAllItemsFromSet("upgradeconsole:ready-probe");
+            return Task.FromResult(HealthCheckResult.Healthy("The job storage answers."));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy("The job storage does not answer.", ex));
         }
     }
 }

@@ -73,6 +73,8 @@ public sealed class RunJob(
             return;
         }
 
+        // Every line logged while the phase runs (driver, engine, SSH) carries the run, phase and target (JSON logs: IncludeScopes).
+        using var logScope = logger.BeginScope(new Dictionary<string, object> { ["RunId"] = runId, ["Phase"] = phase.Key, ["TargetId"] = run.TargetId });
         if (run.State is not (RunState.Running or RunState.RollingBack) || RunDriver.CurrentPhase(run)?.Index != phaseIndex)
         {
             await SayAsync(runId, phase, $"── {phase.Title}: its job was delivered again, but the phase is {phase.State} and the run {run.State}; this delivery did nothing", ct);

@@ -145,6 +145,12 @@ public sealed class Target
 
     /// <summary>Optimistic concurrency: two Admins editing at once cannot silently overwrite each other.</summary>
     public Guid Version { get; set; } = Guid.NewGuid();
+
+    /// <summary>
+    /// When an Admin deleted the target. The row stays (its runs' history refers to it) with its stored key
+    /// and passphrase destroyed; every query leaves it out.
+    /// </summary>
+    public DateTimeOffset? DeletedAt { get; set; }
 }
 
 public static class Products
@@ -169,5 +175,6 @@ internal sealed class TargetConfiguration : IEntityTypeConfiguration<Target>
         // Existing rows become OpenSsh (what they were tested with); the entity's own default is SshNet.
         builder.Property(t => t.Transport).HasConversion<string>().HasMaxLength(20).HasDefaultValue(SshTransport.OpenSsh).HasSentinel(SshTransport.OpenSsh);
         builder.Property(t => t.Version).IsConcurrencyToken();
+        builder.HasQueryFilter(t => t.DeletedAt == null);
     }
 }

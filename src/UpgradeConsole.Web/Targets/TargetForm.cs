@@ -161,9 +161,9 @@ public sealed class TargetForm : IValidatableObject
             yield return new("Use an absolute path, or one starting with ~/.", [nameof(RunsDirectory)]);
         }
 
-        if (PipOptions is { } pip && (HasControl(pip) || pip.Split(' ', StringSplitOptions.RemoveEmptyEntries).Any(w => !w.StartsWith('-') && !w.StartsWith('/') && !w.Contains("://", StringComparison.Ordinal))))
+        if (Core.Runbooks.PipOptions.Check(PipOptions) is { } pipProblem)
         {
-            yield return new("pip options are words such as --no-index --find-links /srv/wheels or --index-url https://…", [nameof(PipOptions)]);
+            yield return new(pipProblem, [nameof(PipOptions)]);
         }
 
         if (!IsRemotePath(BackupDirectory))

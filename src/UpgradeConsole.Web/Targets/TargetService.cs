@@ -124,6 +124,11 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         return TargetResult.Ok(id);
     }
 
+    /// <summary>
+    /// Deletes a target: refused while a run is active on it. Its stored private key and passphrase are
+    /// destroyed and its connections closed; the row stays, left out of every query, because its runs'
+    /// history refers to it (its name is freed for a new target).
+    /// </summary>
     public async Task<TargetResult> DeleteAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
     {
         var target = await db.Set<Target>().FirstOrDefaultAsync(t => t.Id == id, ct);
@@ -132,10 +137,34 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
             return TargetResult.Fail("No such target.");
         }
 
-        db.Remove(target);
-        await db.SaveChangesAsync(ct);
+        if (await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == id, ct) is { } active)
+        {
+            return TargetResult.Fail($"Run {active.Id} is active on this target ({active.State}); finish, roll back or abandon it before deleting the target.");
+        }
+
+        var described = Describe(target);
+        var name = target.Name;
+        var hadKey = target.ProtectedPrivateKey is not null;
+        (target.ProtectedPrivateKey, target.ProtectedKeyPassphrase, target.PrivateKeyFingerprint) = (null, null, null);
+        ClearPin(target, jump: false);
+        ClearPin(target, jump: true);
+        var suffix = $" (deleted {id})";
+        target.Name = (name.Length + suffix.Length > 100 ? name[..(100 - suffix.Length)] : name) + suffix;
+        target.DeletedAt = clock.GetUtcNow();
+        target.UpdatedAt = target.DeletedAt.Value;
+        target.Version = Guid.NewGuid();
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            // A run planned at the same moment holds the target (one active run per target is a unique index).
+            return TargetResult.Fail("The target changed meanwhile (a run planned on it?). Look again before deleting it.");
+        }
+
         await connections.ForgetAsync(id);
-        await audit.RecordAsync(actor, "target.delete", id, target.Name, Describe(target), ct);
+        await audit.RecordAsync(actor, "target.delete", id, name, new { target = described, storedKeyDestroyed = hadKey }, ct);
         return TargetResult.Ok();
     }
 
@@ -183,7 +212,10 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         var key = keys.FirstOrDefault(k => k.Fingerprint == fingerprint);
         if (key is null)
         {
-            return TargetResult.Fail($"The host no longer presents the key {fingerprint}. Scan again and compare the fingerprints before pinning.");
+            // Usually a typo or a fingerprint copied from another host, not a changed key: say what the host shows.
+            var presented = keys.Count == 0 ? "no key" : string.Join(", ", keys.Select(k => $"{k.Fingerprint} ({k.Type})"));
+            return TargetResult.Fail($"The fingerprint {fingerprint} does not match what the host{(jump ? " (jump host)" : "")} presents now: {presented}. " +
+                "Compare with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on it) and pin the one that matches.");
         }
 
         var target = await db.Set<Target>().FirstAsync(t => t.Id == id, ct);

@@ -21,6 +21,8 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("POST", "/api/v1/targets", "Admin"),
         ("GET", "/api/v1/targets/{id:int}", "Viewer"),
         ("PUT", "/api/v1/targets/{id:int}", "Admin"),
+        ("PATCH", "/api/v1/targets/{id:int}", "Admin"),
+        ("DELETE", "/api/v1/targets/{id:int}", "Admin"),
         ("GET", "/api/v1/targets/{id:int}/host-keys", "Admin"),
         ("POST", "/api/v1/targets/{id:int}/pin", "Admin"),
         ("POST", "/api/v1/targets/{id:int}/preflight", "Operator"),

@@ -20,6 +20,19 @@ public sealed class HealthEndpointTests
     }
 
     [Fact]
+    public async Task HealthzReady_OnSqlite_ChecksTheDatabaseAndTheJobStorage_WithoutLogin()
+    {
+        await using var app = new UpgradeConsoleApplicationFactory();
+        var body = await (await app.CreateBrowserLikeClient().GetAsync("/healthz/ready")).ExpectOkAsync();
+        using var json = JsonDocument.Parse(body);
+        Assert.Equal("Healthy", json.RootElement.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
+        Assert.Equal("Healthy", json.RootElement.GetProperty("checks").GetProperty("jobs").GetProperty("status").GetString());
+        // Liveness stays what load balancers know: the database only.
+        using var live = JsonDocument.Parse(await (await app.CreateBrowserLikeClient().GetAsync("/healthz")).ExpectOkAsync());
+        Assert.False(live.RootElement.GetProperty("checks").TryGetProperty("jobs", out _));
+    }
+
+    [Fact]
     public async Task Healthz_WhenPostgresStops_Answers503_AndRecoversWhenItIsBack()
     {
         // A server of its own: stopping the shared one would break other tests.
@@ -37,6 +50,12 @@ public sealed class HealthEndpointTests
             Assert.True(down.StatusCode == HttpStatusCode.ServiceUnavailable, downBody);
             Assert.Contains("\"Unhealthy\"", downBody, StringComparison.Ordinal);
             Assert.DoesNotContain(postgres.Password, downBody, StringComparison.Ordinal);
+            // Readiness: the job storage (Hangfire's tables on the same server) is down too.
+            var notReady = await client.GetAsync("/healthz/ready");
+            var notReadyBody = await notReady.Content.ReadAsStringAsync();
+            Assert.True(notReady.StatusCode == HttpStatusCode.ServiceUnavailable, notReadyBody);
+            Assert.Equal("Unhealthy", JsonDocument.Parse(notReadyBody).RootElement.GetProperty("checks").GetProperty("jobs").GetProperty("status").GetString());
+            Assert.DoesNotContain(postgres.Password, notReadyBody, StringComparison.Ordinal);
 
             await postgres.StartAsync();
             HttpStatusCode status = default;

@@ -109,8 +109,11 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
     {
         var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, TargetFields("forged"));
         var response = await _adminClient.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
-        var body = await response.ExpectOkAsync();
-        Assert.Contains("no longer presents the key", body, StringComparison.Ordinal);
+        var body = WebUtility.HtmlDecode(await response.ExpectOkAsync());
+        // A mistyped fingerprint is not a changed host key: the answer says it does not match and shows what the host presents.
+        Assert.Contains("The fingerprint SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA does not match what the host presents now: ", body, StringComparison.Ordinal);
+        Assert.Contains(await _ssh.HostKeyFingerprintAsync(), body, StringComparison.Ordinal);
+        Assert.DoesNotContain("no longer presents", body, StringComparison.Ordinal);
         var page = await _adminClient.GetStringAsync($"/targets/{id}");
         Assert.Contains("Not pinned", page, StringComparison.Ordinal);
     }

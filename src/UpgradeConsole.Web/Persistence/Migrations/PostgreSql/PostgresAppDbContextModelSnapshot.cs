@@ -699,6 +699,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTimeOffset?>("DeletedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("EnvFileName")
                         .IsRequired()
                         .HasColumnType("text");

@@ -674,6 +674,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("TEXT");
 
+                    b.Property<DateTimeOffset?>("DeletedAt")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("EnvFileName")
                         .IsRequired()
                         .HasColumnType("TEXT");
