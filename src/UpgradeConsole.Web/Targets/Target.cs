@@ -48,7 +48,7 @@ public sealed class Target
     public string Name { get; set; } = "";
 
     /// <summary>What runs there; decides discovery and runbooks (<c>fractal-server</c> for now).</summary>
-    public string Product { get; set; } = Products.FractalServer;
+    public string Product { get; set; } = Fractal.FractalProduct.ProductId;
 
     public string Host { get; set; } = "";
 
@@ -145,13 +145,6 @@ public sealed class Target
 
     /// <summary>Optimistic concurrency: two Admins editing at once cannot silently overwrite each other.</summary>
     public Guid Version { get; set; } = Guid.NewGuid();
-}
-
-public static class Products
-{
-    public const string FractalServer = "fractal-server";
-
-    public static IReadOnlyList<string> All { get; } = [FractalServer];
 }
 
 internal sealed class TargetConfiguration : IEntityTypeConfiguration<Target>
