@@ -22,6 +22,12 @@ public enum RefusalReason
     /// <summary>The run's state does not allow the action at all.</summary>
     NotInThisState,
     NoApprovalAwaited,
+
+    /// <summary>The state allows it, but no phase stopped the run (it stopped before one ran, e.g. the target was unreachable).</summary>
+    NoStoppedPhase,
+
+    /// <summary>The phase that stopped the run is not the preflight gate.</summary>
+    NotAFailedGate,
     OwnRun,
     ApprovalMissing,
     ApproverCannotStart,
@@ -133,7 +139,7 @@ public static class RunStateMachine
                 var phase = StoppedPhase(run);
                 if (phase is null || !allowed)
                 {
-                    return Refuse(RefusalReason.NotInThisState, "No failed phase to retry.");
+                    return Refuse(allowed ? RefusalReason.NoStoppedPhase : RefusalReason.NotInThisState, "No failed phase to retry.");
                 }
 
                 var definition = phase.IsRollback ? null : runbook?.Phase(phase.Key);
@@ -147,7 +153,7 @@ public static class RunStateMachine
                 var phase = StoppedPhase(run);
                 if (phase is null || !allowed)
                 {
-                    return Refuse(RefusalReason.NotInThisState, "No failed phase to mark done.");
+                    return Refuse(allowed ? RefusalReason.NoStoppedPhase : RefusalReason.NotInThisState, "No failed phase to mark done.");
                 }
 
                 return PreflightGate.RefuseMarkDone(runbook, phase) is { } refusal ? Refuse(RefusalReason.GateNeverMarkedDone, refusal) : null;
@@ -157,7 +163,7 @@ public static class RunStateMachine
             {
                 var phase = StoppedPhase(run);
                 return phase is null || !allowed || !PreflightGate.IsGate(runbook, phase)
-                    ? Refuse(RefusalReason.NotInThisState, "Overrides apply to a failed preflight phase only.")
+                    ? Refuse(allowed ? RefusalReason.NotAFailedGate : RefusalReason.NotInThisState, "Overrides apply to a failed preflight phase only.")
                     : null;
             }
 
