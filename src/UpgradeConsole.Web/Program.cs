@@ -9,6 +9,7 @@ using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runbooks;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
 
@@ -67,6 +68,7 @@ public partial class Program
         builder.AddAccounts();
         builder.AddAdmin();
         builder.AddTargets();
+        builder.AddRunbooks();
         builder.AddFractal();
         builder.AddRuns();
         builder.AddOverview();

@@ -66,6 +66,14 @@ public sealed record PreflightFacts
     public string? ActiveRun { get; init; }
 }
 
+/// <summary>The ids of the Fractal checks that runbooks name (the others are required by the 2.17.0 runbook as "every check").</summary>
+public static class FractalCheckIds
+{
+    public const string BackupSpace = "backup.space";
+    public const string PgDump = "backup.pg_dump";
+    public const string ServiceStatus = "service.status";
+}
+
 /// <summary>
 /// The checks fractal-server 2.17.0 needs before the upgrade starts (fractal-2.17.md §3, §4, §6).
 /// Each is a small pure function of the gathered facts.
@@ -442,7 +450,7 @@ public static partial class PreflightChecks
 
     private static CheckResult BackupSpace(PreflightFacts f)
     {
-        const string id = "backup.space";
+        const string id = FractalCheckIds.BackupSpace;
         const string title = "Room for the backup";
         if (f.BackupFreeBytes is null || f.DatabaseSizeBytes is null)
         {
@@ -459,24 +467,24 @@ public static partial class PreflightChecks
     {
         if (f.PgDumpMajor is null)
         {
-            return new("backup.pg_dump", "pg_dump is available", CheckStatus.Fail, "pg_dump was not found on the host (install the PostgreSQL client).");
+            return new(FractalCheckIds.PgDump, "pg_dump is available", CheckStatus.Fail, "pg_dump was not found on the host (install the PostgreSQL client).");
         }
 
         return f.ServerMajor is null || f.PgDumpMajor >= f.ServerMajor
-            ? new("backup.pg_dump", "pg_dump is available", CheckStatus.Pass, $"pg_dump {f.PgDumpMajor}, server {f.ServerMajor?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}.")
-            : new("backup.pg_dump", "pg_dump is available", CheckStatus.Fail, $"pg_dump {f.PgDumpMajor} is older than the server ({f.ServerMajor}) and would refuse to dump it.");
+            ? new(FractalCheckIds.PgDump, "pg_dump is available", CheckStatus.Pass, $"pg_dump {f.PgDumpMajor}, server {f.ServerMajor?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}.")
+            : new(FractalCheckIds.PgDump, "pg_dump is available", CheckStatus.Fail, $"pg_dump {f.PgDumpMajor} is older than the server ({f.ServerMajor}) and would refuse to dump it.");
     }
 
     private static CheckResult Service(PreflightFacts f) =>
         f.StatusExitCode == 0
-            ? new("service.status", "The service status command works", CheckStatus.Pass, $"It says: {f.StatusOutput?.Trim()}.")
-            : new("service.status", "The service status command works", CheckStatus.Fail,
+            ? new(FractalCheckIds.ServiceStatus, "The service status command works", CheckStatus.Pass, $"It says: {f.StatusOutput?.Trim()}.")
+            : new(FractalCheckIds.ServiceStatus, "The service status command works", CheckStatus.Fail,
                 $"It exited with {f.StatusExitCode?.ToString(CultureInfo.InvariantCulture) ?? "no code"}: {f.StatusOutput?.Trim()}. The run stops and starts the service with the target's commands.", $"/targets/{f.TargetId}/edit", "Edit the commands");
 
     private static CheckResult ActiveRun(PreflightFacts f) =>
         f.ActiveRun is null
-            ? new("runs.active", "No run is active on this target", CheckStatus.Pass, "No other run is planned or running.")
-            : new("runs.active", "No run is active on this target", CheckStatus.Fail, $"{f.ActiveRun} is active; finish or abandon it first.");
+            ? new(UpgradeConsole.Core.Runbooks.CommonChecks.ActiveRun, "No run is active on this target", CheckStatus.Pass, "No other run is planned or running.")
+            : new(UpgradeConsole.Core.Runbooks.CommonChecks.ActiveRun, "No run is active on this target", CheckStatus.Fail, $"{f.ActiveRun} is active; finish or abandon it first.");
 
     private static string Size(long bytes) => bytes >= 1L << 30
         ? (bytes / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + " GiB"

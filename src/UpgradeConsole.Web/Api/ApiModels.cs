@@ -126,7 +126,7 @@ public sealed record PlanDto(
     public static PlanDto From(Plan plan) => new(
         plan.Target!.Id, plan.Runbook!.Id, plan.FromVersion, plan.ToVersion,
         [.. plan.Phases.Select(p => new PlannedPhaseDto(p.Definition.Key, p.Definition.Title, p.Definition.Description, p.Commands, p.Chosen,
-            p.Definition.Idempotent, p.Definition.PointOfNoReturn, p.Definition.Rollback))],
+            p.Definition.Idempotent, p.Definition.PointOfNoReturn, p.Definition.RollbackText))],
         plan.EnvMigration is { } env ? new EnvMigrationDto(
             [.. env.Changes.Select(c => new EnvChangeDto(c.Kind, c.Key, c.NewKey, c.Reason))], env.Warnings, env.Refusals, plan.EnvDiff) : null,
         new PlanUsersDto(

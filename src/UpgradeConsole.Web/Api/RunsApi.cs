@@ -4,8 +4,9 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using UpgradeConsole.Core.Accounts;
-using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Hosting;
+using UpgradeConsole.Web.Runbooks;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
@@ -15,22 +16,18 @@ namespace UpgradeConsole.Web.Api;
 /// <summary>Runbooks and runs: plan, start, approve, steer, read status and log (text or a resumable event stream).</summary>
 public static class RunsApi
 {
-    /// <summary>States in which the log may still grow without anyone acting.</summary>
-    /// <summary>The states a log stream stays open in: only a run that is executing writes lines (security finding 4).</summary>
-    private static readonly RunState[] Streaming = [RunState.Running, RunState.RollingBack];
-
     public static RouteGroupBuilder MapRunsApi(this RouteGroupBuilder api)
     {
-        api.MapGet("/runbooks", () => TypedResults.Ok(Runbooks.All.Select(r => new RunbookDto(
-                r.Id, r.Title, r.Product, r.Id == Runbooks.Fractal216To2170 ? "2.17.0" : null, r.Phases.Any(p => p.Key == "update-db-data"),
+        api.MapGet("/runbooks", (RunbookCatalog runbooks) => TypedResults.Ok(runbooks.All.Select(r => new RunbookDto(
+                r.Id, r.Title, r.Product, r.FixedToVersion, r.HasDataMigration,
                 [.. r.Phases.Select(p => new PhaseDefinitionDto(p.Key, p.Title, p.Idempotent, p.PointOfNoReturn))], r.Checklist)).ToList()))
             .WithTags("Runbooks").WithSummary("List the runbooks");
 
-        api.MapGet("/targets/{id:int}/plan", async (int id, string? runbook, string? to, string? oauthClient, bool? dataMigration, TargetService targets, PlanBuilder plans, CancellationToken ct) =>
+        api.MapGet("/targets/{id:int}/plan", async (int id, string? runbook, string? to, string? oauthClient, bool? dataMigration, TargetService targets, PlanBuilder plans, RunbookCatalog runbooks, CancellationToken ct) =>
         {
-            if (Runbooks.Find(runbook ?? "") is null)
+            if (runbooks.Find(runbook ?? "") is null)
             {
-                return ApiProblems.Invalid("runbook", $"One of: {string.Join(", ", Runbooks.All.Select(r => r.Id))}.");
+                return ApiProblems.Invalid("runbook", $"One of: {string.Join(", ", runbooks.All.Select(r => r.Id))}.");
             }
 
             if (await targets.FindAsync(id, ct) is null)
@@ -45,15 +42,15 @@ public static class RunsApi
             .WithDescription("What the plan page shows: every phase with its exact commands, the env-file changes with their reasons and the diff (secrets masked), who will and will not be migrated, the backup location and database size, the expected duration, the last preflight.")
             .Produces<PlanDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
-        api.MapPost("/targets/{id:int}/runs", async (int id, PlanRequest input, TargetService targets, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+        api.MapPost("/targets/{id:int}/runs", async (int id, PlanRequest input, TargetService targets, RunService runs, RunbookCatalog runbooks, AppDbContext db, HttpContext http, CancellationToken ct) =>
         {
-            var runbook = Runbooks.Find(input.Runbook ?? "");
+            var runbook = runbooks.Find(input.Runbook ?? "");
             var errors = new Dictionary<string, string[]>();
             if (runbook is null)
             {
-                errors["runbook"] = [$"One of: {string.Join(", ", Runbooks.All.Select(r => r.Id))}."];
+                errors["runbook"] = [$"One of: {string.Join(", ", runbooks.All.Select(r => r.Id))}."];
             }
-            else if (runbook.Id != Runbooks.Fractal216To2170 && string.IsNullOrWhiteSpace(input.To))
+            else if (runbook.FixedToVersion is null && string.IsNullOrWhiteSpace(input.To))
             {
                 errors["to"] = ["Give the version to upgrade to, such as 2.16.7."];
             }
@@ -319,7 +316,8 @@ public static class RunsApi
                 }
 
                 // A stopped run may still have its last lines in flight: look twice before saying it ended.
-                if (!Streaming.Contains(run.State) && !sent && ++stoppedChecks >= 2)
+                // A log stream stays open only while the run executes (the driver moves it): only then are lines written (security finding 4).
+                if (!RunStateMachine.IsMoving(run.State) && !sent && ++stoppedChecks >= 2)
                 {
                     var summary = JsonSerializer.Serialize(RunSummaryDto.From(run), ApiJson);
                     await http.Response.WriteAsync($"event: end\ndata: {summary}\n\n", ct);

@@ -3,13 +3,14 @@ using Npgsql;
 using UpgradeConsole.Core.EnvFiles;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Runbooks;
 using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Web.Fractal;
 
 /// <summary>Everything needed to work on a Fractal target's data: its env values and its database.</summary>
 /// Disposing it closes the forward to the database: open it for one page request or one phase.
-public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnlyDictionary<string, string?> Env, FractalDatabase Database, IPortForward? Forward = null) : IAsyncDisposable
+public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnlyDictionary<string, string?> Env, FractalDatabase Database, IPortForward? Forward = null) : IProductSession
 {
     /// <summary>The place in the target's queue a person's request holds (<see cref="FractalAccess.OpenForPeopleAsync"/>); released with the context.</summary>
     public IDisposable? Slot { get; init; }
@@ -28,6 +29,10 @@ public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnly
             Slot?.Dispose();
         }
     }
+
+    /// <summary>Values never to show: the env file's passwords, secrets, keys and tokens.</summary>
+    public IReadOnlyCollection<string> Secrets =>
+        Env.Where(kv => FractalDiscovery.IsSecret(kv.Key) && kv.Value is { Length: >= 4 }).Select(kv => kv.Value!).Distinct().OrderByDescending(s => s.Length).ToList();
 
     /// <summary>The 2.16 backend (<c>local</c>, <c>slurm</c>, <c>slurm_ssh</c>) the env file sets.</summary>
     public string Backend => Env.GetValueOrDefault("FRACTAL_RUNNER_BACKEND") ?? "local";

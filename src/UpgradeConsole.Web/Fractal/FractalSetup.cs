@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Hosting;
+using UpgradeConsole.Web.Runbooks;
 
 namespace UpgradeConsole.Web.Fractal;
 
@@ -14,6 +15,7 @@ public static class FractalSetup
         builder.Services.AddSingleton<FractalAccess>();
         builder.Services.AddScoped<FractalUsersService>();
         builder.Services.AddScoped<PreflightService>();
+        builder.AddProduct<FractalRuntime>(FractalProduct.Instance);
         return builder;
     }
 

@@ -1,4 +1,8 @@
-using UpgradeConsole.Core.Runbooks;
+using System.Security.Claims;
+using System.Text.Json;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Web.Fractal;
+using UpgradeConsole.Web.Runbooks;
 
 namespace UpgradeConsole.Web.Runs;
 
@@ -14,9 +18,15 @@ public static class PreflightGate
 
     public const string OverrideNeedsAdmin = "Only an Admin may override a failing preflight check.";
 
+    /// <summary>
+    /// What a gate phase does, for every product: run the product's preflight again, log every check,
+    /// and fail unless each failing check the runbook requires was overridden.
+    /// </summary>
+    public static PhaseExecution Execution { get; } = PhaseExecution.Builtin(RunAsync);
+
     /// <summary>Whether the phase is a gate of its runbook.</summary>
     public static bool IsGate(RunbookDefinition? runbook, RunPhase phase) =>
-        !phase.IsRollback && runbook?.Phases.FirstOrDefault(p => p.Key == phase.Key) is { Gate: true };
+        !phase.IsRollback && runbook?.Phase(phase.Key) is { Gate: true };
 
     /// <summary>Why <paramref name="phase"/> may not be marked done, or null.</summary>
     public static string? RefuseMarkDone(RunbookDefinition? runbook, RunPhase phase) =>
@@ -30,4 +40,26 @@ public static class PreflightGate
         phase.IsRollback
             ? null
             : run.Phases.Where(p => p.Index < phase.Index && IsGate(runbook, p) && p.State != PhaseState.Succeeded).OrderBy(p => p.Index).FirstOrDefault();
+
+    private static async Task<PhaseOutcome> RunAsync(PhaseContext c)
+    {
+        var run = c.Run;
+        var actor = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, run.StartedBy ?? "system")], "run"));
+        var result = await c.Product.PreflightAsync(run.TargetId, actor, c.Cancellation, forRun: run.Id);
+        var overrides = JsonSerializer.Deserialize<Dictionary<string, string>>(run.OverridesJson, JsonSerializerOptions.Web) ?? [];
+        var failing = new List<string>();
+        foreach (var check in PreflightService.Checks(result))
+        {
+            var overridden = check.Status == CheckStatus.Fail && overrides.TryGetValue(check.Id, out _);
+            var required = c.Runbook.Requires(check.Id);
+            await c.WriteAsync($"{(check.Status == CheckStatus.Pass ? "pass" : check.Status == CheckStatus.Warn ? "WARN" : overridden ? "FAIL (overridden)" : required ? "FAIL" : "fail (not required by this runbook)")} {check.Title}: {check.Explanation}" +
+                (overridden ? $" — override: {overrides[check.Id]}" : ""));
+            if (check.Status == CheckStatus.Fail && !overridden && required)
+            {
+                failing.Add(check.Title);
+            }
+        }
+
+        return failing.Count == 0 ? PhaseOutcome.Done() : PhaseOutcome.Failed($"{failing.Count} check(s) fail: {string.Join("; ", failing)}.");
+    }
 }

@@ -1,14 +1,8 @@
-using System.Security.Claims;
-using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
-using UpgradeConsole.Core.EnvFiles;
-using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
-using UpgradeConsole.Core.Runbooks;
 using UpgradeConsole.Web.Audit;
-using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Persistence;
-using UpgradeConsole.Web.Targets;
+using UpgradeConsole.Web.Runbooks;
 
 namespace UpgradeConsole.Web.Runs;
 
@@ -36,8 +30,8 @@ public interface IRunPhaseDriver
 public sealed class RunDriver(
     AppDbContext db,
     IServiceScopeFactory scopes,
-    FractalAccess access,
-    PreflightService preflight,
+    IServiceProvider services,
+    RunbookCatalog runbooks,
     AuditLog audit,
     TimeProvider clock,
     ILogger<RunDriver> logger) : IRunPhaseDriver
@@ -46,12 +40,7 @@ public sealed class RunDriver(
     /// The phase the run is at: the first of its direction (the runbook's, or the rollback's while rolling
     /// back) not yet done; null when every one is.
     /// </summary>
-    public static RunPhase? CurrentPhase(Run run)
-    {
-        var rollingBack = run.State == RunState.RollingBack;
-        return run.Phases.Where(p => p.IsRollback == rollingBack).OrderBy(p => p.Index)
-            .FirstOrDefault(p => p.State is not (PhaseState.Succeeded or PhaseState.MarkedDone or PhaseState.Skipped));
-    }
+    public static RunPhase? CurrentPhase(Run run) => RunStateMachine.CurrentPhase(run);
 
     /// <summary>
     /// Runs phase <paramref name="phaseIndex"/> of the run if the run is still at it, and commits its
@@ -61,19 +50,18 @@ public sealed class RunDriver(
     public async Task<int?> ExecutePhaseAsync(int runId, int phaseIndex, CancellationToken ct)
     {
         var run = await db.Runs.Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
-        if (run is null || run.State is not (RunState.Running or RunState.RollingBack))
+        if (run is null || !RunStateMachine.IsMoving(run.State))
         {
             return null;
         }
 
-        var runbook = Runbooks.Find(run.RunbookId) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}.");
+        var runbook = runbooks.Find(run.RunbookId) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}.");
         var rollingBack = run.State == RunState.RollingBack;
         var phase = CurrentPhase(run);
         if (phase is { State: PhaseState.Failed or PhaseState.NeedsAttention })
         {
             // The phase's result was committed but the run's was not (the node died in between): finish that.
-            await FinishRunAsync(run, rollingBack ? RunState.RollbackFailed : phase.State == PhaseState.NeedsAttention ? RunState.NeedsAttention : RunState.Failed,
-                $"{phase.Title}: {phase.Message}", ct, stayActive: true);
+            await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, phase.State), $"{phase.Title}: {phase.Message}", ct, stayActive: true);
             return null;
         }
 
@@ -82,7 +70,7 @@ public sealed class RunDriver(
             return null;
         }
 
-        if (phase is null || runbook.Phases.FirstOrDefault(p => p.Key == phase.Key)?.Kind == PhaseKind.Manual)
+        if (phase is null || IsManual(runbook, phase))
         {
             return await AdvanceAsync(run, phase, ct);
         }
@@ -94,10 +82,11 @@ public sealed class RunDriver(
         }
 
         var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == run.TargetId, ct);
-        FractalContext context;
+        var product = RunbookCatalog.Runtime(services, runbook);
+        IProductSession session;
         try
         {
-            context = await access.OpenAsync(target, ct);
+            session = await product.OpenSessionAsync(target, ct);
         }
         catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or InvalidOperationException or TimeoutException)
         {
@@ -106,11 +95,10 @@ public sealed class RunDriver(
             return null;
         }
 
-        // The forward to the target's database closes when the phases are done.
-        await using var _ = context;
-        var log = new RunLogWriter(scopes, run.Id, Secrets(context.Env), clock);
-        var phases = new FractalPhases(run, target, context, new RemoteStepEngine(context.Shell, logger: logger), log, db, preflight);
-        var definition = runbook.Phases.FirstOrDefault(p => p.Key == phase.Key);
+        // What the product opened for the phase (Fractal: a forward to the target's database) closes when it is done.
+        await using var _ = session;
+        var log = new RunLogWriter(scopes, run.Id, session.Secrets, clock);
+        var execution = runbook.ExecutionOf(phase);
         var recovering = phase.State == PhaseState.Running;
         phase.State = PhaseState.Running;
         phase.StartedAt ??= clock.GetUtcNow();
@@ -120,7 +108,10 @@ public sealed class RunDriver(
         PhaseOutcome outcome;
         try
         {
-            outcome = await phases.RunAsync(phase, definition, recovering, ct);
+            var context = new PhaseContext(run, phase, runbook, target, session, product, new RemoteStepEngine(session.Shell, logger: logger), log, db, recovering, ct);
+            outcome = execution is { } e
+                ? await PhaseRunner.RunAsync(context, e.Execution, e.Timeout, e.Idempotent)
+                : PhaseOutcome.Failed($"No implementation for phase {phase.Key}.");
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -132,7 +123,7 @@ public sealed class RunDriver(
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             logger.LogError(ex, "Phase {Phase} of run {Run} failed", phase.Key, run.Id);
-            outcome = definition is { Idempotent: false }
+            outcome = execution is { Idempotent: false }
                 ? new PhaseOutcome(PhaseState.NeedsAttention, $"{ex.Message} The outcome of this step is unknown and it is never re-run automatically: check the target, then retry, mark it done or roll back.")
                 : PhaseOutcome.Failed(ex.Message);
         }
@@ -147,8 +138,7 @@ public sealed class RunDriver(
         await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = phase.IsRollback }, ct);
         if (outcome.State != PhaseState.Succeeded)
         {
-            var state = rollingBack ? RunState.RollbackFailed : outcome.State == PhaseState.NeedsAttention ? RunState.NeedsAttention : RunState.Failed;
-            await FinishRunAsync(run, state, $"{phase.Title}: {phase.Message}", ct, stayActive: true);
+            await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, outcome.State), $"{phase.Title}: {phase.Message}", ct, stayActive: true);
             return null;
         }
 
@@ -158,7 +148,7 @@ public sealed class RunDriver(
             return null;
         }
 
-        return next is not null && runbook.Phases.FirstOrDefault(p => p.Key == next.Key)?.Kind != PhaseKind.Manual
+        return next is not null && !IsManual(runbook, next)
             ? next.Index
             : await AdvanceAsync(run, next, ct);
     }
@@ -190,7 +180,7 @@ public sealed class RunDriver(
         var rollingBack = run.State == RunState.RollingBack;
         if (next is null)
         {
-            await FinishRunAsync(run, rollingBack ? RunState.RolledBack : RunState.Succeeded, rollingBack ? "Rolled back." : "Succeeded.", ct);
+            await FinishRunAsync(run, RunStateMachine.Finished(rollingBack), rollingBack ? "Rolled back." : "Succeeded.", ct);
             return null;
         }
 
@@ -215,7 +205,6 @@ public sealed class RunDriver(
         await audit.RecordAsync("system", "run.state", run.TargetId, $"run {run.Id}", new { run = run.Id, state = state.ToString(), message }, ct);
     }
 
-    /// <summary>Values never to show: the env file's passwords, secrets, keys and tokens.</summary>
-    public static IReadOnlyCollection<string> Secrets(IReadOnlyDictionary<string, string?> env) =>
-        env.Where(kv => FractalDiscovery.IsSecret(kv.Key) && kv.Value is { Length: >= 4 }).Select(kv => kv.Value!).Distinct().OrderByDescending(s => s.Length).ToList();
+    /// <summary>A manual phase (the checklist) is not run: the run waits at it for people.</summary>
+    private static bool IsManual(RunbookDefinition runbook, RunPhase phase) => !phase.IsRollback && runbook.Phase(phase.Key)?.Kind == PhaseKind.Manual;
 }

@@ -47,7 +47,7 @@ public sealed class RunJob(
     public async Task ScheduleAsync(int runId, CancellationToken ct)
     {
         var run = await db.Runs.AsNoTracking().Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
-        if (run is null || run.State is not (RunState.Running or RunState.RollingBack))
+        if (run is null || !RunStateMachine.IsMoving(run.State))
         {
             return;
         }
@@ -75,7 +75,7 @@ public sealed class RunJob(
 
         // Every line logged while the phase runs (driver, engine, SSH) carries the run, phase and target (JSON logs: IncludeScopes).
         using var logScope = logger.BeginScope(new Dictionary<string, object> { ["RunId"] = runId, ["Phase"] = phase.Key, ["TargetId"] = run.TargetId });
-        if (run.State is not (RunState.Running or RunState.RollingBack) || RunDriver.CurrentPhase(run)?.Index != phaseIndex)
+        if (!RunStateMachine.IsMoving(run.State) || RunDriver.CurrentPhase(run)?.Index != phaseIndex)
         {
             await SayAsync(runId, phase, $"── {phase.Title}: its job was delivered again, but the phase is {phase.State} and the run {run.State}; this delivery did nothing", ct);
             return;

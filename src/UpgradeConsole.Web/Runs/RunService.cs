@@ -8,6 +8,7 @@ using UpgradeConsole.Core.Runbooks;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runbooks;
 using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Web.Runs;
@@ -20,12 +21,20 @@ public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId 
 
     public static RunResult Ok(int? id = null) => new(true, null, id);
 
+    /// <summary>When the run's state machine refused the action: which action, and why (the error is its message).</summary>
+    public RunRefusal? Refusal { get; init; }
+
     public static RunResult Fail(string error) => new(false, error);
+
+    public static RunResult Refused(RunRefusal refusal) => new(false, refusal.Message) { Refusal = refusal };
 }
 
 /// <summary>Plans, approves, starts and steers runs; every action is checked against the run's state and audited.</summary>
-public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, TargetConnections connections, AuditLog audit, TimeProvider clock)
+public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, RunbookCatalog runbooks, TargetConnections connections, AuditLog audit, TimeProvider clock)
 {
+    /// <summary>The runbook a run follows (null if it is no longer known).</summary>
+    public RunbookDefinition? RunbookOf(Run run) => runbooks.Find(run.RunbookId);
+
     public Task<Run?> FindAsync(int id, CancellationToken ct) =>
         db.Runs.AsNoTracking().Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == id, ct);
 
@@ -35,7 +44,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     /// <summary>Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.</summary>
     public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct, bool dataMigration = false)
     {
-        var runbook = Runbooks.Find(runbookId);
+        var runbook = runbooks.Find(runbookId);
         if (runbook is null)
         {
             return RunResult.Fail("Unknown runbook.");
@@ -66,7 +75,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         if (plan.Preflight is not null)
         {
             var unresolved = PreflightService.Checks(plan.Preflight)
-                .Where(c => c.Status == CheckStatus.Fail && c.Id != "runs.active" && runbook.Requires(c.Id) && !overrides.ContainsKey(c.Id)).ToList();
+                .Where(c => c.Status == CheckStatus.Fail && c.Id != CommonChecks.ActiveRun && runbook.Requires(c.Id) && !overrides.ContainsKey(c.Id)).ToList();
             if (unresolved.Count > 0)
             {
                 return RunResult.Fail($"The last preflight has failing checks: {string.Join("; ", unresolved.Select(c => c.Title))}. " +
@@ -86,7 +95,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             PlannedBy = actor.Identity?.Name ?? "",
             PlannedAt = clock.GetUtcNow(),
             RequiresApproval = target.RequireApproval,
-            PlanJson = JsonSerializer.Serialize(plan.Snapshot, JsonSerializerOptions.Web),
+            PlanJson = JsonSerializer.Serialize(plan.Snapshot, plan.Snapshot.GetType(), JsonSerializerOptions.Web),
             OverridesJson = JsonSerializer.Serialize(overrides, JsonSerializerOptions.Web),
             OAuthClient = string.IsNullOrWhiteSpace(oauthClient) ? null : oauthClient.Trim(),
             Phases = plan.Phases.Select((p, i) => new RunPhase
@@ -114,14 +123,9 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
     public Task<RunResult> ApproveAsync(int runId, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.approve", null, run =>
     {
-        if (run.State != RunState.Planned || !run.RequiresApproval || run.ApprovedBy is not null)
+        if (Check(RunAction.Approve, run, actor) is { } refusal)
         {
-            return "This run does not wait for an approval.";
-        }
-
-        if (run.PlannedBy == actor.Identity?.Name)
-        {
-            return "Nobody approves their own run: another Operator or Admin must approve it.";
+            return refusal;
         }
 
         run.ApprovedBy = actor.Identity?.Name;
@@ -131,19 +135,9 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
     public Task<RunResult> StartAsync(int runId, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.start", null, run =>
     {
-        if (run.State != RunState.Planned)
+        if (Check(RunAction.Start, run, actor) is { } refusal)
         {
-            return $"The run is {run.State}, not planned.";
-        }
-
-        if (run.RequiresApproval && run.ApprovedBy is null)
-        {
-            return "This target needs a second person's approval before the run starts.";
-        }
-
-        if (run.RequiresApproval && run.ApprovedBy == actor.Identity?.Name)
-        {
-            return "The person who approved the run cannot also start it.";
+            return refusal;
         }
 
         run.State = RunState.Running;
@@ -155,19 +149,12 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     /// <summary>Runs a failed phase again. A non-idempotent one only with an explicit confirmation.</summary>
     public Task<RunResult> RetryAsync(int runId, bool confirmNotIdempotent, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.retry", null, run =>
     {
-        var phase = StoppedPhase(run);
-        if (phase is null || run.State is not (RunState.Failed or RunState.NeedsAttention or RunState.RollbackFailed))
+        if (Check(RunAction.Retry, run, actor, confirmNotIdempotent) is { } refusal)
         {
-            return "No failed phase to retry.";
+            return refusal;
         }
 
-        var definition = Runbooks.Find(run.RunbookId)?.Phases.FirstOrDefault(p => p.Key == phase.Key);
-        if (definition is { Idempotent: false } && !confirmNotIdempotent)
-        {
-            return $"{phase.Title} is not safe to run twice. Check the target first, then confirm the retry explicitly.";
-        }
-
-        NextAttempt(run, phase);
+        NextAttempt(run, StoppedPhase(run)!);
         return null;
     }, schedule: true, ct, confirmed: confirmNotIdempotent);
 
@@ -180,26 +167,21 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         phase.LogOffset = 0;
         phase.Message = null;
         phase.ExitCode = null;
-        run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
+        run.State = RunStateMachine.Resumed(phase);
     }
 
     public Task<RunResult> MarkDoneAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.mark-done", reason, run =>
     {
-        var phase = StoppedPhase(run);
-        if (phase is null || run.State is not (RunState.Failed or RunState.NeedsAttention or RunState.RollbackFailed))
-        {
-            return "No failed phase to mark done.";
-        }
-
-        if (PreflightGate.RefuseMarkDone(Runbooks.Find(run.RunbookId), phase) is { } refusal)
+        if (Check(RunAction.MarkDone, run, actor) is { } refusal)
         {
             return refusal;
         }
 
+        var phase = StoppedPhase(run)!;
         phase.State = PhaseState.MarkedDone;
         phase.Message = $"Marked done by {actor.Identity?.Name}: {reason}";
         phase.EndedAt = clock.GetUtcNow();
-        run.State = phase.IsRollback ? RunState.RollingBack : RunState.Running;
+        run.State = RunStateMachine.Resumed(phase);
         return null;
     }, schedule: true, ct);
 
@@ -236,12 +218,12 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         var trimmed = overrides.ToDictionary(o => o.Key, o => o.Value.Trim(), StringComparer.Ordinal);
         return await ChangeAsync(runId, actor, "run.preflight-override", string.Join("; ", trimmed.Select(o => $"{o.Key}: {o.Value}")), change =>
         {
-            var phase = StoppedPhase(change);
-            if (phase is null || change.State != RunState.Failed || !PreflightGate.IsGate(Runbooks.Find(change.RunbookId), phase))
+            if (Check(RunAction.OverridePreflight, change, actor) is { } refusal)
             {
-                return "Overrides apply to a failed preflight phase only.";
+                return refusal;
             }
 
+            var phase = StoppedPhase(change)!;
             var merged = JsonSerializer.Deserialize<Dictionary<string, string>>(change.OverridesJson, JsonSerializerOptions.Web) ?? [];
             foreach (var (check, reason) in trimmed)
             {
@@ -260,52 +242,16 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     /// </summary>
     public Task<RunResult> RollbackAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.rollback", reason, run =>
     {
-        if (run.State is not (RunState.Failed or RunState.NeedsAttention or RunState.WaitingForChecklist or RunState.RollbackFailed))
+        if (Check(RunAction.Rollback, run, actor) is { } refusal)
         {
-            return $"A {run.State} run cannot be rolled back now.";
+            return refusal;
         }
 
-        if (run.State == RunState.RollbackFailed)
+        // The runbook says what undoes each phase that started, and in which order.
+        var (steps, noRollback) = RollbackPlan.For(run, RunbookOf(run) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}."));
+        if (noRollback is not null)
         {
-            return "The rollback itself failed: retry its failed step, or mark it done.";
-        }
-
-        bool Started(string key) => run.Phases.Any(p => !p.IsRollback && p.Key == key && p.State != PhaseState.Pending);
-        var steps = new List<(string Key, string Title)>();
-        var pastPointOfNoReturn = Started("set-db") || Started("update-db-data");
-        if (Started("stop") || Started("start"))
-        {
-            steps.Add(("rb-stop", "Stop fractal-server"));
-        }
-
-        if (pastPointOfNoReturn)
-        {
-            if (run.BackupPath is null)
-            {
-                return "The database was changed but this run has no verified backup to restore.";
-            }
-
-            steps.Add(("rb-restore-db", "Restore the database from this run's dump"));
-        }
-
-        if (Started("env-write"))
-        {
-            steps.Add(("rb-env", "Put the 2.16 env file back"));
-        }
-
-        if (Started("pip-install"))
-        {
-            steps.Add(("rb-pip", $"Install fractal-server {run.FromVersion} again"));
-        }
-
-        if (Started("stop"))
-        {
-            steps.Add(("rb-start", $"Start fractal-server {run.FromVersion}"));
-        }
-
-        if (pastPointOfNoReturn)
-        {
-            steps.Add(("rb-verify", "Check the restored database"));
+            return noRollback;
         }
 
         var next = run.Phases.Max(p => p.Index) + 1;
@@ -323,9 +269,9 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
     public Task<RunResult> AbandonAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.abandon", reason, run =>
     {
-        if (!run.IsActive || run.State is RunState.Running or RunState.RollingBack)
+        if (Check(RunAction.Abandon, run, actor) is { } refusal)
         {
-            return run.IsActive ? "Cancel the running step first." : "The run is not active.";
+            return refusal;
         }
 
         run.State = RunState.Abandoned;
@@ -339,16 +285,21 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     public async Task<RunResult> CancelAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct)
     {
         var run = await db.Runs.Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
-        if (run is null || run.State is not (RunState.Running or RunState.RollingBack))
+        if (run is null)
         {
             return RunResult.Fail("No step of this run is running.");
+        }
+
+        if (Check(RunAction.Cancel, run, actor) is { } notRunning)
+        {
+            return RunResult.Refused(notRunning);
         }
 
         var phase = run.Phases.FirstOrDefault(p => p.State == PhaseState.Running && p.StepId is not null);
         await audit.RecordAsync(actor, "run.cancel", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase?.Key, reason }, ct);
         if (phase is null)
         {
-            return RunResult.Fail("The current phase runs inside the dashboard and ends by itself in a moment.");
+            return RunResult.Refused(new RunRefusal(RunAction.Cancel, RefusalReason.RunsInsideTheDashboard, "The current phase runs inside the dashboard and ends by itself in a moment."));
         }
 
         var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == run.TargetId, ct);
@@ -366,9 +317,9 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return RunResult.Fail("No such checklist item.");
         }
 
-        if (run.State != RunState.WaitingForChecklist)
+        if (Check(RunAction.TickChecklist, run, actor) is { } closed)
         {
-            return RunResult.Fail("The checklist opens once every automatic phase is done.");
+            return RunResult.Refused(closed);
         }
 
         item.Done = done;
@@ -377,7 +328,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         item.Note = string.IsNullOrWhiteSpace(note) ? item.Note : note.Trim();
         if (run.Checklist.All(c => c.Done))
         {
-            var phase = run.Phases.First(p => p.Key == "checklist");
+            var manual = RunbookOf(run)?.ChecklistPhase ?? throw new InvalidOperationException($"The runbook of run {run.Id} has no manual phase.");
+            var phase = run.Phases.First(p => !p.IsRollback && p.Key == manual.Key);
             phase.State = PhaseState.Succeeded;
             phase.EndedAt = clock.GetUtcNow();
             run.State = RunState.Succeeded;
@@ -392,10 +344,13 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         return RunResult.Ok(run.Id);
     }
 
-    private static RunPhase? StoppedPhase(Run run) =>
-        run.Phases.OrderBy(p => p.Index).FirstOrDefault(p => p.State is PhaseState.Failed or PhaseState.NeedsAttention);
+    private static RunPhase? StoppedPhase(Run run) => RunStateMachine.StoppedPhase(run);
 
-    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, string?> change, bool schedule, CancellationToken ct, bool? confirmed = null)
+    /// <summary>The state machine's answer for this run, its runbook and this person.</summary>
+    private RunRefusal? Check(RunAction action, Run run, ClaimsPrincipal actor, bool confirmed = false) =>
+        RunStateMachine.Check(action, run, RunbookOf(run), actor.Identity?.Name, confirmed);
+
+    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, RunRefusal?> change, bool schedule, CancellationToken ct, bool? confirmed = null)
     {
         if (reason is not null && string.IsNullOrWhiteSpace(reason))
         {
@@ -412,7 +367,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         var stoppedPhase = stopped is null ? null : new { stopped.Key, stopped.Attempt, state = stopped.State.ToString() };
         if (change(run) is { } refusal)
         {
-            return RunResult.Fail(refusal);
+            return RunResult.Refused(refusal);
         }
 
         run.Version = Guid.NewGuid();
@@ -426,7 +381,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         }
 
         await audit.RecordAsync(actor, action, run.TargetId, $"run {run.Id}", new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
-        if (schedule && run.State is RunState.Running or RunState.RollingBack)
+        if (schedule && RunStateMachine.IsMoving(run.State))
         {
             await runJobs.ScheduleAsync(run.Id, ct);
         }

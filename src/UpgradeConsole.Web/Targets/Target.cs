@@ -48,7 +48,7 @@ public sealed class Target
     public string Name { get; set; } = "";
 
     /// <summary>What runs there; decides discovery and runbooks (<c>fractal-server</c> for now).</summary>
-    public string Product { get; set; } = Products.FractalServer;
+    public string Product { get; set; } = Fractal.FractalProduct.ProductId;
 
     public string Host { get; set; } = "";
 
@@ -151,13 +151,6 @@ public sealed class Target
     /// and passphrase destroyed; every query leaves it out.
     /// </summary>
     public DateTimeOffset? DeletedAt { get; set; }
-}
-
-public static class Products
-{
-    public const string FractalServer = "fractal-server";
-
-    public static IReadOnlyList<string> All { get; } = [FractalServer];
 }
 
 internal sealed class TargetConfiguration : IEntityTypeConfiguration<Target>

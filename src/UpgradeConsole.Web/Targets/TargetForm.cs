@@ -9,7 +9,7 @@ public sealed class TargetForm : IValidatableObject
     [Required(ErrorMessage = "Give the target a name."), StringLength(100)]
     public string Name { get; set; } = "";
 
-    public string Product { get; set; } = Products.FractalServer;
+    public string Product { get; set; } = Fractal.FractalProduct.ProductId;
 
     [Required(ErrorMessage = "Enter the host name or address.")]
     public string Host { get; set; } = "";
@@ -101,11 +101,7 @@ public sealed class TargetForm : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (!Products.All.Contains(Product))
-        {
-            yield return new("Unknown product.", [nameof(Product)]);
-        }
-
+        // The products plugged in (the runbook catalog) are known to the service, which checks the product first.
         if (!HostNames.IsValid(Host?.Trim()))
         {
             yield return new("This is not a host name or IP address.", [nameof(Host)]);

@@ -27,7 +27,7 @@ public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? 
 /// Targets: adding and editing them, pinning host keys, testing the connection and discovering
 /// what runs there. Every change is an audit event; no secret ever leaves in a result.
 /// </summary>
-public sealed class TargetService(AppDbContext db, TargetConnections connections, AuditLog audit, TimeProvider clock)
+public sealed class TargetService(AppDbContext db, TargetConnections connections, UpgradeConsole.Web.Runbooks.RunbookCatalog products, AuditLog audit, TimeProvider clock)
 {
     public Task<List<Target>> ListAsync(CancellationToken ct = default) =>
         db.Set<Target>().AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
@@ -308,9 +308,14 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         await db.SaveChangesAsync(ct);
     }
 
-    private static List<string> Validate(TargetForm form)
+    private List<string> Validate(TargetForm form)
     {
         var results = new List<ValidationResult>();
+        if (!products.Products.Any(p => p.Id == form.Product))
+        {
+            results.Add(new ValidationResult("Unknown product.", [nameof(TargetForm.Product)]));
+        }
+
         Validator.TryValidateObject(form, new ValidationContext(form), results, validateAllProperties: true);
         return results.Select(r => r.ErrorMessage ?? "Invalid value.").Distinct().ToList();
     }

@@ -33,7 +33,7 @@ public static class RunSeed
         var run = new Run
         {
             TargetId = target.Id,
-            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
+            RunbookId = UpgradeConsole.Web.Fractal.FractalRunbooks.ReleaseId,
             FromVersion = "2.16.6",
             ToVersion = "2.16.7",
             State = RunState.Running,

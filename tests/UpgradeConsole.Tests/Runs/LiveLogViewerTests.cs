@@ -33,7 +33,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         db.Runs.Add(new Run
         {
             TargetId = target.Id,
-            RunbookId = UpgradeConsole.Core.Runbooks.Runbooks.FractalRelease,
+            RunbookId = UpgradeConsole.Web.Fractal.FractalRunbooks.ReleaseId,
             FromVersion = "2.16.5",
             ToVersion = "2.16.6",
             State = RunState.Succeeded,

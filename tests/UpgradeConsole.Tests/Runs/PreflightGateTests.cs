@@ -1,4 +1,5 @@
-using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Web.Fractal;
+using UpgradeConsole.Web.Runbooks;
 using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Runs;
@@ -7,11 +8,11 @@ namespace UpgradeConsole.Tests.Runs;
 public sealed class PreflightGateTests
 {
     [Theory]
-    [InlineData(Runbooks.Fractal216To2170)]
-    [InlineData(Runbooks.FractalRelease)]
+    [InlineData(FractalRunbooks.Upgrade2170Id)]
+    [InlineData(FractalRunbooks.ReleaseId)]
     public void RefuseMarkDone_OnTheFailedPreflight_RefusesAndOnOtherPhasesNot(string runbookId)
     {
-        var runbook = Runbooks.Find(runbookId)!;
+        var runbook = FractalRunbooks.All.Single(r => r.Id == runbookId);
         Assert.Equal(PreflightGate.MarkDoneRefusal, PreflightGate.RefuseMarkDone(runbook, new RunPhase { Key = "preflight", State = PhaseState.Failed }));
         Assert.Null(PreflightGate.RefuseMarkDone(runbook, new RunPhase { Key = "backup", State = PhaseState.Failed }));
         // A rollback phase is never a gate, whatever its key.
@@ -26,7 +27,7 @@ public sealed class PreflightGateTests
     [InlineData(PhaseState.Running)]
     public void UnpassedGateBefore_APreflightThatDidNotSucceed_HoldsBackEveryLaterPhaseButNotRollback(PhaseState preflightState)
     {
-        var runbook = Runbooks.Fractal2170;
+        var runbook = FractalRunbooks.Upgrade2170;
         var run = RunOf(runbook, preflightState);
         foreach (var phase in run.Phases.Where(p => p.Key != "preflight"))
         {
@@ -43,7 +44,7 @@ public sealed class PreflightGateTests
     [Fact]
     public void UnpassedGateBefore_APreflightThatSucceeded_HoldsNothingBack()
     {
-        var runbook = Runbooks.Fractal2170;
+        var runbook = FractalRunbooks.Upgrade2170;
         var run = RunOf(runbook, PhaseState.Succeeded);
         Assert.All(run.Phases, p => Assert.Null(PreflightGate.UnpassedGateBefore(run, runbook, p)));
     }

@@ -1,0 +1,93 @@
+using System.Security.Claims;
+using UpgradeConsole.Web.Fractal;
+using UpgradeConsole.Web.Runs;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.Runbooks;
+
+/// <summary>A page a product adds under each of its targets (Fractal: its users).</summary>
+public sealed record ProductPage(string Title, string Icon, string PathTemplate, string ElementId)
+{
+    public string PathFor(int targetId) => PathTemplate.Replace("{id}", targetId.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+}
+
+/// <summary>What the plan page and API may choose besides the runbook.</summary>
+public sealed record PlanOptions(string? ToVersion, string? OAuthClient, bool DataMigration);
+
+/// <summary>
+/// A product the dashboard upgrades, plugged in once: its runbooks and its extra pages (this,
+/// a singleton) and its services (<see cref="IProductRuntime"/>, per request). Everything about the
+/// product lives in its own folder; the plan page, driver, rollback and API read its runbooks.
+/// </summary>
+public interface IProduct
+{
+    /// <summary>Names the product (the runbooks' <see cref="RunbookDefinition.Product"/>).</summary>
+    string Id { get; }
+
+    string Title { get; }
+
+    IReadOnlyList<RunbookDefinition> Runbooks { get; }
+
+    IReadOnlyList<ProductPage> TargetPages { get; }
+}
+
+/// <summary>A product's services for one request or one phase: discovery for the plan, preflight, a session on a target.</summary>
+public interface IProductRuntime
+{
+    /// <summary>Connects to the target for a phase. Throws what a connection throws when the target cannot be reached.</summary>
+    Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct);
+
+    /// <summary>Runs every preflight check of the product on the target and stores the result.</summary>
+    Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null);
+
+    Task<PreflightRun?> LatestPreflightAsync(int targetId, CancellationToken ct);
+
+    /// <summary>
+    /// What is there now and what the run will record (versions, facts for the phases' previews, the
+    /// snapshot the phases read later); the plan builder adds the phases from the runbook.
+    /// </summary>
+    Task<Plan> DiscoverPlanAsync(Target target, RunbookDefinition runbook, PlanOptions options, CancellationToken ct);
+}
+
+/// <summary>Every runbook of every product plugged in.</summary>
+public sealed class RunbookCatalog(IEnumerable<IProduct> products)
+{
+    private readonly IReadOnlyList<IProduct> _products = products.ToList();
+
+    public IReadOnlyList<IProduct> Products => _products;
+
+    public IReadOnlyList<RunbookDefinition> All => [.. _products.SelectMany(p => p.Runbooks)];
+
+    public RunbookDefinition? Find(string? id) => _products.SelectMany(p => p.Runbooks).FirstOrDefault(r => r.Id == id);
+
+    public IProduct? ProductOf(RunbookDefinition runbook) => _products.FirstOrDefault(p => p.Id == runbook.Product);
+
+    /// <summary>The product a target runs (null if that product is no longer plugged in).</summary>
+    public IProduct? ForTarget(Target target) => _products.FirstOrDefault(p => p.Id == target.Product);
+
+    /// <summary>The runtime of the product behind a runbook.</summary>
+    public static IProductRuntime Runtime(IServiceProvider services, RunbookDefinition runbook) =>
+        services.GetRequiredKeyedService<IProductRuntime>(runbook.Product);
+
+    public static IProductRuntime Runtime(IServiceProvider services, IProduct product) =>
+        services.GetRequiredKeyedService<IProductRuntime>(product.Id);
+}
+
+public static class ProductsSetup
+{
+    /// <summary>Plugs a product in: its runbooks and pages, and its runtime for requests and phases.</summary>
+    public static WebApplicationBuilder AddProduct<TRuntime>(this WebApplicationBuilder builder, IProduct product)
+        where TRuntime : class, IProductRuntime
+    {
+        builder.Services.AddSingleton(product);
+        builder.Services.AddKeyedScoped<IProductRuntime, TRuntime>(product.Id);
+        return builder;
+    }
+
+    /// <summary>The catalog over every product; each product's own setup plugs it in (<see cref="AddProduct{TRuntime}"/>).</summary>
+    public static WebApplicationBuilder AddRunbooks(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<RunbookCatalog>();
+        return builder;
+    }
+}

@@ -1,0 +1,60 @@
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Runbooks;
+
+namespace UpgradeConsole.Web.Runs;
+
+/// <summary>Runs a phase's execution as its runbook declares it: a remote script through the engine, or a builtin step.</summary>
+public static class PhaseRunner
+{
+    public static async Task<PhaseOutcome> RunAsync(PhaseContext c, PhaseExecution execution, TimeSpan timeout, bool idempotent) => execution switch
+    {
+        RemoteExecution remote => await RemoteAsync(c, await remote.Script(c), timeout, idempotent),
+        BuiltinExecution builtin => await builtin.Run(c),
+        _ => PhaseOutcome.Failed($"No execution for phase {c.Phase.Key}."),
+    };
+
+    /// <summary>
+    /// Runs a script as a detached remote step of this phase's attempt, or reattaches to it after a
+    /// restart, storing every line with its offset. The step's start marker on the target keeps a second
+    /// start from happening. A lost step of a non-idempotent phase needs a person.
+    /// </summary>
+    private static async Task<PhaseOutcome> RemoteAsync(PhaseContext c, RemoteScript script, TimeSpan timeout, bool idempotent)
+    {
+        if (script.Refusal is { } refusal)
+        {
+            return PhaseOutcome.Failed(refusal);
+        }
+
+        var (run, phase, target, ct) = (c.Run, c.Phase, c.Target, c.Cancellation);
+        var location = new StepLocation(target.RunsDirectory, run.RemoteRunId, phase.StepId ?? $"{phase.Index:00}-{phase.Key}-a{phase.Attempt}");
+        if (phase.StepId is null)
+        {
+            phase.StepId = location.StepId;
+            phase.LogOffset = 0;
+            await c.Db.SaveChangesAsync(ct);
+        }
+
+        var status = await c.Engine.GetStatusAsync(location, ct);
+        if (status.State == RemoteStepState.NotStarted)
+        {
+            await c.Engine.StartAsync(new RemoteStep
+            {
+                Location = location,
+                Script = script.Script,
+                Environment = script.Environment ?? new Dictionary<string, string>(),
+                Timeout = timeout,
+                RunAsUser = target.ServiceUser,
+            }, ct);
+        }
+
+        await RunLogPump.PumpAsync(c.Engine, location, phase, c.Log, script.OnLine, ct);
+        status = await c.Engine.GetStatusAsync(location, ct);
+        return status.State switch
+        {
+            RemoteStepState.Exited when status.ExitCode == 0 => script.Succeeded is { } succeeded ? await succeeded() : PhaseOutcome.Done(),
+            RemoteStepState.Exited => PhaseOutcome.Failed(status.TimedOut ? $"timed out after {timeout}" : status.Cancelled ? "cancelled" : $"the step exited with {status.ExitCode}", status.ExitCode),
+            _ when idempotent => PhaseOutcome.Failed("The step ended without an exit code (the host restarted, or it was killed)."),
+            _ => new PhaseOutcome(PhaseState.NeedsAttention, "The step ended without an exit code, so whether it completed is unknown. It is never re-run automatically: check the target, then retry, mark it done or roll back."),
+        };
+    }
+}
