@@ -80,7 +80,6 @@ public partial class Program
         app.UseWebShell();
         app.MapHealth();
         app.MapAccounts();
-        app.MapTargets();
         app.MapFractal();
         app.MapRuns();
         app.MapAudit();

@@ -64,14 +64,14 @@ public static class TargetsApi
             .WithDescription("Send every field, with the version you read. Leave privateKey empty to keep the stored key. A new address clears the pinned host key.")
             .Produces<TargetDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
-        targets.MapGet("/{id:int}/host-keys", async (int id, bool? jumpHost, TargetService service, CancellationToken ct) =>
+        targets.MapGet("/{id:int}/host-keys", async (int id, bool? jumpHost, TargetService service, HttpContext http, CancellationToken ct) =>
         {
             if (await service.FindAsync(id, ct) is null)
             {
                 return ApiProblems.NotFound("target");
             }
 
-            var (keys, error) = await service.ScanAsync(id, jumpHost == true, ct);
+            var (keys, error) = await service.ScanAsync(id, jumpHost == true, http.User, ct);
             return error is not null
                 ? TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The host keys could not be read", detail: error)
                 : TypedResults.Ok(keys.Select(k => new ScannedKeyDto(k.Type, k.Fingerprint)).ToList());
