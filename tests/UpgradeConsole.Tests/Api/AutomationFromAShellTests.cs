@@ -26,9 +26,9 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         _app.ServeOverKestrel();
         var adminSession = _adminSession = await _app.CreateFirstAdminAsync();
         _fractal = await FractalTarget.CreateAsync(_app, adminSession, ssh, postgres);
-        _adminToken = await ApiTokens.CreateAsync(adminSession, "cron upgrade", "Admin");
+        _adminToken = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "cron upgrade", "Admin");
         _admin = ApiTokens.Client(_app.BaseUrl, _adminToken);
-        _operator = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Operator"), "checklist bot", "Operator"));
+        _operator = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, await _app.SignedInEmailAsync("Operator"), "checklist bot", "Operator"));
         _targetName = (await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{_fractal.TargetId}")).GetProperty("name").GetString()!;
     }
 

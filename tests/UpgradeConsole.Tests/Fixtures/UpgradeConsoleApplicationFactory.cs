@@ -171,6 +171,13 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
         return await LoginAsAsync(email, password);
     }
 
+    /// <summary>The e-mail of the user <see cref="SignedInClientAsync"/> signs in with <paramref name="role"/> (created on first use).</summary>
+    public async Task<string> SignedInEmailAsync(string role)
+    {
+        await SignedInClientAsync(role);
+        return role == Roles.Admin ? AdminEmail : $"{role.ToLowerInvariant()}@example.org";
+    }
+
     /// <summary>
     /// Adds a user (as the Admin <paramref name="admin"/> would on the users page) and returns their generated
     /// password. The users page is interactive (no form to post), so this goes through the page's own

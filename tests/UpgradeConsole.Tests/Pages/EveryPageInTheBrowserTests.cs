@@ -16,7 +16,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     private static readonly (string Path, bool Interactive)[] SignedInPages =
     [
         ("/", true), ("/targets", true), ("/runs", false), ("/audit", false), ("/admin", false), ("/admin/users", true),
-        ("/account/password", false), ("/account/tokens", false), ("/account/access-denied", true),
+        ("/account/password", false), ("/account/tokens", true), ("/account/access-denied", true),
     ];
 
     private readonly UpgradeConsoleApplicationFactory _app = new();

@@ -19,7 +19,7 @@ public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
     {
         _app.ServeOverKestrel();
         await _app.CreateFirstAdminAsync();
-        _api = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Admin"), "errors", "Admin"));
+        _api = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "errors", "Admin"));
     }
 
     [Fact]
