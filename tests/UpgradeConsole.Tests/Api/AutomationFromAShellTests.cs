@@ -174,9 +174,10 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         Assert.Contains(all, e => e.Action == "run.checklist" && e.Details.Contains("checklist bot", StringComparison.Ordinal));
         Assert.Equal(2, all.Count(e => e.Action == "run.approve" && e.Actor == "operator@example.org" && e.Details.Contains("checklist bot", StringComparison.Ordinal)));
         Assert.DoesNotContain(all, e => e.Details.Contains(_adminToken, StringComparison.Ordinal));
-        // The audit page shows the same, with the token named.
-        var auditPage = WebUtility.HtmlDecode(await _adminSession.GetStringAsync("/audit?action=run.start", ct));
-        Assert.Contains("cron upgrade", auditPage, StringComparison.Ordinal);
+        // The audit page shows the same, with the token named (its service, with the page's filter).
+        var auditPage = await _app.AsAsync<UpgradeConsole.Web.Audit.AuditHistory, List<UpgradeConsole.Web.Audit.AuditEvent>>(UpgradeConsoleApplicationFactory.AdminEmail,
+            (h, a) => h.PageAsync(a, new UpgradeConsole.Web.Audit.AuditFilter { Action = "run.start" }, 100, ct));
+        Assert.Contains(auditPage, e => e.Details.Contains("cron upgrade", StringComparison.Ordinal));
         var verified = await (await _admin.PostAsync("/api/v1/audit/verify", null, ct)).Content.ReadFromJsonAsync<JsonElement>(ct);
         Assert.True(verified.GetProperty("holds").GetBoolean(), verified.ToString());
     }
