@@ -78,10 +78,13 @@ public static class AccountsSetup
         services.AddSingleton<SetupToken>();
         services.AddHostedService<SetupTokenAnnouncer>();
         services.AddScoped<UserAdministration>();
+        services.AddScoped<PasswordSignIn>();
+        services.AddSingleton<UnknownAccountThrottle>();
         services.AddScoped<UserAccess>();
         services.AddCascadingAuthenticationState();
         services.AddScoped<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider, CircuitAuthentication>();
 
+        var signInsPerMinute = builder.Configuration.GetValue("UpgradeConsole:SignInAttemptsPerMinute", 10);
         services.AddRateLimiter(o =>
         {
             o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
@@ -90,7 +93,7 @@ public static class AccountsSetup
             o.AddPolicy(LoginRateLimitPolicy, ctx => ctx.Request.Method == HttpMethods.Post
                 ? RateLimitPartition.GetFixedWindowLimiter(
                     ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown",
-                    _ => new FixedWindowRateLimiterOptions { PermitLimit = 10, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 })
+                    _ => new FixedWindowRateLimiterOptions { PermitLimit = signInsPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 })
                 : RateLimitPartition.GetNoLimiter("reads"));
             o.OnRejected = async (ctx, ct) =>
             {

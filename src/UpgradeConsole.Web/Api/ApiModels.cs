@@ -151,6 +151,6 @@ public sealed record AuditEventDto(long Sequence, DateTimeOffset At, string Acto
 
 public sealed record AuditPage(IReadOnlyList<AuditEventDto> Events, long? NextBefore);
 
-public sealed record AuditVerifyDto(bool Holds, long Events, long? BrokenAt, string? Problem, string HeadHash, string Message);
+public sealed record AuditVerifyDto(bool Holds, long Events, long? BrokenAt, string? Problem, string HeadHash, string Message, bool Full, long Walked);
 
 public sealed record LogLineDto(long Seq, int Phase, DateTimeOffset At, string Text);

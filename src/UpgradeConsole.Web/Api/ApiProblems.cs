@@ -14,6 +14,14 @@ public static class ApiProblems
     public static IResult Forbidden(string detail) =>
         TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Not allowed", detail: detail);
 
+    /// <summary>429 with the wait in <c>Retry-After</c> (seconds) and in the sentence.</summary>
+    public static IResult TooMany(HttpContext http, string detail, TimeSpan retryAfter)
+    {
+        var seconds = (int)Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds));
+        http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests", detail: $"{detail} Try again in {seconds} s.");
+    }
+
     /// <summary>400 with the offending fields (camelCase, as the request spells them).</summary>
     public static IResult Invalid(IDictionary<string, string[]> errors, string? detail = null) =>
         TypedResults.ValidationProblem(errors, detail: detail ?? "Some fields are missing or wrong; see errors.", title: "The request is not valid");

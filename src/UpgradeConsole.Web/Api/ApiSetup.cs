@@ -33,6 +33,10 @@ public static class ApiSetup
         var services = builder.Services;
         services.AddScoped<ApiTokenService>();
         services.AddSingleton<RefusedTokenAudit>();
+        services.AddOptions<ApiCallOptions>().BindConfiguration(ApiCallOptions.Section);
+        services.AddSingleton<ApiCallAudit>();
+        services.AddHostedService<ApiCallAuditFlusher>();
+        services.AddSingleton<ApiTokenRateLimit>();
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiTokenHandler>(ApiTokenHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(ApiPolicies.View, p => p.AddAuthenticationSchemes(ApiTokenHandler.SchemeName).RequireAuthenticatedUser().RequireRole(Roles.All))
@@ -75,8 +79,9 @@ public static class ApiSetup
 
     /// <summary>
     /// Around every API call: errors are problem details, never the HTML status pages (a request the
-    /// framework could not bind, such as malformed JSON, gets one too); every call made with a token is an
-    /// audit event (method, path, status, token), refused ones included.
+    /// framework could not bind, such as malformed JSON, gets one too); every write made with a token is an
+    /// audit event (method, path, bounded query, status, token), refused ones included; reads are counted per token and
+    /// minute (<see cref="ApiCallAudit"/>).
     /// </summary>
     public static WebApplication UseApiAudit(this WebApplication app)
     {
@@ -108,13 +113,7 @@ public static class ApiSetup
             }
             finally
             {
-                if (TokenClaims.Of(http.User) is not null)
-                {
-                    var audit = http.RequestServices.GetRequiredService<AuditLog>();
-                    await audit.RecordAsync(http.User, "api.call", null, $"{http.Request.Method} {http.Request.Path}",
-                        new { method = http.Request.Method, path = http.Request.Path.Value, query = http.Request.QueryString.Value, status = http.Response.StatusCode },
-                        CancellationToken.None);
-                }
+                await http.RequestServices.GetRequiredService<ApiCallAudit>().RecordAsync(http.User, http.Request, http.Response.StatusCode);
             }
         }));
         return app;
@@ -128,6 +127,13 @@ public static class ApiSetup
             .RequireAuthorization(ApiPolicies.View)
             .AddEndpointFilter(async (context, next) =>
             {
+                // After authorization, so the token is known: one token cannot take the dashboard (or its audit history) for itself.
+                if (TokenClaims.Of(context.HttpContext.User) is { } token
+                    && context.HttpContext.RequestServices.GetRequiredService<ApiTokenRateLimit>().Refuse(token.Id) is { } wait)
+                {
+                    return ApiProblems.TooMany(context.HttpContext, "This token made too many calls in the last minute.", wait);
+                }
+
                 try
                 {
                     return await next(context);

@@ -178,5 +178,27 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
         return new TokenCheck(token, user, role, null);
     }
 
+    /// <summary>
+    /// Whether a connection opened with token <paramref name="tokenId"/> may stay open: the token is neither revoked nor expired,
+    /// its owner is enabled, and the role it acts with is still the one <paramref name="principal"/> carries.
+    /// </summary>
+    public async Task<bool> StillValidAsync(int tokenId, ClaimsPrincipal principal, CancellationToken ct)
+    {
+        var token = await db.ApiTokens.AsNoTracking().FirstOrDefaultAsync(t => t.Id == tokenId, ct);
+        if (token is null || token.RevokedAt is not null || token.ExpiresAt <= clock.GetUtcNow())
+        {
+            return false;
+        }
+
+        var user = await users.FindByIdAsync(token.UserId);
+        if (user is null || user.IsDisabled)
+        {
+            return false;
+        }
+
+        var rank = Math.Min((await users.GetRolesAsync(user)).Select(Roles.Rank).DefaultIfEmpty(0).Max(), Roles.Rank(token.Role));
+        return rank > 0 && principal.IsInRole(Roles.All.First(r => Roles.Rank(r) == rank));
+    }
+
     public static string HashOf(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 }

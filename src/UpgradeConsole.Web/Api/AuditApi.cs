@@ -1,4 +1,5 @@
 using System.Text.Json;
+using UpgradeConsole.Core.Audit;
 using UpgradeConsole.Web.Audit;
 
 namespace UpgradeConsole.Web.Api;
@@ -35,12 +36,26 @@ public static class AuditApi
                 "Pass nextBefore as 'before' for the next page.")
             .Produces<AuditPage>().ProducesValidationProblem().WithTags("Audit");
 
-        api.MapPost("/audit/verify", async (AuditLog log, HttpContext http, CancellationToken ct) =>
+        api.MapPost("/audit/verify", async (bool? full, AuditLog log, HttpContext http, CancellationToken ct) =>
         {
-            var result = await log.VerifyAsync(ct);
-            await log.RecordAsync(http.User, "audit.verify", details: new { holds = result.Holds, events = result.Events, brokenAt = result.BrokenAt, result.HeadHash }, ct: ct);
-            return TypedResults.Ok(new AuditVerifyDto(result.Holds, result.Events, result.BrokenAt, result.Problem, result.HeadHash, result.ToString()));
-        }).WithTags("Audit").WithSummary("Walk the hash chain").WithDescription("holds is false when an event was changed, removed or inserted; brokenAt names the first.");
+            AuditVerification result;
+            try
+            {
+                result = await log.VerifyForAsync(http.User, full, ct);
+            }
+            catch (UpgradeConsole.Web.Accounts.AccessDeniedException denied)
+            {
+                return ApiProblems.Forbidden(denied.Message);
+            }
+
+            var walkedAll = result.Walked >= result.Events && result.BrokenAt is null;
+            await log.RecordAsync(http.User, "audit.verify", details: new { holds = result.Holds, events = result.Events, brokenAt = result.BrokenAt, result.HeadHash, walked = result.Walked }, ct: ct);
+            return Results.Ok(new AuditVerifyDto(result.Holds, result.Events, result.BrokenAt, result.Problem, result.HeadHash, result.ToString(), walkedAll, result.Walked));
+        }).WithTags("Audit").WithSummary("Check the hash chain")
+            .WithDescription("holds is false when an event was changed, removed or inserted; brokenAt names the first. An Admin's check walks the whole chain (full=false: only what is new); " +
+                "anyone else's checks the events since the last verification that held, anchored on the event it ended at (full=true is refused to them; the daily housekeeping walks it all). " +
+                "walked tells how many events were read.")
+            .Produces<AuditVerifyDto>().ProducesProblem(StatusCodes.Status403Forbidden);
         return api;
     }
 

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
@@ -15,7 +16,8 @@ namespace UpgradeConsole.Web.Api;
 public static class RunsApi
 {
     /// <summary>States in which the log may still grow without anyone acting.</summary>
-    private static readonly RunState[] Moving = [RunState.Planned, RunState.Running, RunState.RollingBack];
+    /// <summary>The states a log stream stays open in: only a run that is executing writes lines (security finding 4).</summary>
+    private static readonly RunState[] Streaming = [RunState.Running, RunState.RollingBack];
 
     public static RouteGroupBuilder MapRunsApi(this RouteGroupBuilder api)
     {
@@ -207,11 +209,13 @@ public static class RunsApi
             .WithDescription("Lines after sequence number 'after' (0: from the start), at most 'limit' of them. X-Last-Sequence tells the number of the last line sent: pass it as 'after' next time.")
             .Produces<string>(contentType: "text/plain").ProducesProblem(StatusCodes.Status404NotFound);
 
-        run.MapGet("/log/stream", (int id, long? after, AppDbContext db, HttpContext http, CancellationToken ct) => StreamAsync(id, after, db, http, ct))
+        run.MapGet("/log/stream", (int id, long? after, AppDbContext db, HttpContext http, LiveConnections live, RunActivity activity, CancellationToken ct) =>
+                StreamAsync(id, after, db, http, live, activity, ct))
             .WithSummary("The log as Server-Sent Events")
             .WithDescription("Events: 'line' (id = sequence number, data = {seq, phase, at, text}), 'phase' (data = the phase that changed), and 'end' (data = the run) once the run stops moving " +
-                "(succeeded, failed, waiting for people…). Reconnect with Last-Event-ID (or ?after=) to get exactly the lines you lack. A comment is sent every 15 s to keep proxies open.")
-            .Produces<LogLineDto>(contentType: "text/event-stream").ProducesProblem(StatusCodes.Status404NotFound);
+                "(planned and not started, succeeded, failed, waiting for people…). Reconnect with Last-Event-ID (or ?after=) to get exactly the lines you lack. A comment is sent every 15 s to keep proxies open. " +
+                "One person or token holds at most a few streams at once (429 with Retry-After beyond); a stream is closed when its token is revoked or its owner disabled or demoted.")
+            .Produces<LogLineDto>(contentType: "text/event-stream").ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status429TooManyRequests);
         return api;
     }
 
@@ -251,12 +255,26 @@ public static class RunsApi
     private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct) =>
         RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
 
-    private static async Task<IResult> StreamAsync(int id, long? after, AppDbContext db, HttpContext http, CancellationToken ct)
+    /// <summary>
+    /// The SSE log stream. It waits for this run's lines to be stored (<see cref="RunActivity"/>, pushed by the log writer and
+    /// the relay of other nodes) rather than polling, looks at the run's state once a second, and ends once the run is not
+    /// moving. It counts against its owner's streams and is closed when the owner or token is no longer valid.
+    /// </summary>
+    private static async Task<IResult> StreamAsync(int id, long? after, AppDbContext db, HttpContext http, LiveConnections live, RunActivity activity, CancellationToken requestAborted)
     {
-        if (!await db.Runs.AnyAsync(r => r.Id == id, ct))
+        if (!await db.Runs.AnyAsync(r => r.Id == id, requestAborted))
         {
             return ApiProblems.NotFound("run");
         }
+
+        using var closing = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
+        using var registration = live.TryOpen(LiveConnections.EventStream, http.User, closing.Cancel);
+        if (registration is null)
+        {
+            return ApiProblems.TooMany(http, "This account or token already follows as many log streams as it may; close one first.", TimeSpan.FromSeconds(30));
+        }
+
+        var ct = closing.Token;
 
         var from = long.TryParse(http.Request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : after ?? 0;
         http.Response.ContentType = "text/event-stream; charset=utf-8";
@@ -271,6 +289,7 @@ public static class RunsApi
         {
             while (!ct.IsCancellationRequested)
             {
+                var stored = activity.Next(id);
                 var sent = false;
                 await foreach (var page in RunLogHub.PagesAsync(db, id, from, long.MaxValue, ct))
                 {
@@ -300,7 +319,7 @@ public static class RunsApi
                 }
 
                 // A stopped run may still have its last lines in flight: look twice before saying it ended.
-                if (!Moving.Contains(run.State) && !sent && ++stoppedChecks >= 2)
+                if (!Streaming.Contains(run.State) && !sent && ++stoppedChecks >= 2)
                 {
                     var summary = JsonSerializer.Serialize(RunSummaryDto.From(run), ApiJson);
                     await http.Response.WriteAsync($"event: end\ndata: {summary}\n\n", ct);
@@ -321,12 +340,19 @@ public static class RunsApi
                     quietSince = TimeProvider.System.GetTimestamp();
                 }
 
-                await Task.Delay(sent ? 50 : 250, ct);
+                await RunActivity.WaitAsync(stored, TimeSpan.FromSeconds(1), ct);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            // The client went away; it resumes with Last-Event-ID.
+            // The client went away (it resumes with Last-Event-ID), or the stream was closed because its owner or token is
+            // no longer valid: then say so, so that a reconnect's 401 is not a surprise.
+            if (!requestAborted.IsCancellationRequested)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await http.Response.WriteAsync("event: closed\ndata: {\"reason\":\"The account or token that opened this stream changed (revoked, disabled or demoted).\"}\n\n", timeout.Token);
+                await http.Response.Body.FlushAsync(timeout.Token);
+            }
         }
 
         return Results.Empty;

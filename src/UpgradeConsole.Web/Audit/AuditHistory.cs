@@ -37,7 +37,7 @@ public sealed class AuditHistory(AuditQuery query, AuditLog audit, AppDbContext 
     public async Task<AuditVerification> VerifyAsync(ClaimsPrincipal actor, CancellationToken ct = default)
     {
         await access.RequireAsync(actor, Roles.Viewer);
-        var result = await audit.VerifyAsync(ct);
+        var result = await audit.VerifyForAsync(actor, full: null, ct);
         await audit.RecordAsync(actor, "audit.verify", details: new { holds = result.Holds, events = result.Events, brokenAt = result.BrokenAt, result.HeadHash }, ct: ct);
         return result;
     }

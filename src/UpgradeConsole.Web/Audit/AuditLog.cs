@@ -80,25 +80,88 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
     private static DateTimeOffset TruncateToMicroseconds(DateTimeOffset time) =>
         new(time.Ticks - (time.Ticks % TimeSpan.TicksPerMicrosecond), time.Offset);
 
+    private readonly Lock _checkpointGate = new();
+    private (long Id, string Hash)? _checkpoint;
+
+    /// <summary>
+    /// Verifies what is new since the last verification that held on this node (security finding 2: a verify of a long chain
+    /// must not cost the whole chain each time anyone asks). The checkpoint event is re-read and re-hashed first, so a
+    /// checkpoint that was changed or removed breaks the verification; events before it are covered by
+    /// <see cref="VerifyFullAsync"/> (the CLI, an Admin's full check, the daily housekeeping).
+    /// </summary>
+    public Task<AuditVerification> VerifyAsync(CancellationToken ct = default) => VerifyAsync(full: false, ct);
+
+    /// <summary>
+    /// The verification a person gets: an Admin walks the whole chain unless they ask for less (<paramref name="full"/> false);
+    /// everyone else checks what is new since the last verification (a full walk is refused to them: it runs daily anyway).
+    /// </summary>
+    public Task<AuditVerification> VerifyForAsync(ClaimsPrincipal person, bool? full, CancellationToken ct = default)
+    {
+        var admin = person.IsInRole(Core.Accounts.Roles.Admin);
+        if (full == true && !admin)
+        {
+            throw new Accounts.AccessDeniedException("Only an Admin walks the whole audit chain on request (it runs daily by itself); without it the events since the last verification are checked.");
+        }
+
+        return VerifyAsync(full ?? admin, ct);
+    }
+
     /// <summary>Walks the whole chain in sequence order (streamed: memory stays flat however long the history).</summary>
-    public async Task<AuditVerification> VerifyAsync(CancellationToken ct = default)
+    public Task<AuditVerification> VerifyFullAsync(CancellationToken ct = default) => VerifyAsync(full: true, ct);
+
+    private async Task<AuditVerification> VerifyAsync(bool full, CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var previous = AuditChain.Genesis;
         long expected = 1;
-        await foreach (var e in db.AuditEvents.AsNoTracking().OrderBy(e => e.Id).AsAsyncEnumerable().WithCancellation(ct))
+        long walked = 0;
+        (long Id, string Hash)? checkpoint;
+        lock (_checkpointGate)
         {
+            checkpoint = full ? null : _checkpoint;
+        }
+
+        if (checkpoint is { } anchor)
+        {
+            var stored = await db.AuditEvents.AsNoTracking().FirstOrDefaultAsync(e => e.Id == anchor.Id, ct);
+            walked++;
+            if (stored is null || stored.Hash != anchor.Hash || AuditChain.Hash(stored.PreviousHash, stored.ToRecord()) != stored.Hash)
+            {
+                const string problem = "the event last verified is no longer what it was (changed or removed since)";
+                logger.LogWarning("Audit chain broken at event {Sequence}: {Problem}", anchor.Id, problem);
+                return new AuditVerification(anchor.Id, previous, anchor.Id, problem, walked);
+            }
+
+            previous = anchor.Hash;
+            expected = anchor.Id + 1;
+        }
+
+        var after = expected - 1;
+        await foreach (var e in db.AuditEvents.AsNoTracking().Where(e => e.Id > after).OrderBy(e => e.Id).AsAsyncEnumerable().WithCancellation(ct))
+        {
+            walked++;
             if (AuditChain.Problem(expected, previous, e.ToRecord(), e.PreviousHash, e.Hash) is { } problem)
             {
                 logger.LogWarning("Audit chain broken at event {Sequence}: {Problem}", e.Id, problem);
-                return new AuditVerification(expected, previous, Math.Min(e.Id, expected), problem);
+                return new AuditVerification(expected, previous, Math.Min(e.Id, expected), problem, walked);
             }
 
             previous = e.Hash;
             expected++;
         }
 
-        return new AuditVerification(expected - 1, previous, null, null);
+        if (expected > 1)
+        {
+            lock (_checkpointGate)
+            {
+                if (_checkpoint is null || _checkpoint.Value.Id < expected - 1)
+                {
+                    _checkpoint = (expected - 1, previous);
+                }
+            }
+        }
+
+        return new AuditVerification(expected - 1, previous, null, null, walked);
     }
 }

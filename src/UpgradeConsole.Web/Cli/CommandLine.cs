@@ -182,7 +182,7 @@ public static class CommandLine
                     return NoDatabase;
                 }
 
-                var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyAsync(ct);
+                var result = await app.Services.GetRequiredService<Audit.AuditLog>().VerifyFullAsync(ct);
                 await (result.Holds ? output : error).WriteLineAsync(result.ToString());
                 return result.Holds ? 0 : 2;
             });

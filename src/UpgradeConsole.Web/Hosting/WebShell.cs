@@ -18,6 +18,10 @@ public static class WebShell
         builder.Services.AddMudServices();
         builder.Services.AddSingleton(typeof(PerCall<>));
         builder.Services.AddHttpContextAccessor();
+        builder.Services.Configure<LiveConnectionOptions>(builder.Configuration.GetSection("UpgradeConsole:LiveConnections"));
+        builder.Services.AddSingleton<LiveConnections>();
+        builder.Services.AddHostedService<LiveConnectionRevalidator>();
+        builder.Services.AddSingleton<UpgradeConsole.Web.Runs.RunActivity>();
         builder.Services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "UpgradeConsole.Antiforgery";

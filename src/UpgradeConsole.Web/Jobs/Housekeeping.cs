@@ -18,13 +18,13 @@ public sealed class HousekeepingOptions
 }
 
 /// <summary>The daily clean-up, a recurring Hangfire job (visible and triggerable under /jobs).</summary>
-public sealed class Housekeeping(AppDbContext db, IOptions<HousekeepingOptions> options, TimeProvider clock, ILogger<Housekeeping> logger)
+public sealed class Housekeeping(AppDbContext db, IOptions<HousekeepingOptions> options, TimeProvider clock, UpgradeConsole.Web.Audit.AuditLog audit, ILogger<Housekeeping> logger)
 {
     public const string JobId = "housekeeping";
 
     [AutomaticRetry(Attempts = 0)]
     [DisableConcurrentExecution(timeoutInSeconds: 60)]
-    [JobDisplayName("Housekeeping: dead API tokens, old preflight results")]
+    [JobDisplayName("Housekeeping: dead API tokens, old preflight results, the whole audit chain verified")]
     public async Task RunAsync(CancellationToken ct)
     {
         var now = clock.GetUtcNow();
@@ -45,5 +45,13 @@ public sealed class Housekeeping(AppDbContext db, IOptions<HousekeepingOptions> 
         }
 
         logger.LogInformation("Housekeeping deleted {Tokens} dead API token(s) and {Preflights} old preflight result(s)", tokensDeleted, preflightsDeleted);
+
+        // The whole chain once a day: everyone else's verifications check only what is new since the last one.
+        var chain = await audit.VerifyFullAsync(ct);
+        await audit.RecordAsync("system", "audit.verify", details: new { holds = chain.Holds, events = chain.Events, brokenAt = chain.BrokenAt, chain.HeadHash, full = true, walked = chain.Walked }, ct: ct);
+        if (!chain.Holds)
+        {
+            logger.LogError("The daily audit verification found the chain broken: {Verdict}", chain);
+        }
     }
 }

@@ -145,9 +145,32 @@ public interface IRunLogClient
 /// again with its last sequence. The static functions here are the only readers of stored lines.
 /// </summary>
 [Authorize(Policy = Policies.View)]
-public sealed class RunLogHub(AppDbContext db) : Hub<IRunLogClient>
+public sealed class RunLogHub(AppDbContext db, UpgradeConsole.Web.Hosting.LiveConnections live) : Hub<IRunLogClient>
 {
     public const string Path = "/hubs/run-log";
+
+    /// <summary>
+    /// Registered with the live connections, which close it when its person is disabled, demoted or signs in afresh
+    /// elsewhere with a new password; refused beyond the per-person cap.
+    /// </summary>
+    public override Task OnConnectedAsync()
+    {
+        var context = Context;
+        var registration = live.TryOpen(UpgradeConsole.Web.Hosting.LiveConnections.LogHub, context.User ?? new System.Security.Claims.ClaimsPrincipal(), context.Abort);
+        if (registration is null)
+        {
+            throw new HubException("Too many open live-log connections for this account: close some run pages.");
+        }
+
+        context.Items[typeof(UpgradeConsole.Web.Hosting.LiveConnections)] = registration;
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        (Context.Items[typeof(UpgradeConsole.Web.Hosting.LiveConnections)] as IDisposable)?.Dispose();
+        return Task.CompletedTask;
+    }
 
     /// <summary>The most lines one answer carries (call again with the last sequence for more).</summary>
     public const int MaxBatch = 5000;

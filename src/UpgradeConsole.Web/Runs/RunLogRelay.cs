@@ -85,6 +85,7 @@ public sealed class RunLogRelay(
             var chunks = await RunLogHub.ChunksAsync(db, runId, from - 1, to, long.MaxValue, ct);
             if (chunks.Count > 0)
             {
+                scope.ServiceProvider.GetService<RunActivity>()?.Pulse(runId);
                 await hub.Clients.Group(RunLogHub.Group(runId)).Chunks(runId, chunks);
             }
         }

@@ -354,6 +354,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         _hub ??= scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>();
         _logger ??= scope.ServiceProvider.GetService<ILogger<RunLogWriter>>();
+        scope.ServiceProvider.GetService<RunActivity>()?.Pulse(runId);
         foreach (var (chunk, _) in batch)
         {
             Publish(LogChunk.Of(chunk));

@@ -71,6 +71,8 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
 
         using var api = ApiTokens.Client(_app.BaseUrl, secret);
         Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runbooks", ct)).StatusCode);
+        // A write (refused: an Operator adds no targets) is one audit event each; reads are counted per minute.
+        Assert.Equal(HttpStatusCode.Forbidden, (await api.PostAsJsonAsync("/api/v1/targets", new { }, ct)).StatusCode);
 
         // Revoking asks first.
         await listed.GetByTestId("revoke-token").ClickAsync();

@@ -97,8 +97,18 @@ public sealed class AuditHistoryTests(Chromium chromium, PostgresServer postgres
             await cmd.ExecuteNonQueryAsync();
         }
 
+        // A Viewer's check reads only the events since the last verification (security finding 2): it says so, and holds.
         await page.ReloadAsync();
         await browser.WaitForInteractiveAsync();
+        await page.ClickAsync("#audit-verify-button");
+        await Assertions.Expect(page.GetByTestId("audit-verify-result")).ToHaveAttributeAsync("data-holds", "true");
+        await Assertions.Expect(page.GetByTestId("audit-verify-result")).ToContainTextAsync("since the last verification");
+
+        // An Admin's check walks the whole chain and names the edited event.
+        await using var adminBrowser = await chromium.NewSessionAsync(_app.BaseUrl);
+        page = adminBrowser.Page;
+        await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await adminBrowser.GotoInteractiveAsync("/audit");
         await page.ClickAsync("#audit-verify-button");
         var result = page.GetByTestId("audit-verify-result");
         await Assertions.Expect(result).ToHaveAttributeAsync("data-holds", "false");
@@ -106,11 +116,12 @@ public sealed class AuditHistoryTests(Chromium chromium, PostgresServer postgres
         await Assertions.Expect(result).ToContainTextAsync($"broken at event {vera}: its content does not match its hash");
         // "Show it" opens the history at the broken event (the newest shown).
         await result.GetByRole(AriaRole.Link, new() { Name = "Show it" }).ClickAsync();
-        await Assertions.Expect(events.First).ToHaveAttributeAsync("data-id", vera.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.GetByTestId("audit-event").First).ToHaveAttributeAsync("data-id", vera.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var cli = await Cli(["audit", "verify"]);
         Assert.Equal(2, cli.ExitCode);
         Assert.Contains($"broken at event {vera}:", cli.StandardError, StringComparison.Ordinal);
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+        Assert.True(adminBrowser.Problems.Count == 0, string.Join('\n', adminBrowser.Problems));
     }
 
     [Fact]

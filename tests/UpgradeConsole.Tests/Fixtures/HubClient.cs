@@ -32,6 +32,9 @@ public sealed class HubClient : IAsyncDisposable
     /// </summary>
     public void On(string target, Action<JsonElement> handler) => _handlers[target] = handler;
 
+    /// <summary>Completes when the connection ends (the server closed it, or it was disposed).</summary>
+    public Task Closed => _receiver ?? Task.CompletedTask;
+
     /// <summary>Negotiates (401 without a valid cookie), opens the WebSocket and completes the handshake.</summary>
     public async Task StartAsync(string baseUrl, string path, CookieContainer? cookies)
     {
