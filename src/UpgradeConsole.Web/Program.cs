@@ -82,7 +82,6 @@ public partial class Program
         app.UseWebShell();
         app.MapHealth();
         app.MapAccounts();
-        app.MapTargets();
         app.MapFractal();
         app.MapRuns();
         app.MapAudit();

@@ -147,6 +147,11 @@ public static class ApiSetup
                 {
                     return TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The target could not be reached", detail: ex.Message);
                 }
+                catch (Accounts.AccessDeniedException ex)
+                {
+                    // A service's own role check (the role held now, in the database) refused after the policy let the call in.
+                    return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Not allowed", detail: ex.Message);
+                }
             })
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden);

@@ -21,8 +21,12 @@ public sealed record TokenResult(bool Succeeded, IReadOnlyDictionary<string, str
 /// <summary>Who a presented token acts for, or why it is refused.</summary>
 public sealed record TokenCheck(ApiToken? Token, AppUser? User, string? Role, string? Refusal);
 
-/// <summary>Personal API tokens: made by their owner, stored hashed, capped by the owner's role, revocable.</summary>
-public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users, AuditLog audit, TimeProvider clock)
+/// <summary>
+/// Personal API tokens: made by their owner, stored hashed, capped by the owner's role, revocable. The role
+/// that caps a new token, shows everyone's tokens and lets one revoke another's is the one held now, in the
+/// database (<see cref="UserAccess"/>): the tokens page is an open tab that may outlive a demotion.
+/// </summary>
+public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users, AuditLog audit, TimeProvider clock, UserAccess access)
 {
     /// <summary>Every token starts with this, so a leaked one is easy to recognise (and to scan for).</summary>
     public const string Marker = "uct_";
@@ -32,12 +36,12 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
     public async Task<TokenResult> CreateAsync(ClaimsPrincipal owner, string? name, string? role, int? expiresInDays, CancellationToken ct)
     {
         var user = await users.GetUserAsync(owner);
-        if (user is null)
+        var ownerRole = await access.CurrentRoleAsync(owner);
+        if (user is null || ownerRole is null)
         {
-            return TokenResult.Fail("user", "Sign in again.");
+            return TokenResult.Fail("user", "Your account is no longer active. Sign in again.");
         }
 
-        var ownerRole = Roles.All.FirstOrDefault(owner.IsInRole);
         return await CreateForAsync(user, ownerRole, name, role, expiresInDays, details => audit.RecordAsync(owner, "token.create", subject: details.Subject, details: details.Fields, ct: ct), ct);
     }
 
@@ -112,7 +116,13 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
     public async Task<List<ApiToken>> ListAsync(ClaimsPrincipal viewer, CancellationToken ct)
     {
         var query = db.ApiTokens.AsNoTracking();
-        if (!viewer.IsInRole(Roles.Admin))
+        var role = await access.CurrentRoleAsync(viewer);
+        if (role is null)
+        {
+            return [];
+        }
+
+        if (role != Roles.Admin)
         {
             var id = users.GetUserId(viewer);
             query = query.Where(t => t.UserId == id);
@@ -126,7 +136,8 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
     public async Task<string?> RevokeAsync(int id, ClaimsPrincipal actor, CancellationToken ct)
     {
         var token = await db.ApiTokens.FirstOrDefaultAsync(t => t.Id == id, ct);
-        if (token is null || (token.UserId != users.GetUserId(actor) && !actor.IsInRole(Roles.Admin)))
+        var role = await access.CurrentRoleAsync(actor);
+        if (token is null || role is null || (token.UserId != users.GetUserId(actor) && role != Roles.Admin))
         {
             return "No such token.";
         }

@@ -114,14 +114,14 @@ public static class TargetsApi
             .WithDescription("Refused (409) while a run is active on the target. The stored private key and passphrase are destroyed; the runs' history stays readable.")
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
-        targets.MapGet("/{id:int}/host-keys", async (int id, bool? jumpHost, TargetService service, CancellationToken ct) =>
+        targets.MapGet("/{id:int}/host-keys", async (int id, bool? jumpHost, TargetService service, HttpContext http, CancellationToken ct) =>
         {
             if (await service.FindAsync(id, ct) is null)
             {
                 return ApiProblems.NotFound("target");
             }
 
-            var (keys, error) = await service.ScanAsync(id, jumpHost == true, ct);
+            var (keys, error) = await service.ScanAsync(id, jumpHost == true, http.User, ct);
             return error is not null
                 ? TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The host keys could not be read", detail: error)
                 : TypedResults.Ok(keys.Select(k => new ScannedKeyDto(k.Type, k.Fingerprint)).ToList());

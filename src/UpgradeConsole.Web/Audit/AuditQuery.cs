@@ -27,15 +27,19 @@ public sealed record AuditFilter
     /// <summary>Keyset paging: only events older than this sequence.</summary>
     public long? Before { get; init; }
 
-    public static AuditFilter FromQuery(IQueryCollection q) => new()
+    public static AuditFilter FromQuery(IQueryCollection q) =>
+        FromValues(q["actor"], q["action"], q["target"], q["from"], q["to"], q["q"], q["before"]);
+
+    /// <summary>A filter from the texts a query string or the page's fields carry (blank and unreadable values ignored).</summary>
+    public static AuditFilter FromValues(string? actor, string? action, string? target, string? from, string? to, string? search, string? before) => new()
     {
-        Actor = Text(q["actor"]),
-        Action = Text(q["action"]),
-        TargetId = int.TryParse(q["target"], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : null,
-        From = Time(q["from"]),
-        To = Time(q["to"]),
-        Search = Text(q["q"]),
-        Before = long.TryParse(q["before"], NumberStyles.None, CultureInfo.InvariantCulture, out var b) ? b : null,
+        Actor = Text(actor),
+        Action = Text(action),
+        TargetId = int.TryParse(target, NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : null,
+        From = Time(from),
+        To = Time(to),
+        Search = Text(search),
+        Before = long.TryParse(before, NumberStyles.None, CultureInfo.InvariantCulture, out var b) ? b : null,
     };
 
     /// <summary>The query string of this filter (without paging), for links that keep it.</summary>

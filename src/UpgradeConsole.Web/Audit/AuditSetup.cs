@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Encodings.Web;
 using UpgradeConsole.Core.Audit;
 using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Hosting;
@@ -13,10 +12,11 @@ public static class AuditSetup
     {
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddScoped<AuditQuery>();
+        builder.Services.AddScoped<AuditHistory>();
         return builder;
     }
 
-    /// <summary>The CSV export (the page's filters, every matching event, streamed) and the chain check.</summary>
+    /// <summary>The CSV export: the page's filters, every matching event, streamed (a download, so an endpoint; the page checks the chain itself).</summary>
     public static IEndpointRouteBuilder MapAudit(this IEndpointRouteBuilder app)
     {
         app.MapGet("/audit/export.csv", async (HttpContext http, AuditQuery query, AppDbContext db, AuditLog audit, TimeProvider clock, CancellationToken ct) =>
@@ -46,16 +46,6 @@ public static class AuditSetup
             }
         }).RequireAuthorization(Policies.View);
 
-        app.MapPost("/audit/verify", async (HttpContext http, AuditLog audit, CancellationToken ct) =>
-        {
-            var result = await audit.VerifyForAsync(http.User, full: null, ct);
-            await audit.RecordAsync(http.User, "audit.verify", details: new { holds = result.Holds, events = result.Events, brokenAt = result.BrokenAt, result.HeadHash }, ct: ct);
-            var html = HtmlEncoder.Default;
-            return Results.Content(result.Holds
-                ? $"""<div class="alert alert-success" role="status" data-testid="audit-verify-result" data-holds="true"><i class="bi bi-shield-check" aria-hidden="true"></i> {html.Encode(result.ToString())}</div>"""
-                : $"""<div class="alert alert-danger" role="alert" data-testid="audit-verify-result" data-holds="false" data-broken-at="{result.BrokenAt}"><i class="bi bi-shield-exclamation" aria-hidden="true"></i> {html.Encode(result.ToString())} <a href="/audit?before={result.BrokenAt + 1}#event-{result.BrokenAt}">Show it</a></div>""",
-                "text/html; charset=utf-8");
-        }).RequireAuthorization(Policies.View).RequireAntiforgery();
         return app;
     }
 }

@@ -16,6 +16,7 @@ public static class WebShell
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddMudServices();
+        builder.Services.AddSingleton(typeof(PerCall<>));
         builder.Services.AddHttpContextAccessor();
         builder.Services.Configure<LiveConnectionOptions>(builder.Configuration.GetSection("UpgradeConsole:LiveConnections"));
         builder.Services.AddSingleton<LiveConnections>();

@@ -109,6 +109,7 @@ public static class OverviewSetup
     public static WebApplicationBuilder AddOverview(this WebApplicationBuilder builder)
     {
         builder.Services.AddScoped<OverviewService>();
+        builder.Services.AddScoped<RunList>();
         return builder;
     }
 }

@@ -2,8 +2,10 @@ using System.ComponentModel.DataAnnotations;
 using System.Security.Claims;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Persistence;
 
@@ -17,6 +19,9 @@ public sealed record TargetResult(bool Succeeded, IReadOnlyList<string> Errors, 
     public static TargetResult Fail(params string[] errors) => new(false, errors);
 }
 
+/// <summary>A target as the targets list shows it: with its newest run and preflight, if any.</summary>
+public sealed record TargetListRow(Target Target, Runs.Run? LastRun, Fractal.PreflightRun? LastPreflight);
+
 /// <summary>A saved "Test connection" result.</summary>
 public sealed record ConnectionTestRecord(DateTimeOffset At, bool Succeeded, ConnectionProbeResult? Probe, string? Error);
 
@@ -25,9 +30,11 @@ public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? 
 
 /// <summary>
 /// Targets: adding and editing them, pinning host keys, testing the connection and discovering
-/// what runs there. Every change is an audit event; no secret ever leaves in a result.
+/// what runs there. Every change is an audit event; no secret ever leaves in a result. Every call made
+/// for a person first checks, in the database, the role they hold now (<see cref="UserAccess"/>): an open
+/// tab or a token must not outlive a demotion. Admin changes targets and keys, Operator tests and discovers.
 /// </summary>
-public sealed class TargetService(AppDbContext db, TargetConnections connections, UpgradeConsole.Web.Runbooks.RunbookCatalog products, AuditLog audit, TimeProvider clock)
+public sealed class TargetService(AppDbContext db, TargetConnections connections, UpgradeConsole.Web.Runbooks.RunbookCatalog products, AuditLog audit, TimeProvider clock, UserAccess access)
 {
     public Task<List<Target>> ListAsync(CancellationToken ct = default) =>
         db.Set<Target>().AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
@@ -35,8 +42,28 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     public Task<Target?> FindAsync(int id, CancellationToken ct = default) =>
         db.Set<Target>().AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, ct);
 
+    /// <summary>A target for <paramref name="actor"/> to read (any role held now).</summary>
+    public async Task<Target?> FindAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Viewer);
+        return await FindAsync(id, ct);
+    }
+
+    /// <summary>Every target by name, each with its newest run and preflight (by id: ids grow with time).</summary>
+    public async Task<IReadOnlyList<TargetListRow>> ListWithLatestAsync(ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Viewer);
+        var targets = await ListAsync(ct);
+        var runIds = await db.Runs.GroupBy(r => r.TargetId).Select(g => g.Max(r => r.Id)).ToListAsync(ct);
+        var runs = await db.Runs.AsNoTracking().Where(r => runIds.Contains(r.Id)).ToDictionaryAsync(r => r.TargetId, ct);
+        var preflightIds = await db.PreflightRuns.GroupBy(p => p.TargetId).Select(g => g.Max(p => p.Id)).ToListAsync(ct);
+        var preflights = await db.PreflightRuns.AsNoTracking().Where(p => preflightIds.Contains(p.Id)).ToDictionaryAsync(p => p.TargetId, ct);
+        return targets.Select(t => new TargetListRow(t, runs.GetValueOrDefault(t.Id), preflights.GetValueOrDefault(t.Id))).ToList();
+    }
+
     public async Task<TargetResult> CreateAsync(TargetForm form, ClaimsPrincipal actor, CancellationToken ct = default)
     {
+        await access.RequireAsync(actor, Roles.Admin);
         if (Validate(form) is { Count: > 0 } errors)
         {
             return new TargetResult(false, errors);
@@ -68,6 +95,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
 
     public async Task<TargetResult> UpdateAsync(int id, TargetForm form, ClaimsPrincipal actor, CancellationToken ct = default)
     {
+        await access.RequireAsync(actor, Roles.Admin);
         if (Validate(form) is { Count: > 0 } errors)
         {
             return new TargetResult(false, errors);
@@ -131,6 +159,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     /// </summary>
     public async Task<TargetResult> DeleteAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
     {
+        await access.RequireAsync(actor, Roles.Admin);
         var target = await db.Set<Target>().FirstOrDefaultAsync(t => t.Id == id, ct);
         if (target is null)
         {
@@ -169,7 +198,13 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     }
 
     /// <summary>Asks the host (or its jump host) for its keys, to show their fingerprints to an Admin.</summary>
-    public async Task<(IReadOnlyList<HostKey> Keys, string? Error)> ScanAsync(int id, bool jump, CancellationToken ct = default)
+    public async Task<(IReadOnlyList<HostKey> Keys, string? Error)> ScanAsync(int id, bool jump, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Admin);
+        return await ScanCoreAsync(id, jump, ct);
+    }
+
+    private async Task<(IReadOnlyList<HostKey> Keys, string? Error)> ScanCoreAsync(int id, bool jump, CancellationToken ct)
     {
         var target = await FindAsync(id, ct);
         if (target is null)
@@ -203,7 +238,8 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     /// </summary>
     public async Task<TargetResult> PinAsync(int id, string fingerprint, bool jump, ClaimsPrincipal actor, CancellationToken ct = default)
     {
-        var (keys, error) = await ScanAsync(id, jump, ct);
+        await access.RequireAsync(actor, Roles.Admin);
+        var (keys, error) = await ScanCoreAsync(id, jump, ct);
         if (error is not null)
         {
             return TargetResult.Fail(error);
@@ -245,6 +281,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
 
     public async Task<ConnectionTestRecord> TestAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
     {
+        await access.RequireAsync(actor, Roles.Operator);
         var record = await RemoteAsync(id, async (target, shell) =>
         {
             var probe = await ConnectionProbe.RunAsync(shell, ct);
@@ -258,6 +295,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
 
     public async Task<DiscoveryRecord> DiscoverAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
     {
+        await access.RequireAsync(actor, Roles.Operator);
         var record = await RemoteAsync(id, async (target, shell) =>
         {
             var found = await FractalDiscovery.DiscoverAsync(shell, Location(target), ct);

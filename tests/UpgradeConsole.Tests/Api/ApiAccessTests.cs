@@ -61,7 +61,7 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         _app.ServeOverKestrel();
         foreach (var role in RoleOrder)
         {
-            _tokens[role] = await ApiTokens.CreateAsync(await _app.SignedInClientAsync(role), $"{role} token", role);
+            _tokens[role] = await ApiTokens.CreateAsync(_app, await _app.SignedInEmailAsync(role), $"{role} token", role);
         }
     }
 

@@ -24,8 +24,8 @@ public sealed class ApiRunsAndTargetsTests(SshServer ssh) : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _app.ServeOverKestrel();
-        _admin = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Admin"), "admin script", "Admin"));
-        _operator = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Operator"), "operator script", "Operator"));
+        _admin = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, await _app.SignedInEmailAsync("Admin"), "admin script", "Admin"));
+        _operator = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, await _app.SignedInEmailAsync("Operator"), "operator script", "Operator"));
     }
 
     [Fact]

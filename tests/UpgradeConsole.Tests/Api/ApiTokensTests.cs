@@ -7,12 +7,13 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Api;
 using UpgradeConsole.Web.Persistence;
 
 namespace UpgradeConsole.Tests.Api;
 
 /// <summary>
-/// Personal API tokens: made on the account page and shown once, stored as a hash, never above the
+/// Personal API tokens: made on the interactive account page and shown once (in the circuit only), stored as a hash, never above the
 /// owner's role (then or later), refused when expired, revoked or when the owner is disabled, and
 /// every call audited with the token.
 /// </summary>
@@ -33,13 +34,13 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
         await _app.SignedInClientAsync("Operator");
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await Accounts.SigningInTests.SignInAsync(page, "operator@example.org", await PasswordOfAsync("operator@example.org"));
         await page.WaitForInteractiveAsync();
         await page.ClickAsync("#uc-user-menu");
         await page.ClickAsync("a[href='/account/tokens']");
         // An Operator cannot ask for an Admin token.
         await page.WaitForURLAsync("**/account/tokens");
+        await page.WaitForInteractiveAsync();
         await Assertions.Expect(page.Locator("#token-role option")).ToHaveTextAsync(["Operator", "Viewer"]);
         await page.FillAsync("#token-name", "nightly CI");
         await page.SelectOptionAsync("#token-role", "Operator");
@@ -59,8 +60,9 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
             Assert.InRange((row.ExpiresAt!.Value - row.CreatedAt).TotalDays, 29.9, 30.1);
         }
 
-        // A reload neither shows it again nor makes a second token.
+        // A reload neither shows it again nor makes a second token (the secret lived only in the circuit).
         await page.ReloadAsync();
+        await page.WaitForInteractiveAsync();
         Assert.DoesNotContain(secret, await page.ContentAsync(), StringComparison.Ordinal);
         await Assertions.Expect(page.GetByTestId("token-row")).ToHaveCountAsync(1);
         var listed = page.GetByTestId("token-row");
@@ -72,7 +74,11 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
         // A write (refused: an Operator adds no targets) is one audit event each; reads are counted per minute.
         Assert.Equal(HttpStatusCode.Forbidden, (await api.PostAsJsonAsync("/api/v1/targets", new { }, ct)).StatusCode);
 
+        // Revoking asks first.
         await listed.GetByTestId("revoke-token").ClickAsync();
+        var dialog = page.Locator(".mud-dialog");
+        await Assertions.Expect(dialog).ToContainTextAsync("Revoke nightly CI? Scripts using it stop at once.");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Revoke", Exact = true }).ClickAsync();
         await Assertions.Expect(page.GetByTestId("token-message")).ToContainTextAsync("revoked");
         await Assertions.Expect(listed.GetByTestId("token-status")).ToHaveTextAsync("revoked");
         using var after = await api.GetAsync("/api/v1/runbooks", ct);
@@ -93,22 +99,23 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
     {
         var ct = TestContext.Current.CancellationToken;
         var admin = await _app.SignedInClientAsync("Admin");
-        var operatorClient = await _app.SignedInClientAsync("Operator");
+        var operatorEmail = await _app.SignedInEmailAsync("Operator");
 
-        // Asking for more than one's role is refused by the server, whatever the form offered.
-        var refused = await operatorClient.PostFormAsync("/account/tokens", "create-token", new()
-        {
-            ["Input.Name"] = "too much",
-            ["Input.Role"] = "Admin",
-            ["Input.ExpiresInDays"] = "7",
-        });
-        var html = await refused.ExpectOkAsync();
-        Assert.Contains("cannot do more than its owner", WebUtility.HtmlDecode(html), StringComparison.Ordinal);
-        Assert.DoesNotContain("token-secret", html, StringComparison.Ordinal);
+        // Asking for more than one's role is refused by the service, whatever the form offered.
+        var refused = await _app.AsAsync<ApiTokenService, TokenResult>(operatorEmail, (t, owner) => t.CreateAsync(owner, "too much", "Admin", 7, ct));
+        Assert.False(refused.Succeeded);
+        Assert.Contains("cannot do more than its owner", string.Join(" ", refused.Errors.SelectMany(e => e.Value)), StringComparison.Ordinal);
+        Assert.Null(refused.Created);
+
+        // The role that caps a token is the one held now: a tab opened as Operator, then demoted, gets no Operator token.
+        var openTab = await _app.PrincipalOfAsync(operatorEmail);
+        await SetRoleAsync(operatorEmail, "Viewer");
+        var stale = await _app.AsAsync<ApiTokenService, TokenResult>(operatorEmail, (t, _) => t.CreateAsync(openTab, "after demotion", "Operator", 7, ct));
+        Assert.Contains("you are Viewer", string.Join(" ", stale.Errors.SelectMany(e => e.Value)), StringComparison.Ordinal);
 
         // An Admin token of a user later made Viewer acts as a Viewer; disabling the user stops it.
-        var ada = await _app.LoginAsAsync("ada@example.org", await _app.CreateUserAsync(admin, "ada@example.org", "Admin"));
-        var token = await ApiTokens.CreateAsync(ada, "ada's admin token", "Admin");
+        await _app.CreateUserAsync(admin, "ada@example.org", "Admin");
+        var token = await ApiTokens.CreateAsync(_app, "ada@example.org", "ada's admin token", "Admin");
         using var api = ApiTokens.Client(_app.BaseUrl, token);
         using var asAdmin = await api.PostAsJsonAsync("/api/v1/targets", new { }, ct);
         Assert.Equal(HttpStatusCode.BadRequest, asAdmin.StatusCode);
@@ -136,9 +143,9 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
     {
         var ct = TestContext.Current.CancellationToken;
         var admin = await _app.SignedInClientAsync("Admin");
-        var viewer = await _app.SignedInClientAsync("Viewer");
+        var viewerEmail = await _app.SignedInEmailAsync("Viewer");
         var operatorClient = await _app.SignedInClientAsync("Operator");
-        var token = await ApiTokens.CreateAsync(viewer, "viewer's dashboard script", "Viewer");
+        var token = await ApiTokens.CreateAsync(_app, viewerEmail, "viewer's dashboard script", "Viewer");
         using var api = ApiTokens.Client(_app.BaseUrl, token);
         Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
         int id;
@@ -147,18 +154,17 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
             id = (await scope.ServiceProvider.GetRequiredService<AppDbContext>().ApiTokens.SingleAsync(ct)).Id;
         }
 
-        // Another non-admin neither sees it nor can revoke it (no such form on their page).
+        // Another non-admin neither sees it (the page as served) nor can revoke it (the service, whatever a page sends).
         Assert.DoesNotContain("viewer&#x27;s dashboard script", await operatorClient.GetStringAsync("/account/tokens", ct), StringComparison.Ordinal);
-        using var forged = await operatorClient.PostFormAsync("/account/tokens", $"revoke-{id}", []);
-        Assert.NotEqual(HttpStatusCode.OK, forged.StatusCode);
+        var forged = await _app.AsAsync<ApiTokenService, string?>("operator@example.org", (t, a) => t.RevokeAsync(id, a, ct));
+        Assert.Equal("No such token.", forged);
         Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
 
         // The Admin sees it with its owner, and revokes it.
         var adminPage = WebUtility.HtmlDecode(await admin.GetStringAsync("/account/tokens", ct));
         Assert.Contains("viewer's dashboard script", adminPage, StringComparison.Ordinal);
         Assert.Contains("viewer@example.org", adminPage, StringComparison.Ordinal);
-        var revoked = await admin.PostFormAsync("/account/tokens", $"revoke-{id}", []);
-        Assert.Contains("Token revoked", await revoked.ExpectOkAsync(), StringComparison.Ordinal);
+        Assert.Null(await _app.AsAsync<ApiTokenService, string?>(UpgradeConsoleApplicationFactory.AdminEmail, (t, a) => t.RevokeAsync(id, a, ct)));
         Assert.Equal(HttpStatusCode.Unauthorized, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
         var events = await _app.AuditEventsAsync();
         Assert.Contains(events, e => e.Action == "token.revoke" && e.Actor == UpgradeConsoleApplicationFactory.AdminEmail && e.Details.Contains("viewer@example.org", StringComparison.Ordinal));
@@ -168,8 +174,7 @@ public sealed class ApiTokensTests(Chromium chromium) : IAsyncLifetime
     public async Task AnExpiredToken_IsRefused_AndTheRefusalIsAudited()
     {
         var ct = TestContext.Current.CancellationToken;
-        var viewer = await _app.SignedInClientAsync("Viewer");
-        var token = await ApiTokens.CreateAsync(viewer, "short-lived", "Viewer", expiresInDays: 7);
+        var token = await ApiTokens.CreateAsync(_app, await _app.SignedInEmailAsync("Viewer"), "short-lived", "Viewer", expiresInDays: 7);
         using var api = ApiTokens.Client(_app.BaseUrl, token);
         Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/api/v1/runs", ct)).StatusCode);
 

@@ -26,9 +26,9 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         _app.ServeOverKestrel();
         var adminSession = _adminSession = await _app.CreateFirstAdminAsync();
         _fractal = await FractalTarget.CreateAsync(_app, adminSession, ssh, postgres);
-        _adminToken = await ApiTokens.CreateAsync(adminSession, "cron upgrade", "Admin");
+        _adminToken = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "cron upgrade", "Admin");
         _admin = ApiTokens.Client(_app.BaseUrl, _adminToken);
-        _operator = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Operator"), "checklist bot", "Operator"));
+        _operator = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, await _app.SignedInEmailAsync("Operator"), "checklist bot", "Operator"));
         _targetName = (await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{_fractal.TargetId}")).GetProperty("name").GetString()!;
     }
 
@@ -174,9 +174,10 @@ public sealed class AutomationFromAShellTests(SshServer ssh, PostgresServer post
         Assert.Contains(all, e => e.Action == "run.checklist" && e.Details.Contains("checklist bot", StringComparison.Ordinal));
         Assert.Equal(2, all.Count(e => e.Action == "run.approve" && e.Actor == "operator@example.org" && e.Details.Contains("checklist bot", StringComparison.Ordinal)));
         Assert.DoesNotContain(all, e => e.Details.Contains(_adminToken, StringComparison.Ordinal));
-        // The audit page shows the same, with the token named.
-        var auditPage = WebUtility.HtmlDecode(await _adminSession.GetStringAsync("/audit?action=run.start", ct));
-        Assert.Contains("cron upgrade", auditPage, StringComparison.Ordinal);
+        // The audit page shows the same, with the token named (its service, with the page's filter).
+        var auditPage = await _app.AsAsync<UpgradeConsole.Web.Audit.AuditHistory, List<UpgradeConsole.Web.Audit.AuditEvent>>(UpgradeConsoleApplicationFactory.AdminEmail,
+            (h, a) => h.PageAsync(a, new UpgradeConsole.Web.Audit.AuditFilter { Action = "run.start" }, 100, ct));
+        Assert.Contains(auditPage, e => e.Details.Contains("cron upgrade", StringComparison.Ordinal));
         var verified = await (await _admin.PostAsync("/api/v1/audit/verify", null, ct)).Content.ReadFromJsonAsync<JsonElement>(ct);
         Assert.True(verified.GetProperty("holds").GetBoolean(), verified.ToString());
     }

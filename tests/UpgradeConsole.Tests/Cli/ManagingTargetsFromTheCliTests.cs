@@ -27,7 +27,7 @@ public sealed class ManagingTargetsFromTheCliTests(SshServer ssh) : IAsyncLifeti
     {
         _app.ServeOverKestrel();
         _adminSession = await _app.CreateFirstAdminAsync();
-        _token = await ApiTokens.CreateAsync(_adminSession, "targets script", "Admin");
+        _token = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "targets script", "Admin");
         _api = ApiTokens.Client(_app.BaseUrl, _token);
     }
 

@@ -6,7 +6,7 @@ namespace UpgradeConsole.Tests.Fixtures;
 /// <summary>
 /// A complete Fractal 2.16 target for a test: its own PostgreSQL database loaded with the project's
 /// 2.16 fixture, a Fractal host double on the sshd host whose env file points at that database, and
-/// the target added and pinned in the dashboard through its pages.
+/// the target added and pinned in the dashboard through the targets page's service.
 /// </summary>
 public sealed class FractalTarget : IAsyncDisposable
 {
@@ -61,7 +61,7 @@ public sealed class FractalTarget : IAsyncDisposable
             """;
         var host = await FractalHost.CreateAsync(remote.Shell, "2.16.6", env);
         var workdir = await host.AbsoluteDirectoryAsync();
-        var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(admin, new()
+        var id = await app.AddTargetAsync(new()
         {
             ["Name"] = "fractal-" + database,
             ["Host"] = ssh.Host,
@@ -78,8 +78,7 @@ public sealed class FractalTarget : IAsyncDisposable
             // No PyPI here: pip installs the double's wheels from the host's own directory.
             ["PipOptions"] = $"--no-index --find-links {workdir}/wheels",
         });
-        var pinned = await admin.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = await ssh.HostKeyFingerprintAsync() });
-        Assert.True(pinned.IsSuccessStatusCode, await pinned.Content.ReadAsStringAsync());
+        await app.PinHostKeyAsync(id, await ssh.HostKeyFingerprintAsync());
         return new FractalTarget(remote, host, fractalConnection, id);
     }
 

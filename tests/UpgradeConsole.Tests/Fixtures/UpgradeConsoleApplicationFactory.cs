@@ -171,6 +171,13 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
         return await LoginAsAsync(email, password);
     }
 
+    /// <summary>The e-mail of the user <see cref="SignedInClientAsync"/> signs in with <paramref name="role"/> (created on first use).</summary>
+    public async Task<string> SignedInEmailAsync(string role)
+    {
+        await SignedInClientAsync(role);
+        return role == Roles.Admin ? AdminEmail : $"{role.ToLowerInvariant()}@example.org";
+    }
+
     /// <summary>
     /// Adds a user (as the Admin <paramref name="admin"/> would on the users page) and returns their generated
     /// password. The users page is interactive (no form to post), so this goes through the page's own
@@ -193,32 +200,60 @@ public sealed partial class UpgradeConsoleApplicationFactory : WebApplicationFac
         return password;
     }
 
-    /// <summary>Adds a target through the target form (as <paramref name="admin"/>) and returns its id.</summary>
-    public static async Task<int> AddTargetAsync(HttpClient admin, Dictionary<string, string> fields)
+    /// <summary>
+    /// The principal the dashboard builds for <paramref name="email"/> at sign-in (roles, security stamp), to call
+    /// an interactive page's service as that person: the pages have no form to post, and the service checks the
+    /// role the person holds in the database on every call, as it does for the page.
+    /// </summary>
+    public async Task<System.Security.Claims.ClaimsPrincipal> PrincipalOfAsync(string email = AdminEmail)
     {
-        var form = new Dictionary<string, string>
+        await using var scope = Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<UpgradeConsole.Web.Accounts.AppUser>>();
+        var user = await users.FindByEmailAsync(email) ?? throw new InvalidOperationException($"No user {email}.");
+        var signIn = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.SignInManager<UpgradeConsole.Web.Accounts.AppUser>>();
+        return await signIn.CreateUserPrincipalAsync(user);
+    }
+
+    /// <summary>Calls <typeparamref name="TService"/> in a scope of its own as <paramref name="email"/>, as an interactive page does.</summary>
+    public async Task<T> AsAsync<TService, T>(string email, Func<TService, System.Security.Claims.ClaimsPrincipal, Task<T>> call)
+        where TService : notnull
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        var actor = await PrincipalOfAsync(email);
+        await using var scope = Services.CreateAsyncScope();
+        return await call(scope.ServiceProvider.GetRequiredService<TService>(), actor);
+    }
+
+    /// <summary>
+    /// Adds a target as the first Admin, through the targets page's service (the same role check, validation
+    /// and audit event as the form), and returns its id. <paramref name="fields"/> are <see cref="UpgradeConsole.Web.Targets.TargetForm"/>
+    /// property names; the rest keep the form's defaults. TargetInTheBrowserTests fills the form itself.
+    /// </summary>
+    public async Task<int> AddTargetAsync(Dictionary<string, string> fields)
+    {
+        ArgumentNullException.ThrowIfNull(fields);
+        var form = new UpgradeConsole.Web.Targets.TargetForm();
+        foreach (var (name, text) in fields)
         {
-            ["Input.Product"] = "fractal-server",
-            ["Input.Port"] = "22",
-            ["Input.AuthMethod"] = "StoredKey",
-            ["Input.EnvFileName"] = ".fractal_server.env",
-            ["Input.ServerUrl"] = "http://127.0.0.1:8000",
-            ["Input.StopCommand"] = "sudo -n systemctl stop fractal-server",
-            ["Input.StartCommand"] = "sudo -n systemctl start fractal-server",
-            ["Input.StatusCommand"] = "sudo -n systemctl is-active fractal-server",
-            ["Input.RunsDirectory"] = "~/.upgradeconsole/runs",
-            ["Input.BackupDirectory"] = "~/upgradeconsole-backups",
-            ["Input.Version"] = Guid.Empty.ToString(),
-        };
-        foreach (var (k, v) in fields)
-        {
-            form["Input." + k] = v;
+            var property = typeof(UpgradeConsole.Web.Targets.TargetForm).GetProperty(name) ?? throw new ArgumentException($"The target form has no field {name}.", nameof(fields));
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            object? value = type.IsEnum ? Enum.Parse(type, text)
+                : type == typeof(int) ? int.Parse(text, System.Globalization.CultureInfo.InvariantCulture)
+                : type == typeof(bool) ? bool.Parse(text)
+                : text;
+            property.SetValue(form, value);
         }
 
-        var response = await admin.PostFormAsync("/targets/new", "target", form);
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.Redirect, $"Adding the target answered {(int)response.StatusCode}:\n{body}");
-        return int.Parse(response.Headers.Location!.OriginalString.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
+        var result = await AsAsync<UpgradeConsole.Web.Targets.TargetService, UpgradeConsole.Web.Targets.TargetResult>(AdminEmail, (s, actor) => s.CreateAsync(form, actor));
+        Assert.True(result.Succeeded, "Adding the target failed: " + string.Join("; ", result.Errors));
+        return result.TargetId!.Value;
+    }
+
+    /// <summary>Pins the host key with <paramref name="fingerprint"/> as the first Admin (the service scans the host again first).</summary>
+    public async Task PinHostKeyAsync(int targetId, string fingerprint, bool jump = false)
+    {
+        var result = await AsAsync<UpgradeConsole.Web.Targets.TargetService, UpgradeConsole.Web.Targets.TargetResult>(AdminEmail, (s, actor) => s.PinAsync(targetId, fingerprint, jump, actor));
+        Assert.True(result.Succeeded, "Pinning failed: " + string.Join("; ", result.Errors));
     }
 
     /// <summary>Every audit event so far, oldest first, read through the application's own database context.</summary>

@@ -15,8 +15,8 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     /// <summary>Pages and whether they are interactive (MudBlazor over a circuit) or still static.</summary>
     private static readonly (string Path, bool Interactive)[] SignedInPages =
     [
-        ("/", true), ("/targets", false), ("/runs", false), ("/audit", false), ("/admin", false), ("/admin/users", true),
-        ("/account/password", false), ("/account/tokens", false), ("/account/access-denied", true),
+        ("/", true), ("/targets", true), ("/runs", true), ("/audit", true), ("/admin", false), ("/admin/users", true),
+        ("/account/password", false), ("/account/tokens", true), ("/account/access-denied", true),
     ];
 
     private readonly UpgradeConsoleApplicationFactory _app = new();

@@ -31,8 +31,8 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
     {
         var ct = TestContext.Current.CancellationToken;
         var operatorCookie = await _app.SignedInClientAsync("Operator");
-        using var adminApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_admin, "admin script", "Admin"));
-        using var operatorApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(operatorCookie, "operator script", "Operator"));
+        using var adminApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "admin script", "Admin"));
+        using var operatorApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, "operator@example.org", "operator script", "Operator"));
 
         // The preflight passes when the Operator plans and starts the run...
         using var preflight = await operatorApi.PostAsync($"/api/v1/targets/{_fractal.TargetId}/preflight", null, ct);
@@ -131,7 +131,7 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
     private HttpClient? _reader;
 
     private async Task<HttpClient> ApiClientAsync() =>
-        _reader ??= ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_admin, "test reader", "Viewer"));
+        _reader ??= ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "test reader", "Viewer"));
 
     /// <summary>Polls the run until it stops moving (bounded by the run's own phases; fails with its log otherwise).</summary>
     private async Task<JsonElement> SettledAsync(int runId, CancellationToken ct)

@@ -92,7 +92,7 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
         await Assertions.Expect(row.GetByTestId("target-last-run")).ToContainTextAsync($"#{runId} Succeeded");
         await Assertions.Expect(row.GetByTestId("target-last-preflight")).ToContainTextAsync("passed");
         await page.GotoAsync($"/runs?target={_fractal.TargetId}&state=Succeeded&runbook=fractal-2.16-to-2.17.0");
-        await Assertions.Expect(page.Locator($"[data-testid=run-row][data-id='{runId}']")).ToContainTextAsync("12 / 12");
+        await Assertions.Expect(page.Locator($"tr:has([data-testid=run-row-id][data-id='{runId}'])")).ToContainTextAsync("12 / 12");
         await page.GotoAsync("/runs?state=Failed");
         await Assertions.Expect(page.GetByTestId("runs-empty")).ToContainTextAsync("No run matches");
         await page.GotoAsync("/runs?to=2000-01-01");

@@ -18,7 +18,6 @@ public sealed class FormTokensTests : IAsyncLifetime
     [InlineData("/runs/1/mark-done", "reason=because")]
     [InlineData("/runs/1/retry", "confirm=true")]
     [InlineData("/runs/1/checklist/1", "done=true")]
-    [InlineData("/targets/1/pin", "fingerprint=SHA256:x")]
     [InlineData("/targets/1/users/1/project-dir", "value=/x")]
     public async Task FormPost_WithoutToken_Is400NotAServerError(string path, string body)
     {

@@ -26,8 +26,8 @@ public sealed class KeyRingAtRestTests(SshServer ssh)
         {
             await using (var app = new UpgradeConsoleApplicationFactory(dataDirectory: original))
             {
-                var admin = await app.CreateFirstAdminAsync();
-                await UpgradeConsoleApplicationFactory.AddTargetAsync(admin, new()
+                await app.CreateFirstAdminAsync();
+                await app.AddTargetAsync(new()
                 {
                     ["Name"] = "ring",
                     ["Host"] = ssh.Host,

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Tests.Targets;
 
@@ -12,14 +13,13 @@ namespace UpgradeConsole.Tests.Targets;
 public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
 {
     private readonly UpgradeConsoleApplicationFactory _app = new();
-    private HttpClient _page = default!;
     private HttpClient _api = default!;
 
     public async ValueTask InitializeAsync()
     {
         _app.ServeOverKestrel();
-        _page = await _app.CreateFirstAdminAsync();
-        _api = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(await _app.SignedInClientAsync("Admin"), "errors", "Admin"));
+        await _app.CreateFirstAdminAsync();
+        _api = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "errors", "Admin"));
     }
 
     [Fact]
@@ -37,8 +37,9 @@ public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
         var closed = ProcessRunner.FreePort();
         var refused = await CreateAsync("closed-port", "127.0.0.1", closed, ssh.ClientKey);
         await AssertProblemAsync($"/api/v1/targets/{refused}/host-keys", $"[127.0.0.1]:{closed} refused the connection: no SSH server listens on port {closed} there, or a firewall rejects it.");
-        var html = WebUtility.HtmlDecode(await (await _page.HtmxPostAsync($"/targets/{refused}/scan", $"/targets/{refused}")).ExpectOkAsync());
-        Assert.Contains($"[127.0.0.1]:{closed} refused the connection", html, StringComparison.Ordinal);
+        // The target page's scan says the same.
+        var (_, scanError) = await _app.AsAsync<TargetService, (IReadOnlyList<UpgradeConsole.Core.Remote.HostKey>, string?)>(UpgradeConsoleApplicationFactory.AdminEmail, (s, a) => s.ScanAsync(refused, false, a));
+        Assert.Contains($"[127.0.0.1]:{closed} refused the connection", scanError, StringComparison.Ordinal);
 
         var unknown = await CreateAsync("unknown-name", "no-such-host.invalid", 22, ssh.ClientKey);
         await AssertProblemAsync($"/api/v1/targets/{unknown}/host-keys", "The host name no-such-host.invalid could not be resolved (DNS). Check the spelling, or the DNS of the dashboard's host.");
@@ -53,8 +54,10 @@ public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, pinned.StatusCode);
         var expected = $"{ssh.User}@[{ssh.Host}]:{ssh.Port} refused the dashboard's key. Add its public key to ~{ssh.User}/.ssh/authorized_keys on the target, or check the SSH user.";
 
-        var html = WebUtility.HtmlDecode(await (await _page.HtmxPostAsync($"/targets/{id}/test", $"/targets/{id}")).ExpectOkAsync());
-        Assert.Contains(expected, html, StringComparison.Ordinal);
+        // The target page's "Test connection" (through its service, as the page calls it).
+        var test = await _app.AsAsync<TargetService, ConnectionTestRecord>(UpgradeConsoleApplicationFactory.AdminEmail, (s, a) => s.TestAsync(id, a));
+        Assert.False(test.Succeeded);
+        Assert.Equal(expected, test.Error);
         await AssertProblemAsync($"/api/v1/targets/{id}/fractal/users", expected);
     }
 

@@ -3,6 +3,8 @@ using Microsoft.Data.Sqlite;
 using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Tests.Targets;
 
@@ -15,13 +17,12 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
 {
     private readonly SshServer _ssh = new();
     private readonly UpgradeConsoleApplicationFactory _app = new();
-    private HttpClient _adminClient = default!;
 
     public async ValueTask InitializeAsync()
     {
         await _ssh.InitializeAsync();
         _app.ServeOverKestrel();
-        _adminClient = await _app.CreateFirstAdminAsync();
+        await _app.CreateFirstAdminAsync();
     }
 
     [Theory]
@@ -32,9 +33,8 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         var id = await AddPinnedTargetAsync("rotating", transport);
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        await page.GotoAsync($"/targets/{id}");
+        await browser.GotoInteractiveAsync($"/targets/{id}");
         await page.ClickAsync("#test-connection");
         await Assertions.Expect(page.GetByTestId("remote-user")).ToHaveTextAsync(_ssh.User);
         var oldFingerprint = await _ssh.HostKeyFingerprintAsync();
@@ -46,7 +46,10 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         await CloseMastersAsync(id);
         await page.ClickAsync("#test-connection");
         await Assertions.Expect(page.GetByTestId("test-error")).ToContainTextAsync("man-in-the-middle");
+        // The page shows the blocked state at once, and so does a fresh load.
+        await Assertions.Expect(page.GetByTestId("mismatch-alert")).ToBeVisibleAsync();
         await page.ReloadAsync();
+        await browser.WaitForInteractiveAsync();
         await Assertions.Expect(page.GetByTestId("mismatch-alert")).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByTestId("hostkey-state").First).ToHaveTextAsync("Key changed: blocked");
         await browser.ScreenshotAsync("target-mismatch");
@@ -55,14 +58,19 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         await page.ClickAsync("#discover");
         await Assertions.Expect(page.GetByTestId("discovery-error")).ToContainTextAsync("blocked");
 
-        // The Admin compares and re-pins.
+        // The Admin compares and re-pins, confirming in the dialog.
         await page.ClickAsync("#scan-keys");
         var offered = page.Locator($"[data-testid=offered-key][data-fingerprint='{newFingerprint}']");
         await Assertions.Expect(offered).ToContainTextAsync("differs from the pinned");
         await offered.GetByTestId("pin-key").ClickAsync();
+        var dialog = page.Locator(".mud-dialog");
+        await Assertions.Expect(dialog).ToContainTextAsync(newFingerprint);
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Pin", Exact = true }).ClickAsync();
         await Assertions.Expect(page.GetByTestId("hostkey-state").First).ToHaveTextAsync("Pinned");
+        await Assertions.Expect(page.GetByTestId("mismatch-alert")).ToHaveCountAsync(0);
         await page.ClickAsync("#test-connection");
         await Assertions.Expect(page.GetByTestId("remote-user")).ToHaveTextAsync(_ssh.User);
+        Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
 
         var events = await AuditEventsAsync();
         Assert.Contains(events, e => e.Action == "target.hostkey-mismatch" && e.Details.Contains(oldFingerprint, StringComparison.Ordinal));
@@ -80,24 +88,26 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         var fields = TargetFields("jumped");
         fields["Transport"] = transport;
         fields["JumpHost"] = $"{_ssh.User}@{_ssh.Host}:{_ssh.Port}";
-        var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, fields);
+        var id = await _app.AddTargetAsync(fields);
         var fingerprint = await _ssh.HostKeyFingerprintAsync();
 
         // The target's key cannot be scanned through a jump host whose own key is not pinned yet.
-        var early = await (await _adminClient.HtmxPostAsync($"/targets/{id}/scan", $"/targets/{id}")).ExpectOkAsync();
-        Assert.Contains("Pin the jump host", early, StringComparison.Ordinal);
+        var early = await AsAdminAsync(s => s.ScanAsync(id, false, Admin));
+        Assert.Contains("Pin the jump host", early.Error, StringComparison.Ordinal);
 
-        var jumpKeys = await (await _adminClient.HtmxPostAsync($"/targets/{id}/scan?jump=true", $"/targets/{id}")).ExpectOkAsync();
-        Assert.Contains(fingerprint, WebUtility.HtmlDecode(jumpKeys), StringComparison.Ordinal);
-        await (await _adminClient.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = fingerprint, ["jump"] = "true" })).ExpectOkAsync();
+        var jumpKeys = await AsAdminAsync(s => s.ScanAsync(id, true, Admin));
+        Assert.Contains(jumpKeys.Keys, k => k.Fingerprint == fingerprint);
+        await _app.PinHostKeyAsync(id, fingerprint, jump: true);
 
-        var throughJump = await (await _adminClient.HtmxPostAsync($"/targets/{id}/scan", $"/targets/{id}")).ExpectOkAsync();
-        Assert.Contains(fingerprint, WebUtility.HtmlDecode(throughJump), StringComparison.Ordinal);
-        await (await _adminClient.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = fingerprint })).ExpectOkAsync();
+        var throughJump = await AsAdminAsync(s => s.ScanAsync(id, false, Admin));
+        Assert.True(throughJump.Error is null, throughJump.Error);
+        Assert.Contains(throughJump.Keys, k => k.Fingerprint == fingerprint);
+        await _app.PinHostKeyAsync(id, fingerprint);
 
         var before = Logins();
-        var test = await (await _adminClient.HtmxPostAsync($"/targets/{id}/test", $"/targets/{id}")).ExpectOkAsync();
-        Assert.Contains($"data-testid=\"remote-user\">{_ssh.User}<", test, StringComparison.Ordinal);
+        var test = await AsAdminAsync(s => s.TestAsync(id, Admin));
+        Assert.True(test.Succeeded, test.Error);
+        Assert.Equal(_ssh.User, test.Probe!.RemoteUser);
         // Through the jump host: two logins, the jump host's and the target's (here the same sshd).
         Assert.Equal(before + 2, Logins());
 
@@ -107,21 +117,22 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
     [Fact]
     public async Task Pin_WithAFingerprintTheHostDoesNotPresent_IsRefused()
     {
-        var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, TargetFields("forged"));
-        var response = await _adminClient.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
-        var body = WebUtility.HtmlDecode(await response.ExpectOkAsync());
+        var id = await _app.AddTargetAsync(TargetFields("forged"));
+        var result = await AsAdminAsync(s => s.PinAsync(id, "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false, Admin));
+        Assert.False(result.Succeeded);
+        var errors = string.Join(" ", result.Errors);
         // A mistyped fingerprint is not a changed host key: the answer says it does not match and shows what the host presents.
-        Assert.Contains("The fingerprint SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA does not match what the host presents now: ", body, StringComparison.Ordinal);
-        Assert.Contains(await _ssh.HostKeyFingerprintAsync(), body, StringComparison.Ordinal);
-        Assert.DoesNotContain("no longer presents", body, StringComparison.Ordinal);
-        var page = await _adminClient.GetStringAsync($"/targets/{id}");
-        Assert.Contains("Not pinned", page, StringComparison.Ordinal);
+        Assert.Contains("The fingerprint SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA does not match what the host presents now: ", errors, StringComparison.Ordinal);
+        Assert.Contains(await _ssh.HostKeyFingerprintAsync(), errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("no longer presents", errors, StringComparison.Ordinal);
+        var target = await AsAdminAsync(s => s.FindAsync(id, Admin));
+        Assert.Equal(HostKeyState.Unpinned, target!.HostKeyState);
     }
 
     [Fact]
     public async Task StoredPrivateKey_IsEncryptedAtRest()
     {
-        await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, TargetFields("at-rest"));
+        await _app.AddTargetAsync(TargetFields("at-rest"));
         await using var db = new SqliteConnection($"Data Source={Path.Combine(_app.DataDirectory, "upgradeconsole.db")};Mode=ReadOnly");
         await db.OpenAsync(TestContext.Current.CancellationToken);
         await using var cmd = new SqliteCommand("SELECT ProtectedPrivateKey FROM Targets WHERE Name = 'at-rest'", db);
@@ -138,17 +149,28 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         var viewer = await _app.SignedInClientAsync(Roles.Viewer);
         var operatorClient = await _app.SignedInClientAsync(Roles.Operator);
 
+        // What each role is offered (the page as first served, before its circuit starts).
         var viewerPage = await viewer.GetStringAsync($"/targets/{id}");
+        Assert.Contains("data-testid=\"connection-test\"", viewerPage, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"test-connection\"", viewerPage, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"scan-keys\"", viewerPage, StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.Forbidden, (await viewer.HtmxPostAsync($"/targets/{id}/test", "/account/password")).StatusCode);
-
+        Assert.DoesNotContain("id=\"delete-target\"", viewerPage, StringComparison.Ordinal);
         var operatorPage = await operatorClient.GetStringAsync($"/targets/{id}");
         Assert.Contains("id=\"test-connection\"", operatorPage, StringComparison.Ordinal);
+        Assert.Contains("id=\"discover\"", operatorPage, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"scan-keys\"", operatorPage, StringComparison.Ordinal);
-        await (await operatorClient.HtmxPostAsync($"/targets/{id}/test", "/account/password")).ExpectOkAsync();
-        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.HtmxPostAsync($"/targets/{id}/pin", "/account/password", new() { ["fingerprint"] = "x" })).StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.HtmxPostAsync($"/targets/{id}/delete", "/account/password")).StatusCode);
+        Assert.DoesNotContain("id=\"edit-target\"", operatorPage, StringComparison.Ordinal);
+
+        // What the service lets each do, whatever a page offers.
+        var viewerTest = await Assert.ThrowsAsync<AccessDeniedException>(() => _app.AsAsync<TargetService, ConnectionTestRecord>("viewer@example.org", (s, a) => s.TestAsync(id, a)));
+        Assert.Contains("needs Operator", viewerTest.Message, StringComparison.Ordinal);
+        var operatorTest = await _app.AsAsync<TargetService, ConnectionTestRecord>("operator@example.org", (s, a) => s.TestAsync(id, a));
+        Assert.True(operatorTest.Succeeded, operatorTest.Error);
+        await Assert.ThrowsAsync<AccessDeniedException>(() => _app.AsAsync<TargetService, TargetResult>("operator@example.org", (s, a) => s.PinAsync(id, "x", false, a)));
+        await Assert.ThrowsAsync<AccessDeniedException>(() => _app.AsAsync<TargetService, TargetResult>("operator@example.org", (s, a) => s.DeleteAsync(id, a)));
+        await Assert.ThrowsAsync<AccessDeniedException>(() => _app.AsAsync<TargetService, (IReadOnlyList<UpgradeConsole.Core.Remote.HostKey>, string?)>("operator@example.org", (s, a) => s.ScanAsync(id, false, a)));
+        Assert.NotNull(await AsAdminAsync(s => s.FindAsync(id, Admin)));
+
         var edit = await operatorClient.GetAsync($"/targets/{id}/edit");
         Assert.Equal(HttpStatusCode.Redirect, edit.StatusCode);
         Assert.Contains("access-denied", edit.Headers.Location!.OriginalString, StringComparison.Ordinal);
@@ -158,21 +180,39 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
     public async Task EditingTheAddress_UnpinsTheKey()
     {
         var id = await AddPinnedTargetAsync("moving");
-        var fields = TargetFields("moving");
-        fields["Host"] = "localhost";
-        var page = await _adminClient.GetStringAsync($"/targets/{id}/edit");
-        fields["Version"] = System.Text.RegularExpressions.Regex.Match(page, "name=\"Input.Version\" value=\"([^\"]+)\"").Groups[1].Value;
-        fields["PrivateKey"] = "";
-        var form = fields.ToDictionary(kv => "Input." + kv.Key, kv => kv.Value);
-        foreach (var (k, v) in new Dictionary<string, string> { ["Input.Product"] = "fractal-server", ["Input.AuthMethod"] = "StoredKey", ["Input.EnvFileName"] = ".fractal_server.env", ["Input.ServerUrl"] = "http://127.0.0.1:8000", ["Input.StopCommand"] = "a", ["Input.StartCommand"] = "b", ["Input.StatusCommand"] = "c", ["Input.RunsDirectory"] = "~/.upgradeconsole/runs", ["Input.BackupDirectory"] = "~/upgradeconsole-backups" })
-        {
-            form.TryAdd(k, v);
-        }
+        var form = TargetForm.From((await AsAdminAsync(s => s.FindAsync(id, Admin)))!);
+        form.Host = "localhost";
+        var saved = await AsAdminAsync(s => s.UpdateAsync(id, form, Admin));
+        Assert.True(saved.Succeeded, string.Join("; ", saved.Errors));
+        Assert.Equal(HostKeyState.Unpinned, (await AsAdminAsync(s => s.FindAsync(id, Admin)))!.HostKeyState);
+    }
 
-        var response = await _adminClient.PostFormAsync($"/targets/{id}/edit", "target", form);
-        await response.ExpectRedirectAsync($"/targets/{id}");
-        var after = await _adminClient.GetStringAsync($"/targets/{id}");
-        Assert.Contains("Not pinned", after, StringComparison.Ordinal);
+    [Fact]
+    public async Task TwoAdminsEditingTheSameTarget_TheSecondSaveIsRefused()
+    {
+        var id = await _app.AddTargetAsync(TargetFields("shared"));
+        var target = (await AsAdminAsync(s => s.FindAsync(id, Admin)))!;
+        var first = TargetForm.From(target);
+        var second = TargetForm.From(target);
+        first.StopCommand = "systemctl stop fractal";
+        second.StartCommand = "systemctl start fractal";
+
+        Assert.True((await AsAdminAsync(s => s.UpdateAsync(id, first, Admin))).Succeeded);
+        var stale = await AsAdminAsync(s => s.UpdateAsync(id, second, Admin));
+        Assert.False(stale.Succeeded);
+        Assert.Contains("Someone else changed this target", string.Join(" ", stale.Errors), StringComparison.Ordinal);
+        var now = (await AsAdminAsync(s => s.FindAsync(id, Admin)))!;
+        Assert.Equal("systemctl stop fractal", now.StopCommand);
+        Assert.Equal(Target.DefaultStartCommand, now.StartCommand);
+    }
+
+    private System.Security.Claims.ClaimsPrincipal Admin { get; set; } = default!;
+
+    /// <summary>Calls the targets page's service as the first Admin (in <see cref="Admin"/>), in a scope of its own.</summary>
+    private async Task<T> AsAdminAsync<T>(Func<TargetService, Task<T>> call)
+    {
+        Admin = await _app.PrincipalOfAsync();
+        return await _app.AsAsync<TargetService, T>(UpgradeConsoleApplicationFactory.AdminEmail, (s, _) => call(s));
     }
 
     private Dictionary<string, string> TargetFields(string name) => new()
@@ -189,10 +229,8 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
     {
         var fields = TargetFields(name);
         fields["Transport"] = transport;
-        var id = await UpgradeConsoleApplicationFactory.AddTargetAsync(_adminClient, fields);
-        var fingerprint = await _ssh.HostKeyFingerprintAsync();
-        var pinned = await _adminClient.HtmxPostAsync($"/targets/{id}/pin", $"/targets/{id}", new() { ["fingerprint"] = fingerprint });
-        Assert.Equal("true", pinned.Headers.GetValues("HX-Refresh").Single());
+        var id = await _app.AddTargetAsync(fields);
+        await _app.PinHostKeyAsync(id, await _ssh.HostKeyFingerprintAsync());
         return id;
     }
 

@@ -5,8 +5,9 @@ using UpgradeConsole.Tests.Fixtures;
 namespace UpgradeConsole.Tests.Targets;
 
 /// <summary>
-/// An Admin adds a Fractal target in the browser, checks and pins its host key, tests the
-/// connection and looks at what runs there: against the real sshd and a Fractal host double.
+/// An Admin adds a Fractal target on the interactive page, checks and pins its host key (confirmed in a
+/// dialog), tests the connection, looks at what runs there and deletes it: against the real sshd and a
+/// Fractal host double.
 /// </summary>
 public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : IAsyncLifetime
 {
@@ -38,8 +39,25 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
     public async Task Admin_AddsPinsTestsAndDiscoversATarget()
     {
         var page = _admin.Page;
-        await page.GotoAsync("/targets");
+        await _admin.GotoInteractiveAsync("/targets");
+        await Assertions.Expect(page.GetByTestId("targets-empty")).ToBeVisibleAsync();
         await page.ClickAsync("#add-target");
+        await page.WaitForURLAsync(new Regex("/targets/new$"));
+
+        // The form's rules are shown per field, before anything is sent to the service: the required
+        // fields first, then the rules that read several fields.
+        await page.ClickAsync("#save-target");
+        await Assertions.Expect(page.Locator("#target-form")).ToContainTextAsync("Give the target a name.");
+        await Assertions.Expect(page.Locator("#target-form")).ToContainTextAsync("Enter the host name or address.");
+        await page.FillAsync("#name", "fractal-test");
+        await page.FillAsync("#host", "not a host!");
+        await page.FillAsync("#ssh-user", ssh.User);
+        await page.FillAsync("#workdir", "relative/dir");
+        await page.ClickAsync("#save-target");
+        await Assertions.Expect(page.Locator("#target-form")).ToContainTextAsync("This is not a host name or IP address.");
+        await Assertions.Expect(page.Locator("#target-form")).ToContainTextAsync("Use an absolute path, or one starting with ~/.");
+        Assert.Equal("/targets/new", new Uri(page.Url).AbsolutePath);
+
         await page.FillAsync("#name", "fractal-test");
         await page.FillAsync("#host", ssh.Host);
         await page.FillAsync("#port", ssh.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -60,16 +78,19 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
         await page.ClickAsync("#test-connection");
         await Assertions.Expect(page.GetByTestId("test-error")).ToContainTextAsync("No host key is pinned");
 
-        // The offered key is the server's real one; pin it.
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        // The offered key is the server's real one; pin it after confirming in the dialog.
         await page.ClickAsync("#scan-keys");
         var fingerprint = await ssh.HostKeyFingerprintAsync();
         var offered = page.Locator($"[data-testid=offered-key][data-fingerprint='{fingerprint}']");
         await Assertions.Expect(offered).ToBeVisibleAsync();
         await _admin.ScreenshotAsync("target-scan");
         await offered.GetByTestId("pin-key").ClickAsync();
+        var dialog = page.Locator(".mud-dialog");
+        await Assertions.Expect(dialog).ToContainTextAsync("Only do this if it matches the fingerprint on the server");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Pin", Exact = true }).ClickAsync();
         await Assertions.Expect(page.GetByTestId("pinned-fingerprint")).ToContainTextAsync(fingerprint);
         await Assertions.Expect(page.GetByTestId("hostkey-state").First).ToHaveTextAsync("Pinned");
+        await Assertions.Expect(page.Locator(".mud-snackbar", new() { HasText = $"Pinned {fingerprint}" })).ToBeVisibleAsync();
 
         await page.ClickAsync("#test-connection");
         await Assertions.Expect(page.GetByTestId("remote-user")).ToHaveTextAsync(ssh.User);
@@ -88,10 +109,30 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
         Assert.DoesNotContain(Password, html, StringComparison.Ordinal);
         Assert.DoesNotContain("jwt secret value", html, StringComparison.Ordinal);
         await page.ClickAsync("#edit-target");
+        await page.WaitForURLAsync(new Regex("/targets/[0-9]+/edit$"));
+        await Assertions.Expect(page.GetByTestId("stored-key")).ToContainTextAsync("SHA256:");
         var edit = await page.ContentAsync();
         Assert.DoesNotContain(ssh.ClientKey.Split('\n')[1], edit, StringComparison.Ordinal);
         Assert.Equal("", await page.InputValueAsync("#private-key"));
-        await Assertions.Expect(page.GetByTestId("stored-key")).ToContainTextAsync("SHA256:");
+
+        // The list shows the target with its state; the page as first served is the same list.
+        await _admin.GotoInteractiveAsync("/targets");
+        var row = page.Locator("[data-testid=target-row][data-name='fractal-test']");
+        await Assertions.Expect(row.GetByTestId("hostkey-state")).ToHaveTextAsync("Pinned");
+        await Assertions.Expect(row.GetByTestId("target-installed")).ToContainTextAsync("2.16.6");
+
+        // Deleting asks first; cancelling keeps the target, confirming removes it.
+        await row.Locator("a").First.ClickAsync();
+        await page.WaitForURLAsync(new Regex("/targets/[0-9]+$"));
+        await page.ClickAsync("#delete-target");
+        await page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = "Cancel", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator(".mud-dialog")).ToHaveCountAsync(0);
+        await page.ClickAsync("#delete-target");
+        await page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
+        await page.WaitForURLAsync(new Regex("/targets$"));
+        await Assertions.Expect(page.GetByTestId("targets-empty")).ToBeVisibleAsync();
+        var deleted = Assert.Single(await _app.AuditEventsAsync(), e => e.Action == "target.delete");
+        Assert.Equal(UpgradeConsoleApplicationFactory.AdminEmail, deleted.Actor);
         Assert.True(_admin.Problems.Count == 0, string.Join('\n', _admin.Problems));
     }
 

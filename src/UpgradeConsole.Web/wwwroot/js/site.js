@@ -38,18 +38,6 @@
     bootstrap.Toast.getOrCreateInstance(toast, { delay: 6000 }).show();
   }
 
-  // "Load from a file" next to a textarea (e.g. a private key): read locally, never uploaded on its own.
-  document.querySelectorAll('input[type=file][data-fill-textarea]').forEach(function (input) {
-    input.addEventListener('change', function () {
-      var file = input.files && input.files[0];
-      var area = document.getElementById(input.getAttribute('data-fill-textarea'));
-      if (!file || !area) { return; }
-      var reader = new FileReader();
-      reader.onload = function () { area.value = reader.result; input.value = ''; };
-      reader.readAsText(file);
-    });
-  });
-
   // Forms that change something big ask first (data-confirm="…"): no inline handlers under the CSP.
   document.addEventListener('submit', function (event) {
     var message = event.target.getAttribute && event.target.getAttribute('data-confirm');

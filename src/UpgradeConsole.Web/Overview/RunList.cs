@@ -1,0 +1,100 @@
+using System.Security.Claims;
+using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runs;
+
+namespace UpgradeConsole.Web.Overview;
+
+/// <summary>The runs list's filter, as its address carries it (<c>/runs?target=3&amp;state=active</c>); dates are UTC days.</summary>
+public sealed record RunFilter
+{
+    public int? TargetId { get; init; }
+
+    /// <summary>A <see cref="RunState"/> name, or <c>active</c> for every run not finished.</summary>
+    public string? State { get; init; }
+
+    public string? RunbookId { get; init; }
+
+    public DateOnly? From { get; init; }
+
+    public DateOnly? To { get; init; }
+
+    /// <summary>Keyset paging: only runs with a smaller id (older) than this.</summary>
+    public int? Before { get; init; }
+
+    public bool IsEmpty => TargetId is null && string.IsNullOrEmpty(State) && string.IsNullOrEmpty(RunbookId) && From is null && To is null;
+}
+
+/// <summary>A run as the list shows it: its phases counted, not loaded into the circuit.</summary>
+public sealed record RunListRow(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State,
+    int PhasesDone, int Phases, DateTimeOffset PlannedAt, string PlannedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt);
+
+/// <summary>
+/// The runs list: pages of runs, newest first, filtered and keyset-paged in the database, for a person
+/// whose role is checked now (an open tab must not outlive a disabled account). It lives beside the
+/// overview for now because the runs folder is being reworked; it reads runs, it changes nothing.
+/// </summary>
+public sealed class RunList(AppDbContext db, UserAccess access)
+{
+    /// <summary>Up to <paramref name="size"/> + 1 matching runs (the extra one says an older page exists).</summary>
+    public async Task<List<RunListRow>> PageAsync(ClaimsPrincipal actor, RunFilter filter, int size, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Viewer);
+        var query = db.Runs.AsNoTracking();
+        if (filter.Before is { } before)
+        {
+            query = query.Where(r => r.Id < before);
+        }
+
+        if (filter.TargetId is { } target)
+        {
+            query = query.Where(r => r.TargetId == target);
+        }
+
+        if (filter.State == "active")
+        {
+            query = query.Where(r => r.ActiveTargetId != null);
+        }
+        else if (Enum.TryParse<RunState>(filter.State, out var state))
+        {
+            query = query.Where(r => r.State == state);
+        }
+
+        if (!string.IsNullOrEmpty(filter.RunbookId))
+        {
+            query = query.Where(r => r.RunbookId == filter.RunbookId);
+        }
+
+        // Time bounds are applied while reading (newest first, ids grow with time): SQLite cannot compare
+        // DateTimeOffset in SQL. Phases are counted in SQL, never loaded.
+        var from = filter.From?.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
+        var to = filter.To?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
+        var rows = query.OrderByDescending(r => r.Id).Select(r => new RunListRow(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State,
+            r.Phases.Count(p => !p.IsRollback && (p.State == PhaseState.Succeeded || p.State == PhaseState.MarkedDone || p.State == PhaseState.Skipped)),
+            r.Phases.Count(p => !p.IsRollback), r.PlannedAt, r.PlannedBy, r.StartedAt, r.EndedAt));
+        var page = new List<RunListRow>(size + 1);
+        await foreach (var run in rows.AsAsyncEnumerable().WithCancellation(ct))
+        {
+            if ((to is { } t && run.PlannedAt >= new DateTimeOffset(t)) || (from is { } f && run.PlannedAt < new DateTimeOffset(f)))
+            {
+                continue;
+            }
+
+            page.Add(run);
+            if (page.Count > size)
+            {
+                break;
+            }
+        }
+
+        return page;
+    }
+
+    public async Task<IReadOnlyDictionary<int, string>> TargetNamesAsync(ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Viewer);
+        return await db.Targets.AsNoTracking().ToDictionaryAsync(t => t.Id, t => t.Name, ct);
+    }
+}
