@@ -42,7 +42,7 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
             return TokenResult.Fail("user", "Your account is no longer active. Sign in again.");
         }
 
-        return await CreateForAsync(user, ownerRole, name, role, expiresInDays, details => audit.RecordAsync(owner, "token.create", subject: details.Subject, details: details.Fields, ct: ct), ct);
+        return await CreateForAsync(user, ownerRole, name, role, expiresInDays, details => audit.RecordAsync(owner, "token.create", subject: details.Subject, details: details.Fields, ct: ct), ct, self: true);
     }
 
     /// <summary>
@@ -69,7 +69,7 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
 
     private sealed record CreatedDetails(string Subject, object Fields);
 
-    private async Task<TokenResult> CreateForAsync(AppUser user, string? ownerRole, string? name, string? role, int? expiresInDays, Func<CreatedDetails, Task> record, CancellationToken ct)
+    private async Task<TokenResult> CreateForAsync(AppUser user, string? ownerRole, string? name, string? role, int? expiresInDays, Func<CreatedDetails, Task> record, CancellationToken ct, bool self = false)
     {
         var wanted = Roles.Normalize(role);
         if (string.IsNullOrWhiteSpace(name) || name.Trim().Length > 100 || name.Any(char.IsControl))
@@ -84,7 +84,7 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
 
         if (Roles.Rank(wanted) > Roles.Rank(ownerRole))
         {
-            return TokenResult.Fail("role", $"A token cannot do more than its owner: {(ownerRole is null ? "the owner has no role" : $"the owner is {ownerRole}")}.");
+            return TokenResult.Fail("role", $"A token cannot do more than its owner: {(ownerRole is null ? "the owner has no role" : self ? $"you are {ownerRole}" : $"the owner is {ownerRole}")}.");
         }
 
         if (expiresInDays is < 1 or > MaxExpiryDays)

@@ -328,10 +328,16 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         item.Note = string.IsNullOrWhiteSpace(note) ? item.Note : note.Trim();
         if (run.Checklist.All(c => c.Done))
         {
-            var manual = RunbookOf(run)?.ChecklistPhase ?? throw new InvalidOperationException($"The runbook of run {run.Id} has no manual phase.");
-            var phase = run.Phases.First(p => !p.IsRollback && p.Key == manual.Key);
-            phase.State = PhaseState.Succeeded;
-            phase.EndedAt = clock.GetUtcNow();
+            // The runbook's manual phase; a run whose runbook has none (or an older plan) completes the phase that waits for people.
+            var manual = RunbookOf(run)?.ChecklistPhase;
+            var phase = run.Phases.FirstOrDefault(p => !p.IsRollback && manual is not null && p.Key == manual.Key)
+                ?? run.Phases.Where(p => !p.IsRollback && p.State == PhaseState.Running).OrderBy(p => p.Index).LastOrDefault();
+            if (phase is not null)
+            {
+                phase.State = PhaseState.Succeeded;
+                phase.EndedAt = clock.GetUtcNow();
+            }
+
             run.State = RunState.Succeeded;
             run.ActiveTargetId = null;
             run.EndedAt = clock.GetUtcNow();

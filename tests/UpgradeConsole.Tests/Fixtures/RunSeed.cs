@@ -39,6 +39,7 @@ public static class RunSeed
             State = RunState.Running,
             StartedAt = startedAt,
             PlannedBy = "test",
+            PlannedAt = TimeProvider.System.GetUtcNow(),
             Phases = (phases.Length == 0 ? [("pip-install", "Install", PhaseState.Running)] : phases)
                 .Select((p, i) => new RunPhase
                 {

@@ -97,7 +97,9 @@ public sealed partial class PhaseJobDeliveredTwiceTests(SshServer ssh, PostgresS
         }
 
         Assert.Single(lines, l => l == "Successfully installed fractal-server-2.17.0");
-        Assert.Equal(2, lines.Count(l => l.Contains("its job was delivered again while node", StringComparison.Ordinal)));
+        // The two deliveries enqueued above; on a machine loaded enough to delay a lease renewal past its 30 s the recovery job
+        // may put the phase back once more, which must do nothing either (the step above ran once).
+        Assert.InRange(lines.Count(l => l.Contains("its job was delivered again while node", StringComparison.Ordinal)), 2, 3);
         Assert.Single(lines, l => l.Contains("the phase is Succeeded", StringComparison.Ordinal) && l.Contains("this delivery did nothing", StringComparison.Ordinal));
         // The run page links the phase to its job in /jobs.
         Assert.Contains($"href=\"/jobs/jobs/details/{pipJob}\"", await admin.GetStringAsync($"/runs/{runId}"), StringComparison.Ordinal);

@@ -18,6 +18,8 @@ public sealed class EveryEndpointNeedsLoginTests : IAsyncLifetime
         "/account/login",
         "/setup",
         "/healthz",
+        // Readiness for load balancers and orchestrators: says only whether the database and the job storage answer.
+        "/healthz/ready",
         "/not-found",
         "/error",
     ];
