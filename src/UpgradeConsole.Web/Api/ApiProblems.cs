@@ -17,16 +17,23 @@ public static class ApiProblems
     /// <summary>429 with the wait in <c>Retry-After</c> (seconds) and in the sentence.</summary>
     public static IResult TooMany(HttpContext http, string detail, TimeSpan retryAfter)
     {
-        var seconds = (int)Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds));
-        http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var seconds = SetRetryAfter(http, retryAfter);
         return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests", detail: $"{detail} Try again in {seconds} s.");
     }
 
     /// <summary>503 with the wait in <c>Retry-After</c>: the request was not run, nothing changed.</summary>
     public static IResult Unavailable(HttpContext http, string detail, TimeSpan retryAfter)
     {
-        http.Response.Headers.RetryAfter = ((int)Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        SetRetryAfter(http, retryAfter);
         return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Busy, try again", detail: detail);
+    }
+
+    /// <summary>Whole seconds, at least one, in <c>Retry-After</c>; returns them.</summary>
+    private static int SetRetryAfter(HttpContext http, TimeSpan retryAfter)
+    {
+        var seconds = (int)Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds));
+        http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return seconds;
     }
 
     /// <summary>400 with the offending fields (camelCase, as the request spells them).</summary>
