@@ -116,6 +116,23 @@ public sealed class DashboardProcess : IAsyncDisposable
         return client;
     }
 
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits until the process has ended by itself (a crash point killed it); false when it still runs after <paramref name="timeout"/>.</summary>
+    public async Task<bool> ExitedWithinAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>SIGKILL: no graceful shutdown, exactly like a crash or an OOM kill.</summary>
     public async Task KillAsync()
     {
