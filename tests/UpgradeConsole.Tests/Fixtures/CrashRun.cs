@@ -49,13 +49,17 @@ public sealed partial class CrashRun : IAsyncDisposable
     private string DatabaseFile => Path.Combine(Data, "upgradeconsole.db");
 
     /// <summary>Sets up the target and plans the run with the in-process dashboard on the data directory the processes reuse.</summary>
-    public static async Task<CrashRun> PlanAsync(SshServer ssh, PostgresServer postgres)
+    public static async Task<CrashRun> PlanAsync(SshServer ssh, PostgresServer postgres, Func<UpgradeConsoleApplicationFactory, FractalTarget, Task>? prepare = null)
     {
         var data = Directory.CreateTempSubdirectory("uc-crash-").FullName;
         await using var app = new UpgradeConsoleApplicationFactory(DatabaseProvider.Sqlite, null, data);
         var admin = await app.CreateFirstAdminAsync();
         var fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres);
         await fractal.PrepareForUpgradeAsync(ssh);
+        if (prepare is not null)
+        {
+            await prepare(app, fractal);
+        }
         var plan = await admin.GetStringAsync($"/targets/{fractal.TargetId}/plan");
         using var planned = await admin.PostAsync($"/targets/{fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
         {
