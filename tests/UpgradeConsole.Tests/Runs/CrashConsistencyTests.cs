@@ -85,7 +85,7 @@ public sealed class CrashConsistencyTests(SshServer ssh, PostgresServer postgres
     }
 
     /// <summary>Starts a process armed with <paramref name="point"/>, waits for it to die there, and lets a new process finish the run.</summary>
-    public static async Task KillAtAsync(CrashRun run, string point)
+    internal static async Task KillAtAsync(CrashRun run, string point)
     {
         await using (var armed = await run.StartDashboardAsync(point))
         {
