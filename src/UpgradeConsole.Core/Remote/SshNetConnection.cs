@@ -140,7 +140,7 @@ public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = 
         {
             Timeout = endpoint.ConnectTimeout,
         };
-        OnlyHostKeyAlgorithms(info, AllowedHostKeyAlgorithms(info, endpoint));
+        RestrictHostKeyAlgorithms(info, endpoint);
         PreferFastCiphers(info);
         var client = new SshClient(info) { KeepAliveInterval = endpoint.KeepAlive };
         string? presented = null;
@@ -195,15 +195,30 @@ public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = 
     }
 
     /// <summary>
-    /// The pinned key's algorithms and, with a host CA, every certificate algorithm SSH.NET knows (not the SHA-1
-    /// ssh-rsa one), in SSH.NET's own order of preference.
+    /// Without a host CA: only the pinned key's algorithms, as OpenSSH's HostKeyAlgorithms does. With one: the
+    /// certificate algorithms first (so a host that has a certificate presents it), then the pinned key's, then the
+    /// other plain ones, which SSH.NET needs to check the CA's signature in a certificate (a plain key is still trusted
+    /// only if it is the pinned one). SHA-1 RSA and DSA never.
     /// </summary>
-    internal static string[] AllowedHostKeyAlgorithms(ConnectionInfo info, SshNetEndpoint endpoint)
+    internal static void RestrictHostKeyAlgorithms(ConnectionInfo info, SshNetEndpoint endpoint)
     {
-        var certificates = endpoint.HostCertificateAuthority is null
-            ? []
-            : info.HostKeyAlgorithms.Keys.Where(k => k.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal) && !k.StartsWith("ssh-rsa-", StringComparison.Ordinal)).ToArray();
-        return [.. certificates, .. endpoint.PinnedKey is { } pinned ? AlgorithmsFor(pinned.Type) : []];
+        var pinned = endpoint.PinnedKey is { } key ? AlgorithmsFor(key.Type) : [];
+        if (endpoint.HostCertificateAuthority is null)
+        {
+            OnlyHostKeyAlgorithms(info, pinned);
+            return;
+        }
+
+        var all = info.HostKeyAlgorithms.Where(a => a.Key is not ("ssh-rsa" or "ssh-dss" or "ssh-rsa-cert-v01@openssh.com" or "ssh-dss-cert-v01@openssh.com")).ToList();
+        var ordered = all.Where(a => a.Key.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal))
+            .Concat(all.Where(a => pinned.Contains(a.Key)))
+            .Concat(all.Where(a => !a.Key.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal) && !pinned.Contains(a.Key)))
+            .ToList();
+        info.HostKeyAlgorithms.Clear();
+        foreach (var (name, factory) in ordered)
+        {
+            info.HostKeyAlgorithms.Add(name, factory);
+        }
     }
 
     /// <summary>The host key algorithms that present a key of <paramref name="keyType"/> (RSA: SHA-2 signatures only).</summary>

@@ -16,6 +16,15 @@ public static class SshNetErrors
             return new HostKeyMismatchException(distrust, $"presented {presented}, pinned {endpoint.PinnedKey?.Fingerprint ?? "(none)"}, host CA {endpoint.HostCertificateAuthority ?? "(none)"}");
         }
 
+        // SSH.NET checks a host certificate's validity period and CA signature itself, before HostKeyReceived.
+        if (endpoint.HostCertificateAuthority is not null && presented is null
+            && ex is Renci.SshNet.Common.SshConnectionException && ex.Message.Contains("Host key could not be verified", StringComparison.OrdinalIgnoreCase))
+        {
+            return new HostKeyMismatchException(
+                $"{address} presented a host certificate that does not verify: it is expired or not yet valid, or not signed by the CA key it names. " +
+                "Nothing will run on this target until an Admin checks the host and its certificate.", ex.Message);
+        }
+
         var socket = ex as SocketException ?? ex.InnerException as SocketException;
         return socket?.SocketErrorCode switch
         {

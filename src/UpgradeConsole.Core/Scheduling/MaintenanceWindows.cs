@@ -68,7 +68,8 @@ public sealed partial class MaintenanceWindows
                 return false;
             }
 
-            var duration = to > from ? to - from : to - from + TimeSpan.FromDays(1);
+            // TimeOnly subtracts on a circular clock: 22:00 to 04:00 is six hours.
+            var duration = to - from;
             var normalised = $"{match.Groups["days"].Value} {from:HH\\:mm}-{to:HH\\:mm}";
             list.AddRange(days.Select(d => new MaintenanceWindow(d, from, duration, normalised)));
             lines.Add(normalised);

@@ -446,6 +446,11 @@ internal static class RunsCommand
     {
         await writer.WriteLineAsync($"Run {run["id"]} ({run["runbookId"]}, {run["fromVersion"]} → {run["toVersion"]}): {run["state"]}" +
             $" — {run["phasesDone"]}/{run["phasesTotal"]} phases done{(run["message"] is { } m ? ". " + m : "")}");
+        if (run["schedule"] is { } schedule)
+        {
+            await writer.WriteLineAsync($"  Scheduled to start at {schedule["atLocal"]} by {schedule["by"]} (maintenance windows: {schedule["maintenanceWindows"]}).");
+        }
+
         foreach (var phase in run["phases"]!.AsArray())
         {
             await writer.WriteLineAsync($"  {phase!["state"],-13} {phase["title"]}{(phase["message"] is { } pm ? " — " + pm : "")}");

@@ -45,13 +45,14 @@ public sealed class SshCertificatesTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ExpiredHostCertificate_IsRefused_WithItsValidity()
+    public async Task ExpiredHostCertificate_IsRefused_AsAHostKeyProblem()
     {
         await ServeHostCertificateAsync(_hostCa, "127.0.0.1", "20200101:20200102");
         var error = await FailureAsync(Endpoint(await FingerprintAsync(_hostCa)));
-        Assert.IsType<HostKeyMismatchException>(error);
-        Assert.Contains("The host's certificate is valid from 2020-01-01", error.Message, StringComparison.Ordinal);
-        Assert.Contains("not now.", error.Message, StringComparison.Ordinal);
+        // SSH.NET refuses an expired certificate itself, before the dashboard's own validity check sees it.
+        Assert.True(error is HostKeyMismatchException, error.Message + " / " + error.StandardError);
+        Assert.Equal($"[127.0.0.1]:{_ssh.Port} presented a host certificate that does not verify: it is expired or not yet valid, or not signed by the CA key it names. " +
+            "Nothing will run on this target until an Admin checks the host and its certificate.", error.Message);
     }
 
     [Fact]

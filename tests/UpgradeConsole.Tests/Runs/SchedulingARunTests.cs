@@ -17,6 +17,8 @@ namespace UpgradeConsole.Tests.Runs;
 /// </summary>
 public sealed class SchedulingARunTests
 {
+    private static readonly string[] ScheduleEvents = ["run.schedule", "run.reschedule", "run.unschedule"];
+
     [Fact]
     public async Task ScheduledRun_StartsAtItsTime_AfterTheDashboardRestarted()
     {
@@ -109,7 +111,7 @@ public sealed class SchedulingARunTests
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
 
         var events = (await app.AuditEventsAsync()).Where(e => e.Subject == $"run {runId}").Select(e => e.Action).ToList();
-        Assert.Equal(new[] { "run.schedule", "run.reschedule", "run.unschedule" }, events);
+        Assert.Equal(ScheduleEvents, events);
         var unscheduled = (await app.AuditEventsAsync()).Single(e => e.Action == "run.unschedule");
         Assert.Contains("moved to next week", unscheduled.Details, StringComparison.Ordinal);
     }
