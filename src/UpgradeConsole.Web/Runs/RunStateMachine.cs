@@ -38,6 +38,15 @@ public enum RefusalReason
     StepStillRunning,
     NotActive,
     RunsInsideTheDashboard,
+
+    /// <summary>The target has maintenance windows and none is open at the time the run would start.</summary>
+    OutsideMaintenanceWindow,
+
+    /// <summary>The time asked for a scheduled start is not usable (past, too far ahead).</summary>
+    BadScheduleTime,
+
+    /// <summary>Unscheduling a run that has no schedule.</summary>
+    NotScheduled,
 }
 
 /// <summary>An action the run's state machine refuses, with the words the page and the API show (409).</summary>

@@ -157,8 +157,12 @@ public sealed class TargetConnections(
 
     private static void RefuseUnlessPinned(Target target)
     {
+        // A pinned host CA stands in for a pinned host key (SSH.NET only: the OpenSSH transport reads a known_hosts of pinned keys).
+        var caOnly = target.HostCertificateAuthority is not null && target.Transport == SshTransport.SshNet;
         switch (target.HostKeyState)
         {
+            case HostKeyState.Unpinned when caOnly:
+                break;
             case HostKeyState.Unpinned:
                 throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
             case HostKeyState.Mismatch:
@@ -169,7 +173,7 @@ public sealed class TargetConnections(
                 break;
         }
 
-        if (target.PinnedKey is null || target.PinnedKeyType is null)
+        if ((target.PinnedKey is null || target.PinnedKeyType is null) && !caOnly)
         {
             throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
         }
@@ -209,7 +213,8 @@ public sealed class TargetConnections(
                 Port = target.Port,
                 User = target.SshUser,
                 Keys = keys,
-                PinnedKey = new HostKey(target.PinnedKeyType!, target.PinnedKey!),
+                PinnedKey = target.PinnedKey is null || target.PinnedKeyType is null ? null : new HostKey(target.PinnedKeyType, target.PinnedKey),
+                HostCertificateAuthority = target.HostCertificateAuthority,
                 Jump = JumpHost.TryParse(target.JumpHost, out var jump) ? JumpEndpoint(target, jump!, keys) : null,
             };
             var connection = new SshNetConnection(endpoint, _logger);
@@ -238,9 +243,9 @@ public sealed class TargetConnections(
         var passphrase = target.ProtectedKeyPassphrase is null ? null : _keys.Unprotect(target.ProtectedKeyPassphrase);
         return target.AuthMethod switch
         {
-            TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null => [SshKeys.FromText(_keys.Unprotect(target.ProtectedPrivateKey), passphrase)],
+            TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null => [SshKeys.FromText(_keys.Unprotect(target.ProtectedPrivateKey), passphrase, certificate: target.UserCertificate)],
             TargetAuthMethod.StoredKey => throw new InvalidOperationException($"{target.Name} has no stored key; an Admin must paste one."),
-            TargetAuthMethod.KeyFile => [SshKeys.FromFile(target.KeyFilePath!, passphrase)],
+            TargetAuthMethod.KeyFile => [SshKeys.FromFile(target.KeyFilePath!, passphrase, target.UserCertificate)],
             _ => throw new InvalidOperationException(
                 $"{target.Name} uses the dashboard user's ssh-agent, which only the System OpenSSH client can use: choose that transport in the target's settings."),
         };
