@@ -5,13 +5,12 @@ using MudBlazor;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Fractal;
-using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Components;
 
 /// <summary>
 /// The Fractal users grid's pieces with logic: the outcome chips, the counts that filter, the pattern
-/// dialog that previews before it applies (only the valid changes), and the runs list's state chips.
+/// dialog that previews before it applies (only the valid changes), and the fields' validation.
 /// </summary>
 public sealed class FractalUsersComponentsTests : MudComponentContext
 {
@@ -161,17 +160,4 @@ public sealed class FractalUsersComponentsTests : MudComponentContext
     [InlineData("x;id", false)]
     public void SlurmUserField_AcceptsOnlyAUserName(string value, bool valid) =>
         Assert.Equal(valid, UsersPage.SlurmUserProblem(value) is null);
-
-    [Theory]
-    [InlineData(RunState.Succeeded, "mud-chip-color-success")]
-    [InlineData(RunState.Failed, "mud-chip-color-error")]
-    [InlineData(RunState.NeedsAttention, "mud-chip-color-warning")]
-    [InlineData(RunState.Running, "mud-chip-color-info")]
-    [InlineData(RunState.Planned, "mud-chip-color-default")]
-    public void RunStateChip_ColoursEachStateTheSameEverywhere(RunState state, string colourClass)
-    {
-        var cut = Render<RunStateChip>(p => p.Add(c => c.State, state));
-        Assert.Equal(state.ToString(), cut.Find("[data-testid=run-state]").TextContent);
-        Assert.Contains(colourClass, cut.Find(".mud-chip").ClassList);
-    }
 }
