@@ -39,12 +39,13 @@ public sealed record ProjectDirProposal(FractalUser User, string? Value, string?
 /// they hold now, in the database (<see cref="UserAccess"/>): the users page is an open tab that may
 /// outlive a demotion, and the API's token may carry a lower role than its owner.
 /// </summary>
-public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit, UserAccess people)
+public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit, TargetReads reads, IServiceScopeFactory scopes, UserAccess people)
 {
     /// <summary>
     /// The page of users a grid shows. The outcome of one user depends on the others (a shared username
     /// with other SSH settings blocks both), so every call reads and classifies the whole table from the
-    /// target's database, then filters, sorts and cuts the page here; only the page leaves.
+    /// target's database (one read shared by everyone asking within seconds, <see cref="TargetReads"/>: a grid's
+    /// sort, filter and page clicks reuse it), then filters, sorts and cuts the page here; only the page leaves.
     /// </summary>
     public async Task<UsersSlice> PageAsync(int targetId, UsersQuery query, ClaimsPrincipal viewer, CancellationToken ct)
     {
@@ -59,7 +60,20 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
             [.. matching.Skip((page - 1) * size).Take(size)]);
     }
 
+    /// <summary>
+    /// The target's users with their verdicts: one read over SSH answers everyone asking at about the same time
+    /// (<see cref="TargetReads"/>), in a scope of its own so that no caller's leaving ends it for the others.
+    /// </summary>
     public async Task<UsersView> LoadAsync(int targetId, CancellationToken ct)
+    {
+        return await reads.SharedAsync(targetId, "fractal.users", async readCt =>
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<FractalUsersService>().ReadAsync(targetId, readCt);
+        }, ct);
+    }
+
+    private async Task<UsersView> ReadAsync(int targetId, CancellationToken ct)
     {
         await using var context = await OpenAsync(targetId, ct);
         var users = await context.Database.LoadUsersAsync(ct);
@@ -179,8 +193,10 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
         return await access.OpenForPeopleAsync(target, ct);
     }
 
-    private Task RecordAsync(ClaimsPrincipal actor, int targetId, string action, UserChange change, CancellationToken ct) =>
-        audit.RecordAsync(actor, action, targetId, change.Before?.Email, new
+    private Task RecordAsync(ClaimsPrincipal actor, int targetId, string action, UserChange change, CancellationToken ct)
+    {
+        reads.Forget(targetId);
+        return audit.RecordAsync(actor, action, targetId, change.Before?.Email, new
         {
             userId = change.Before?.Id,
             change.Applied,
@@ -189,6 +205,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
             before = Snapshot(change.Before),
             after = change.Applied ? Snapshot(change.After) : null,
         }, ct);
+    }
 
     private static object? Snapshot(FractalUser? u) => u is null ? null : new
     {

@@ -353,40 +353,42 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     [Fact]
     public async Task FiltersSearchSortAndPaging_Work()
     {
+        // 60 more users, left out (not active, not verified), before the page reads anything: reads of a
+        // target's users are shared for a few seconds, and a change made outside the dashboard is not seen sooner.
+        var many = string.Join("", Enumerable.Range(100, 60).Select(i => $"INSERT INTO user_oauth (id, email, hashed_password, is_active, is_superuser, is_verified) VALUES ({i}, 'u{i}@example.org', 'x', false, false, false);"));
+        await _fractal.ExecuteAsync(many);
         var rows = Page.GetByTestId("fractal-user");
+        var count = Page.GetByTestId("users-count");
 
         // A filter in the address (the preflight page links here with ?filter=blocking).
         await OpenAsync("?filter=blocking");
         await Assertions.Expect(rows).ToHaveCountAsync(4);
         await Assertions.Expect(Page.GetByTestId("count-blocking")).ToHaveAttributeAsync("data-selected", "true");
         await Page.GetByTestId("count-left-out").ClickAsync();
-        await Assertions.Expect(rows).ToHaveCountAsync(2);
-        await Page.GetByTestId("count-all").ClickAsync();
-        await Assertions.Expect(rows).ToHaveCountAsync(10);
+        await Assertions.Expect(count).ToHaveTextAsync("62 user(s), page 1 of 2");
+        await Assertions.Expect(rows).ToHaveCountAsync(50);
 
-        // Search, in any case.
+        // Paging: 70 users, 50 a page.
+        await Page.GetByTestId("count-all").ClickAsync();
+        await Assertions.Expect(count).ToHaveTextAsync("70 user(s), page 1 of 2");
+        await Assertions.Expect(rows).ToHaveCountAsync(50);
+        await Page.GetByRole(AriaRole.Button, new() { Name = "Next page" }).ClickAsync();
+        await Assertions.Expect(count).ToHaveTextAsync("70 user(s), page 2 of 2");
+        await Assertions.Expect(rows).ToHaveCountAsync(20);
+
+        // Search, in any case, from the first page.
         await Page.FillAsync("#user-search", "ALICE");
         await Assertions.Expect(rows).ToHaveCountAsync(1);
         await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "alice@example.org");
         await Page.FillAsync("#user-search", "");
-        await Assertions.Expect(rows).ToHaveCountAsync(10);
+        await Assertions.Expect(count).ToHaveTextAsync("70 user(s), page 1 of 2");
 
         // Sort by e-mail (a click on the header), then descending.
         await Page.ClickAsync("#sort-email");
         await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "admin@fractal.xy");
-        await Assertions.Expect(rows.Last).ToHaveAttributeAsync("data-email", "ivan@example.org");
+        await Assertions.Expect(rows.Nth(9)).ToHaveAttributeAsync("data-email", "ivan@example.org");
         await Page.ClickAsync("#sort-email");
-        await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "ivan@example.org");
-
-        // Paging: 70 users, 50 a page.
-        var many = string.Join("", Enumerable.Range(100, 60).Select(i => $"INSERT INTO user_oauth (id, email, hashed_password, is_active, is_superuser, is_verified) VALUES ({i}, 'u{i}@example.org', 'x', false, false, false);"));
-        await _fractal.ExecuteAsync(many);
-        await OpenAsync();
-        await Assertions.Expect(rows).ToHaveCountAsync(50);
-        await Assertions.Expect(Page.GetByTestId("users-count")).ToHaveTextAsync("70 user(s), page 1 of 2");
-        await Page.GetByRole(AriaRole.Button, new() { Name = "Next page" }).ClickAsync();
-        await Assertions.Expect(rows).ToHaveCountAsync(20);
-        await Assertions.Expect(Page.GetByTestId("users-count")).ToHaveTextAsync("70 user(s), page 2 of 2");
+        await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "u159@example.org");
     }
 
     private async Task<List<string>> AuditDetailsAsync(string action)
