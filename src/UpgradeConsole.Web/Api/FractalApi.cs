@@ -71,7 +71,7 @@ public static class FractalApi
             }
 
             var view = await service.LoadAsync(id, ct);
-            var size = pageSize ?? UsersQuery.PageSize;
+            var size = pageSize ?? UsersQuery.DefaultPageSize;
             var matching = new UsersQuery(filter ?? "all", q, sort ?? "id").Apply(view.Verdicts).ToList();
             var number = page ?? 1;
             return TypedResults.Ok(new FractalUsersPage(matching.Count, number, size,
