@@ -7,6 +7,7 @@ using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
+using UpgradeConsole.Web.Omero;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runbooks;
@@ -70,6 +71,7 @@ public partial class Program
         builder.AddTargets();
         builder.AddRunbooks();
         builder.AddFractal();
+        builder.AddOmero();
         builder.AddRuns();
         builder.AddOverview();
         builder.AddApi();
