@@ -105,8 +105,8 @@ public static class OmeroRunbooks
 
     private static IReadOnlyList<RollbackAction> Undo(OmeroRollback rollback, string key) => (rollback, key) switch
     {
-        // Stopping alone is undone by starting again: nothing was switched yet.
-        (_, "stop") => [StartPrevious],
+        // Stopping and keeping config.xml are undone by starting again: nothing was switched yet.
+        (_, "stop" or "keep-config") => [StartPrevious],
         (OmeroRollback.SwitchBack, _) => [SwitchBack, StartPrevious],
         (OmeroRollback.RestoreDatabase, _) => [SwitchBack, RestoreDatabase, StartPrevious],
         _ => [],
