@@ -39,8 +39,12 @@ public static class OmeroRunbooks
     /// <summary>The Core's script of a phase for a plan; null when the plan has no such phase (no SQL to run).</summary>
     private static string? ScriptOf(OmeroUpgradePlan plan, string key) => OmeroRunbook.Phases(plan).FirstOrDefault(p => p.Key == key)?.Script;
 
-    private static string Preview(PlanInputs p, string key) =>
-        ScriptOf(p.FactsAs<OmeroPlanFacts>().Plan, key) ?? "(nothing to run: the database schema does not change for this release)";
+    /// <summary>The phase's script for the plan; the optional VACUUM is shown whether chosen or not (the plan marks it skipped).</summary>
+    private static string Preview(PlanInputs p, string key)
+    {
+        var plan = p.FactsAs<OmeroPlanFacts>().Plan;
+        return ScriptOf(plan with { Vacuum = plan.Steps.Count > 0 }, key) ?? "(nothing to run: the database schema does not change for this release)";
+    }
 
     /// <summary>Runs the phase's script; on failure <c>omero admin diagnostics</c> goes into the run's log, then the script's exit code stands.</summary>
     private static string WithDiagnostics(OmeroUpgradePlan plan, string script) =>

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Omero;
