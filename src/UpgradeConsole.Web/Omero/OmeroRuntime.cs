@@ -42,6 +42,9 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
     private static readonly TimeSpan DiscoveryTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan PrecheckTimeout = TimeSpan.FromMinutes(30);
 
+    /// <summary>OMERO's scripts are bash (pipefail, process substitution); the login shell may be another sh.</summary>
+    private static string InBash(string script) => "exec bash -c " + ShellWords.Quote(script);
+
     public static OmeroHostSettings HostSettings(Target target) => new(
         target.WorkingDirectory,
         Venv(target.PythonPath) ?? throw new InvalidOperationException("Set the target's Python path to the Python of OMERO's venv (…/venv/bin/python)."),
@@ -71,7 +74,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
         {
             var shell = await connections.ShellAsync(target, ct);
             // Read only to mask it in the log; the scripts read it themselves on the host.
-            var pass = await shell.RunAsync(OmeroScripts.Header(HostSettings(target), strict: false) + "cfg omero.db.pass", ct, TimeSpan.FromSeconds(60));
+            var pass = await shell.RunAsync(InBash(OmeroScripts.Header(HostSettings(target), strict: false) + "cfg omero.db.pass"), ct, TimeSpan.FromSeconds(60));
             var secret = pass.ExitCode == 0 ? pass.Output.TrimEnd('\n', '\r') : "";
             return new OmeroSession(shell, secret.Length >= 4 ? [secret] : [], slot);
         }
@@ -91,7 +94,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
 
     public static async Task<OmeroDiscoveryResult> DiscoverAsync(IRemoteShell shell, Target target, CancellationToken ct)
     {
-        var result = await shell.RunAsync(OmeroDiscovery.Script(HostSettings(target)), ct, DiscoveryTimeout);
+        var result = await shell.RunAsync(InBash(OmeroDiscovery.Script(HostSettings(target))), ct, DiscoveryTimeout);
         return OmeroDiscovery.Parse(result.Output);
     }
 
@@ -207,7 +210,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
         if (zip is not null && present && version is not null
             && OmeroUpgradePlan.For(discovery, HostSettings(target), zip, version, "preflight", vacuum: false) is ({ Steps.Count: > 0 } plan, _))
         {
-            var result = await shell.RunAsync(OmeroScripts.Precheck(plan), ct, PrecheckTimeout);
+            var result = await shell.RunAsync(InBash(OmeroScripts.Precheck(plan)), ct, PrecheckTimeout);
             precheck = new OmeroPrecheckResult(plan.Steps[0].PrecheckPath, plan.Steps[0].To, result.ExitCode, result.Output + result.StandardError);
         }
 
