@@ -8,6 +8,7 @@ using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
 using UpgradeConsole.Web.Metrics;
+using UpgradeConsole.Web.Omero;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runbooks;
@@ -71,6 +72,7 @@ public partial class Program
         builder.AddTargets();
         builder.AddRunbooks();
         builder.AddFractal();
+        builder.AddOmero();
         builder.AddRuns();
         builder.AddOverview();
         builder.AddApi();

@@ -20,10 +20,13 @@ public static class FractalSetup
     /// <summary>The preflight page's htmx action (the users page is interactive and calls its service directly).</summary>
     public static IEndpointRouteBuilder MapFractal(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/targets/{id:int}/preflight/run", async (int id, HttpContext http, PreflightService preflight, CancellationToken ct) =>
+        app.MapPost("/targets/{id:int}/preflight/run", async (int id, HttpContext http, Targets.TargetService targets, RunbookCatalog catalog, PreflightService preflight, CancellationToken ct) =>
             new RazorComponentResult<PreflightResults>(new Dictionary<string, object?>
             {
-                [nameof(PreflightResults.Run)] = await preflight.RunAsync(id, http.User, ct),
+                // The preflight of the target's own product (OMERO's checks for an OMERO target).
+                [nameof(PreflightResults.Run)] = await targets.FindAsync(id, ct) is { } target && catalog.RuntimeFor(http.RequestServices, target) is { } product
+                    ? await product.PreflightAsync(id, http.User, ct)
+                    : await preflight.RunAsync(id, http.User, ct),
                 [nameof(PreflightResults.TargetId)] = id,
                 [nameof(PreflightResults.CanRun)] = true,
             }))
