@@ -29,6 +29,12 @@ public interface IProduct
     IReadOnlyList<RunbookDefinition> Runbooks { get; }
 
     IReadOnlyList<ProductPage> TargetPages { get; }
+
+    /// <summary>
+    /// A component the plan page shows after the phases for this product's plans (parameter <c>Plan</c>), or
+    /// null: what only this product has to say about a plan (OMERO: the database, the SQL chain, the backup).
+    /// </summary>
+    Type? PlanSection => null;
 }
 
 /// <summary>A product's services for one request or one phase: discovery for the plan, preflight, a session on a target.</summary>
@@ -75,6 +81,13 @@ public sealed class RunbookCatalog(IEnumerable<IProduct> products)
 
     public static IProductRuntime Runtime(IServiceProvider services, IProduct product) =>
         services.GetRequiredKeyedService<IProductRuntime>(product.Id);
+
+    /// <summary>The runtime of the product a target runs; null if that product is no longer plugged in.</summary>
+    public IProductRuntime? RuntimeFor(IServiceProvider services, Target target) =>
+        ForTarget(target) is { } product ? Runtime(services, product) : null;
+
+    /// <summary>The runbooks of the product a target runs.</summary>
+    public IReadOnlyList<RunbookDefinition> RunbooksFor(Target target) => ForTarget(target)?.Runbooks ?? [];
 }
 
 public static class ProductsSetup

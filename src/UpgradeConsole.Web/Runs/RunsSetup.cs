@@ -41,6 +41,20 @@ public static class RunsSetup
         var run = app.MapGroup("/runs/{id:int}").RequireAntiforgery();
         run.MapPost("/start", (int id, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.StartAsync(id, http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/approve", (int id, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.ApproveAsync(id, http.User, ct))).RequireAuthorization(Policies.Operate);
+        // The schedule section's forms (ScheduleSection.razor): a wall-clock time from the page is read in the target's time zone.
+        run.MapPost("/schedule", async (int id, [FromForm] string? at, HttpContext http, RunService runs, CancellationToken ct) =>
+        {
+            if (await runs.FindAsync(id, ct) is not { } found)
+            {
+                return Results.NotFound();
+            }
+
+            var windows = await runs.WindowsOfAsync(found.TargetId, ct);
+            return windows.TryParseTime(at, out var when)
+                ? await Act(id, runs.ScheduleAsync(id, when, http.User, ct))
+                : await Act(id, Task.FromResult(RunResult.Fail($"Choose the day and time to start (in {windows.Zone.Id}).")));
+        }).RequireAuthorization(Policies.Operate);
+        run.MapPost("/unschedule", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.UnscheduleAsync(id, reason, http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/retry", (int id, [FromForm] bool? confirm, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.RetryAsync(id, confirm == true, http.User, ct))).RequireAuthorization(Policies.Operate);
         run.MapPost("/mark-done", (int id, [FromForm] string? reason, HttpContext http, RunService runs, CancellationToken ct) => Act(id, runs.MarkDoneAsync(id, reason ?? "", http.User, ct))).RequireAuthorization(Policies.Operate);
         // Open to Operators so that they are told why it is refused (the service lets only an Admin override).
