@@ -7,6 +7,7 @@ using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
+using UpgradeConsole.Web.Notifications;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runbooks;
@@ -71,6 +72,7 @@ public partial class Program
         builder.AddRunbooks();
         builder.AddFractal();
         builder.AddRuns();
+        builder.AddNotifications();
         builder.AddOverview();
         builder.AddApi();
         builder.AddJobs();
