@@ -7,6 +7,7 @@ using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
+using UpgradeConsole.Web.Metrics;
 using UpgradeConsole.Web.Notifications;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
@@ -77,12 +78,14 @@ public partial class Program
         builder.AddApi();
         builder.AddJobs();
         builder.AddHealth();
+        builder.AddDashboardMetrics();
         builder.AddWebShell();
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseWebShell();
         app.MapHealth();
+        app.MapDashboardMetrics();
         app.MapAccounts();
         app.MapFractal();
         app.MapRuns();

@@ -135,6 +135,7 @@ public sealed class RunDriver(
         phase.ExitCode = outcome.ExitCode;
         phase.EndedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
+        services.GetService<Metrics.DashboardMetrics>()?.PhaseEnded(run.RunbookId, phase.Key, phase.State.ToString(), phase.EndedAt.Value - (phase.StartedAt ?? phase.EndedAt.Value));
         await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = phase.IsRollback }, ct);
         if (outcome.State != PhaseState.Succeeded)
         {

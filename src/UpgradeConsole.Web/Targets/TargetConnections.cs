@@ -24,7 +24,8 @@ public sealed class TargetConnections(
     IServiceScopeFactory scopes,
     AuditLog audit,
     TimeProvider clock,
-    ILoggerFactory loggers) : IAsyncDisposable
+    ILoggerFactory loggers,
+    Metrics.DashboardMetrics metrics) : IAsyncDisposable
 {
     /// <summary>How long an idle OpenSSH master outlives its last command (also after a crash of the dashboard).</summary>
     public static readonly TimeSpan ControlPersist = TimeSpan.FromSeconds(60);
@@ -45,7 +46,7 @@ public sealed class TargetConnections(
         IRemoteShell shell = target.Transport == SshTransport.SshNet
             ? new SshNetShell(await SshNetConnectionAsync(target, ct))
             : await OpenSshShellAsync(target, ct);
-        return new GuardedShell(shell, ex => BlockAsync(target, ex));
+        return new GuardedShell(shell, ex => BlockAsync(target, ex), ex => metrics.SshFailed(target.Name, ex));
     }
 
     /// <summary>Asks the target for its host keys (for the pin dialog), through its jump host when it has one.</summary>
@@ -213,6 +214,7 @@ public sealed class TargetConnections(
             };
             var connection = new SshNetConnection(endpoint, _logger);
             _pool[target.Id] = new Pooled(target.Version, connection);
+            metrics.SshConnectionOpened(target.Name);
             return connection;
         }
         finally
@@ -326,7 +328,7 @@ public sealed class TargetConnections(
     private sealed record Pooled(Guid Version, SshNetConnection Connection);
 
     /// <summary>Applies the host-key policy to everything a shell does: a mismatch anywhere blocks the target.</summary>
-    private sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch) : IRemoteShell
+    private sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch, Action<Exception> onFailure) : IRemoteShell
     {
         public string Destination => inner.Destination;
 
@@ -347,7 +349,13 @@ public sealed class TargetConnections(
             }
             catch (HostKeyMismatchException ex)
             {
+                onFailure(ex);
                 await onMismatch(ex);
+                throw;
+            }
+            catch (Exception ex) when (ex is SshConnectionException or TimeoutException)
+            {
+                onFailure(ex);
                 throw;
             }
         }
