@@ -43,14 +43,14 @@ public sealed class SmtpSink : IAsyncDisposable
         var san = new SubjectAlternativeNameBuilder();
         san.AddIpAddress(IPAddress.Loopback);
         request.CertificateExtensions.Add(san.Build());
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        using var certificate = request.CreateSelfSigned(TimeProvider.System.GetUtcNow().AddDays(-1), TimeProvider.System.GetUtcNow().AddDays(1));
         var cert = Path.Combine(root, "cert.pem");
         var key = Path.Combine(root, "key.pem");
         await File.WriteAllTextAsync(cert, certificate.ExportCertificatePem());
         await File.WriteAllTextAsync(key, rsa.ExportPkcs8PrivateKeyPem());
         var password = "smtp-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(12));
         var port = FreePort();
-        var start = new ProcessStartInfo("python3")
+        var start = new ProcessStartInfo("/usr/bin/python3") // Debian's, where python3-aiosmtpd lives (not a pyenv shim)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -76,9 +76,13 @@ public sealed class SmtpSink : IAsyncDisposable
         return sink;
     }
 
-    /// <summary>The mails received so far (headers and body as sent).</summary>
+    /// <summary>The mails received so far: their headers, a blank line, then the text body decoded (MimeKit reads them).</summary>
     public IReadOnlyList<string> Mails() =>
-        System.IO.Directory.GetFiles(Directory, "*.eml").Order(StringComparer.Ordinal).Select(File.ReadAllText).ToList();
+        System.IO.Directory.GetFiles(Directory, "*.eml").Order(StringComparer.Ordinal).Select(path =>
+        {
+            using var message = MimeKit.MimeMessage.Load(path);
+            return string.Join("\n", message.Headers.Select(h => $"{h.Field}: {h.Value}")) + "\n\n" + message.TextBody;
+        }).ToList();
 
     private static int FreePort()
     {

@@ -20,6 +20,8 @@ namespace UpgradeConsole.Tests.Notifications;
 public sealed class NotifyingOfARunTests : IAsyncLifetime
 {
     private const string PublicUrl = "https://upgrades.example.org";
+    private static readonly string[] RolledBackOnly = ["run.rolled-back"];
+    private static readonly string[] RolledBackOrSucceeded = ["run.rolled-back", "run.succeeded"];
     private const string FailingSecret = "the-failing-hooks-own-secret-1234";
     private UpgradeConsoleApplicationFactory _app = default!;
     private SmtpSink _smtp = default!;
@@ -56,12 +58,12 @@ public sealed class NotifyingOfARunTests : IAsyncLifetime
         }
 
         // An Admin script adds two webhooks: one answering, one down.
-        using var created = await admin.PostAsJsonAsync($"/api/v1/targets/{targetId}/webhooks", new { name = "chat", url = _receiver.Url("/hook"), events = new[] { "run.rolled-back" }, slackText = true }, ct);
+        using var created = await admin.PostAsJsonAsync($"/api/v1/targets/{targetId}/webhooks", new { name = "chat", url = _receiver.Url("/hook"), events = RolledBackOnly, slackText = true }, ct);
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync(ct));
         var createdJson = await created.Content.ReadFromJsonAsync<JsonElement>(ct);
         var secret = createdJson.GetProperty("secret").GetString()!;
         var hookId = createdJson.GetProperty("webhook").GetProperty("id").GetInt32();
-        using var failing = await admin.PostAsJsonAsync($"/api/v1/targets/{targetId}/webhooks", new { name = "down", url = _receiver.Url("/fail"), events = new[] { "run.rolled-back", "run.succeeded" }, secret = FailingSecret }, ct);
+        using var failing = await admin.PostAsJsonAsync($"/api/v1/targets/{targetId}/webhooks", new { name = "down", url = _receiver.Url("/fail"), events = RolledBackOrSucceeded, secret = FailingSecret }, ct);
         Assert.True(failing.StatusCode == HttpStatusCode.Created, await failing.Content.ReadAsStringAsync(ct));
         var failingJson = await failing.Content.ReadFromJsonAsync<JsonElement>(ct);
         Assert.Equal(JsonValueKind.Null, failingJson.GetProperty("secret").ValueKind);
@@ -145,7 +147,8 @@ public sealed class NotifyingOfARunTests : IAsyncLifetime
             Assert.DoesNotContain(everything, text => text.Contains(s, StringComparison.Ordinal));
         }
 
-        Assert.Contains(RunLogWriter.Mask, bodyText, StringComparison.Ordinal);
+        Assert.Contains(RunLogWriter.Mask, body.GetProperty("run").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.All(mails, m => Assert.Contains(RunLogWriter.Mask, m, StringComparison.Ordinal));
     }
 
     [Fact]
