@@ -99,9 +99,12 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         await FlushAsync(ct);
     }
 
-    public string Masked(string text)
+    public string Masked(string text) => Masked(text, secrets);
+
+    /// <summary>The log's masking: every occurrence of each secret becomes <see cref="Mask"/> (notifications use it too).</summary>
+    public static string Masked(string text, IEnumerable<string> secrets)
     {
-        foreach (var secret in secrets)
+        foreach (var secret in secrets.Where(s => !string.IsNullOrEmpty(s)))
         {
             text = text.Replace(secret, Mask, StringComparison.Ordinal);
         }
