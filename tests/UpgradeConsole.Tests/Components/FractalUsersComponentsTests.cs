@@ -84,7 +84,7 @@ public sealed class FractalUsersComponentsTests : MudComponentContext
 
         // Nothing to apply before a preview.
         Assert.True(provider.Find("#apply-pattern").HasAttribute("disabled"));
-        provider.Find("#pattern").Change("/shared/projects/{email_local}");
+        provider.Find("#pattern").Input("/shared/projects/{email_local}");
         provider.Find("form").Submit();
 
         Assert.Equal(("/shared/projects/{email_local}", true), asked);
@@ -110,7 +110,7 @@ public sealed class FractalUsersComponentsTests : MudComponentContext
         var reference = await provider.InvokeAsync(() => Services.GetRequiredService<IDialogService>()
             .ShowAsync<PatternDialog>("Pattern", new DialogParameters<PatternDialog> { { d => d.Preview, preview }, { d => d.OnlyMissing, false } }));
 
-        provider.Find("#pattern").Change("/shared/{slurm_user}");
+        provider.Find("#pattern").Input("/shared/{slurm_user}");
         provider.Find("form").Submit();
         Assert.Equal("false", provider.Find("[data-testid=proposal]").GetAttribute("data-ok"));
         Assert.True(provider.Find("#apply-pattern").HasAttribute("disabled"));
@@ -128,7 +128,7 @@ public sealed class FractalUsersComponentsTests : MudComponentContext
         await provider.InvokeAsync(() => Services.GetRequiredService<IDialogService>()
             .ShowAsync<PatternDialog>("Pattern", new DialogParameters<PatternDialog> { { d => d.Preview, preview } }));
 
-        provider.Find("#pattern").Change("/shared/{slurm_user}");
+        provider.Find("#pattern").Input("/shared/{slurm_user}");
         provider.Find("form").Submit();
         Assert.Equal("Your role (Viewer) does not allow this; it needs Operator.", provider.Find("[data-testid=pattern-error]").TextContent);
         Assert.Empty(provider.FindAll("[data-testid=proposal]"));
