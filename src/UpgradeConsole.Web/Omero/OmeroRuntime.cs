@@ -172,25 +172,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
             checks = [new CheckResult(CommonChecks.TargetReachable, "The target can be reached and read", CheckStatus.Fail, ex.Message, $"/targets/{targetId}", "Check the target")];
         }
 
-        var run = new PreflightRun
-        {
-            TargetId = targetId,
-            At = clock.GetUtcNow(),
-            Actor = actor.Identity?.Name ?? "system",
-            ChecksJson = JsonSerializer.Serialize(checks, JsonSerializerOptions.Web),
-            Failed = checks.Count(c => c.Status == CheckStatus.Fail),
-            Warnings = checks.Count(c => c.Status == CheckStatus.Warn),
-        };
-        db.Add(run);
-        await db.SaveChangesAsync(ct);
-        await audit.RecordAsync(actor, "preflight.run", targetId, target.Name, new
-        {
-            run.Id,
-            run.Failed,
-            run.Warnings,
-            failedChecks = checks.Where(c => c.Status == CheckStatus.Fail).Select(c => c.Id),
-        }, ct);
-        return run;
+        return await PreflightService.RecordAsync(db, audit, clock, actor, target, checks, ct);
     }
 
     private async Task<IReadOnlyList<CheckResult>> CheckAsync(Target target, int? forRun, CancellationToken ct)
