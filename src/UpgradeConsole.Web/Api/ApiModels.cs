@@ -24,7 +24,7 @@ public sealed record TargetDto(
         t.StopCommand, t.StartCommand, t.StatusCommand, t.RunsDirectory, t.BackupDirectory,
         t.PipOptions, t.RequireApproval,
         new HostKeyDto(t.HostKeyState, t.PinnedKeyType, t.PinnedFingerprint, t.PinnedAt, t.PinnedBy, t.JumpPinnedFingerprint),
-        TargetService.LastDiscovery(t)?.Result?.InstalledVersion,
+        TargetService.LastDiscovery(t)?.Installed,
         t.CreatedAt, t.UpdatedAt, t.Version,
         t.Transport, t.ProtectedKeyPassphrase is not null,
         t.MaintenanceWindows, t.TimeZone, t.HostCertificateAuthority, t.UserCertificate);

@@ -94,13 +94,13 @@ public sealed class OverviewService(IServiceScopeFactory scopes)
             return run.State switch
             {
                 RunState.Succeeded => run.ToVersion,
-                RunState.RolledBack or RunState.Abandoned when run.StartedAt is null => discovery?.Result?.InstalledVersion ?? "—",
+                RunState.RolledBack or RunState.Abandoned when run.StartedAt is null => discovery?.Installed ?? "—",
                 RunState.RolledBack => run.FromVersion,
-                _ => discovery?.Result?.InstalledVersion ?? "—",
+                _ => discovery?.Installed ?? "—",
             };
         }
 
-        return discovery?.Result?.InstalledVersion ?? "—";
+        return discovery?.Installed ?? "—";
     }
 }
 
