@@ -47,8 +47,12 @@ public sealed record RunPlanSnapshot
 }
 
 /// <summary>Fractal's services: a session on the target (env file + database), its preflight, what the plan finds there.</summary>
-public sealed class FractalRuntime(FractalAccess access, PreflightService preflight) : IProductRuntime
+public sealed class FractalRuntime(FractalAccess access, PreflightService preflight) : IProductRuntime, IProductDiscovery
 {
+    /// <summary>The target page's "Look at the server": the env file, the installed version, the Python, what /api/alive/ says.</summary>
+    public async Task<DiscoveryRecord> DiscoverTargetAsync(Target target, UpgradeConsole.Core.Remote.IRemoteShell shell, DateTimeOffset at, CancellationToken ct) =>
+        new(at, await FractalDiscovery.DiscoverAsync(shell, TargetService.Location(target), ct), null);
+
     public static FractalHostSettings HostSettings(Target target, string python) => new(
         target.WorkingDirectory,
         python,

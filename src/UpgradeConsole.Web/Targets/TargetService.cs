@@ -312,14 +312,10 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         await access.RequireAsync(actor, Roles.Operator);
         var record = await RemoteAsync(id, async (target, shell) =>
         {
-            // Each product looks at its own server (fractal-server's discovery is the default).
-            if (services.GetKeyedService<UpgradeConsole.Web.Runbooks.IProductRuntime>(target.Product) is UpgradeConsole.Web.Runbooks.IProductDiscovery own)
-            {
-                return await own.DiscoverTargetAsync(target, shell, clock.GetUtcNow(), ct);
-            }
-
-            var found = await FractalDiscovery.DiscoverAsync(shell, Location(target), ct);
-            return new DiscoveryRecord(clock.GetUtcNow(), found, null);
+            // Each product looks at its own server.
+            return services.GetKeyedService<UpgradeConsole.Web.Runbooks.IProductRuntime>(target.Product) is UpgradeConsole.Web.Runbooks.IProductDiscovery own
+                ? await own.DiscoverTargetAsync(target, shell, clock.GetUtcNow(), ct)
+                : new DiscoveryRecord(clock.GetUtcNow(), null, $"The product '{target.Product}' cannot look at its server.");
         }, error => new DiscoveryRecord(clock.GetUtcNow(), null, error), ct);
 
         await SaveAsync(id, t => t.LastDiscoveryJson = JsonSerializer.Serialize(record, JsonSerializerOptions.Web), ct);
