@@ -22,16 +22,6 @@ public static class FractalSetup
     /// <summary>The htmx actions of the users page (Operator or Admin) and its summary (everyone).</summary>
     public static IEndpointRouteBuilder MapFractal(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/targets/{id:int}/preflight/run", async (int id, HttpContext http, PreflightService preflight, CancellationToken ct) =>
-            new RazorComponentResult<PreflightResults>(new Dictionary<string, object?>
-            {
-                [nameof(PreflightResults.Run)] = await preflight.RunAsync(id, http.User, ct),
-                [nameof(PreflightResults.TargetId)] = id,
-                [nameof(PreflightResults.CanRun)] = true,
-            }))
-            .RequireAuthorization(Policies.Operate)
-            .RequireAntiforgery();
-
         var users = app.MapGroup("/targets/{id:int}/users").RequireAntiforgery();
 
         users.MapGet("/summary", async (int id, HttpContext http, FractalUsersService service, CancellationToken ct) =>

@@ -29,6 +29,13 @@ public interface IProduct
     IReadOnlyList<RunbookDefinition> Runbooks { get; }
 
     IReadOnlyList<ProductPage> TargetPages { get; }
+
+    /// <summary>
+    /// The product's own part of the plan page (a component with a <c>Plan</c> parameter of type <see cref="Runs.Plan"/>):
+    /// what only this product knows how to show, such as Fractal's env-file diff and users. Null: nothing beyond the
+    /// phases, backup, duration and preflight every plan shows.
+    /// </summary>
+    Type? PlanSection => null;
 }
 
 /// <summary>A product's services for one request or one phase: discovery for the plan, preflight, a session on a target.</summary>
@@ -88,6 +95,7 @@ public static class ProductsSetup
     public static WebApplicationBuilder AddRunbooks(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<RunbookCatalog>();
+        builder.Services.AddScoped<TargetPreflights>();
         return builder;
     }
 }
