@@ -127,7 +127,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         // The first error is line 200, outside the loaded tail: the viewer loads the lines around it.
         await alicePage.ClickAsync("#log-first-error");
         await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
-        Assert.EndsWith("#L200", alicePage.Url, StringComparison.Ordinal);
+        Assert.EndsWith($"/runs/{_runId}#L200", alicePage.Url, StringComparison.Ordinal);
         await Assertions.Expect(alicePage.GetByTestId("log-status")).ToContainTextAsync("paused at line 200");
 
         // A link to a line opens there.

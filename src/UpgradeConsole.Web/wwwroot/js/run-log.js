@@ -198,6 +198,11 @@ function run(root, runId, handle) {
     try { return parseInt(sessionStorage.getItem(positionKey) || '0', 10); } catch (e) { return 0; }
   }
 
+  // The address names the line; absolute, because the page's <base href="/"> would turn "#L1" into "/#L1".
+  function linkTo(seq) {
+    history.replaceState(history.state, '', location.pathname + location.search + '#L' + seq);
+  }
+
   function start() {
     return connection.start().then(function () {
       var hash = /^#L(\d+)$/.exec(location.hash);
@@ -220,7 +225,7 @@ function run(root, runId, handle) {
     e.preventDefault();
     e.stopPropagation();
     var seq = parseInt(link.textContent, 10);
-    history.replaceState(history.state, '', '#L' + seq);
+    linkTo(seq);
     showWindow(seq);
   });
   on(window, 'pagehide', savePosition);
@@ -265,7 +270,7 @@ function run(root, runId, handle) {
   on(root.querySelector('#log-first-error'), 'click', function () {
     connection.invoke('FirstError', runId).then(function (seq) {
       if (!seq) { setStatus('No line looks like an error.'); return; }
-      history.replaceState(null, '', '#L' + seq);
+      linkTo(seq);
       return showWindow(seq);
     });
   });
