@@ -71,9 +71,9 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         await Accounts.SigningInTests.SignInAsync(bob.Page, "watcher@example.org", viewerPassword);
         foreach (var page in new[] { alice.Page, bob.Page })
         {
-            await page.GotoAsync($"/runs/{_runId}");
+            await page.GotoInteractiveAsync($"/runs/{_runId}");
             // The tail first: the last 2000 lines.
-            await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync();
+            await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
             await Assertions.Expect(page.Locator("#log-lines > .uc-log-line").First).ToHaveAttributeAsync("data-seq", "1001");
         }
 
