@@ -8,6 +8,7 @@ using UpgradeConsole.Core.Remote;
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count]   (scripts/bench-users.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- live-log [lines] [seconds at 2000/s]   (scripts/bench-live-log.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- idle-streams [streams] [seconds]   (scripts/bench-idle-streams.sh)
 if (args.Length >= 1 && args[0] == "live-log")
 {
     return await UpgradeConsole.Benchmarks.LiveLogBenchmark.RunAsync(
@@ -24,6 +25,13 @@ if (args.Length == 7 && args[0] == "live-log-viewers")
 if (args.Length >= 1 && args[0] == "phase-jobs")
 {
     return await UpgradeConsole.Benchmarks.PhaseJobsBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5);
+}
+
+if (args.Length >= 1 && args[0] == "idle-streams")
+{
+    return await UpgradeConsole.Benchmarks.IdleStreamsBenchmark.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 30);
 }
 
 if (args.Length >= 1 && args[0] == "users")

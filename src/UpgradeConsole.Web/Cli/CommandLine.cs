@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "upgrade-path", "--help", "-h", "-?", "help", "--version"];
 
     /// <summary>
     /// A verb, or a word that is not one (answered "unrecognized", exit 2): the dashboard is served only
@@ -204,6 +204,7 @@ public static class CommandLine
         root.Subcommands.Add(users);
         root.Subcommands.Add(TokensCommand.Build(output, error));
         root.Subcommands.Add(EnvCommand.Build(output, error));
+        root.Subcommands.Add(UpgradePathCommand.Build(output, error));
 
         var audit = new Command("audit", "Work with the audit history.");
         var verify = new Command("verify", "Walk the audit chain. Exits 0 when it holds, 2 when an event was changed, removed or inserted (it names the first), 3 when there is no dashboard database where the configuration points.");

@@ -19,9 +19,22 @@ public sealed record ProjectDirProposal(FractalUser User, string? Value, string?
 /// Reads a Fractal target's users and applies the fixes an admin makes before the upgrade. Every
 /// change is audited with its before and after values.
 /// </summary>
-public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit)
+public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit, TargetReads reads, IServiceScopeFactory scopes)
 {
+    /// <summary>
+    /// The target's users with their verdicts: one read over SSH answers everyone asking at about the same time
+    /// (<see cref="TargetReads"/>), in a scope of its own so that no caller's leaving ends it for the others.
+    /// </summary>
     public async Task<UsersView> LoadAsync(int targetId, CancellationToken ct)
+    {
+        return await reads.SharedAsync(targetId, "fractal.users", async readCt =>
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<FractalUsersService>().ReadAsync(targetId, readCt);
+        }, ct);
+    }
+
+    private async Task<UsersView> ReadAsync(int targetId, CancellationToken ct)
     {
         await using var context = await OpenAsync(targetId, ct);
         var users = await context.Database.LoadUsersAsync(ct);
@@ -134,8 +147,10 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
         return await access.OpenForPeopleAsync(target, ct);
     }
 
-    private Task RecordAsync(ClaimsPrincipal actor, int targetId, string action, UserChange change, CancellationToken ct) =>
-        audit.RecordAsync(actor, action, targetId, change.Before?.Email, new
+    private Task RecordAsync(ClaimsPrincipal actor, int targetId, string action, UserChange change, CancellationToken ct)
+    {
+        reads.Forget(targetId);
+        return audit.RecordAsync(actor, action, targetId, change.Before?.Email, new
         {
             userId = change.Before?.Id,
             change.Applied,
@@ -144,6 +159,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
             before = Snapshot(change.Before),
             after = change.Applied ? Snapshot(change.After) : null,
         }, ct);
+    }
 
     private static object? Snapshot(FractalUser? u) => u is null ? null : new
     {

@@ -19,6 +19,12 @@ public sealed class TargetWorkOptions
 
     /// <summary>How long a request waits for a session before it is refused.</summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// How long one read of a target's data (the Fractal users list) answers everyone who asks (<see cref="TargetReads"/>).
+    /// Changes made through the dashboard forget it at once.
+    /// </summary>
+    public TimeSpan ReadCacheFor { get; set; } = TimeSpan.FromSeconds(3);
 }
 
 /// <summary>The target is busy with as much interactive work as it may take; the request was not run. Try again later.</summary>

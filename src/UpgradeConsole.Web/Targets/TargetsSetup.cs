@@ -13,6 +13,7 @@ public static class TargetsSetup
         builder.Services.AddScoped<TargetService>();
         builder.Services.AddOptions<TargetWorkOptions>().BindConfiguration(TargetWorkOptions.Section);
         builder.Services.AddSingleton<TargetWorkLimiter>();
+        builder.Services.AddSingleton<TargetReads>();
         return builder;
     }
 }

@@ -41,7 +41,7 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("upgrade-path")]
+    [InlineData("upgrade-paths")]
     [InlineData("audti")]
     [InlineData("serve")]
     public async Task AnUnknownVerb_IsRefusedWithExitCode2_AndStartsNothing(string verb)
