@@ -109,22 +109,12 @@ public static class UpgradePath
     /// <summary>Whether one hop is allowed: null when it is, else the first rule it breaks.</summary>
     public static HopRefusal? Check(BackendAiReleases releases, BackendAiVersion from, BackendAiVersion to)
     {
+        if (EndsRefusal(releases, from, to) is { } refusal)
+        {
+            return refusal;
+        }
+
         HopRefusal Refuse(UpgradeRule rule, string reason) => new(from, to, rule, reason);
-
-        foreach (var v in new[] { from, to })
-        {
-            if (!releases.Contains(v))
-            {
-                return Refuse(UpgradeRule.Released, $"{from} → {to}: {v} is not in the list of released versions.");
-            }
-        }
-
-        if (to <= from)
-        {
-            return Refuse(UpgradeRule.Forward, to == from
-                ? $"{from} → {to}: already at {to}."
-                : $"{from} → {to} goes backwards: a downgrade is a rollback, not an upgrade path.");
-        }
 
         if (from.Series == to.Series)
         {
@@ -144,6 +134,24 @@ public static class UpgradePath
         return from == latest
             ? null
             : Refuse(UpgradeRule.MajorFromLatestMinor, $"{from} → {to}: a major upgrade starts only from the very latest minor of the prior release ({latest}), not {from}.");
+    }
+
+    /// <summary>The rules about the two ends alone, shared by a hop and a whole plan: both released, and forward.</summary>
+    private static HopRefusal? EndsRefusal(BackendAiReleases releases, BackendAiVersion from, BackendAiVersion to)
+    {
+        foreach (var v in new[] { from, to })
+        {
+            if (!releases.Contains(v))
+            {
+                return new(from, to, UpgradeRule.Released, $"{from} → {to}: {v} is not in the list of released versions.");
+            }
+        }
+
+        return to > from
+            ? null
+            : new(from, to, UpgradeRule.Forward, to == from
+                ? $"{from} → {to}: already at {to}."
+                : $"{from} → {to} goes backwards: a downgrade is a rollback, not an upgrade path.");
     }
 
     /// <summary>The kind of an allowed hop.</summary>
@@ -172,19 +180,12 @@ public static class UpgradePath
     /// </summary>
     public static UpgradePlanResult Plan(BackendAiReleases releases, BackendAiVersion from, BackendAiVersion to)
     {
-        foreach (var v in new[] { from, to })
+        if (EndsRefusal(releases, from, to) is { } refusal)
         {
-            if (!releases.Contains(v))
-            {
-                return UpgradePlanResult.Refused(new(from, to, UpgradeRule.Released, $"{v} is not in the list of released versions."));
-            }
-        }
-
-        if (to <= from)
-        {
-            return to == from
+            // Already at the wanted release: nothing to run.
+            return to == from && refusal.Rule == UpgradeRule.Forward
                 ? UpgradePlanResult.Planned(from, to, [])
-                : UpgradePlanResult.Refused(new(from, to, UpgradeRule.Forward, $"{from} → {to} goes backwards: a downgrade is a rollback, not an upgrade path."));
+                : UpgradePlanResult.Refused(refusal);
         }
 
         var hops = new List<UpgradeHop>();

@@ -59,10 +59,12 @@ public static partial class OmeroReleases
 
     /// <summary>
     /// The lowest PostgreSQL server (<c>server_version_num</c>) each schema's scripts accept: the
-    /// <c>assert_db_server_prerequisites(…)</c> argument of <c>OMERO5.4__0/OMERO5.3__0(-precheck).sql</c>.
+    /// <c>assert_db_server_prerequisites(…)</c> argument of <c>OMERO5.4__0/OMERO5.3__0(-precheck).sql</c>
+    /// and of <c>OMERO5.3__0/OMERO5.2__0.sql</c> (both 90300, PostgreSQL 9.3).
     /// </summary>
     private static readonly Dictionary<string, int> MinimumPostgres = new(StringComparer.Ordinal)
     {
+        ["OMERO5.3__0"] = 90300,
         ["OMERO5.4__0"] = 90300,
     };
 

@@ -36,7 +36,7 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
         start.ArgumentList.Add(Endpoint.Destination);
         start.ArgumentList.Add(IRemoteShell.RemoteCommand);
         var process = Process.Start(start) ?? throw new SshConnectionException("Could not start the ssh client.");
-        return Task.FromResult<IRemoteProcess>(new SshProcess(process, script, Endpoint.Destination));
+        return Task.FromResult<IRemoteProcess>(new SshProcess(process, script, Endpoint));
     }
 
     /// <summary>
@@ -122,23 +122,13 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
         }
     }
 
-    /// <summary>Turns ssh's exit status 255 into the right exception; any other status is the command's own.</summary>
-    internal static void ThrowIfConnectionFailed(int exitCode, string stderr, string destination)
+    /// <summary>Turns ssh's exit status 255 into the right exception (one plain sentence); any other status is the command's own.</summary>
+    internal static void ThrowIfConnectionFailed(int exitCode, string stderr, SshEndpoint endpoint)
     {
-        if (exitCode != 255)
+        if (exitCode == 255)
         {
-            return;
+            throw OpenSshErrors.Explain(stderr, endpoint);
         }
-
-        if (stderr.Contains("Host key verification failed", StringComparison.Ordinal)
-            || stderr.Contains("REMOTE HOST IDENTIFICATION HAS CHANGED", StringComparison.Ordinal))
-        {
-            throw new HostKeyMismatchException(
-                $"{destination} did not present the pinned host key. This can be a man-in-the-middle attack; " +
-                "nothing will run on this target until an Admin checks the new key and pins it again.", stderr);
-        }
-
-        throw new SshConnectionException($"SSH to {destination} failed: {FirstLine(stderr)}", stderr);
     }
 
     private static string FirstLine(string text)
@@ -150,15 +140,15 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
     private sealed class SshProcess : IRemoteProcess
     {
         private readonly Process _process;
-        private readonly string _destination;
+        private readonly SshEndpoint _endpoint;
         private readonly Task<string> _stderr;
         private readonly Task _stdin;
         private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-        public SshProcess(Process process, string script, string destination)
+        public SshProcess(Process process, string script, SshEndpoint endpoint)
         {
             _process = process;
-            _destination = destination;
+            _endpoint = endpoint;
             _stderr = process.StandardError.ReadToEndAsync();
             _stdin = WriteScriptAsync(process, script);
         }
@@ -179,7 +169,7 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
 
             var stderr = await _stderr;
             await _stdin;
-            ThrowIfConnectionFailed(_process.ExitCode, stderr, _destination);
+            ThrowIfConnectionFailed(_process.ExitCode, stderr, _endpoint);
             return new RemoteResult(_process.ExitCode, [], stderr, _clock.Elapsed);
         }
 

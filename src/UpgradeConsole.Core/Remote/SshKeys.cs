@@ -9,12 +9,24 @@ public static class SshKeys
 {
     /// <summary>Parses a private key held in memory (OpenSSH, PEM or PuTTY; ed25519, ECDSA, RSA), decrypting it with <paramref name="passphrase"/>.</summary>
     /// <exception cref="SshConnectionException">The key is unusable or the passphrase is missing or wrong (a plain sentence).</exception>
-    public static PrivateKeyFile FromText(string privateKey, string? passphrase, string what = "stored private key")
+    /// <remarks><paramref name="certificate"/>: an OpenSSH user certificate for the key (its <c>-cert.pub</c> line), offered with it; null: none.</remarks>
+    public static PrivateKeyFile FromText(string privateKey, string? passphrase, string what = "stored private key", string? certificate = null)
     {
+        if (certificate is not null && SshCertificates.CheckUserCertificate(certificate) is { } problem)
+        {
+            throw new SshConnectionException($"The user certificate of the {what} is unusable: {problem}", problem, SshFailure.BadKey);
+        }
+
         try
         {
             using var stream = new MemoryStream(Encoding.UTF8.GetBytes(privateKey));
-            return new PrivateKeyFile(stream, string.IsNullOrEmpty(passphrase) ? null : passphrase);
+            if (certificate is null)
+            {
+                return new PrivateKeyFile(stream, string.IsNullOrEmpty(passphrase) ? null : passphrase);
+            }
+
+            using var certificateStream = new MemoryStream(Encoding.UTF8.GetBytes(certificate.Trim() + "\n"));
+            return new PrivateKeyFile(stream, string.IsNullOrEmpty(passphrase) ? null : passphrase, certificateStream);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -23,7 +35,7 @@ public static class SshKeys
     }
 
     /// <summary>Loads a key file on the dashboard's host.</summary>
-    public static PrivateKeyFile FromFile(string path, string? passphrase)
+    public static PrivateKeyFile FromFile(string path, string? passphrase, string? certificate = null)
     {
         string text;
         try
@@ -35,7 +47,7 @@ public static class SshKeys
             throw new SshConnectionException($"The key file {path} cannot be read by the dashboard: {ex.Message}", ex.Message, SshFailure.BadKey);
         }
 
-        return FromText(text, passphrase, $"key file {path}");
+        return FromText(text, passphrase, $"key file {path}", certificate);
     }
 
     /// <summary>The key's public fingerprint as <c>ssh-add -l</c> shows it: <c>SHA256:… (ED25519)</c>.</summary>

@@ -18,8 +18,15 @@ public sealed record SshNetEndpoint
     /// <summary>The private keys to offer, loaded from memory or a key file; never written anywhere by us.</summary>
     public required IReadOnlyList<IPrivateKeySource> Keys { get; init; }
 
-    /// <summary>The pinned host key: any other key ends the connection before authentication.</summary>
-    public required HostKey PinnedKey { get; init; }
+    /// <summary>The pinned host key: any other key ends the connection before authentication (null: only a host certificate of <see cref="HostCertificateAuthority"/>).</summary>
+    public required HostKey? PinnedKey { get; init; }
+
+    /// <summary>
+    /// The SHA256 fingerprint of a host CA key (OpenSSH's @cert-authority): a host certificate signed by it, valid now and
+    /// naming <see cref="Host"/> (or no host), is trusted too. SSH.NET checks the certificate's signature with the CA key
+    /// during the key exchange; its validity, kind and principals are checked here.
+    /// </summary>
+    public string? HostCertificateAuthority { get; init; }
 
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -133,14 +140,16 @@ public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = 
         {
             Timeout = endpoint.ConnectTimeout,
         };
-        OnlyHostKeyAlgorithms(info, AlgorithmsFor(endpoint.PinnedKey.Type));
+        RestrictHostKeyAlgorithms(info, endpoint);
         PreferFastCiphers(info);
         var client = new SshClient(info) { KeepAliveInterval = endpoint.KeepAlive };
         string? presented = null;
+        string? distrust = null;
         client.HostKeyReceived += (_, e) =>
         {
             presented = "SHA256:" + e.FingerPrintSHA256;
-            e.CanTrust = e.Certificate is null && string.Equals(presented, endpoint.PinnedKey.Fingerprint, StringComparison.Ordinal);
+            distrust = Distrust(endpoint, e.Certificate, presented, TimeProvider.System.GetUtcNow());
+            e.CanTrust = distrust is null;
         };
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -153,7 +162,62 @@ public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = 
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             client.Dispose();
-            throw SshNetErrors.Explain(ex, endpoint, presented);
+            throw SshNetErrors.Explain(ex, endpoint, presented, distrust);
+        }
+    }
+
+    /// <summary>
+    /// Why the host's key is not trusted, or null when it is: the pinned key itself, or (with a host CA pinned) a host
+    /// certificate the CA signed, valid now, for this host. A certificate is never trusted without a pinned CA.
+    /// </summary>
+    internal static string? Distrust(SshNetEndpoint endpoint, Renci.SshNet.Security.Certificate? certificate, string presented, DateTimeOffset now)
+    {
+        var address = SshEndpoint.HostPattern(endpoint.Host, endpoint.Port);
+        if (certificate is not null)
+        {
+            return endpoint.HostCertificateAuthority is { } ca
+                ? SshCertificates.CheckHostCertificate(certificate, ca, endpoint.Host, now) is { } problem
+                    ? $"{address} presented a host certificate that cannot be trusted: {problem} Nothing will run on this target until an Admin checks the host and its certificate."
+                    : null
+                : $"{address} presented a host certificate, but this target trusts no host CA: pin the CA's key fingerprint, or the host's own key.";
+        }
+
+        if (endpoint.PinnedKey is { } pinned)
+        {
+            return string.Equals(presented, pinned.Fingerprint, StringComparison.Ordinal)
+                ? null
+                : $"{address} presented the host key {presented}, not the pinned {pinned.Fingerprint}. This can be a man-in-the-middle attack; " +
+                  "nothing will run on this target until an Admin checks the new key and pins it again.";
+        }
+
+        return $"{address} presented the plain host key {presented}, not a certificate of the pinned host CA {endpoint.HostCertificateAuthority}. " +
+            "Nothing will run on this target until an Admin checks the host.";
+    }
+
+    /// <summary>
+    /// Without a host CA: only the pinned key's algorithms, as OpenSSH's HostKeyAlgorithms does. With one: the
+    /// certificate algorithms first (so a host that has a certificate presents it), then the pinned key's, then the
+    /// other plain ones, which SSH.NET needs to check the CA's signature in a certificate (a plain key is still trusted
+    /// only if it is the pinned one). SHA-1 RSA and DSA never.
+    /// </summary>
+    internal static void RestrictHostKeyAlgorithms(ConnectionInfo info, SshNetEndpoint endpoint)
+    {
+        var pinned = endpoint.PinnedKey is { } key ? AlgorithmsFor(key.Type) : [];
+        if (endpoint.HostCertificateAuthority is null)
+        {
+            OnlyHostKeyAlgorithms(info, pinned);
+            return;
+        }
+
+        var all = info.HostKeyAlgorithms.Where(a => a.Key is not ("ssh-rsa" or "ssh-dss" or "ssh-rsa-cert-v01@openssh.com" or "ssh-dss-cert-v01@openssh.com")).ToList();
+        var ordered = all.Where(a => a.Key.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal))
+            .Concat(all.Where(a => pinned.Contains(a.Key)))
+            .Concat(all.Where(a => !a.Key.EndsWith("-cert-v01@openssh.com", StringComparison.Ordinal) && !pinned.Contains(a.Key)))
+            .ToList();
+        info.HostKeyAlgorithms.Clear();
+        foreach (var (name, factory) in ordered)
+        {
+            info.HostKeyAlgorithms.Add(name, factory);
         }
     }
 

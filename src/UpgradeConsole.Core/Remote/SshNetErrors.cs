@@ -7,15 +7,22 @@ namespace UpgradeConsole.Core.Remote;
 public static class SshNetErrors
 {
     /// <summary>Explains a failed connection to <paramref name="endpoint"/>; <paramref name="presented"/> is the host key fingerprint it saw, if any.</summary>
-    public static SshConnectionException Explain(Exception ex, SshNetEndpoint endpoint, string? presented)
+    /// <remarks><paramref name="distrust"/>: why the host key was not trusted (see <c>SshNetConnection.Distrust</c>), when it was not.</remarks>
+    public static SshConnectionException Explain(Exception ex, SshNetEndpoint endpoint, string? presented, string? distrust = null)
     {
         var address = SshEndpoint.HostPattern(endpoint.Host, endpoint.Port);
-        if (presented is not null && !string.Equals(presented, endpoint.PinnedKey.Fingerprint, StringComparison.Ordinal))
+        if (distrust is not null)
+        {
+            return new HostKeyMismatchException(distrust, $"presented {presented}, pinned {endpoint.PinnedKey?.Fingerprint ?? "(none)"}, host CA {endpoint.HostCertificateAuthority ?? "(none)"}");
+        }
+
+        // SSH.NET checks a host certificate's validity period and CA signature itself, before HostKeyReceived.
+        if (endpoint.HostCertificateAuthority is not null && presented is null
+            && ex is Renci.SshNet.Common.SshConnectionException && ex.Message.Contains("Host key could not be verified", StringComparison.OrdinalIgnoreCase))
         {
             return new HostKeyMismatchException(
-                $"{address} presented the host key {presented}, not the pinned {endpoint.PinnedKey.Fingerprint}. This can be a man-in-the-middle attack; " +
-                "nothing will run on this target until an Admin checks the new key and pins it again.",
-                $"presented {presented}, pinned {endpoint.PinnedKey.Fingerprint}");
+                $"{address} presented a host certificate that does not verify: it is expired or not yet valid, or not signed by the CA key it names. " +
+                "Nothing will run on this target until an Admin checks the host and its certificate.", ex.Message);
         }
 
         var socket = ex as SocketException ?? ex.InnerException as SocketException;

@@ -14,7 +14,8 @@ public sealed record TargetDto(
     string StopCommand, string StartCommand, string StatusCommand, string RunsDirectory, string BackupDirectory,
     string? PipOptions, bool RequireApproval, HostKeyDto HostKey, string? InstalledVersion,
     DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, Guid Version,
-    SshTransport Transport, bool HasKeyPassphrase)
+    SshTransport Transport, bool HasKeyPassphrase,
+    string? MaintenanceWindows = null, string? TimeZone = null, string? HostCertificateAuthority = null, string? UserCertificate = null)
 {
     public static TargetDto From(Target t) => new(
         t.Id, t.Name, t.Product, t.Host, t.Port, t.SshUser, t.AuthMethod,
@@ -25,7 +26,8 @@ public sealed record TargetDto(
         new HostKeyDto(t.HostKeyState, t.PinnedKeyType, t.PinnedFingerprint, t.PinnedAt, t.PinnedBy, t.JumpPinnedFingerprint),
         TargetService.LastDiscovery(t)?.Result?.InstalledVersion,
         t.CreatedAt, t.UpdatedAt, t.Version,
-        t.Transport, t.ProtectedKeyPassphrase is not null);
+        t.Transport, t.ProtectedKeyPassphrase is not null,
+        t.MaintenanceWindows, t.TimeZone, t.HostCertificateAuthority, t.UserCertificate);
 }
 
 public sealed record HostKeyDto(HostKeyState State, string? KeyType, string? Fingerprint, DateTimeOffset? PinnedAt, string? PinnedBy, string? JumpHostFingerprint);
@@ -79,19 +81,31 @@ public sealed record PreflightOverrideRequest(Dictionary<string, string>? Overri
 
 public sealed record ChecklistRequest(bool Done = true, string? Note = null);
 
-public sealed record RunSummaryDto(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string PlannedBy, DateTimeOffset PlannedAt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt)
+public sealed record RunSummaryDto(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string PlannedBy, DateTimeOffset PlannedAt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
+    DateTimeOffset? ScheduledAt = null)
 {
-    public static RunSummaryDto From(Run r) => new(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State, r.PlannedBy, r.PlannedAt, r.StartedAt, r.EndedAt);
+    public static RunSummaryDto From(Run r) => new(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State, r.PlannedBy, r.PlannedAt, r.StartedAt, r.EndedAt,
+        r.State == RunState.Planned ? r.ScheduledAt : null);
 }
+
+/// <summary>
+/// When a planned run is to start: ISO 8601 with an offset or Z, or without one (a wall-clock time in the
+/// target's time zone).
+/// </summary>
+public sealed record ScheduleRequest(string? At);
+
+/// <summary>A planned run's scheduled start, with the target's time zone and maintenance windows.</summary>
+public sealed record ScheduleDto(DateTimeOffset At, string AtLocal, string? By, string TimeZone, string MaintenanceWindows);
 
 public sealed record RunDto(
     int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string? Message,
     string PlannedBy, DateTimeOffset PlannedAt, bool RequiresApproval, string? ApprovedBy, DateTimeOffset? ApprovedAt,
     string? StartedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
     int PhasesDone, int PhasesTotal, BackupDto? Backup,
-    IReadOnlyList<PhaseDto> Phases, IReadOnlyList<ChecklistItemDto> Checklist, long LastLogSequence, string Url)
+    IReadOnlyList<PhaseDto> Phases, IReadOnlyList<ChecklistItemDto> Checklist, long LastLogSequence, string Url,
+    ScheduleDto? Schedule = null)
 {
-    public static RunDto From(Run r, long lastSequence, string baseUrl)
+    public static RunDto From(Run r, long lastSequence, string baseUrl, UpgradeConsole.Core.Scheduling.MaintenanceWindows? windows = null)
     {
         var phases = r.Phases.OrderBy(p => p.Index).ToList();
         var counted = phases.Where(p => !p.IsRollback && p.State != PhaseState.Skipped).ToList();
@@ -101,7 +115,10 @@ public sealed record RunDto(
             r.BackupPath is null ? null : new BackupDto(r.BackupPath, r.BackupSize, r.BackupSha256, r.BackupMilliseconds),
             [.. phases.Select(PhaseDto.From)],
             [.. r.Checklist.OrderBy(c => c.Index).Select(c => new ChecklistItemDto(c.Id, c.Text, c.Done, c.DoneBy, c.DoneAt, c.Note))],
-            lastSequence, $"{baseUrl}/runs/{r.Id}");
+            lastSequence, $"{baseUrl}/runs/{r.Id}",
+            r is { State: RunState.Planned, ScheduledAt: { } at } && windows is not null
+                ? new ScheduleDto(at, windows.Local(at), r.ScheduledBy, windows.Zone.Id, windows.Describe())
+                : null);
     }
 }
 

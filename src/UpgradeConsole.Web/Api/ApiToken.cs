@@ -58,3 +58,16 @@ internal sealed class ApiTokenConfiguration : IEntityTypeConfiguration<ApiToken>
         builder.HasOne<Accounts.AppUser>().WithMany().HasForeignKey(t => t.UserId).OnDelete(DeleteBehavior.Cascade);
     }
 }
+
+/// <summary>
+/// Token kinds that are not an account role. A <see cref="Metrics"/> token reads <c>/metrics</c> and nothing else (every API
+/// policy asks for a role it does not have); only an Admin may make one, and it stops working when its owner is no longer one.
+/// </summary>
+public static class TokenScopes
+{
+    public const string Metrics = "Metrics";
+
+    /// <summary>A role, the Metrics scope, or null, spelled canonically.</summary>
+    public static string? Normalize(string? role) =>
+        string.Equals(role?.Trim(), Metrics, StringComparison.OrdinalIgnoreCase) ? Metrics : Core.Accounts.Roles.Normalize(role);
+}

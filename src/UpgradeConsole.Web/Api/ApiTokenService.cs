@@ -71,7 +71,7 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
 
     private async Task<TokenResult> CreateForAsync(AppUser user, string? ownerRole, string? name, string? role, int? expiresInDays, Func<CreatedDetails, Task> record, CancellationToken ct, bool self = false)
     {
-        var wanted = Roles.Normalize(role);
+        var wanted = TokenScopes.Normalize(role);
         if (string.IsNullOrWhiteSpace(name) || name.Trim().Length > 100 || name.Any(char.IsControl))
         {
             return TokenResult.Fail("name", "Name the token (up to 100 characters), e.g. after the job that uses it.");
@@ -79,10 +79,15 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
 
         if (wanted is null)
         {
-            return TokenResult.Fail("role", $"Choose one of: {string.Join(", ", Roles.All)}.");
+            return TokenResult.Fail("role", $"Choose one of: {string.Join(", ", Roles.All)}, or {TokenScopes.Metrics} (reads /metrics only).");
         }
 
-        if (Roles.Rank(wanted) > Roles.Rank(ownerRole))
+        if (wanted == TokenScopes.Metrics && ownerRole != Roles.Admin)
+        {
+            return TokenResult.Fail("role", $"Only an Admin may make a {TokenScopes.Metrics} token: {(ownerRole is null ? "the owner has no role" : self ? $"you are {ownerRole}" : $"the owner is {ownerRole}")}.");
+        }
+
+        if (wanted != TokenScopes.Metrics && Roles.Rank(wanted) > Roles.Rank(ownerRole))
         {
             return TokenResult.Fail("role", $"A token cannot do more than its owner: {(ownerRole is null ? "the owner has no role" : self ? $"you are {ownerRole}" : $"the owner is {ownerRole}")}.");
         }
@@ -228,13 +233,26 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
         }
 
         var ownerRank = (await users.GetRolesAsync(user)).Select(Roles.Rank).DefaultIfEmpty(0).Max();
-        var rank = Math.Min(ownerRank, Roles.Rank(token.Role));
-        if (rank == 0)
+        string role;
+        if (token.Role == TokenScopes.Metrics)
         {
-            return new TokenCheck(token, user, null, "the token's owner has no role");
-        }
+            if (ownerRank < Roles.Rank(Roles.Admin))
+            {
+                return new TokenCheck(token, user, null, "a metrics token's owner must be an Admin");
+            }
 
-        var role = Roles.All.First(r => Roles.Rank(r) == rank);
+            role = TokenScopes.Metrics;
+        }
+        else
+        {
+            var rank = Math.Min(ownerRank, Roles.Rank(token.Role));
+            if (rank == 0)
+            {
+                return new TokenCheck(token, user, null, "the token's owner has no role");
+            }
+
+            role = Roles.All.First(r => Roles.Rank(r) == rank);
+        }
 
         // Last use, at most once a minute: a busy script should not write a row per call.
         if (token.LastUsedAt is null || now - token.LastUsedAt > TimeSpan.FromMinutes(1))
@@ -264,7 +282,13 @@ public sealed class ApiTokenService(AppDbContext db, UserManager<AppUser> users,
             return false;
         }
 
-        var rank = Math.Min((await users.GetRolesAsync(user)).Select(Roles.Rank).DefaultIfEmpty(0).Max(), Roles.Rank(token.Role));
+        var ownerRank = (await users.GetRolesAsync(user)).Select(Roles.Rank).DefaultIfEmpty(0).Max();
+        if (token.Role == TokenScopes.Metrics)
+        {
+            return ownerRank >= Roles.Rank(Roles.Admin) && principal.IsInRole(TokenScopes.Metrics);
+        }
+
+        var rank = Math.Min(ownerRank, Roles.Rank(token.Role));
         return rank > 0 && principal.IsInRole(Roles.All.First(r => Roles.Rank(r) == rank));
     }
 

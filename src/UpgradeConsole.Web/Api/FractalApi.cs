@@ -15,10 +15,13 @@ public static class FractalApi
     {
         var target = api.MapGroup("/targets/{id:int}");
 
-        target.MapPost("/preflight", async (int id, TargetService targets, PreflightService preflight, HttpContext http, CancellationToken ct) =>
-            await targets.FindAsync(id, ct) is null
+        // The preflight of the target's own product (Fractal's checks, OMERO's …).
+        target.MapPost("/preflight", async (int id, TargetService targets, Runbooks.RunbookCatalog catalog, HttpContext http, CancellationToken ct) =>
+            await targets.FindAsync(id, ct) is not { } found
                 ? ApiProblems.NotFound("target")
-                : TypedResults.Ok(PreflightDto.From(await preflight.RunAsync(id, http.User, ct))))
+                : catalog.RuntimeFor(http.RequestServices, found) is { } product
+                    ? TypedResults.Ok(PreflightDto.From(await product.PreflightAsync(id, http.User, ct)))
+                    : ApiProblems.Conflict($"The product '{found.Product}' of this target is not plugged in."))
             .RequireAuthorization(ApiPolicies.Operate).WithTags("Preflight")
             .WithSummary("Run the preflight checks now")
             .WithDescription("Runs every check against the target (over SSH and its database) and stores the result for the next plan. A target that cannot be reached gives one failing check, not an error.")
@@ -71,7 +74,7 @@ public static class FractalApi
             }
 
             var view = await service.LoadAsync(id, ct);
-            var size = pageSize ?? UsersQuery.PageSize;
+            var size = pageSize ?? UsersQuery.DefaultPageSize;
             var matching = new UsersQuery(filter ?? "all", q, sort ?? "id").Apply(view.Verdicts).ToList();
             var number = page ?? 1;
             return TypedResults.Ok(new FractalUsersPage(matching.Count, number, size,

@@ -135,8 +135,34 @@ public static class RunsApi
             .WithDescription("The facts the phases rely on: the server's Python, the users expected to be migrated and left out, the database size and alembic head, whether the data migration was chosen.")
             .Produces<RunPlanSnapshot>().ProducesProblem(StatusCodes.Status404NotFound);
 
-        Action(run, "/start", "Start a planned run", (id, _, runs, user, ct) => runs.StartAsync(id, user, ct));
+        Action(run, "/start", "Start a planned run (only inside one of the target's maintenance windows, when it has any)", (id, _, runs, user, ct) => runs.StartAsync(id, user, ct));
         Action(run, "/approve", "Approve a planned run (not your own)", (id, _, runs, user, ct) => runs.ApproveAsync(id, user, ct));
+        run.MapPost("/schedule", async Task<IResult> (int id, ScheduleRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+            {
+                if (await runs.FindAsync(id, ct) is not { } found)
+                {
+                    return ApiProblems.NotFound("run");
+                }
+
+                var windows = await runs.WindowsOfAsync(found.TargetId, ct);
+                if (!windows.TryParseTime(input?.At, out var at))
+                {
+                    return ApiProblems.Invalid("at", $"A time such as 2026-11-30T22:00:00Z, 2026-11-30T23:00:00+01:00, or 2026-11-30T22:00 (read in the target's time zone, {windows.Zone.Id}).");
+                }
+
+                return await ActAsync(id, runs, db, http, () => runs.ScheduleAsync(id, at, http.User, ct), ct);
+            })
+            .RequireAuthorization(ApiPolicies.Operate)
+            .WithSummary("Schedule a planned run to start at a time, or move its schedule")
+            .WithDescription("Body: {\"at\": \"2026-11-30T22:00\"}: with an offset or Z an instant, without one a wall-clock time in the target's time zone. " +
+                "Who may start the run may schedule it (the approval must be given first); the time must be inside one of the target's maintenance windows when it has any. " +
+                "At that time the run starts as if this person started it (checked again then), and its preflight runs again first. Audited (run.schedule / run.reschedule).")
+            .Produces<RunDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        run.MapDelete("/schedule", (int id, string? reason, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
+                ActAsync(id, runs, db, http, () => runs.UnscheduleAsync(id, reason, http.User, ct), ct))
+            .RequireAuthorization(ApiPolicies.Operate)
+            .WithSummary("Cancel a planned run's scheduled start (it waits for a person again); ?reason= goes into the audit history")
+            .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         run.MapPost("/retry", (int id, RetryRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
                 ActAsync(id, runs, db, http, () => runs.RetryAsync(id, input?.Confirm == true, http.User, ct), ct))
             .RequireAuthorization(ApiPolicies.Operate)
@@ -249,8 +275,12 @@ public static class RunsApi
         return TypedResults.Ok(await DtoAsync((await runs.FindAsync(id, ct))!, db, http, ct));
     }
 
-    private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct) =>
-        RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
+    private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct)
+    {
+        var target = await db.Targets.IgnoreQueryFilters().AsNoTracking().Where(t => t.Id == run.TargetId).Select(t => new { t.MaintenanceWindows, t.TimeZone }).FirstOrDefaultAsync(ct);
+        return RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}",
+            UpgradeConsole.Core.Scheduling.MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone));
+    }
 
     /// <summary>
     /// The SSE log stream. It waits for this run's lines to be stored (<see cref="RunActivity"/>, pushed by the log writer and

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace UpgradeConsole.Web.Cli;
 
 /// <summary>
-/// <c>runs start|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
+/// <c>runs start [--at]|schedule|unschedule|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
 /// CI. Exit codes: 0 success; 1 the run (or preflight) did not succeed; 2 usage, configuration or a
 /// refused call; 3 gave up waiting (--timeout).
 /// </summary>
@@ -42,9 +42,14 @@ internal static class RunsCommand
                 }
             }
         });
-        var start = new Command("start", "Plan a run and start it (waiting for a second person's approval first when the target asks for one).")
+        var at = new Option<string?>("--at")
         {
-            target, runbook, to, data, overrides, wait, timeout,
+            Description = "Schedule the start instead of starting now: 2026-11-30T22:00 (the target's time zone), or with an offset or Z. " +
+                "Inside one of the target's maintenance windows when it has any. With --wait: waits for the start, then follows the run.",
+        };
+        var start = new Command("start", "Plan a run and start it (waiting for a second person's approval first when the target asks for one), or schedule its start (--at).")
+        {
+            target, runbook, to, data, overrides, wait, timeout, at,
         };
         start.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
         {
@@ -92,6 +97,13 @@ internal static class RunsCommand
                             return RunFailed;
                         }
                     }
+                }
+
+                if (parse.GetValue(at) is { } when)
+                {
+                    var scheduled = await client.PostAsync($"runs/{id}/schedule", new { at = when }, limit.Token);
+                    await output.WriteLineAsync($"Scheduled run {id} to start at {scheduled["schedule"]?["atLocal"]}.");
+                    return parse.GetValue(wait) ? await WaitAsync(client, id, output, error, limit.Token) : Succeeded;
                 }
 
                 await client.PostAsync($"runs/{id}/start", null, limit.Token);
@@ -227,6 +239,29 @@ internal static class RunsCommand
             runs.Subcommands.Add(action);
         }
 
+        var scheduleAt = new Option<string>("--at") { Description = "When: 2026-11-30T22:00 (the target's time zone), or with an offset or Z.", Required = true };
+        var schedule = new Command("schedule", "Schedule a planned run's start, or move it (audited).") { runId, scheduleAt };
+        schedule.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var id = parse.GetValue(runId);
+            var run = await client.PostAsync($"runs/{id}/schedule", new { at = parse.GetValue(scheduleAt) }, ct);
+            await output.WriteLineAsync($"Run {id} starts at {run["schedule"]?["atLocal"]} ({run["schedule"]?["at"]}).");
+            return Succeeded;
+        }));
+        runs.Subcommands.Add(schedule);
+
+        var unscheduleReason = new Option<string?>("--reason") { Description = "Why (goes into the audit history)." };
+        var unschedule = new Command("unschedule", "Cancel a planned run's scheduled start; it waits for a person again (audited).") { runId, unscheduleReason };
+        unschedule.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var id = parse.GetValue(runId);
+            var reasonText = parse.GetValue(unscheduleReason);
+            await client.DeleteAsync($"runs/{id}/schedule" + (string.IsNullOrWhiteSpace(reasonText) ? "" : "?reason=" + Uri.EscapeDataString(reasonText)), ct);
+            await output.WriteLineAsync($"Run {id} is no longer scheduled.");
+            return Succeeded;
+        }));
+        runs.Subcommands.Add(unschedule);
+
         var checklist = new Command("checklist", "List a run's manual checklist: item number, ticked or not, by whom, the note.") { runId, json };
         checklist.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
         {
@@ -325,11 +360,20 @@ internal static class RunsCommand
         var current = await client.GetAsync($"runs/{id}", ct);
         if (current["state"]!.GetValue<string>() == "Planned")
         {
-            await error.WriteLineAsync($"Run {id} is planned; waiting until it is started ({current["url"]}).");
+            var scheduled = current["schedule"] is not null;
+            await error.WriteLineAsync(scheduled
+                ? $"Run {id} is scheduled to start at {current["schedule"]!["atLocal"]}; waiting for it ({current["url"]})."
+                : $"Run {id} is planned; waiting until it is started ({current["url"]}).");
             while (current["state"]!.GetValue<string>() == "Planned")
             {
                 await Task.Delay(TimeSpan.FromSeconds(3), ct);
                 current = await client.GetAsync($"runs/{id}", ct);
+                if (scheduled && current["state"]!.GetValue<string>() == "Planned" && current["schedule"] is null)
+                {
+                    // The scheduled start was refused when due (or the schedule was cancelled): the message says why.
+                    await error.WriteLineAsync($"Run {id} did not start: {current["message"]?.GetValue<string>() ?? "its schedule was cancelled."}");
+                    return RunFailed;
+                }
             }
         }
 
@@ -402,6 +446,11 @@ internal static class RunsCommand
     {
         await writer.WriteLineAsync($"Run {run["id"]} ({run["runbookId"]}, {run["fromVersion"]} → {run["toVersion"]}): {run["state"]}" +
             $" — {run["phasesDone"]}/{run["phasesTotal"]} phases done{(run["message"] is { } m ? ". " + m : "")}");
+        if (run["schedule"] is { } schedule)
+        {
+            await writer.WriteLineAsync($"  Scheduled to start at {schedule["atLocal"]} by {schedule["by"]} (maintenance windows: {schedule["maintenanceWindows"]}).");
+        }
+
         foreach (var phase in run["phases"]!.AsArray())
         {
             await writer.WriteLineAsync($"  {phase!["state"],-13} {phase["title"]}{(phase["message"] is { } pm ? " — " + pm : "")}");

@@ -92,8 +92,9 @@ internal static class TargetsCommand
         var host = new Option<string>("--host") { Description = "Host name or address.", Required = true };
         var port = new Option<int?>("--port") { Description = "SSH port (22)." };
         var user = new Option<string>("--user") { Description = "SSH user.", Required = true };
-        var directory = new Option<string>("--dir") { Description = "The directory fractal-server runs in (where its env file is).", Required = true };
-        var add = new Command("add", "Add a target (unpinned: scan and pin its host key next). Prints its id.") { name, host, port, user, directory, keyFile, set };
+        var directory = new Option<string>("--dir") { Description = "The directory fractal-server runs in (where its env file is); for OMERO the OMERO.server path (OMERODIR).", Required = true };
+        var product = new Option<string?>("--product") { Description = "What runs there: fractal-server (the default) or omero (then --set pythonPath=<venv>/bin/python)." };
+        var add = new Command("add", "Add a target (unpinned: scan and pin its host key next). Prints its id.") { name, host, port, user, directory, product, keyFile, set };
         add.SetAction((parse, ct) => RunsCommand.WithClientAsync(env, error, async client =>
         {
             var body = new JsonObject
@@ -104,6 +105,11 @@ internal static class TargetsCommand
                 ["sshUser"] = parse.GetValue(user),
                 ["workingDirectory"] = parse.GetValue(directory),
             };
+            if (parse.GetValue(product) is { Length: > 0 } chosen)
+            {
+                body["product"] = chosen;
+            }
+
             await ApplyAsync(body, parse.GetValue(set), parse.GetValue(keyFile), ct);
             var created = await client.PostAsync("targets", body, ct);
             await output.WriteLineAsync(created["id"]!.ToJsonString());

@@ -24,12 +24,12 @@ internal static class TokensCommand
 
         var user = new Option<string>("--user") { Description = "The e-mail address of the dashboard user the token acts for.", Required = true };
         var name = new Option<string>("--name") { Description = "What the token is for (\"nightly CI\").", Required = true };
-        var role = new Option<string>("--role") { Description = "Admin, Operator or Viewer; never more than the user's own role.", Required = true };
+        var role = new Option<string>("--role") { Description = "Admin, Operator or Viewer, never more than the user's own role; or Metrics (reads /metrics only, an Admin's).", Required = true };
         role.Validators.Add(r =>
         {
-            if (Roles.Normalize(r.GetValueOrDefault<string>()) is null)
+            if (Api.TokenScopes.Normalize(r.GetValueOrDefault<string>()) is null)
             {
-                r.AddError($"Unknown role '{r.GetValueOrDefault<string>()}'. Use one of: {string.Join(", ", Roles.All)}.");
+                r.AddError($"Unknown role '{r.GetValueOrDefault<string>()}'. Use one of: {string.Join(", ", Roles.All)}, {Api.TokenScopes.Metrics}.");
             }
         });
         var expires = new Option<int?>("--expires") { Description = $"Days until the token expires (1 to {ApiTokenService.MaxExpiryDays}); without it the token does not expire." };

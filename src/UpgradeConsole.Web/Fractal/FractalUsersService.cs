@@ -1,6 +1,8 @@
 using System.Security.Claims;
+using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Targets;
 
@@ -12,15 +14,52 @@ public sealed record UsersView(Target Target, string Backend, IReadOnlyList<User
     public int Count(MigrationOutcome outcome) => Verdicts.Count(v => v.Outcome == outcome);
 }
 
+/// <summary>How many users each outcome holds, over all users (not only the page shown).</summary>
+public sealed record UsersCounts(int All, int Blocks, int LeftOut, int Migrated)
+{
+    public static UsersCounts Of(IReadOnlyCollection<UserVerdict> verdicts) => new(
+        verdicts.Count,
+        verdicts.Count(v => v.Outcome == MigrationOutcome.Blocks),
+        verdicts.Count(v => v.Outcome == MigrationOutcome.LeftOut),
+        verdicts.Count(v => v.Outcome == MigrationOutcome.Migrated));
+}
+
+/// <summary>
+/// One page of the users grid: the rows shown, how many match the filter, and the counts. This is all an
+/// open tab keeps; the full list lives only for the call that classifies it.
+/// </summary>
+public sealed record UsersSlice(int TargetId, string TargetName, string Backend, UsersCounts Counts, int Matching, IReadOnlyList<UserVerdict> Items);
+
 /// <summary>A proposed project_dir for one user (pattern preview).</summary>
 public sealed record ProjectDirProposal(FractalUser User, string? Value, string? Problem);
 
 /// <summary>
 /// Reads a Fractal target's users and applies the fixes an admin makes before the upgrade. Every
-/// change is audited with its before and after values.
+/// change is audited with its before and after values. Each call for a person first checks the role
+/// they hold now, in the database (<see cref="UserAccess"/>): the users page is an open tab that may
+/// outlive a demotion, and the API's token may carry a lower role than its owner.
 /// </summary>
-public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit, TargetReads reads, IServiceScopeFactory scopes)
+public sealed class FractalUsersService(TargetService targets, FractalAccess access, AuditLog audit, TargetReads reads, IServiceScopeFactory scopes, UserAccess people)
 {
+    /// <summary>
+    /// The page of users a grid shows. The outcome of one user depends on the others (a shared username
+    /// with other SSH settings blocks both), so every call reads and classifies the whole table from the
+    /// target's database (one read shared by everyone asking within seconds, <see cref="TargetReads"/>: a grid's
+    /// sort, filter and page clicks reuse it), then filters, sorts and cuts the page here; only the page leaves.
+    /// </summary>
+    public async Task<UsersSlice> PageAsync(int targetId, UsersQuery query, ClaimsPrincipal viewer, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        await people.RequireAsync(viewer, Roles.Viewer);
+        var view = await LoadAsync(targetId, ct);
+        var matching = query.Apply(view.Verdicts).ToList();
+        var size = Math.Clamp(query.PageSize, 1, 1000);
+        var pages = Math.Max(1, (matching.Count + size - 1) / size);
+        var page = Math.Clamp(query.Page, 1, pages);
+        return new UsersSlice(view.Target.Id, view.Target.Name, view.Backend, UsersCounts.Of(view.Verdicts), matching.Count,
+            [.. matching.Skip((page - 1) * size).Take(size)]);
+    }
+
     /// <summary>
     /// The target's users with their verdicts: one read over SSH answers everyone asking at about the same time
     /// (<see cref="TargetReads"/>), in a scope of its own so that no caller's leaving ends it for the others.
@@ -43,6 +82,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<IReadOnlyList<UserChange>> SetActiveVerifiedAsync(int targetId, IReadOnlyList<(int Id, string Version)> users, bool value, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var results = new List<UserChange>();
         foreach (var (id, version) in users)
@@ -58,6 +98,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     /// <summary>Sets is_active and is_verified of one user (the API may set them apart; the page sets both).</summary>
     public async Task<UserChange> SetFlagsAsync(int targetId, int id, string version, bool active, bool verified, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetActiveVerifiedAsync(id, version, active, verified, ct);
         await RecordAsync(actor, targetId, (active, verified) switch { (true, true) => "fractal.user.activate", (false, false) => "fractal.user.deactivate", _ => "fractal.user.flags" }, change, ct);
@@ -66,6 +107,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<UserChange> SetProjectDirAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetProjectDirAsync(id, version, value, ct);
         await RecordAsync(actor, targetId, "fractal.user.project-dir", change, ct);
@@ -74,6 +116,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<UserChange> SetSlurmUserAsync(int targetId, int id, string version, string value, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetSlurmUserAsync(id, version, value, ct);
         await RecordAsync(actor, targetId, "fractal.user.slurm-user", change, ct);
@@ -82,6 +125,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
 
     public async Task<UserChange> CreateSettingsRowAsync(int targetId, int id, string version, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.CreateSettingsRowAsync(id, version, ct);
         await RecordAsync(actor, targetId, "fractal.user.settings-row", change, ct);
@@ -89,8 +133,9 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     }
 
     /// <summary>Every value a project_dir pattern would give, for the admin to read before applying.</summary>
-    public async Task<IReadOnlyList<ProjectDirProposal>> PreviewPatternAsync(int targetId, string pattern, bool onlyMissing, CancellationToken ct)
+    public async Task<IReadOnlyList<ProjectDirProposal>> PreviewPatternAsync(int targetId, string pattern, bool onlyMissing, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         var view = await LoadAsync(targetId, ct);
         return view.Verdicts
             .Where(v => v.User.IsActive && v.User.IsVerified)
@@ -113,8 +158,9 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     /// Whether the project_dir exists on the target; where steps run through sudo, also whether the
     /// user's slurm_user can enter it.
     /// </summary>
-    public async Task<string> CheckOnHostAsync(int targetId, int id, CancellationToken ct)
+    public async Task<string> CheckOnHostAsync(int targetId, int id, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var user = (await context.Database.LoadUsersAsync(ct)).FirstOrDefault(u => u.Id == id);
         if (user?.ProjectDir is not { Length: > 0 } dir || ProjectDirRule.Check(dir) is not null)

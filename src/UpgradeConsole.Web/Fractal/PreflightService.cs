@@ -34,9 +34,18 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
             checks = [new CheckResult("target.reachable", "The target can be reached and read", CheckStatus.Fail, ex.Message, $"/targets/{targetId}", "Check the target")];
         }
 
+        return await RecordAsync(db, audit, clock, actor, target, checks, ct);
+    }
+
+    /// <summary>
+    /// Stores a preflight's results for the target and writes its audit event: the one way every product's preflight is
+    /// recorded (the plan, the run's gate and the overview read the latest).
+    /// </summary>
+    internal static async Task<PreflightRun> RecordAsync(AppDbContext db, AuditLog audit, TimeProvider clock, ClaimsPrincipal actor, Target target, IReadOnlyList<CheckResult> checks, CancellationToken ct)
+    {
         var run = new PreflightRun
         {
-            TargetId = targetId,
+            TargetId = target.Id,
             At = clock.GetUtcNow(),
             Actor = actor.Identity?.Name ?? "system",
             ChecksJson = JsonSerializer.Serialize(checks, JsonSerializerOptions.Web),
@@ -45,7 +54,7 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
         };
         db.Add(run);
         await db.SaveChangesAsync(ct);
-        await audit.RecordAsync(actor, "preflight.run", targetId, target.Name, new
+        await audit.RecordAsync(actor, "preflight.run", target.Id, target.Name, new
         {
             run.Id,
             run.Failed,

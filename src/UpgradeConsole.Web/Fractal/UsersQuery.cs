@@ -2,22 +2,13 @@ using UpgradeConsole.Core.Fractal;
 
 namespace UpgradeConsole.Web.Fractal;
 
-/// <summary>Filter, search, sort and page of the users table, as they travel in the address and in htmx posts.</summary>
-public sealed record UsersQuery(string Filter = "all", string? Search = null, string Sort = "id", int Page = 1)
+/// <summary>Filter, search, sort and page of the users grid (and of the API's list).</summary>
+public sealed record UsersQuery(string Filter = "all", string? Search = null, string Sort = "id", int Page = 1, bool Descending = false, int PageSize = UsersQuery.DefaultPageSize)
 {
-    public const int PageSize = 50;
+    public const int DefaultPageSize = 50;
 
-    public static UsersQuery From(IQueryCollection query) => new(
-        query["filter"].FirstOrDefault() is { Length: > 0 } f ? f : "all",
-        query["q"].FirstOrDefault(),
-        query["sort"].FirstOrDefault() is { Length: > 0 } s ? s : "id",
-        int.TryParse(query["page"].FirstOrDefault(), out var p) && p > 0 ? p : 1);
-
-    public static UsersQuery From(IFormCollection form) => new(
-        form["filter"].FirstOrDefault() is { Length: > 0 } f ? f : "all",
-        form["q"].FirstOrDefault(),
-        form["sort"].FirstOrDefault() is { Length: > 0 } s ? s : "id",
-        int.TryParse(form["page"].FirstOrDefault(), out var p) && p > 0 ? p : 1);
+    /// <summary>The filters the page and the API know.</summary>
+    public static IReadOnlyList<string> Filters { get; } = ["all", "blocking", "left-out", "migrated"];
 
     public IEnumerable<UserVerdict> Apply(IEnumerable<UserVerdict> verdicts)
     {
@@ -33,16 +24,15 @@ public sealed record UsersQuery(string Filter = "all", string? Search = null, st
             filtered = filtered.Where(v => v.User.Email.Contains(Search.Trim(), StringComparison.OrdinalIgnoreCase));
         }
 
+        IOrderedEnumerable<UserVerdict> Order<TKey>(Func<UserVerdict, TKey> key, IComparer<TKey>? comparer = null) =>
+            Descending ? filtered.OrderByDescending(key, comparer) : filtered.OrderBy(key, comparer);
+
         return Sort switch
         {
-            "email" => filtered.OrderBy(v => v.User.Email, StringComparer.OrdinalIgnoreCase),
-            "outcome" => filtered.OrderBy(v => v.Outcome == MigrationOutcome.Blocks ? 0 : v.Outcome == MigrationOutcome.LeftOut ? 1 : 2).ThenBy(v => v.User.Id),
-            "project_dir" => filtered.OrderBy(v => v.User.ProjectDir ?? "", StringComparer.Ordinal),
-            _ => filtered.OrderBy(v => v.User.Id),
+            "email" => Order(v => v.User.Email, StringComparer.OrdinalIgnoreCase),
+            "outcome" => Order(v => v.Outcome == MigrationOutcome.Blocks ? 0 : v.Outcome == MigrationOutcome.LeftOut ? 1 : 2).ThenBy(v => v.User.Id),
+            "project_dir" => Order(v => v.User.ProjectDir ?? "", StringComparer.Ordinal).ThenBy(v => v.User.Id),
+            _ => Order(v => v.User.Id),
         };
     }
-
-    public string Link(int targetId, string? filter = null, string? sort = null, int? page = null) =>
-        $"/targets/{targetId}/users?filter={Uri.EscapeDataString(filter ?? Filter)}&sort={Uri.EscapeDataString(sort ?? Sort)}&page={page ?? Page}" +
-        (string.IsNullOrWhiteSpace(Search) ? "" : "&q=" + Uri.EscapeDataString(Search));
 }

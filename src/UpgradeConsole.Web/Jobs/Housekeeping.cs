@@ -15,6 +15,9 @@ public sealed class HousekeepingOptions
 
     /// <summary>Preflight results older than this are deleted, except each target's latest.</summary>
     public TimeSpan KeepPreflightResults { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>A finished run's step directory on its target (scripts, logs, exit codes) is removed this long after the run ended.</summary>
+    public TimeSpan KeepStepDirectories { get; set; } = TimeSpan.FromDays(30);
 }
 
 /// <summary>The daily clean-up, a recurring Hangfire job (visible and triggerable under /jobs).</summary>

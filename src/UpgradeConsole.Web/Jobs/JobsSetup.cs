@@ -46,7 +46,9 @@ public static class JobsSetup
             .ValidateOnStart();
         services.AddOptions<HousekeepingOptions>().BindConfiguration(HousekeepingOptions.Section);
         services.AddScoped<RunJob>();
+        services.AddScoped<ScheduledStartJob>();
         services.AddScoped<Housekeeping>();
+        services.AddScoped<StepDirectoryCleanup>();
 
         // Registered here, not through GlobalConfiguration: the storage and the activator are this host's
         // own (tests run several dashboards in one process; Hangfire's defaults are process-wide statics).
@@ -165,6 +167,7 @@ internal sealed class RecurringJobsAtStart(
     {
         recurring.AddOrUpdate<RunJob>(RunJob.RecoverJobId, j => j.RecoverAsync(CancellationToken.None), "*/15 * * * * *");
         recurring.AddOrUpdate<Housekeeping>(Housekeeping.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3));
+        recurring.AddOrUpdate<StepDirectoryCleanup>(StepDirectoryCleanup.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3, 30));
 
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();

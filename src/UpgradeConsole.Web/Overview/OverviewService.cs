@@ -12,7 +12,7 @@ public sealed record PreflightVerdict(int Failed, int Warnings, DateTimeOffset A
 }
 
 /// <summary>A target's active or newest run, with how many of its phases are done.</summary>
-public sealed record RunSummary(int Id, RunState State, string FromVersion, string ToVersion, int PhasesDone, int PhaseCount, DateTimeOffset At)
+public sealed record RunSummary(int Id, RunState State, string FromVersion, string ToVersion, int PhasesDone, int PhaseCount, DateTimeOffset At, DateTimeOffset? ScheduledAt = null)
 {
     public bool IsActive => State is RunState.Planned or RunState.Running or RunState.WaitingForChecklist or RunState.Failed
         or RunState.NeedsAttention or RunState.RollingBack;
@@ -67,7 +67,7 @@ public sealed class OverviewService(IServiceScopeFactory scopes)
                 var summary = run is null
                     ? null
                     : new RunSummary(run.Id, run.State, run.FromVersion, run.ToVersion, phases?.Done ?? 0, phases?.Count ?? 0,
-                        run.EndedAt ?? run.StartedAt ?? run.PlannedAt);
+                        run.EndedAt ?? run.StartedAt ?? run.PlannedAt, run.State == RunState.Planned ? run.ScheduledAt : null);
                 return new TargetStatus(t.Id, t.Name, t.Product, t.HostKeyState, InstalledVersion(run, TargetService.LastDiscovery(t)),
                     preflights.GetValueOrDefault(t.Id), summary);
             })

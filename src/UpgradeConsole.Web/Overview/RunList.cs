@@ -29,7 +29,8 @@ public sealed record RunFilter
 
 /// <summary>A run as the list shows it: its phases counted, not loaded into the circuit.</summary>
 public sealed record RunListRow(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State,
-    int PhasesDone, int Phases, DateTimeOffset PlannedAt, string PlannedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt);
+    int PhasesDone, int Phases, DateTimeOffset PlannedAt, string PlannedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
+    DateTimeOffset? ScheduledAt = null);
 
 /// <summary>
 /// The runs list: pages of runs, newest first, filtered and keyset-paged in the database, for a person
@@ -73,7 +74,7 @@ public sealed class RunList(AppDbContext db, UserAccess access)
         var to = filter.To?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
         var rows = query.OrderByDescending(r => r.Id).Select(r => new RunListRow(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State,
             r.Phases.Count(p => !p.IsRollback && (p.State == PhaseState.Succeeded || p.State == PhaseState.MarkedDone || p.State == PhaseState.Skipped)),
-            r.Phases.Count(p => !p.IsRollback), r.PlannedAt, r.PlannedBy, r.StartedAt, r.EndedAt));
+            r.Phases.Count(p => !p.IsRollback), r.PlannedAt, r.PlannedBy, r.StartedAt, r.EndedAt, r.State == RunState.Planned ? r.ScheduledAt : null));
         var page = new List<RunListRow>(size + 1);
         await foreach (var run in rows.AsAsyncEnumerable().WithCancellation(ct))
         {

@@ -31,9 +31,10 @@ public interface IProduct
     IReadOnlyList<ProductPage> TargetPages { get; }
 
     /// <summary>
-    /// The product's own part of the plan page (a component with a <c>Plan</c> parameter of type <see cref="Runs.Plan"/>):
-    /// what only this product knows how to show, such as Fractal's env-file diff and users. Null: nothing beyond the
-    /// phases, backup, duration and preflight every plan shows.
+    /// A component the plan page shows after the phases for this product's plans (its one parameter <c>Plan</c>, of type
+    /// <see cref="Runs.Plan"/>), or null: what only this product has to say about a plan (Fractal: the env-file diff and
+    /// the users; OMERO: the database, the SQL chain, the backup). The interactive plan page renders it through
+    /// <see cref="ProductPlanSection"/>; the phases, backup, duration and preflight every plan shows are the page's own.
     /// </summary>
     Type? PlanSection => null;
 }
@@ -78,6 +79,13 @@ public sealed class RunbookCatalog(IEnumerable<IProduct> products)
 
     public static IProductRuntime Runtime(IServiceProvider services, IProduct product) =>
         services.GetRequiredKeyedService<IProductRuntime>(product.Id);
+
+    /// <summary>The runtime of the product a target runs; null if that product is no longer plugged in.</summary>
+    public IProductRuntime? RuntimeFor(IServiceProvider services, Target target) =>
+        ForTarget(target) is { } product ? Runtime(services, product) : null;
+
+    /// <summary>The runbooks of the product a target runs.</summary>
+    public IReadOnlyList<RunbookDefinition> RunbooksFor(Target target) => ForTarget(target)?.Runbooks ?? [];
 }
 
 public static class ProductsSetup

@@ -51,10 +51,21 @@ public sealed class PlanBuilder(TargetService targets, RunbookCatalog runbooks, 
     public async Task<Plan> BuildAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, CancellationToken ct, bool dataMigration = false)
     {
         var target = await targets.FindAsync(targetId, ct);
-        var runbook = runbooks.Find(runbookId);
+        // No runbook named: the first of the target's product.
+        var runbook = string.IsNullOrEmpty(runbookId) && target is not null ? (runbooks.RunbooksFor(target) is [var first, ..] ? first : null) : runbooks.Find(runbookId);
         if (target is null || runbook is null)
         {
             return new Plan { Error = "No such target or runbook." };
+        }
+
+        if (runbook.Product != target.Product)
+        {
+            return new Plan
+            {
+                Error = $"{runbook.Title} is a runbook of {runbooks.ProductOf(runbook)?.Title ?? runbook.Product}; {target.Name} runs {runbooks.ForTarget(target)?.Title ?? target.Product}. " +
+                    $"Its runbooks: {string.Join(", ", runbooks.RunbooksFor(target).Select(r => r.Id))}.",
+                Target = target,
+            };
         }
 
         var product = RunbookCatalog.Runtime(services, runbook);

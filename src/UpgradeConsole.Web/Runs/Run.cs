@@ -67,6 +67,15 @@ public sealed class Run
 
     public string? StartedBy { get; set; }
 
+    /// <summary>When a planned run is to start by itself (a Hangfire scheduled job); null: started by a person.</summary>
+    public DateTimeOffset? ScheduledAt { get; set; }
+
+    /// <summary>Who scheduled it: the start is theirs, checked again when it is due.</summary>
+    public string? ScheduledBy { get; set; }
+
+    /// <summary>The Hangfire job that starts the run at <see cref="ScheduledAt"/>.</summary>
+    public string? ScheduleJobId { get; set; }
+
     public DateTimeOffset? StartedAt { get; set; }
 
     public DateTimeOffset? EndedAt { get; set; }
@@ -223,6 +232,7 @@ internal sealed class RunConfiguration : IEntityTypeConfiguration<Run>
         builder.Ignore(r => r.IsActive);
         builder.Ignore(r => r.RemoteRunId);
         builder.Property(r => r.RemoteKey).HasMaxLength(32);
+        builder.Property(r => r.ScheduleJobId).HasMaxLength(64);
     }
 }
 

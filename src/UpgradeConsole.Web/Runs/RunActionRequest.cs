@@ -11,3 +11,9 @@ public sealed record RunActionDecision(string? Reason, bool Confirmed);
 
 /// <summary>A checklist item ticked or unticked on the run page, with an optional note.</summary>
 public sealed record ChecklistTick(int ItemId, bool Done, string? Note);
+
+/// <summary>
+/// A schedule change from the run page's schedule section: <see cref="At"/> is the wall-clock time typed (read in the
+/// target's time zone by the page), or null to drop the schedule with an optional audited <see cref="Reason"/>.
+/// </summary>
+public sealed record ScheduleChange(string? At, string? Reason = null);

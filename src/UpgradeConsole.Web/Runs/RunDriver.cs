@@ -82,6 +82,11 @@ public sealed class RunDriver(
         }
 
         var target = await db.Targets.AsNoTracking().FirstAsync(t => t.Id == run.TargetId, ct);
+        if (await ClosedAtPointOfNoReturnAsync(run, runbook, phase, target, ct))
+        {
+            return null;
+        }
+
         var product = RunbookCatalog.Runtime(services, runbook);
         IProductSession session;
         try
@@ -135,6 +140,7 @@ public sealed class RunDriver(
         phase.ExitCode = outcome.ExitCode;
         phase.EndedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
+        services.GetService<Metrics.DashboardMetrics>()?.PhaseEnded(run.RunbookId, phase.Key, phase.State.ToString(), phase.EndedAt.Value - (phase.StartedAt ?? phase.EndedAt.Value));
         await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = phase.IsRollback }, ct);
         if (outcome.State != PhaseState.Succeeded)
         {
@@ -171,6 +177,35 @@ public sealed class RunDriver(
         await log.FlushAsync(ct);
         await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = gate.Key, gate.Attempt, state = gate.State.ToString(), message = gate.Message, rollback = false }, ct);
         await FinishRunAsync(run, RunState.Failed, $"{gate.Title}: {gate.Message}", ct, stayActive: true);
+        return true;
+    }
+
+    /// <summary>
+    /// The point of no return is crossed only inside one of the target's maintenance windows: when none is open,
+    /// its phase does not start, fails with the reason, and the run waits (retry it inside a window, or roll back).
+    /// A phase already under way (recovering after a restart) goes on: stopping it halfway would be worse.
+    /// </summary>
+    private async Task<bool> ClosedAtPointOfNoReturnAsync(Run run, RunbookDefinition runbook, RunPhase phase, Targets.Target target, CancellationToken ct)
+    {
+        if (phase.IsRollback || phase.State != PhaseState.Pending || runbook.Phase(phase.Key) is not { PointOfNoReturn: true })
+        {
+            return false;
+        }
+
+        var windows = Core.Scheduling.MaintenanceWindows.Of(target.MaintenanceWindows, target.TimeZone);
+        if (windows.Refusal(clock.GetUtcNow(), $"{phase.Title} is the point of no return and runs") is not { } closed)
+        {
+            return false;
+        }
+
+        phase.State = PhaseState.Failed;
+        phase.Message = closed + " Nothing of it ran: retry it inside a window, or roll back.";
+        phase.EndedAt = clock.GetUtcNow();
+        var log = new RunLogWriter(scopes, run.Id, [], clock);
+        await log.WriteAsync(phase, "── " + phase.Message, ct: ct);
+        await log.FlushAsync(ct);
+        await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = false, maintenanceWindow = windows.Describe() }, ct);
+        await FinishRunAsync(run, RunState.Failed, $"{phase.Title}: {phase.Message}", ct, stayActive: true);
         return true;
     }
 

@@ -158,6 +158,23 @@ public sealed class RunJob(
                 run.Id, run.State, phase?.Key ?? "(end)", phase?.LeaseOwner ?? "none");
             await EnqueueAsync(run.Id, phase?.Index ?? -1, ct);
         }
+
+        // A scheduled start whose job is gone (deleted under /jobs, storage lost) is due all the same; a spare one does nothing.
+        var scheduled = await db.Runs.AsNoTracking().Where(r => r.State == RunState.Planned && r.ScheduledAt != null)
+            .Select(r => new { r.Id, r.ScheduledAt, r.ScheduleJobId }).ToListAsync(ct);
+        foreach (var run in scheduled.Where(r => r.ScheduledAt < clock.GetUtcNow() - TimeSpan.FromMinutes(1)))
+        {
+            var state = run.ScheduleJobId is { } jobId ? connection.GetStateData(jobId)?.Name : null;
+            if (state is not null && (WaitingStates.Contains(state) || string.Equals(state, ProcessingState.StateName, StringComparison.OrdinalIgnoreCase)))
+            {
+                continue;
+            }
+
+            logger.LogWarning("Run {Run} was scheduled to start at {At} and its job is gone ({State}); enqueuing its start", run.Id, run.ScheduledAt, state ?? "none");
+            var due = run.ScheduledAt!.Value.ToUnixTimeMilliseconds();
+            var started = jobs.Enqueue<ScheduledStartJob>(j => j.StartAsync(run.Id, due, CancellationToken.None));
+            await db.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(s => s.SetProperty(r => r.ScheduleJobId, started), ct);
+        }
     }
 
     private async Task ContinueAsync(int? next, int runId, CancellationToken ct)

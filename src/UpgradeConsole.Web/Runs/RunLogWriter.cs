@@ -63,6 +63,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private long _shift;
     private IHubContext<RunLogHub, IRunLogClient>? _hub;
     private ILogger<RunLogWriter>? _logger;
+    private Metrics.DashboardMetrics? _metrics;
 
     public bool HasPending => _lines > 0;
 
@@ -354,6 +355,8 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
         _hub ??= scope.ServiceProvider.GetService<IHubContext<RunLogHub, IRunLogClient>>();
         _logger ??= scope.ServiceProvider.GetService<ILogger<RunLogWriter>>();
+        _metrics ??= scope.ServiceProvider.GetService<Metrics.DashboardMetrics>();
+        _metrics?.LinesStored(batch.Sum(b => (int)(b.Chunk.LastSequence - b.Chunk.FirstSequence + 1)));
         scope.ServiceProvider.GetService<RunActivity>()?.Pulse(runId);
         foreach (var (chunk, _) in batch)
         {
@@ -428,6 +431,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
             try
             {
                 await _hub!.Clients.Group(RunLogHub.Group(runId)).Chunks(runId, next);
+                _metrics?.LinesPushed(next.Sum(c => (int)(c.Last - c.First + 1)));
             }
             catch (Exception ex)
             {

@@ -5,6 +5,8 @@ using UpgradeConsole.Core.Accounts;
 using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Core.Remote;
 using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Core.Scheduling;
+using Hangfire;
 using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Fractal;
@@ -31,15 +33,18 @@ public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId 
 }
 
 /// <summary>What the run page shows: the run, its target's name, its runbook, and what the page needs besides.</summary>
-public sealed record RunView(Run Run, string TargetName, RunbookDefinition? Runbook, TimeSpan? ExpectedDuration, IReadOnlyList<CheckResult> FailingChecks);
+public sealed record RunView(Run Run, string TargetName, RunbookDefinition? Runbook, TimeSpan? ExpectedDuration, IReadOnlyList<CheckResult> FailingChecks, MaintenanceWindows Windows);
 
 /// <summary>
 /// Plans, approves, starts and steers runs; every action is checked against the run's state and audited.
 /// Every action for a person first checks, in the database, the role they hold now (<see cref="UserAccess"/>):
 /// a run page open for hours, or a token, must not outlive a demotion (Operator acts, Admin overrides).
 /// </summary>
-public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, RunbookCatalog runbooks, TargetConnections connections, AuditLog audit, TimeProvider clock, UserAccess access)
+public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, RunbookCatalog runbooks, TargetConnections connections, AuditLog audit, TimeProvider clock, IBackgroundJobClient jobs, UserAccess access)
 {
+    /// <summary>How far ahead a start may be scheduled.</summary>
+    public static readonly TimeSpan LongestSchedule = TimeSpan.FromDays(366);
+
     /// <summary>The runbook a run follows (null if it is no longer known).</summary>
     public RunbookDefinition? RunbookOf(Run run) => runbooks.Find(run.RunbookId);
 
@@ -55,7 +60,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return null;
         }
 
-        var target = await db.Targets.AsNoTracking().Where(t => t.Id == run.TargetId).Select(t => t.Name).FirstOrDefaultAsync(ct);
+        var target = await db.Targets.IgnoreQueryFilters().AsNoTracking().Where(t => t.Id == run.TargetId)
+            .Select(t => new { t.Name, t.MaintenanceWindows, t.TimeZone }).FirstOrDefaultAsync(ct);
         var runbook = RunbookOf(run);
         IReadOnlyList<CheckResult> failing = [];
         if (RunStateMachine.Check(RunAction.OverridePreflight, run, runbook, actor.Identity?.Name) is null)
@@ -65,7 +71,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         }
 
         var expected = RunStateMachine.IsMoving(run.State) ? await plans.ExpectedDurationAsync(run.RunbookId, ct) : null;
-        return new RunView(run, target ?? "?", runbook, expected, failing);
+        return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone));
     }
 
     public Task<Run?> ActiveRunAsync(int targetId, CancellationToken ct) =>
@@ -174,18 +180,192 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         return null;
     }, schedule: false, ct);
 
-    public Task<RunResult> StartAsync(int runId, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.start", null, run =>
+    /// <summary>The maintenance windows of the run's target (no window: any time).</summary>
+    public async Task<MaintenanceWindows> WindowsOfAsync(int targetId, CancellationToken ct)
     {
-        if (Check(RunAction.Start, run, actor) is { } refusal)
+        var target = await db.Targets.IgnoreQueryFilters().AsNoTracking().Where(t => t.Id == targetId)
+            .Select(t => new { t.MaintenanceWindows, t.TimeZone }).FirstOrDefaultAsync(ct);
+        return MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone);
+    }
+
+    /// <summary>Starts a planned run now: inside one of its target's maintenance windows when it has any. A schedule it had is dropped.</summary>
+    public async Task<RunResult> StartAsync(int runId, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var targetId = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => (int?)r.TargetId).FirstOrDefaultAsync(ct);
+        var windows = targetId is { } t ? await WindowsOfAsync(t, ct) : MaintenanceWindows.Of(null, null);
+        string? droppedJob = null;
+        var result = await ChangeAsync(runId, actor, "run.start", null, run =>
         {
-            return refusal;
+            if (Check(RunAction.Start, run, actor) is { } refusal)
+            {
+                return refusal;
+            }
+
+            var now = clock.GetUtcNow();
+            if (windows.Refusal(now, "This run may start") is { } closed)
+            {
+                return new RunRefusal(RunAction.Start, RefusalReason.OutsideMaintenanceWindow, closed);
+            }
+
+            droppedJob = run.ScheduleJobId;
+            run.State = RunState.Running;
+            run.StartedBy = actor.Identity?.Name;
+            run.StartedAt = now;
+            run.ScheduleJobId = null;
+            return null;
+        }, schedule: true, ct);
+        DeleteJob(result.Succeeded ? droppedJob : null);
+        return result;
+    }
+
+    /// <summary>
+    /// Schedules a planned run to start at <paramref name="at"/> (a Hangfire scheduled job), or moves its
+    /// schedule. Allowed to whoever may start it now (approval given, not the approver), at a time inside one
+    /// of the target's maintenance windows. Audited: run.schedule, or run.reschedule with the old time.
+    /// </summary>
+    public async Task<RunResult> ScheduleAsync(int runId, DateTimeOffset at, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        var targetId = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => (int?)r.TargetId).FirstOrDefaultAsync(ct);
+        if (targetId is null)
+        {
+            return RunResult.Fail("No such run.");
+        }
+
+        var windows = await WindowsOfAsync(targetId.Value, ct);
+        var now = clock.GetUtcNow();
+        DateTimeOffset? previous = null;
+        string? previousJob = null;
+        var result = await ChangeAsync(runId, actor, "run.schedule", null, run =>
+        {
+            if (Check(RunAction.Start, run, actor) is { } refusal)
+            {
+                return refusal with { Message = "It cannot be scheduled: " + LowerFirst(refusal.Message) };
+            }
+
+            if (at <= now)
+            {
+                return new RunRefusal(RunAction.Start, RefusalReason.BadScheduleTime, $"{windows.Local(at)} has passed; choose a time in the future, or start the run now.");
+            }
+
+            if (at > now + LongestSchedule)
+            {
+                return new RunRefusal(RunAction.Start, RefusalReason.BadScheduleTime, "A run can be scheduled at most a year ahead.");
+            }
+
+            if (windows.Refusal(at, "This run may start") is { } closed)
+            {
+                return new RunRefusal(RunAction.Start, RefusalReason.OutsideMaintenanceWindow, closed);
+            }
+
+            previous = run.ScheduledAt;
+            previousJob = run.ScheduleJobId;
+            run.ScheduledAt = at.ToUniversalTime();
+            run.ScheduledBy = actor.Identity?.Name;
+            run.ScheduleJobId = null;
+            return null;
+        }, schedule: false, ct, details: () => new { at = at.ToUniversalTime(), local = windows.Local(at), previous, windows = windows.Describe() },
+            actionName: () => previous is null ? "run.schedule" : "run.reschedule");
+        if (!result.Succeeded)
+        {
+            return result;
+        }
+
+        DeleteJob(previousJob);
+        var due = at.ToUniversalTime();
+        var jobId = jobs.Schedule<ScheduledStartJob>(j => j.StartAsync(runId, due.ToUnixTimeMilliseconds(), CancellationToken.None), due);
+        await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(u => u.SetProperty(r => r.ScheduleJobId, jobId), ct);
+        return result;
+    }
+
+    /// <summary>Drops a planned run's schedule: it waits for a person to start it again. Audited (run.unschedule).</summary>
+    public async Task<RunResult> UnscheduleAsync(int runId, string? reason, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        DateTimeOffset? previous = null;
+        string? previousJob = null;
+        var result = await ChangeAsync(runId, actor, "run.unschedule", null, run =>
+        {
+            if (!RunStateMachine.Allows(run.State, RunAction.Start))
+            {
+                return new RunRefusal(RunAction.Start, RefusalReason.NotInThisState, $"The run is {run.State}; only a planned run has a schedule to cancel.");
+            }
+
+            if (run.ScheduledAt is null)
+            {
+                return new RunRefusal(RunAction.Start, RefusalReason.NotScheduled, "This run is not scheduled.");
+            }
+
+            previous = run.ScheduledAt;
+            previousJob = run.ScheduleJobId;
+            run.ScheduledAt = null;
+            run.ScheduledBy = null;
+            run.ScheduleJobId = null;
+            return null;
+        }, schedule: false, ct, details: () => new { previous, reason = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim() });
+        DeleteJob(result.Succeeded ? previousJob : null);
+        return result;
+    }
+
+    /// <summary>
+    /// The scheduled start, when its job is due (<see cref="ScheduledStartJob"/>): only if the run still waits
+    /// for this very schedule. Checked again now: the state, the approval, the window, and that whoever scheduled it
+    /// may still start runs (<paramref name="schedulerMayOperate"/>). A refusal drops the schedule and says why
+    /// (audited as run.schedule-refused); the run stays planned. The preflight runs again as the run's first phase.
+    /// </summary>
+    public async Task<RunResult> StartScheduledAsync(int runId, DateTimeOffset due, Func<string, Task<bool>> schedulerMayOperate, CancellationToken ct)
+    {
+        var run = await db.Runs.Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == runId, ct);
+        if (run is null || run.State != RunState.Planned || run.ScheduledAt is not { } at || at.ToUnixTimeMilliseconds() != due.ToUnixTimeMilliseconds())
+        {
+            return RunResult.Fail("The run no longer waits for this schedule.");
+        }
+
+        var windows = await WindowsOfAsync(run.TargetId, ct);
+        var now = clock.GetUtcNow();
+        var scheduler = run.ScheduledBy ?? "";
+        var refusal = RunStateMachine.Check(RunAction.Start, run, RunbookOf(run), scheduler)?.Message
+            ?? (await schedulerMayOperate(scheduler) ? null : $"{scheduler} may no longer start runs (disabled, or no longer an Operator or Admin).")
+            ?? windows.Refusal(now, "The scheduled start was due, but this run may start");
+        if (refusal is not null)
+        {
+            run.Message = $"Not started at its scheduled time {windows.Local(at)}: {refusal}";
+            run.ScheduledAt = null;
+            run.ScheduleJobId = null;
+            run.Version = Guid.NewGuid();
+            await db.SaveChangesAsync(ct);
+            await audit.RecordAsync("system", "run.schedule-refused", run.TargetId, $"run {run.Id}", new { run = run.Id, scheduledAt = at, scheduledBy = scheduler, reason = refusal }, ct);
+            return RunResult.Fail(run.Message);
         }
 
         run.State = RunState.Running;
-        run.StartedBy = actor.Identity?.Name;
-        run.StartedAt = clock.GetUtcNow();
-        return null;
-    }, schedule: true, ct);
+        run.StartedBy = scheduler;
+        run.StartedAt = now;
+        run.ScheduleJobId = null;
+        run.Message = $"Started at its scheduled time {windows.Local(at)}.";
+        run.Version = Guid.NewGuid();
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return RunResult.Fail("The run changed meanwhile.");
+        }
+
+        await audit.RecordAsync("system", "run.start", run.TargetId, $"run {run.Id}", new { run = run.Id, scheduled = true, scheduledAt = at, scheduledBy = scheduler, state = run.State.ToString() }, ct);
+        await runJobs.ScheduleAsync(run.Id, ct);
+        return RunResult.Ok(run.Id);
+    }
+
+    private void DeleteJob(string? jobId)
+    {
+        if (jobId is not null)
+        {
+            // The job would find the schedule gone and do nothing; deleting it keeps /jobs truthful.
+            jobs.Delete(jobId);
+        }
+    }
+
+    private static string LowerFirst(string text) => text.Length == 0 ? text : char.ToLowerInvariant(text[0]) + text[1..];
 
     /// <summary>Runs a failed phase again. A non-idempotent one only with an explicit confirmation.</summary>
     public Task<RunResult> RetryAsync(int runId, bool confirmNotIdempotent, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.retry", null, run =>
@@ -400,7 +580,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     private RunRefusal? Check(RunAction action, Run run, ClaimsPrincipal actor, bool confirmed = false) =>
         RunStateMachine.Check(action, run, RunbookOf(run), actor.Identity?.Name, confirmed);
 
-    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, RunRefusal?> change, bool schedule, CancellationToken ct, bool? confirmed = null)
+    private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, RunRefusal?> change, bool schedule, CancellationToken ct, bool? confirmed = null,
+        Func<object>? details = null, Func<string>? actionName = null)
     {
         await access.RequireAsync(actor, Roles.Operator);
         if (reason is not null && string.IsNullOrWhiteSpace(reason))
@@ -431,7 +612,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return RunResult.Fail("The run changed meanwhile; reload and try again.");
         }
 
-        await audit.RecordAsync(actor, action, run.TargetId, $"run {run.Id}", new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
+        await audit.RecordAsync(actor, actionName?.Invoke() ?? action, run.TargetId, $"run {run.Id}",
+            details?.Invoke() is { } extra ? new { run = run.Id, state = run.State.ToString(), schedule = extra } : (object)new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
         if (schedule && RunStateMachine.IsMoving(run.State))
         {
             await runJobs.ScheduleAsync(run.Id, ct);

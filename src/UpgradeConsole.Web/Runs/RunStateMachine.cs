@@ -38,6 +38,15 @@ public enum RefusalReason
     StepStillRunning,
     NotActive,
     RunsInsideTheDashboard,
+
+    /// <summary>The target has maintenance windows and none is open at the time the run would start.</summary>
+    OutsideMaintenanceWindow,
+
+    /// <summary>The time asked for a scheduled start is not usable (past, too far ahead).</summary>
+    BadScheduleTime,
+
+    /// <summary>Unscheduling a run that has no schedule.</summary>
+    NotScheduled,
 }
 
 /// <summary>An action the run's state machine refuses, with the words the page and the API show (409).</summary>
@@ -201,7 +210,8 @@ public static class RollbackPlan
 {
     public static (IReadOnlyList<(string Key, string Title)> Steps, RunRefusal? Refusal) For(Run run, RunbookDefinition runbook)
     {
-        var started = run.Phases.Where(p => !p.IsRollback && p.State != PhaseState.Pending).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+        // A phase not chosen on the plan (Skipped) changed nothing: nothing of it to undo.
+        var started = run.Phases.Where(p => !p.IsRollback && p.State is not (PhaseState.Pending or PhaseState.Skipped)).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
         var needed = runbook.Phases.Where(p => started.Contains(p.Key)).SelectMany(p => p.Rollback).ToHashSet();
         var inputs = new RollbackInputs(run.FromVersion, run.ToVersion, run.BackupPath);
         var steps = new List<(string, string)>();

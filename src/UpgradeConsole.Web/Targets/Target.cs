@@ -107,6 +107,24 @@ public sealed class Target
     /// <summary>Starting a run on this target needs a second person's approval.</summary>
     public bool RequireApproval { get; set; }
 
+    /// <summary>
+    /// Weekly windows in which a run may start and cross its point of no return, one per line
+    /// (<c>Sat 22:00-04:00</c>, <c>Mon-Fri 01:00-03:00</c>); null: any time. See <see cref="Core.Scheduling.MaintenanceWindows"/>.
+    /// </summary>
+    public string? MaintenanceWindows { get; set; }
+
+    /// <summary>The target's IANA time zone (windows and schedules are shown in it); null: UTC.</summary>
+    public string? TimeZone { get; set; }
+
+    /// <summary>
+    /// The SHA256 fingerprint of a host certificate authority's key the target's host certificate must be
+    /// signed by (OpenSSH's @cert-authority), pinned by an Admin instead of, or beside, the host's own key.
+    /// </summary>
+    public string? HostCertificateAuthority { get; set; }
+
+    /// <summary>An OpenSSH user certificate (the <c>-cert.pub</c> line) for the stored key or key file; public, not secret.</summary>
+    public string? UserCertificate { get; set; }
+
     /// <summary>Where backups (pg_dump) go on the target.</summary>
     public string BackupDirectory { get; set; } = "~/upgradeconsole-backups";
 
@@ -168,6 +186,10 @@ internal sealed class TargetConfiguration : IEntityTypeConfiguration<Target>
         // Existing rows become OpenSsh (what they were tested with); the entity's own default is SshNet.
         builder.Property(t => t.Transport).HasConversion<string>().HasMaxLength(20).HasDefaultValue(SshTransport.OpenSsh).HasSentinel(SshTransport.OpenSsh);
         builder.Property(t => t.Version).IsConcurrencyToken();
+        builder.Property(t => t.MaintenanceWindows).HasMaxLength(2000);
+        builder.Property(t => t.TimeZone).HasMaxLength(100);
+        builder.Property(t => t.HostCertificateAuthority).HasMaxLength(100);
+        builder.Property(t => t.UserCertificate).HasMaxLength(16000);
         builder.HasQueryFilter(t => t.DeletedAt == null);
     }
 }

@@ -24,7 +24,8 @@ public sealed class TargetConnections(
     IServiceScopeFactory scopes,
     AuditLog audit,
     TimeProvider clock,
-    ILoggerFactory loggers) : IAsyncDisposable
+    ILoggerFactory loggers,
+    Metrics.DashboardMetrics metrics) : IAsyncDisposable
 {
     /// <summary>How long an idle OpenSSH master outlives its last command (also after a crash of the dashboard).</summary>
     public static readonly TimeSpan ControlPersist = TimeSpan.FromSeconds(60);
@@ -45,7 +46,7 @@ public sealed class TargetConnections(
         IRemoteShell shell = target.Transport == SshTransport.SshNet
             ? new SshNetShell(await SshNetConnectionAsync(target, ct))
             : await OpenSshShellAsync(target, ct);
-        return new GuardedShell(shell, ex => BlockAsync(target, ex));
+        return new GuardedShell(shell, ex => BlockAsync(target, ex), ex => metrics.SshFailed(target.Name, ex));
     }
 
     /// <summary>Asks the target for its host keys (for the pin dialog), through its jump host when it has one.</summary>
@@ -156,8 +157,12 @@ public sealed class TargetConnections(
 
     private static void RefuseUnlessPinned(Target target)
     {
+        // A pinned host CA stands in for a pinned host key (SSH.NET only: the OpenSSH transport reads a known_hosts of pinned keys).
+        var caOnly = target.HostCertificateAuthority is not null && target.Transport == SshTransport.SshNet;
         switch (target.HostKeyState)
         {
+            case HostKeyState.Unpinned when caOnly:
+                break;
             case HostKeyState.Unpinned:
                 throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
             case HostKeyState.Mismatch:
@@ -168,7 +173,7 @@ public sealed class TargetConnections(
                 break;
         }
 
-        if (target.PinnedKey is null || target.PinnedKeyType is null)
+        if ((target.PinnedKey is null || target.PinnedKeyType is null) && !caOnly)
         {
             throw new HostKeyNotPinnedException($"No host key is pinned for {target.Name}: an Admin must check and pin one before anything connects.");
         }
@@ -208,11 +213,13 @@ public sealed class TargetConnections(
                 Port = target.Port,
                 User = target.SshUser,
                 Keys = keys,
-                PinnedKey = new HostKey(target.PinnedKeyType!, target.PinnedKey!),
+                PinnedKey = target.PinnedKey is null || target.PinnedKeyType is null ? null : new HostKey(target.PinnedKeyType, target.PinnedKey),
+                HostCertificateAuthority = target.HostCertificateAuthority,
                 Jump = JumpHost.TryParse(target.JumpHost, out var jump) ? JumpEndpoint(target, jump!, keys) : null,
             };
             var connection = new SshNetConnection(endpoint, _logger);
             _pool[target.Id] = new Pooled(target.Version, connection);
+            metrics.SshConnectionOpened(target.Name);
             return connection;
         }
         finally
@@ -236,9 +243,9 @@ public sealed class TargetConnections(
         var passphrase = target.ProtectedKeyPassphrase is null ? null : _keys.Unprotect(target.ProtectedKeyPassphrase);
         return target.AuthMethod switch
         {
-            TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null => [SshKeys.FromText(_keys.Unprotect(target.ProtectedPrivateKey), passphrase)],
+            TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null => [SshKeys.FromText(_keys.Unprotect(target.ProtectedPrivateKey), passphrase, certificate: target.UserCertificate)],
             TargetAuthMethod.StoredKey => throw new InvalidOperationException($"{target.Name} has no stored key; an Admin must paste one."),
-            TargetAuthMethod.KeyFile => [SshKeys.FromFile(target.KeyFilePath!, passphrase)],
+            TargetAuthMethod.KeyFile => [SshKeys.FromFile(target.KeyFilePath!, passphrase, target.UserCertificate)],
             _ => throw new InvalidOperationException(
                 $"{target.Name} uses the dashboard user's ssh-agent, which only the System OpenSSH client can use: choose that transport in the target's settings."),
         };
@@ -326,7 +333,7 @@ public sealed class TargetConnections(
     private sealed record Pooled(Guid Version, SshNetConnection Connection);
 
     /// <summary>Applies the host-key policy to everything a shell does: a mismatch anywhere blocks the target.</summary>
-    private sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch) : IRemoteShell
+    private sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch, Action<Exception> onFailure) : IRemoteShell
     {
         public string Destination => inner.Destination;
 
@@ -347,7 +354,13 @@ public sealed class TargetConnections(
             }
             catch (HostKeyMismatchException ex)
             {
+                onFailure(ex);
                 await onMismatch(ex);
+                throw;
+            }
+            catch (Exception ex) when (ex is SshConnectionException or TimeoutException)
+            {
+                onFailure(ex);
                 throw;
             }
         }

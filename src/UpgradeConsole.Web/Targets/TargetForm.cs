@@ -70,6 +70,18 @@ public sealed class TargetForm : IValidatableObject
 
     public bool RequireApproval { get; set; }
 
+    /// <summary>Weekly maintenance windows, one per line (<c>Sat 22:00-04:00</c>, <c>Mon-Fri 01:00-03:00</c>); empty: any time.</summary>
+    public string? MaintenanceWindows { get; set; }
+
+    /// <summary>The target's IANA time zone (Europe/Zurich); empty: UTC.</summary>
+    public string? TimeZone { get; set; }
+
+    /// <summary>SHA256 fingerprint of a host CA key the target's host certificate must be signed by (SSH.NET targets).</summary>
+    public string? HostCertificateAuthority { get; set; }
+
+    /// <summary>An OpenSSH user certificate for the key (its <c>-cert.pub</c> line); empty: none.</summary>
+    public string? UserCertificate { get; set; }
+
     /// <summary>The version the form was loaded at (optimistic concurrency).</summary>
     public Guid Version { get; set; }
 
@@ -96,6 +108,10 @@ public sealed class TargetForm : IValidatableObject
         BackupDirectory = t.BackupDirectory,
         PipOptions = t.PipOptions,
         RequireApproval = t.RequireApproval,
+        MaintenanceWindows = t.MaintenanceWindows,
+        TimeZone = t.TimeZone,
+        HostCertificateAuthority = t.HostCertificateAuthority,
+        UserCertificate = t.UserCertificate,
         Version = t.Version,
     };
 
@@ -165,6 +181,21 @@ public sealed class TargetForm : IValidatableObject
         if (!IsRemotePath(BackupDirectory))
         {
             yield return new("Use an absolute path, or one starting with ~/.", [nameof(BackupDirectory)]);
+        }
+
+        if (!Core.Scheduling.MaintenanceWindows.TryParse(MaintenanceWindows, TimeZone, out _, out var windowProblem))
+        {
+            yield return new(windowProblem!, [windowProblem!.Contains("time zone", StringComparison.Ordinal) ? nameof(TimeZone) : nameof(MaintenanceWindows)]);
+        }
+
+        if (!string.IsNullOrWhiteSpace(HostCertificateAuthority) && !SshCertificates.IsSha256Fingerprint(HostCertificateAuthority.Trim()))
+        {
+            yield return new("Write the CA key's fingerprint as ssh-keygen -lf shows it: SHA256: and 43 characters.", [nameof(HostCertificateAuthority)]);
+        }
+
+        if (!string.IsNullOrWhiteSpace(UserCertificate) && SshCertificates.CheckUserCertificate(UserCertificate) is { } certificateProblem)
+        {
+            yield return new(certificateProblem, [nameof(UserCertificate)]);
         }
     }
 

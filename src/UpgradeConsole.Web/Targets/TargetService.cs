@@ -404,6 +404,11 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
             return "The System OpenSSH client cannot use a stored key that has a passphrase: choose SSH.NET, or store the key without one.";
         }
 
+        if (transport == SshTransport.OpenSsh && (!string.IsNullOrWhiteSpace(form.HostCertificateAuthority) || !string.IsNullOrWhiteSpace(form.UserCertificate)))
+        {
+            return "A host CA and a user certificate set here are used by SSH.NET; with the System OpenSSH client put them in its known_hosts (@cert-authority) and ssh configuration instead.";
+        }
+
         target.Transport = transport;
         target.Name = form.Name.Trim();
         target.Product = form.Product;
@@ -425,6 +430,10 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         target.BackupDirectory = form.BackupDirectory.Trim();
         target.PipOptions = string.IsNullOrWhiteSpace(form.PipOptions) ? null : form.PipOptions.Trim();
         target.RequireApproval = form.RequireApproval;
+        target.MaintenanceWindows = Core.Scheduling.MaintenanceWindows.TryParse(form.MaintenanceWindows, form.TimeZone, out var windows, out _) && !windows.Unrestricted ? windows.Text : null;
+        target.TimeZone = string.IsNullOrWhiteSpace(form.TimeZone) ? null : form.TimeZone.Trim();
+        target.HostCertificateAuthority = string.IsNullOrWhiteSpace(form.HostCertificateAuthority) ? null : form.HostCertificateAuthority.Trim();
+        target.UserCertificate = string.IsNullOrWhiteSpace(form.UserCertificate) ? null : form.UserCertificate.Trim();
         return null;
     }
 
@@ -468,5 +477,9 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         t.BackupDirectory,
         t.PipOptions,
         t.RequireApproval,
+        t.MaintenanceWindows,
+        t.TimeZone,
+        t.HostCertificateAuthority,
+        HasUserCertificate = t.UserCertificate is not null,
     };
 }

@@ -44,6 +44,8 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("POST", "/api/v1/runs/{id:int}/abandon", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/cancel", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/checklist/{itemId:int}", "Operator"),
+        ("POST", "/api/v1/runs/{id:int}/schedule", "Operator"),
+        ("DELETE", "/api/v1/runs/{id:int}/schedule", "Operator"),
         ("GET", "/api/v1/runs/{id:int}/log", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}/log/stream", "Viewer"),
         ("GET", "/api/v1/audit", "Viewer"),

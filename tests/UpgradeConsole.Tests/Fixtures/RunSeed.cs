@@ -56,6 +56,38 @@ public static class RunSeed
         return (run.Id, run.Phases.OrderBy(p => p.Index).ToList());
     }
 
+    /// <summary>
+    /// A planned (not started) release run on a new target that is never connected to, with the target's
+    /// maintenance windows and time zone; its phases are those of a plan (nothing claimed).
+    /// </summary>
+    public static async Task<(int RunId, int TargetId)> AddPlannedRunAsync(IServiceProvider services, string? maintenanceWindows = null, string? timeZone = null, string plannedBy = "test")
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var target = new Target
+        {
+            Name = "planned-" + Guid.NewGuid().ToString("N")[..8], Host = "127.0.0.1", SshUser = "nobody", WorkingDirectory = "/srv/fractal",
+            MaintenanceWindows = maintenanceWindows, TimeZone = timeZone,
+        };
+        db.Targets.Add(target);
+        await db.SaveChangesAsync();
+        var run = new Run
+        {
+            TargetId = target.Id,
+            ActiveTargetId = target.Id,
+            RunbookId = UpgradeConsole.Web.Fractal.FractalRunbooks.ReleaseId,
+            FromVersion = "2.16.6",
+            ToVersion = "2.16.7",
+            State = RunState.Planned,
+            PlannedBy = plannedBy,
+            PlannedAt = TimeProvider.System.GetUtcNow(),
+            Phases = [new RunPhase { Index = 0, Key = "preflight", Title = "Preflight", State = PhaseState.Pending }],
+        };
+        db.Runs.Add(run);
+        await db.SaveChangesAsync();
+        return (run.Id, target.Id);
+    }
+
     /// <summary>The cookies of a user signed in through the login form (for hub connections).</summary>
     public static async Task<CookieContainer> SignInCookiesAsync(string baseUrl, string email, string password)
     {

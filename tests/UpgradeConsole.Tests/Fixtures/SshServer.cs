@@ -131,6 +131,25 @@ public sealed class SshServer : IAsyncLifetime
         await WaitUntilListeningAsync();
     }
 
+    /// <summary>A directory of this server's own (keys, config), for files a test adds to its configuration.</summary>
+    public string Root => _root;
+
+    /// <summary>
+    /// Restarts sshd on the same port with its configuration plus <paramref name="lines"/> (replacing those a previous
+    /// call added): e.g. a HostCertificate or TrustedUserCAKeys. For a server of a test's own, not the shared one.
+    /// </summary>
+    public async Task RestartWithAsync(params string[] lines)
+    {
+        _sshd!.Kill(entireProcessTree: true);
+        await _sshd.WaitForExitAsync();
+        var kept = (await File.ReadAllLinesAsync(_config)).TakeWhile(l => l != ExtraMarker);
+        await File.WriteAllLinesAsync(_config, [.. kept, ExtraMarker, .. lines]);
+        StartDaemon();
+        await WaitUntilListeningAsync();
+    }
+
+    private const string ExtraMarker = "# added by the test";
+
     /// <summary>Lets another public key (one authorized_keys line) log in as <see cref="User"/>.</summary>
     public async Task AuthorizeAsync(string publicKeyLine)
     {

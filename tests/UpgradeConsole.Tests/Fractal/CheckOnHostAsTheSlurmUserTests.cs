@@ -1,4 +1,5 @@
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Fractal;
 
 namespace UpgradeConsole.Tests.Fractal;
 
@@ -24,9 +25,10 @@ public sealed class CheckOnHostAsTheSlurmUserTests(SshServer ssh, PostgresServer
         await ssh.RunAsync($"mkdir -m 755 {open} && mkdir -m 700 {closed}");
         await _fractal.ExecuteAsync($"UPDATE user_settings SET slurm_user = '{SshServer.ServiceUser}', project_dir = '{open}' WHERE id = 2; UPDATE user_settings SET slurm_user = '{SshServer.ServiceUser}', project_dir = '{closed}' WHERE id = 5");
 
-        var canEnter = await (await _admin.HtmxPostAsync($"/targets/{_fractal.TargetId}/users/2/check-dir", $"/targets/{_fractal.TargetId}/users")).ExpectOkAsync();
+        // The users page's "check on host" calls this service as the person (the browser flow is in FixingUsersBeforeTheUpgradeTests).
+        var canEnter = await _app.AsAsync<FractalUsersService, string>(UpgradeConsoleApplicationFactory.AdminEmail, (s, admin) => s.CheckOnHostAsync(_fractal.TargetId, 2, admin, CancellationToken.None));
         Assert.Contains($"{SshServer.ServiceUser} can enter it", canEnter, StringComparison.Ordinal);
-        var cannot = await (await _admin.HtmxPostAsync($"/targets/{_fractal.TargetId}/users/5/check-dir", $"/targets/{_fractal.TargetId}/users")).ExpectOkAsync();
+        var cannot = await _app.AsAsync<FractalUsersService, string>(UpgradeConsoleApplicationFactory.AdminEmail, (s, admin) => s.CheckOnHostAsync(_fractal.TargetId, 5, admin, CancellationToken.None));
         Assert.Contains($"{SshServer.ServiceUser} cannot enter it", cannot, StringComparison.Ordinal);
     }
 

@@ -1,41 +1,66 @@
+using Microsoft.Extensions.DependencyInjection;
+using UpgradeConsole.Core.Fractal;
 using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Accounts;
+using UpgradeConsole.Web.Fractal;
 
 namespace UpgradeConsole.Tests.Fractal;
 
 /// <summary>
 /// An admin opens the users page of a 2.16 target (real PostgreSQL loaded with the project's 2.16
 /// fixture, reached through an SSH forward), sees who blocks the upgrade and who would lose access,
-/// and fixes them in the browser; the database and the audit history show each change.
+/// and fixes them in the browser (an interactive MudBlazor grid); the database and the audit history
+/// show each change.
 /// </summary>
 public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServer ssh, PostgresServer postgres) : IAsyncLifetime
 {
-    private readonly UpgradeConsoleApplicationFactory _app = new();
+    // The circuit's own re-check (every 30 s) is pushed out of the way: a demotion must be refused by the service itself.
+    private readonly UpgradeConsoleApplicationFactory _app = new UpgradeConsoleApplicationFactory()
+        .WithSetting("UpgradeConsole:CircuitRevalidationInterval", "01:00:00");
+
     private FractalTarget _fractal = default!;
     private BrowserSession _browser = default!;
+    private HttpClient _admin = default!;
 
     public async ValueTask InitializeAsync()
     {
         _app.ServeOverKestrel();
-        var admin = await _app.CreateFirstAdminAsync();
-        _fractal = await FractalTarget.CreateAsync(_app, admin, ssh, postgres);
+        _admin = await _app.CreateFirstAdminAsync();
+        _fractal = await FractalTarget.CreateAsync(_app, _admin, ssh, postgres);
         _browser = await chromium.NewSessionAsync(_app.BaseUrl);
-        _browser.Page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await SigningInTests.SignInAsync(_browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
     }
 
     private IPage Page => _browser.Page;
 
-    private ILocator Row(string email) => Page.Locator($"[data-testid=fractal-user][data-email='{email}']");
+    private string UsersPath => $"/targets/{_fractal.TargetId}/users";
+
+    /// <summary>The grid row of one user (its id cell carries the e-mail).</summary>
+    private ILocator Row(string email) => Row(Page, email);
+
+    internal static ILocator Row(IPage page, string email) =>
+        page.Locator("tr").Filter(new() { Has = page.Locator($"[data-testid=fractal-user][data-email='{email}']") });
+
+    private static ILocator Outcome(ILocator row) => row.GetByTestId("outcome");
+
+    /// <summary>Opens the users page and waits for its circuit and for the grid's first page.</summary>
+    private async Task OpenAsync(string? query = null, IPage? page = null)
+    {
+        page ??= Page;
+        await page.GotoAsync(UsersPath + query);
+        await page.WaitForInteractiveAsync();
+        await Assertions.Expect(page.GetByTestId("users-count")).ToContainTextAsync("user(s)");
+    }
 
     [Fact]
     public async Task UsersPage_ShowsWhat2170WillDoWithEachUser()
     {
-        await Page.GotoAsync($"/targets/{_fractal.TargetId}/users");
-        await _browser.ScreenshotAsync("fractal-users");
+        await OpenAsync();
         await Assertions.Expect(Page.GetByTestId("count-blocking")).ToContainTextAsync("4");
         await Assertions.Expect(Page.GetByTestId("count-left-out")).ToContainTextAsync("2");
         await Assertions.Expect(Page.GetByTestId("count-migrated")).ToContainTextAsync("4");
+        await Assertions.Expect(Page.GetByTestId("count-all")).ToContainTextAsync("10");
 
         var expected = new Dictionary<string, (string Outcome, string Reason)>
         {
@@ -52,31 +77,45 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         };
         foreach (var (email, (outcome, reason)) in expected)
         {
-            await Assertions.Expect(Row(email)).ToHaveAttributeAsync("data-outcome", outcome);
+            await Assertions.Expect(Outcome(Row(email))).ToHaveAttributeAsync("data-outcome", outcome);
             await Assertions.Expect(Row(email).GetByTestId("reasons")).ToContainTextAsync(reason);
         }
 
+        await Assertions.Expect(Outcome(Row("bob@example.org"))).ToHaveTextAsync("Blocks the upgrade");
+        await Assertions.Expect(Outcome(Row("carol@example.org"))).ToHaveTextAsync("Left out: will lose access");
         await Assertions.Expect(Row("alice@example.org")).ToContainTextAsync("All, lab-a");
+        await _browser.ScreenshotAsync("fractal-users");
         // The database password never reaches the page.
         Assert.DoesNotContain(FractalTarget.DbPassword, await Page.ContentAsync(), StringComparison.Ordinal);
         Assert.True(_browser.Problems.Count == 0, string.Join('\n', _browser.Problems));
+
+        // The same page in the dark theme, for the screenshots.
+        await using var dark = await chromium.NewSessionAsync(_app.BaseUrl, "dark");
+        await SigningInTests.SignInAsync(dark.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await OpenAsync(page: dark.Page);
+        await Assertions.Expect(dark.Page.Locator("#uc-app")).ToHaveAttributeAsync("data-theme", "dark");
+        await Assertions.Expect(Outcome(Row(dark.Page, "bob@example.org"))).ToHaveAttributeAsync("data-outcome", "Blocks");
+        await dark.ScreenshotAsync("fractal-users-dark");
+        Assert.True(dark.Problems.Count == 0, string.Join('\n', dark.Problems));
     }
 
     [Fact]
     public async Task InlineFixes_TurnBlockingUsersIntoMigrated_AndAreAudited()
     {
-        await Page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        await OpenAsync();
 
         // bob: set project_dir.
         await Row("bob@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/bob");
         await Row("bob@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("bob@example.org").GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
-        await Assertions.Expect(Row("bob@example.org")).ToHaveAttributeAsync("data-outcome", "Migrated");
+        await Assertions.Expect(Outcome(Row("bob@example.org"))).ToHaveAttributeAsync("data-outcome", "Migrated");
+        // The counts follow each fix without a reload.
+        await Assertions.Expect(Page.GetByTestId("count-migrated")).ToContainTextAsync("5");
 
         // frank: set slurm_user.
         await Row("frank@example.org").GetByTestId("slurm-user-input").FillAsync("frank");
         await Row("frank@example.org").GetByTestId("slurm-user-save").ClickAsync();
-        await Assertions.Expect(Row("frank@example.org")).ToHaveAttributeAsync("data-outcome", "Migrated");
+        await Assertions.Expect(Outcome(Row("frank@example.org"))).ToHaveAttributeAsync("data-outcome", "Migrated");
 
         // erin: create the settings row, then fill it.
         await Row("erin@example.org").GetByTestId("create-settings").ClickAsync();
@@ -89,13 +128,13 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await Row("erin@example.org").GetByTestId("slurm-user-input").FillAsync("erin");
         await Row("erin@example.org").GetByTestId("slurm-user-save").ClickAsync();
         await Assertions.Expect(Row("erin@example.org").GetByTestId("row-message")).ToHaveTextAsync("slurm_user saved.");
-        await Assertions.Expect(Row("erin@example.org")).ToHaveAttributeAsync("data-outcome", "Migrated");
+        await Assertions.Expect(Outcome(Row("erin@example.org"))).ToHaveAttributeAsync("data-outcome", "Migrated");
 
         // carol: select, mark active and verified; then she needs her own settings.
         await Row("carol@example.org").GetByTestId("select-user").CheckAsync();
         await Page.ClickAsync("#bulk-activate");
         await Assertions.Expect(Page.GetByTestId("bulk-messages")).ToContainTextAsync("carol@example.org: now active and verified");
-        await Assertions.Expect(Row("carol@example.org")).ToHaveAttributeAsync("data-outcome", "Blocks");
+        await Assertions.Expect(Outcome(Row("carol@example.org"))).ToHaveAttributeAsync("data-outcome", "Blocks");
 
         // The counts follow without a reload.
         await Assertions.Expect(Page.GetByTestId("count-migrated")).ToContainTextAsync("7");
@@ -112,6 +151,41 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         Assert.True(_browser.Problems.Count == 0, string.Join('\n', _browser.Problems));
     }
 
+    [Fact]
+    public async Task BulkActivate_CanBeUndone_AndDeactivatingAsksFirst()
+    {
+        await OpenAsync();
+        await Row("carol@example.org").GetByTestId("select-user").CheckAsync();
+        await Row("dave@example.org").GetByTestId("select-user").CheckAsync();
+        await Assertions.Expect(Page.GetByTestId("selected-count")).ToHaveTextAsync("2 selected");
+        await Page.ClickAsync("#bulk-activate");
+        await Assertions.Expect(Page.GetByTestId("bulk-messages")).ToContainTextAsync("dave@example.org: now active and verified");
+        await Assertions.Expect(Page.GetByTestId("count-left-out")).ToContainTextAsync("0");
+        Assert.Equal(2L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_oauth WHERE email IN ('carol@example.org', 'dave@example.org') AND is_active AND is_verified"));
+
+        // Undo puts both back as they were left by the undo: not active, not verified (audited as such).
+        await Page.GetByTestId("bulk-undo").ClickAsync();
+        await Assertions.Expect(Page.GetByTestId("bulk-messages")).ToContainTextAsync("carol@example.org: now not active and not verified");
+        await Assertions.Expect(Page.GetByTestId("count-left-out")).ToContainTextAsync("2");
+        await Assertions.Expect(Page.GetByTestId("bulk-undo")).ToHaveCountAsync(0);
+        Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_oauth WHERE email IN ('carol@example.org', 'dave@example.org') AND (is_active OR is_verified)"));
+        Assert.Equal(2, (await AuditDetailsAsync("fractal.user.deactivate")).Count);
+
+        // Marking users not active asks first; cancelling changes nothing.
+        await Row("alice@example.org").GetByTestId("select-user").CheckAsync();
+        await Page.ClickAsync("#bulk-deactivate");
+        var dialog = Page.Locator(".mud-dialog");
+        await Assertions.Expect(dialog).ToContainTextAsync("left out of the migration");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Cancel", Exact = true }).ClickAsync();
+        await Assertions.Expect(dialog).ToHaveCountAsync(0);
+        Assert.True(await _fractal.ScalarAsync<bool>("SELECT is_active FROM user_oauth WHERE email = 'alice@example.org'"));
+
+        await Page.ClickAsync("#bulk-deactivate");
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Mark not active", Exact = true }).ClickAsync();
+        await Assertions.Expect(Outcome(Row("alice@example.org"))).ToHaveAttributeAsync("data-outcome", "LeftOut");
+        Assert.False(await _fractal.ScalarAsync<bool>("SELECT is_active FROM user_oauth WHERE email = 'alice@example.org'"));
+    }
+
     [Theory]
     [InlineData("/tmp/$(touch /tmp/uc-pwned)")]
     [InlineData("/tmp/a;rm -rf /")]
@@ -120,7 +194,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     [InlineData("   ")]
     public async Task ProjectDir_LikeShellInjectionOrRelative_IsRefused(string value)
     {
-        await Page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        await OpenAsync();
         await Row("bob@example.org").GetByTestId("project-dir-input").FillAsync(value);
         await Row("bob@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("bob@example.org").GetByTestId("row-error")).ToContainTextAsync("project_dir");
@@ -130,7 +204,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     [Fact]
     public async Task RowChangedSinceShown_IsRefused_AndShowsTheCurrentValues()
     {
-        await Page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        await OpenAsync();
         // Someone else (Fractal's own admin page, say) sets bob's project_dir meanwhile.
         await _fractal.ExecuteAsync("UPDATE user_settings SET project_dir = '/elsewhere/bob' WHERE id = 3");
 
@@ -143,22 +217,44 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     }
 
     [Fact]
+    public async Task TwoAdminsEditingTheSameUser_TheSecondIsRefused_WithTheFirstOnesValue()
+    {
+        await OpenAsync();
+        await using var other = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(other.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await OpenAsync(page: other.Page);
+
+        await Row(other.Page, "ivan@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/ivan-first");
+        await Row(other.Page, "ivan@example.org").GetByTestId("project-dir-save").ClickAsync();
+        await Assertions.Expect(Row(other.Page, "ivan@example.org").GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
+
+        await Row("ivan@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/ivan-second");
+        await Row("ivan@example.org").GetByTestId("project-dir-save").ClickAsync();
+        await Assertions.Expect(Row("ivan@example.org").GetByTestId("row-error")).ToContainTextAsync("Someone changed this user");
+        await Assertions.Expect(Row("ivan@example.org").GetByTestId("project-dir-input")).ToHaveValueAsync("/shared/projects/ivan-first");
+        Assert.Equal("/shared/projects/ivan-first", await _fractal.ScalarAsync<string>("SELECT project_dir FROM user_settings WHERE id = 9"));
+    }
+
+    [Fact]
     public async Task Pattern_PreviewsEveryValue_ThenAppliesOnlyValidOnes()
     {
-        await Page.GotoAsync($"/targets/{_fractal.TargetId}/users");
-        await Page.Locator("[data-testid=pattern-tool] summary").ClickAsync();
-        await Page.FillAsync("#pattern", "/shared/projects/{email_local}");
-        await Page.ClickAsync("#preview-pattern");
-        var preview = Page.GetByTestId("pattern-preview");
+        await OpenAsync();
+        await Page.ClickAsync("#open-pattern");
+        var dialog = Page.Locator(".mud-dialog");
+        await dialog.Locator("#pattern").FillAsync("/shared/projects/{email_local}");
+        await dialog.Locator("#preview-pattern").ClickAsync();
+        var preview = dialog.GetByTestId("pattern-preview");
         await Assertions.Expect(preview.Locator("[data-testid=proposal][data-email='bob@example.org']")).ToContainTextAsync("/shared/projects/bob");
         await Assertions.Expect(preview.Locator("[data-testid=proposal][data-email='ivan@example.org']")).ToContainTextAsync("/shared/projects/ivan");
         await Assertions.Expect(preview.Locator("[data-testid=proposal][data-email='erin@example.org']")).ToContainTextAsync("no settings row");
         // Users whose project_dir is fine are not touched.
         await Assertions.Expect(preview.Locator("[data-testid=proposal][data-email='alice@example.org']")).ToHaveCountAsync(0);
+        await Assertions.Expect(dialog.Locator("#apply-pattern")).ToContainTextAsync("Apply 2 change(s)");
         await _browser.ScreenshotAsync("fractal-pattern-preview");
 
-        await Page.ClickAsync("#apply-pattern");
+        await dialog.Locator("#apply-pattern").ClickAsync();
         await Assertions.Expect(Page.GetByTestId("bulk-messages")).ToContainTextAsync("ivan@example.org: project_dir set to /shared/projects/ivan");
+        await Assertions.Expect(Outcome(Row("ivan@example.org"))).ToHaveAttributeAsync("data-outcome", "Migrated");
         Assert.Equal("/shared/projects/ivan", await _fractal.ScalarAsync<string>("SELECT project_dir FROM user_settings WHERE id = 9"));
         Assert.Equal("/shared/projects/alice", await _fractal.ScalarAsync<string>("SELECT project_dir FROM user_settings WHERE id = 2"));
     }
@@ -169,7 +265,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         var dir = $"/tmp/uc-project-{Guid.NewGuid():N}";
         await ssh.RunAsync($"mkdir -p {dir}");
         await _fractal.ExecuteAsync($"UPDATE user_settings SET project_dir = '{dir}' WHERE id = 3");
-        await Page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        await OpenAsync();
         await Row("bob@example.org").GetByTestId("check-dir").ClickAsync();
         await Assertions.Expect(Row("bob@example.org").GetByTestId("check-text")).ToContainTextAsync($"{dir} exists");
         await Row("alice@example.org").GetByTestId("check-dir").ClickAsync();
@@ -182,7 +278,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         var workdir = await _fractal.Host.AbsoluteDirectoryAsync();
         var env = (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput;
         await _fractal.Host.WriteFileAsync(".fractal_server.env", env.Replace("POSTGRES_HOST=127.0.0.1", $"POSTGRES_HOST={postgres.SocketDir}", StringComparison.Ordinal));
-        var admin = await _app.LoginAsAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        using var api = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "socket", "Viewer"));
 
         // The dashboard keeps no idle connection, so catch it in the act: a lock held here makes its
         // query wait, and PostgreSQL shows the waiting session without a client address (a Unix socket).
@@ -194,53 +290,105 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
             await lockCmd.ExecuteNonQueryAsync();
         }
 
-        var request = admin.GetAsync($"/targets/{_fractal.TargetId}/users");
+        var request = api.GetAsync($"/api/v1/targets/{_fractal.TargetId}/fractal/users");
         long viaSocket = 0;
-        for (var i = 0; i < 100 && viaSocket == 0; i++)
-        {
-            await Task.Delay(100);
-            viaSocket = await _fractal.ScalarAsync<long>(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'UpgradeConsole' AND client_addr IS NULL AND datname = current_database() AND wait_event_type = 'Lock'");
-        }
+        await Eventually.TrueAsync(async () => (viaSocket = await _fractal.ScalarAsync<long>(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'UpgradeConsole' AND client_addr IS NULL AND datname = current_database() AND wait_event_type = 'Lock'")) > 0,
+            TimeSpan.FromSeconds(10));
 
         await tx.RollbackAsync();
-        var page = await (await request).ExpectOkAsync();
-        Assert.Contains("bob@example.org", page, StringComparison.Ordinal);
+        var body = await (await request).ExpectOkAsync();
+        Assert.Contains("bob@example.org", body, StringComparison.Ordinal);
         Assert.Equal(1, viaSocket);
     }
 
     [Fact]
     public async Task ViewerSeesTheUsers_ButCannotChangeThem()
     {
-        var viewer = await _app.SignedInClientAsync("Viewer");
-        var page = await viewer.GetStringAsync($"/targets/{_fractal.TargetId}/users");
-        Assert.Contains("bob@example.org", page, StringComparison.Ordinal);
-        Assert.DoesNotContain("data-testid=\"project-dir-input\"", page, StringComparison.Ordinal);
-        Assert.DoesNotContain("id=\"bulk-activate\"", page, StringComparison.Ordinal);
-        var post = await viewer.HtmxPostAsync($"/targets/{_fractal.TargetId}/users/3/project-dir", "/account/password", new() { ["version"] = "x", ["value"] = "/shared/x" });
-        Assert.Equal(System.Net.HttpStatusCode.Forbidden, post.StatusCode);
+        const string viewerEmail = "vic@example.org";
+        var password = await _app.CreateUserAsync(_admin, viewerEmail, "Viewer");
+        await using var viewer = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(viewer.Page, viewerEmail, password);
+        await OpenAsync(page: viewer.Page);
+        await Assertions.Expect(Row(viewer.Page, "bob@example.org")).ToBeVisibleAsync();
+        await Assertions.Expect(Outcome(Row(viewer.Page, "bob@example.org"))).ToHaveAttributeAsync("data-outcome", "Blocks");
+        await Assertions.Expect(viewer.Page.GetByTestId("project-dir-input")).ToHaveCountAsync(0);
+        await Assertions.Expect(viewer.Page.GetByTestId("select-user")).ToHaveCountAsync(0);
+        await Assertions.Expect(viewer.Page.Locator("#bulk-activate")).ToHaveCountAsync(0);
+        await Assertions.Expect(viewer.Page.Locator("#open-pattern")).ToHaveCountAsync(0);
+
+        // Without the buttons, the service still refuses a Viewer (the page's markup is not the guard).
+        var version = (await _app.AsAsync<FractalUsersService, UsersSlice>(viewerEmail, (s, p) => s.PageAsync(_fractal.TargetId, new UsersQuery(Search: "bob@"), p, CancellationToken.None))).Items.Single().User.Version;
+        var refused = await Assert.ThrowsAsync<AccessDeniedException>(() =>
+            _app.AsAsync<FractalUsersService, UserChange>(viewerEmail, (s, p) => s.SetProjectDirAsync(_fractal.TargetId, 3, version, "/shared/x", p, CancellationToken.None)));
+        Assert.Contains("Viewer", refused.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<AccessDeniedException>(() =>
+            _app.AsAsync<FractalUsersService, string>(viewerEmail, (s, p) => s.CheckOnHostAsync(_fractal.TargetId, 2, p, CancellationToken.None)));
         Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_settings WHERE project_dir = '/shared/x'"));
+    }
+
+    [Fact]
+    public async Task AnOperatorDemotedWhileTheUsersPageIsOpen_IsRefused_AndNothingChanges()
+    {
+        var password = await _app.CreateUserAsync(_admin, "olga@example.org", "Operator");
+        await using var olga = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(olga.Page, "olga@example.org", password);
+        await OpenAsync(page: olga.Page);
+        await Assertions.Expect(Row(olga.Page, "bob@example.org").GetByTestId("project-dir-input")).ToBeVisibleAsync();
+
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var accounts = scope.ServiceProvider.GetRequiredService<UserAdministration>();
+            var id = (await accounts.ListAsync()).Single(u => u.Email == "olga@example.org").Id;
+            Assert.True((await accounts.SetRoleAsync(id, "Viewer")).Succeeded);
+        }
+
+        await Row(olga.Page, "bob@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/bob");
+        await Row(olga.Page, "bob@example.org").GetByTestId("project-dir-save").ClickAsync();
+        await Assertions.Expect(Row(olga.Page, "bob@example.org").GetByTestId("row-error")).ToContainTextAsync("Your role (Viewer) does not allow this");
+        Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM user_settings WHERE id = 3 AND project_dir IS NOT NULL"));
+        Assert.Empty(await AuditDetailsAsync("fractal.user.project-dir"));
     }
 
     [Fact]
     public async Task FiltersSearchSortAndPaging_Work()
     {
-        var admin = await _app.LoginAsAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        var blocking = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/users?filter=blocking");
-        Assert.Equal(4, System.Text.RegularExpressions.Regex.Count(blocking, "data-testid=\"fractal-user\""));
-        var search = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/users?q=ALICE");
-        Assert.Equal(1, System.Text.RegularExpressions.Regex.Count(search, "data-testid=\"fractal-user\""));
-        var sorted = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/users?sort=email");
-        Assert.True(sorted.IndexOf("admin@fractal.xy", StringComparison.Ordinal) < sorted.IndexOf("bob@example.org", StringComparison.Ordinal));
-        Assert.True(sorted.IndexOf("bob@example.org", StringComparison.Ordinal) < sorted.IndexOf("ivan@example.org", StringComparison.Ordinal));
-
+        // 60 more users, left out (not active, not verified), before the page reads anything: reads of a
+        // target's users are shared for a few seconds, and a change made outside the dashboard is not seen sooner.
         var many = string.Join("", Enumerable.Range(100, 60).Select(i => $"INSERT INTO user_oauth (id, email, hashed_password, is_active, is_superuser, is_verified) VALUES ({i}, 'u{i}@example.org', 'x', false, false, false);"));
         await _fractal.ExecuteAsync(many);
-        var page1 = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/users");
-        Assert.Equal(50, System.Text.RegularExpressions.Regex.Count(page1, "data-testid=\"fractal-user\""));
-        Assert.Contains("70 user(s), page 1 of 2", page1, StringComparison.Ordinal);
-        var page2 = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/users?page=2");
-        Assert.Equal(20, System.Text.RegularExpressions.Regex.Count(page2, "data-testid=\"fractal-user\""));
+        var rows = Page.GetByTestId("fractal-user");
+        var count = Page.GetByTestId("users-count");
+
+        // A filter in the address (the preflight page links here with ?filter=blocking).
+        await OpenAsync("?filter=blocking");
+        await Assertions.Expect(rows).ToHaveCountAsync(4);
+        await Assertions.Expect(Page.GetByTestId("count-blocking")).ToHaveAttributeAsync("data-selected", "true");
+        await Page.GetByTestId("count-left-out").ClickAsync();
+        await Assertions.Expect(count).ToHaveTextAsync("62 user(s), page 1 of 2");
+        await Assertions.Expect(rows).ToHaveCountAsync(50);
+
+        // Paging: 70 users, 50 a page.
+        await Page.GetByTestId("count-all").ClickAsync();
+        await Assertions.Expect(count).ToHaveTextAsync("70 user(s), page 1 of 2");
+        await Assertions.Expect(rows).ToHaveCountAsync(50);
+        await Page.GetByRole(AriaRole.Button, new() { Name = "Next page" }).ClickAsync();
+        await Assertions.Expect(count).ToHaveTextAsync("70 user(s), page 2 of 2");
+        await Assertions.Expect(rows).ToHaveCountAsync(20);
+
+        // Search, in any case, from the first page.
+        await Page.FillAsync("#user-search", "ALICE");
+        await Assertions.Expect(rows).ToHaveCountAsync(1);
+        await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "alice@example.org");
+        await Page.FillAsync("#user-search", "");
+        await Assertions.Expect(count).ToHaveTextAsync("70 user(s), page 1 of 2");
+
+        // Sort by e-mail (a click on the header), then descending.
+        await Page.ClickAsync("#sort-email");
+        await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "admin@fractal.xy");
+        await Assertions.Expect(rows.Nth(9)).ToHaveAttributeAsync("data-email", "ivan@example.org");
+        await Page.ClickAsync("#sort-email");
+        await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-email", "u159@example.org");
     }
 
     private async Task<List<string>> AuditDetailsAsync(string action)

@@ -85,7 +85,7 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
 
         // The admin fixes every blocking and left-out user on the users page.
         var page = browser.Page;
-        ILocator Row(string email) => page.Locator($"[data-testid=fractal-user][data-email='{email}']");
+        ILocator Row(string email) => FixingUsersBeforeTheUpgradeTests.Row(page, email);
         async Task SaveAsync(string email, string field, string value, string done)
         {
             await Row(email).GetByTestId($"{field}-input").FillAsync(value);
@@ -94,6 +94,7 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
         }
 
         await page.GotoAsync($"/targets/{_fractal.TargetId}/users");
+        await page.WaitForInteractiveAsync();
         await Row("carol@example.org").GetByTestId("select-user").CheckAsync();
         await Row("dave@example.org").GetByTestId("select-user").CheckAsync();
         await page.ClickAsync("#bulk-activate");

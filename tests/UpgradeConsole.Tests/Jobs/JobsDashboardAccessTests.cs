@@ -81,11 +81,14 @@ public sealed partial class JobsDashboardAccessTests : IAsyncLifetime
     }
 
     /// <summary>Hangfire's own command post, with the antiforgery token its page carries (as its script sends it).</summary>
-    private static async Task<HttpResponseMessage> TriggerHousekeepingAsync(HttpClient client, string page)
+    private static Task<HttpResponseMessage> TriggerHousekeepingAsync(HttpClient client, string page) => TriggerAsync(client, page, Housekeeping.JobId);
+
+    /// <summary>Triggers the recurring job <paramref name="jobId"/> as the page /jobs/recurring does (read <paramref name="page"/> first).</summary>
+    internal static async Task<HttpResponseMessage> TriggerAsync(HttpClient client, string page, string jobId)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/jobs/recurring/trigger")
         {
-            Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["jobs[]"] = Housekeeping.JobId }),
+            Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["jobs[]"] = jobId }),
         };
         var header = AntiforgeryHeader().Match(page);
         var token = AntiforgeryToken().Match(page);

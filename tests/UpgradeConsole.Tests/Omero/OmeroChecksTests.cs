@@ -47,7 +47,18 @@ public sealed class OmeroChecksTests
     public void PostgresVersion_Unknown_FailsAndNoRecordedMinimum_Warns()
     {
         Assert.Equal(CheckStatus.Fail, OmeroChecks.PostgresVersion(null, V54).Status);
-        Assert.Equal(CheckStatus.Warn, OmeroChecks.PostgresVersion(150004, new("OMERO5.3", 0)).Status);
+        Assert.Equal(CheckStatus.Warn, OmeroChecks.PostgresVersion(150004, new("OMERO5.2", 0)).Status);
+    }
+
+    /// <summary>OMERO5.3__0/OMERO5.2__0.sql asks for 90300 too (<c>assert_db_server_prerequisites(90300)</c>).</summary>
+    [Fact]
+    public void PostgresVersion_For53_NeedsPostgres93()
+    {
+        Assert.Equal(90300, OmeroReleases.MinimumPostgresFor(new("OMERO5.3", 0)));
+        Assert.Equal(CheckStatus.Pass, OmeroChecks.PostgresVersion(90300, new("OMERO5.3", 0)).Status);
+        var old = OmeroChecks.PostgresVersion(90224, new("OMERO5.3", 0));
+        Assert.Equal(CheckStatus.Fail, old.Status);
+        Assert.Contains("9.2.24 is older than 9.3.0", old.Explanation, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -15,7 +15,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     /// <summary>Pages and whether they are interactive (MudBlazor over a circuit) or still static.</summary>
     private static readonly (string Path, bool Interactive)[] SignedInPages =
     [
-        ("/", true), ("/targets", true), ("/runs", true), ("/audit", true), ("/admin", false), ("/admin/users", true),
+        ("/", true), ("/targets", true), ("/runs", true), ("/audit", true), ("/admin", true), ("/admin/users", true),
         ("/account/password", false), ("/account/tokens", true), ("/account/access-denied", true),
     ];
 

@@ -68,7 +68,8 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
 
         // The fix, on the users page, works on the half-migrated schema (set-db dropped user_oauth.username).
         await page.GotoAsync($"/targets/{_fractal.TargetId}/users");
-        var alice = page.Locator("[data-testid=fractal-user][data-email='alice@example.org']");
+        await page.WaitForInteractiveAsync();
+        var alice = UpgradeConsole.Tests.Fractal.FixingUsersBeforeTheUpgradeTests.Row(page, "alice@example.org");
         await alice.GetByTestId("project-dir-input").FillAsync("/shared/projects/alice");
         await alice.GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(alice.GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");

@@ -150,6 +150,12 @@ public sealed class ConcurrentReadsOfATargetTests(SshServer ssh, PostgresServer 
         Assert.Single(log.Split('\n'), l => l.Contains("held-pip released", StringComparison.Ordinal));
         Assert.Contains("Successfully installed fractal-server-2.17.0", log, StringComparison.Ordinal);
         Assert.Equal("called", (await ssh.RunAsync($"cat {home}/pip-calls")).StandardOutput.Trim());
+
+        // What an operator's Prometheus sees of it: the phase's duration and the target's SSH connection.
+        var metrics = await admin.GetStringAsync("/metrics", ct);
+        Assert.Contains("upgradeconsole_phase_duration_seconds_count{runbook=\"fractal-2.16-to-2.17.0\",phase=\"pip-install\",outcome=\"Succeeded\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("upgradeconsole_ssh_connections_total{target=", metrics, StringComparison.Ordinal);
+        Assert.Contains("upgradeconsole_runs{state=\"WaitingForChecklist\"} 1", metrics, StringComparison.Ordinal);
     }
 
     private async Task<string> TokenAsync()

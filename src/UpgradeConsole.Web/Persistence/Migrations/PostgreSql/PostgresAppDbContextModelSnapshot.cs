@@ -493,6 +493,16 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("ScheduleJobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTimeOffset?>("ScheduledAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("ScheduledBy")
+                        .HasColumnType("text");
+
                     b.Property<DateTimeOffset?>("StartedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -711,6 +721,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                         .HasMaxLength(253)
                         .HasColumnType("character varying(253)");
 
+                    b.Property<string>("HostCertificateAuthority")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
                     b.Property<string>("HostKeyState")
                         .IsRequired()
                         .HasMaxLength(20)
@@ -736,6 +750,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
 
                     b.Property<string>("LastTestJson")
                         .HasColumnType("text");
+
+                    b.Property<string>("MaintenanceWindows")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)");
 
                     b.Property<string>("MismatchDetail")
                         .HasColumnType("text");
@@ -817,6 +835,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("TimeZone")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
                     b.Property<string>("Transport")
                         .IsRequired()
                         .ValueGeneratedOnAdd()
@@ -826,6 +848,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
 
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("UserCertificate")
+                        .HasMaxLength(16000)
+                        .HasColumnType("character varying(16000)");
 
                     b.Property<Guid>("Version")
                         .IsConcurrencyToken()

@@ -476,6 +476,16 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ScheduleJobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTimeOffset?>("ScheduledAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ScheduledBy")
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTimeOffset?>("StartedAt")
                         .HasColumnType("TEXT");
 
@@ -686,6 +696,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .HasMaxLength(253)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("HostCertificateAuthority")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("HostKeyState")
                         .IsRequired()
                         .HasMaxLength(20)
@@ -710,6 +724,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<string>("LastTestJson")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("MaintenanceWindows")
+                        .HasMaxLength(2000)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("MismatchDetail")
@@ -792,6 +810,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("TimeZone")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Transport")
                         .IsRequired()
                         .ValueGeneratedOnAdd()
@@ -800,6 +822,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                         .HasDefaultValue("OpenSsh");
 
                     b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UserCertificate")
+                        .HasMaxLength(16000)
                         .HasColumnType("TEXT");
 
                     b.Property<Guid>("Version")

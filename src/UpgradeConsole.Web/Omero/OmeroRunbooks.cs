@@ -1,0 +1,172 @@
+using System.Text.Json;
+using UpgradeConsole.Core.Omero;
+using UpgradeConsole.Web.Runbooks;
+using UpgradeConsole.Web.Runs;
+
+namespace UpgradeConsole.Web.Omero;
+
+/// <summary>
+/// The "OMERO.server 5.x → 5.y" runbook on the runbook model. The phases' words, timeouts, idempotency,
+/// point of no return and required checks are the Core's (<see cref="OmeroRunbook"/>); each phase's
+/// preview and execution write the Core's script for the plan (<see cref="OmeroScripts"/>); this file adds
+/// the gate, what the run records (backup, database version) and the rollback actions.
+/// </summary>
+public static class OmeroRunbooks
+{
+    public const string UpgradeId = "omero-upgrade";
+
+    private const string PreviewRunId = "run-ID";
+
+    /// <summary>A plan with every optional part, to read each phase's description from the Core (the real plan decides the scripts).</summary>
+    private static readonly OmeroUpgradePlan Every = new(
+        new OmeroHostSettings("/opt/omero/server/OMERO.server", "/opt/omero/venv", "/backups", []), "/opt/omero/server/OMERO.server-5.6.3-ice36.zip", "5.6.3",
+        new("OMERO5.3", 0), [new(new("OMERO5.3", 0), new("OMERO5.4", 0))], PreviewRunId, Vacuum: true);
+
+    /// <summary>What the plan recorded (fixed once the run is planned).</summary>
+    public static OmeroPlanSnapshot Snapshot(PhaseContext c) =>
+        JsonSerializer.Deserialize<OmeroPlanSnapshot>(c.Run.PlanJson, JsonSerializerOptions.Web) ?? new OmeroPlanSnapshot();
+
+    /// <summary>The upgrade plan of this run, written again from its snapshot and the target's settings.</summary>
+    public static OmeroUpgradePlan PlanOf(PhaseContext c)
+    {
+        var s = Snapshot(c);
+        var current = OmeroDbVersion.Parse(s.CurrentDb) ?? throw new InvalidOperationException($"The run's plan has no database version ('{s.CurrentDb}').");
+        var target = OmeroReleases.SchemaOf(s.TargetVersion) ?? throw new InvalidOperationException($"No database schema is known for OMERO.server {s.TargetVersion}.");
+        return new OmeroUpgradePlan(OmeroRuntime.HostSettings(c.Target), s.ReleaseZip, s.TargetVersion, current, OmeroReleases.Path(current, target) ?? [],
+            c.Run.RemoteRunId, s.Vacuum, s.OmeroPyMinimum);
+    }
+
+    /// <summary>The Core's script of a phase for a plan; null when the plan has no such phase (no SQL to run).</summary>
+    private static string? ScriptOf(OmeroUpgradePlan plan, string key) => OmeroRunbook.Phases(plan).FirstOrDefault(p => p.Key == key)?.Script;
+
+    /// <summary>The phase's script for the plan; the optional VACUUM is shown whether chosen or not (the plan marks it skipped).</summary>
+    private static string Preview(PlanInputs p, string key)
+    {
+        var plan = p.FactsAs<OmeroPlanFacts>().Plan;
+        return ScriptOf(plan with { Vacuum = plan.Steps.Count > 0 }, key) ?? "(nothing to run: the database schema does not change for this release)";
+    }
+
+    /// <summary>Runs the phase's script; on failure <c>omero admin diagnostics</c> goes into the run's log, then the script's exit code stands.</summary>
+    private static string WithDiagnostics(OmeroUpgradePlan plan, string script) =>
+        "set +e\n(\n" + script + "\n)\nrc=$?\nif [ \"$rc\" -ne 0 ]; then\n(\n" + OmeroScripts.Diagnostics(plan) + "\n)\nfi\nexit \"$rc\"\n";
+
+    private static PhaseExecution Script(string key, bool diagnostics = false) => PhaseExecution.Remote(c =>
+    {
+        var plan = PlanOf(c);
+        var script = ScriptOf(plan, key) ?? "echo '[sql] the database schema does not change for this release: no upgrade script runs'\n";
+        return new RemoteScript(diagnostics ? WithDiagnostics(plan, script) : script);
+    });
+
+    private static PhaseExecution Backup => PhaseExecution.Remote(c =>
+    {
+        var run = c.Run;
+        OmeroBackupRecord? backup = null;
+        return new RemoteScript(OmeroScripts.Backup(PlanOf(c)))
+        {
+            OnLine = line => backup ??= OmeroScripts.ParseBackup(line),
+            Succeeded = async () =>
+            {
+                if (backup is null)
+                {
+                    return PhaseOutcome.Failed("The backup step did not report the dump's size and checksum.");
+                }
+
+                (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
+                await c.SaveAsync();
+                return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms");
+            },
+        };
+    });
+
+    /// <summary>The upgrade SQL: done only when the database reports the target version afterwards.</summary>
+    private static PhaseExecution UpgradeSql => PhaseExecution.Remote(c =>
+    {
+        var plan = PlanOf(c);
+        OmeroDbVersion? now = null;
+        return new RemoteScript(ScriptOf(plan, "upgrade-sql") ?? OmeroScripts.UpgradeSql(plan))
+        {
+            OnLine = line => now = OmeroScripts.ParseDbVersionLine(line) ?? now,
+            Succeeded = () => Task.FromResult(now == plan.TargetDb
+                ? PhaseOutcome.Done($"the database is at {now}")
+                : PhaseOutcome.Failed($"After the upgrade SQL the database reports {now?.ToString() ?? "no version"}, expected {plan.TargetDb}.")),
+        };
+    });
+
+    // The rollback's actions, in the order they run: point OMERO.server back (it stops the server), restore the database, start the old server.
+    private static readonly RollbackAction SwitchBack = new("rb-switch", r => $"Point OMERO.server back at {r.FromVersion} with its config.xml",
+        PhaseExecution.Remote(c => new RemoteScript(OmeroScripts.RollbackSwitch(PlanOf(c)))), TimeSpan.FromMinutes(10));
+
+    private static readonly RollbackAction RestoreDatabase = new("rb-restore-db", _ => "Restore the database from this run's verified dump",
+        PhaseExecution.Remote(c => c.Run.BackupPath is null
+            ? RemoteScript.Refused("This run has no verified backup to restore.")
+            : new RemoteScript(OmeroScripts.RestoreDatabase(PlanOf(c), c.Run.BackupPath, c.Run.BackupSha256))), TimeSpan.FromHours(12))
+    {
+        Refuse = r => r.BackupPath is null ? "The database was changed but this run has no verified backup to restore." : null,
+    };
+
+    private static readonly RollbackAction StartPrevious = new("rb-start", r => $"Start OMERO.server {r.FromVersion}",
+        PhaseExecution.Remote(c => new RemoteScript(OmeroScripts.Start(PlanOf(c)))), TimeSpan.FromMinutes(20));
+
+    private static IReadOnlyList<RollbackAction> Undo(OmeroRollback rollback, string key) => (rollback, key) switch
+    {
+        // Stopping and keeping config.xml are undone by starting again: nothing was switched yet.
+        (_, "stop" or "keep-config") => [StartPrevious],
+        (OmeroRollback.SwitchBack, _) => [SwitchBack, StartPrevious],
+        (OmeroRollback.RestoreDatabase, _) => [SwitchBack, RestoreDatabase, StartPrevious],
+        _ => [],
+    };
+
+    private static string? UndoText(IReadOnlyList<RollbackAction> undo) =>
+        undo.Contains(RestoreDatabase) ? "Point OMERO.server back at the old release, restore the database from this run's verified dump (its version checked), start the old server."
+        : undo.Contains(SwitchBack) ? "Point OMERO.server back at the old release with its config.xml and start it."
+        : undo.Count > 0 ? "Start the old server again."
+        : null;
+
+    private static PhaseExecution ExecutionOf(string key) => key switch
+    {
+        "backup" => Backup,
+        "upgrade-sql" => UpgradeSql,
+        "checklist" => PhaseExecution.Manual,
+        _ => Script(key, diagnostics: key is "start" or "post-checks"),
+    };
+
+    private static PhaseDefinition Phase(OmeroPhase core)
+    {
+        var undo = Undo(core.Rollback, core.Key);
+        return new PhaseDefinition(core.Key, core.Title, core.Explanation, ExecutionOf(core.Key))
+        {
+            Idempotent = core.Idempotent,
+            PointOfNoReturn = core.PointOfNoReturn,
+            Timeout = core.Timeout,
+            Optional = core.Key == "vacuum",
+            MigratesData = core.Key == "upgrade-sql",
+            RequiredChecks = core.RequiredChecks.Count == 0 ? CheckRequirement.None : CheckRequirement.Of([.. core.RequiredChecks]),
+            Rollback = undo,
+            RollbackText = UndoText(undo),
+            Preview = core.Manual is null ? p => Preview(p, core.Key) : _ => null,
+        };
+    }
+
+    /// <summary>OMERO.server 5.x → 5.y (the upgrade guide's order, runbooks.md).</summary>
+    public static RunbookDefinition Upgrade { get; } = new(
+        UpgradeId,
+        OmeroRunbook.Name,
+        OmeroProduct.ProductId,
+        [
+            new("preflight", "Preflight again", "Every check runs again (the precheck SQL included); the ones a phase needs must pass or an Admin overrides them with a written reason.",
+                PreflightGate.Execution)
+            {
+                Idempotent = true,
+                Gate = true,
+                RequiredChecks = CheckRequirement.Of(Core.Runbooks.CommonChecks.ActiveRun, Core.Runbooks.CommonChecks.TargetReachable, "omero.discovery"),
+                Preview = _ => "every preflight check, run again (discovery, PostgreSQL version, encoding, the precheck SQL, backup room, release zip, omero admin status)",
+            },
+            .. OmeroRunbook.Phases(Every).Select(Phase),
+        ],
+        [.. OmeroRunbook.Phases(Every).Single(p => p.Manual is not null).Manual!])
+    {
+        RollbackOrder = [SwitchBack, RestoreDatabase, StartPrevious],
+    };
+
+    public static IReadOnlyList<RunbookDefinition> All { get; } = [Upgrade];
+}

@@ -1,0 +1,131 @@
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.Remote;
+
+/// <summary>
+/// OpenSSH certificates over SSH.NET against a real sshd of the test's own, with certificates made by ssh-keygen -s:
+/// a host certificate signed by the pinned host CA is trusted without the host's key being pinned; one signed by
+/// another CA, expired, or for another host is refused before authentication; a user certificate signs in where
+/// sshd trusts the user CA and the key itself is not authorised.
+/// </summary>
+public sealed class SshCertificatesTests : IAsyncLifetime
+{
+    private readonly SshServer _ssh = new();
+    private string _hostCa = "";
+    private string _otherCa = "";
+    private string _userCa = "";
+
+    public async ValueTask InitializeAsync()
+    {
+        await _ssh.InitializeAsync();
+        _hostCa = await KeyAsync("host_ca");
+        _otherCa = await KeyAsync("other_ca");
+        _userCa = await KeyAsync("user_ca");
+    }
+
+    [Fact]
+    public async Task HostCertificateOfThePinnedCa_IsTrusted_WithoutAPinnedHostKey()
+    {
+        await ServeHostCertificateAsync(_hostCa, "127.0.0.1", "-5m:+1h");
+        await using var connection = new SshNetConnection(Endpoint(await FingerprintAsync(_hostCa)));
+        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
+        Assert.Equal(_ssh.User, result.Output.Trim());
+    }
+
+    [Fact]
+    public async Task HostCertificateOfAnotherCa_IsRefused_BeforeAuthentication()
+    {
+        await ServeHostCertificateAsync(_otherCa, "127.0.0.1", "-5m:+1h");
+        var pinned = await FingerprintAsync(_hostCa);
+        var error = await FailureAsync(Endpoint(pinned));
+        Assert.IsType<HostKeyMismatchException>(error);
+        Assert.Contains($"is signed by the CA key {await FingerprintAsync(_otherCa)}, not by the pinned CA {pinned}.", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Accepted publickey", _ssh.Log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ExpiredHostCertificate_IsRefused_AsAHostKeyProblem()
+    {
+        await ServeHostCertificateAsync(_hostCa, "127.0.0.1", "20200101:20200102");
+        var error = await FailureAsync(Endpoint(await FingerprintAsync(_hostCa)));
+        // SSH.NET refuses an expired certificate itself, before the dashboard's own validity check sees it.
+        Assert.True(error is HostKeyMismatchException, error.Message + " / " + error.StandardError);
+        Assert.Equal($"[127.0.0.1]:{_ssh.Port} presented a host certificate that does not verify: it is expired or not yet valid, or not signed by the CA key it names. " +
+            "Nothing will run on this target until an Admin checks the host and its certificate.", error.Message);
+    }
+
+    [Fact]
+    public async Task HostCertificateForAnotherHost_IsRefused()
+    {
+        await ServeHostCertificateAsync(_hostCa, "db.example.org", "-5m:+1h");
+        var error = await FailureAsync(Endpoint(await FingerprintAsync(_hostCa)));
+        Assert.IsType<HostKeyMismatchException>(error);
+        Assert.Contains("The host's certificate is for db.example.org, not for 127.0.0.1.", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PlainHostKey_WhereOnlyTheCaIsPinned_IsRefused()
+    {
+        await _ssh.RestartWithAsync();
+        var error = await FailureAsync(Endpoint(await FingerprintAsync(_hostCa)));
+        Assert.IsType<HostKeyMismatchException>(error);
+    }
+
+    [Fact]
+    public async Task UserCertificate_SignsIn_WhereTheKeyAloneIsRefused()
+    {
+        await _ssh.RestartWithAsync($"TrustedUserCAKeys {_userCa}.pub");
+        var (privateKey, publicKey) = await SshServer.NewKeyAsync("ed25519");
+        var publicFile = Path.Combine(_ssh.Root, "user_key.pub");
+        await File.WriteAllTextAsync(publicFile, publicKey + "\n", TestContext.Current.CancellationToken);
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-s", _userCa, "-I", "uc-test-user", "-n", _ssh.User, "-V", "-5m:+1h", publicFile]);
+        var certificate = await File.ReadAllTextAsync(Path.Combine(_ssh.Root, "user_key-cert.pub"), TestContext.Current.CancellationToken);
+        Assert.Null(SshCertificates.CheckUserCertificate(certificate));
+
+        var pinned = RemoteSession.ServerKey(_ssh);
+        var refused = await FailureAsync(RemoteSession.Endpoint(_ssh, _ssh.Port, pinned) with { Keys = [SshKeys.FromText(privateKey, null)] });
+        Assert.Equal(SshFailure.KeyRefused, refused.Failure);
+
+        await using var connection = new SshNetConnection(RemoteSession.Endpoint(_ssh, _ssh.Port, pinned) with { Keys = [SshKeys.FromText(privateKey, null, certificate: certificate)] });
+        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
+        Assert.Equal(_ssh.User, result.Output.Trim());
+    }
+
+    [Fact]
+    public async Task HostCertificateGivenAsAUserCertificate_IsCalledThat()
+    {
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-s", _hostCa, "-I", "uc-test-host", "-h", "-n", "127.0.0.1", _ssh.HostKeyPath + ".pub"]);
+        var hostCertificate = await File.ReadAllTextAsync(_ssh.HostKeyPath + "-cert.pub", TestContext.Current.CancellationToken);
+        Assert.Equal("This is a host certificate; a target signs in with a user certificate.", SshCertificates.CheckUserCertificate(hostCertificate));
+        Assert.StartsWith("Paste the user certificate", SshCertificates.CheckUserCertificate(_ssh.HostPublicKey), StringComparison.Ordinal);
+    }
+
+    private SshNetEndpoint Endpoint(string caFingerprint) =>
+        RemoteSession.Endpoint(_ssh, _ssh.Port, RemoteSession.ServerKey(_ssh)) with { PinnedKey = null, HostCertificateAuthority = caFingerprint, ConnectTimeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>Signs the server's host key with <paramref name="ca"/> for <paramref name="principal"/> and restarts sshd presenting it.</summary>
+    private async Task ServeHostCertificateAsync(string ca, string principal, string validity)
+    {
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-s", ca, "-I", "uc-test-host", "-h", "-n", principal, "-V", validity, _ssh.HostKeyPath + ".pub"]);
+        await _ssh.RestartWithAsync($"HostCertificate {_ssh.HostKeyPath}-cert.pub");
+    }
+
+    private async Task<string> KeyAsync(string name)
+    {
+        var path = Path.Combine(_ssh.Root, name);
+        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path]);
+        return path;
+    }
+
+    private static async Task<string> FingerprintAsync(string key) =>
+        (await ProcessRunner.RunAsync("ssh-keygen", ["-l", "-E", "sha256", "-f", key + ".pub"])).StandardOutput.Split(' ')[1];
+
+    private static async Task<SshConnectionException> FailureAsync(SshNetEndpoint endpoint)
+    {
+        await using var connection = new SshNetConnection(endpoint);
+        return await Assert.ThrowsAnyAsync<SshConnectionException>(() => connection.ClientAsync(TestContext.Current.CancellationToken));
+    }
+
+    public async ValueTask DisposeAsync() => await _ssh.DisposeAsync();
+}
