@@ -144,4 +144,49 @@ public sealed class RunComponentsTests : MudComponentContext
         providers.Find("#dialog-cancel").Click();
         Assert.True((await shown!.Result)!.Canceled);
     }
+
+    [Fact]
+    public void ScheduleSection_ShowsTheWindowsAndTheSchedule_AndRaisesWhatThePersonChose()
+    {
+        Services.AddSingleton(TimeProvider.System);
+        Assert.True(UpgradeConsole.Core.Scheduling.MaintenanceWindows.TryParse("Sat 22:00-23:30", "Europe/Zurich", out var windows, out var error), error);
+        var at = new DateTimeOffset(2026, 12, 5, 21, 15, 0, TimeSpan.Zero);
+        var run = new Run { Id = 7, TargetId = 3, State = RunState.Planned, ScheduledAt = at, ScheduledBy = "ada@example.org" };
+        var changes = new List<ScheduleChange>();
+
+        var cut = Render<ScheduleSection>(p => p.Add(c => c.Run, run).Add(c => c.Windows, windows).Add(c => c.CanOperate, true)
+            .Add(c => c.OnChange, (ScheduleChange change) => changes.Add(change)));
+
+        Assert.Equal("true", cut.Find("[data-testid=run-schedule]").GetAttribute("data-scheduled"));
+        Assert.Contains("Sat 22:00-23:30 (Europe/Zurich)", cut.Find("[data-testid=maintenance-windows]").TextContent, StringComparison.Ordinal);
+        Assert.Contains(windows.Local(at), cut.Find("[data-testid=schedule-at]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("ada@example.org", cut.Find("[data-testid=schedule-at]").TextContent, StringComparison.Ordinal);
+        // The field starts at the schedule, as a wall-clock time of the target's zone (22:15 in Zurich).
+        Assert.Equal("2026-12-05T22:15", cut.Find("#schedule-at-input").GetAttribute("value"));
+        Assert.Equal("Reschedule", cut.Find("#action-schedule").TextContent.Trim());
+
+        cut.Find("#schedule-at-input").Input("2026-12-12T22:30");
+        cut.Find("#action-schedule").Click();
+        cut.Find("#unschedule-reason").Input("moved to next week");
+        cut.Find("#action-unschedule").Click();
+
+        List<ScheduleChange> expected = [new("2026-12-12T22:30"), new(null, "moved to next week")];
+        Assert.Equal(expected, changes);
+    }
+
+    [Fact]
+    public void ScheduleSection_ForAViewer_ShowsTheScheduleWithoutControls_AndNothingOnceTheRunStarted()
+    {
+        Services.AddSingleton(TimeProvider.System);
+        var windows = UpgradeConsole.Core.Scheduling.MaintenanceWindows.Of(null, null);
+        var planned = new Run { Id = 7, State = RunState.Planned };
+
+        var cut = Render<ScheduleSection>(p => p.Add(c => c.Run, planned).Add(c => c.Windows, windows).Add(c => c.CanOperate, false));
+        Assert.NotNull(cut.Find("[data-testid=schedule-none]"));
+        Assert.Empty(cut.FindAll("#action-schedule"));
+        Assert.Empty(cut.FindAll("[data-testid=maintenance-windows]"));
+
+        var running = Render<ScheduleSection>(p => p.Add(c => c.Run, new Run { Id = 8, State = RunState.Running }).Add(c => c.Windows, windows).Add(c => c.CanOperate, true));
+        Assert.Empty(running.FindAll("[data-testid=run-schedule]"));
+    }
 }

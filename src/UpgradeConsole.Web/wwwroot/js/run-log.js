@@ -107,7 +107,9 @@ function run(root, runId, handle) {
     div.setAttribute('data-phase', l.phase);
     var a = document.createElement('a');
     a.className = 'uc-log-no';
-    a.href = '#L' + l.sequence;
+    // The full path: under the page's <base href="/"> a bare "#L12" would point at the root ("/#L12"), and
+    // the router would leave the run page for it when the link is opened, copied or middle-clicked.
+    a.href = pagePath() + '#L' + l.sequence;
     a.textContent = l.sequence;
     a.setAttribute('aria-hidden', 'true');
     a.tabIndex = -1;
@@ -198,9 +200,12 @@ function run(root, runId, handle) {
     try { return parseInt(sessionStorage.getItem(positionKey) || '0', 10); } catch (e) { return 0; }
   }
 
+  // This page's own address without its fragment: what a link to a line is relative to.
+  function pagePath() { return location.pathname + location.search; }
+
   // The address names the line; absolute, because the page's <base href="/"> would turn "#L1" into "/#L1".
   function linkTo(seq) {
-    history.replaceState(history.state, '', location.pathname + location.search + '#L' + seq);
+    history.replaceState(history.state, '', pagePath() + '#L' + seq);
   }
 
   function start() {
@@ -224,7 +229,7 @@ function run(root, runId, handle) {
     if (!link) { return; }
     e.preventDefault();
     e.stopPropagation();
-    var seq = parseInt(link.textContent, 10);
+    var seq = parseInt(link.parentNode.getAttribute('data-seq'), 10);
     linkTo(seq);
     showWindow(seq);
   });
