@@ -126,7 +126,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
 
         // The first error is line 200, outside the loaded tail: the viewer loads the lines around it.
         await alicePage.ClickAsync("#log-first-error");
-        await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
+        await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"), new() { Timeout = 30_000 });
         Assert.EndsWith($"/runs/{_runId}#L200", alicePage.Url, StringComparison.Ordinal);
         await Assertions.Expect(alicePage.GetByTestId("log-status")).ToContainTextAsync("paused at line 200");
 
@@ -134,6 +134,11 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         await bob.Page.GotoAsync($"/runs/{_runId}#L2500");
         await bob.Page.ReloadAsync();
         await Assertions.Expect(bob.Page.Locator("#L2500")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
+        // A line's number is that link, on this page despite <base href="/">: clicked, it stays on the run and names the line.
+        Assert.Equal($"/runs/{_runId}#L2510", await bob.Page.Locator("#L2510 a.uc-log-no").GetAttributeAsync("href"));
+        await bob.Page.Locator("#L2510 a.uc-log-no").ClickAsync();
+        await Assertions.Expect(bob.Page.Locator("#L2510")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"), new() { Timeout = 30_000 });
+        Assert.EndsWith($"/runs/{_runId}#L2510", bob.Page.Url, StringComparison.Ordinal);
         await alice.ScreenshotAsync("run-log-viewer");
         Assert.True(alice.Problems.Count == 0, string.Join('\n', alice.Problems));
         Assert.True(bob.Problems.Count == 0, string.Join('\n', bob.Problems));

@@ -109,6 +109,13 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
         await page.Locator("[id='override-users.blocking']").FillAsync("alice's directory is restored before the data migration");
         await browser.ScreenshotAsync("run-preflight-override");
         await page.ClickAsync("#action-override-preflight");
+        // The click returns at once (the circuit acts, no page load): what the Admin waits for is the second preflight.
+        await Assertions.Expect(page.Locator("[data-testid=run-phase][data-key=preflight]")).Not.ToHaveAttributeAsync("data-state", "Failed", new() { Timeout = 60_000 });
+        await Eventually.TrueAsync(async () =>
+        {
+            run = await RunAsync(runId, ct);
+            return Phase(run, "preflight").GetProperty("attempt").GetInt32() >= 2;
+        }, TimeSpan.FromMinutes(1), () => $"run {runId}: the preflight did not run again: {run}");
 
         // alice still blocks update-db-data: the run goes past the preflight and stops there, as the override allowed.
         run = await SettledAsync(runId, ct);

@@ -240,6 +240,10 @@ function run(root, runId, handle) {
     if (id === runId && follow.checked) { append(unpack(chunks)); }
   });
   connection.onreconnecting(function () { setStatus('Reconnecting…'); });
+  // The retries ran out: said, not hidden behind a "live" that no longer is.
+  connection.onclose(function (e) {
+    if (!handle.disposed) { setStatus('Disconnected' + (e ? ': ' + e : '') + ' · reload the page to resume (the full log is a download away)'); }
+  });
   // Back after a cut: ask for exactly what is missing.
   connection.onreconnected(function () { invoke('Join', runId, last).then(append); });
 
@@ -273,11 +277,12 @@ function run(root, runId, handle) {
     centre(matches[index]);
   });
   on(root.querySelector('#log-first-error'), 'click', function () {
+    setStatus('Looking for the first error…');
     connection.invoke('FirstError', runId).then(function (seq) {
       if (!seq) { setStatus('No line looks like an error.'); return; }
       linkTo(seq);
       return showWindow(seq);
-    });
+    }).catch(function (e) { setStatus('Could not look for the first error: ' + e); });
   });
   on(root.querySelector('#log-earlier'), 'click', function () {
     if (first <= 1) { return; }
