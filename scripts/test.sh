@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command. On a fresh Debian machine it installs what the tests drive for real
-# (PostgreSQL, OpenSSH server and client, Chromium, Python venv), then runs the whole suite.
+# (PostgreSQL, OpenSSH server and client, Chromium, Python venv, aiosmtpd), then runs the whole suite.
 # Nothing is mocked: the tests start their own PostgreSQL, sshd and headless Chromium on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ command -v sudo >/dev/null 2>&1 || missing+=(sudo)
 command -v pkill >/dev/null 2>&1 || missing+=(procps)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
+# The notification tests' real SMTP server.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import aiosmtpd" 2>/dev/null || missing+=(python3-aiosmtpd)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"

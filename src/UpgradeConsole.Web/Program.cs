@@ -8,6 +8,7 @@ using UpgradeConsole.Web.Health;
 using UpgradeConsole.Web.Hosting;
 using UpgradeConsole.Web.Jobs;
 using UpgradeConsole.Web.Metrics;
+using UpgradeConsole.Web.Notifications;
 using UpgradeConsole.Web.Omero;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
@@ -74,6 +75,7 @@ public partial class Program
         builder.AddFractal();
         builder.AddOmero();
         builder.AddRuns();
+        builder.AddNotifications();
         builder.AddOverview();
         builder.AddApi();
         builder.AddJobs();

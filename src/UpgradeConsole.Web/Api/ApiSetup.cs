@@ -160,6 +160,7 @@ public static class ApiSetup
         api.MapFractalApi();
         api.MapRunsApi();
         api.MapAuditApi();
+        Notifications.NotificationsApi.MapNotificationsApi(api);
 
         // Anything else under the prefix: a problem, not the HTML "not found" page.
         api.Map("/{**rest}", (string? rest) => ApiProblems.NotFound($"API endpoint '{rest}'")).ExcludeFromDescription();

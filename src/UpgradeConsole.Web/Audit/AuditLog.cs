@@ -7,10 +7,19 @@ using UpgradeConsole.Web.Persistence;
 namespace UpgradeConsole.Web.Audit;
 
 /// <summary>
+/// Told of every audit event once it is committed (the notifications subscribe here: every state change of a
+/// run, a host key change and a preflight are audit events). Must return quickly and never throw.
+/// </summary>
+public interface IAuditListener
+{
+    void Recorded(AuditEvent recorded);
+}
+
+/// <summary>
 /// Appends events to the audit history, chaining each to the one before. Appends are serialized:
 /// within a process by a lock, across PostgreSQL nodes by a transaction-scoped advisory lock.
 /// </summary>
-public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, ILogger<AuditLog> logger)
+public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, ILogger<AuditLog> logger, IEnumerable<IAuditListener> listeners)
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
@@ -41,6 +50,7 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
     public async Task RecordAsync(string actor, string action, int? targetId = null, string? subject = null, object? details = null, CancellationToken ct = default)
     {
         var json = details is null ? "{}" : JsonSerializer.Serialize(details, DetailsJson);
+        AuditEvent committed;
         await Gate.WaitAsync(ct);
         try
         {
@@ -70,10 +80,17 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider clock, IL
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
             logger.LogInformation("Audit {Sequence}: {Actor} {Action} {Subject}", audit.Id, actor, action, subject);
+            committed = audit;
         }
         finally
         {
             Gate.Release();
+        }
+
+        // After the commit and outside the lock: what follows an event (a notification) never holds up the chain.
+        foreach (var listener in listeners)
+        {
+            listener.Recorded(committed);
         }
     }
 

@@ -64,7 +64,8 @@ public sealed class FractalRuntime(FractalAccess access, PreflightService prefli
 
     public async Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct) => await access.OpenAsync(target, ct);
 
-    public Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null) => preflight.RunAsync(targetId, actor, ct, forRun);
+    public Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null, Func<string, Task>? onRetry = null) =>
+        preflight.RunAsync(targetId, actor, ct, forRun, onRetry);
 
     public Task<PreflightRun?> LatestPreflightAsync(int targetId, CancellationToken ct) => preflight.LatestAsync(targetId, ct);
 

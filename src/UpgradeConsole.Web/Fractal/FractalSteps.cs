@@ -94,7 +94,10 @@ internal static class FractalSteps
 
                 (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
                 await c.SaveAsync();
-                return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms");
+                return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms") with
+                {
+                    Facts = new { path = backup.Path, size = backup.Size, sha256 = backup.Sha256, milliseconds = backup.Milliseconds },
+                };
             },
         };
     }
@@ -104,6 +107,18 @@ internal static class FractalSteps
         var run = c.Run;
         var current = await ReadAsync(c, EnvFile);
         var migration = EnvMigrator.Migrate(current, run.OAuthClient);
+        var kept = $"{EnvFile}.pre-{run.ToVersion}-run{run.Id}";
+        if (!migration.Changed && await ExistsAsync(c, kept))
+        {
+            // This run's kept 2.16 file is there and the env file is already new: an earlier pass of this phase
+            // (interrupted after the write) or of this run wrote it. What it changed is not lost with that pass:
+            // it is the diff from the kept file, which was written (atomically) before the env file was.
+            var before = EnvMigrator.Migrate(await ReadAsync(c, kept), run.OAuthClient);
+            if (before.Changed && before.NewText == current)
+            {
+                migration = before;
+            }
+        }
         foreach (var warning in migration.Warnings)
         {
             await c.WriteAsync("warning: " + warning);
@@ -120,7 +135,6 @@ internal static class FractalSteps
             return PhaseOutcome.Done("already migrated");
         }
 
-        var kept = $"{EnvFile}.pre-{run.ToVersion}-run{run.Id}";
         if (!await ExistsAsync(c, kept))
         {
             await WriteAsync(c, kept, current, EnvFile);
@@ -128,14 +142,21 @@ internal static class FractalSteps
 
         run.KeptEnvFile = kept;
         await c.SaveAsync();
-        foreach (var change in migration.Changes)
+        // Each change is in the log before the file changes (WriteAsync stores before it returns).
+        var changes = migration.Changes.Select(change => $"{change.Kind} {change.Key}{(change.NewKey is null ? "" : " → " + change.NewKey)}: {change.Reason}").ToList();
+        foreach (var change in changes)
         {
-            await c.WriteAsync($"{change.Kind} {change.Key}{(change.NewKey is null ? "" : " → " + change.NewKey)}: {change.Reason}");
+            await c.WriteAsync(change);
         }
 
+        // Writing the same text again (a pass after an interruption) changes nothing.
         await WriteAsync(c, EnvFile, migration.NewText!, EnvFile);
+        CrashPoints.Reached("changed:env-write");
         await c.WriteAsync($"Wrote {EnvFile}; the 2.16 version is kept as {kept}.");
-        return PhaseOutcome.Done();
+        return PhaseOutcome.Done($"{changes.Count} change(s) applied; the 2.16 file is kept as {kept}") with
+        {
+            Facts = new { file = EnvFile, kept, changes },
+        };
     }
 
     public static async Task<RemoteScript> VerifyFilesAsync(PhaseContext c)

@@ -16,7 +16,13 @@ namespace UpgradeConsole.Web.Fractal;
 /// </summary>
 public sealed class PreflightService(AppDbContext db, TargetService targets, FractalAccess access, AuditLog audit, TimeProvider clock, Accounts.UserAccess people)
 {
-    public async Task<PreflightRun> RunAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null)
+    /// <summary>
+    /// Waits before the retries of a run's preflight that failed by a timeout or a dropped connection; their
+    /// count bounds the retries. A loaded host or a blip of the link is not a reason to stop a run for a person.
+    /// </summary>
+    public static readonly IReadOnlyList<TimeSpan> RunRetryDelays = [TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5)];
+
+    public async Task<PreflightRun> RunAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null, Func<string, Task>? onRetry = null)
     {
         if (forRun is null)
         {
@@ -25,13 +31,27 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
 
         var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
         IReadOnlyList<CheckResult> checks;
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            checks = PreflightChecks.Evaluate(await GatherAsync(target, forRun, ct));
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException)
-        {
-            checks = [new CheckResult("target.reachable", "The target can be reached and read", CheckStatus.Fail, ex.Message, $"/targets/{targetId}", "Check the target")];
+            try
+            {
+                checks = PreflightChecks.Evaluate(await GatherAsync(target, forRun, ct));
+                break;
+            }
+            catch (Exception ex) when (forRun is not null && attempt < RunRetryDelays.Count && IsTransient(ex) && !ct.IsCancellationRequested)
+            {
+                if (onRetry is not null)
+                {
+                    await onRetry($"preflight: {ex.Message} Trying again in {RunRetryDelays[attempt].TotalSeconds:0} s (retry {attempt + 1} of {RunRetryDelays.Count}).");
+                }
+
+                await Task.Delay(RunRetryDelays[attempt], clock, ct);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException)
+            {
+                checks = [new CheckResult("target.reachable", "The target can be reached and read", CheckStatus.Fail, ex.Message, $"/targets/{targetId}", "Check the target")];
+                break;
+            }
         }
 
         return await RecordAsync(db, audit, clock, actor, target, checks, ct);
@@ -135,6 +155,10 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
             ActiveRun = active is null ? null : $"Run {active.Id} ({active.State})",
         };
     }
+
+    /// <summary>A command that hit its time limit, or a link that could not be made or broke: worth another try. A changed host key never is.</summary>
+    public static bool IsTransient(Exception ex) =>
+        ex is TimeoutException || (ex is SshConnectionException ssh && ssh is not HostKeyMismatchException && ssh.Failure is not (SshFailure.BadKey or SshFailure.KeyRefused or SshFailure.Dns));
 
     /// <summary>A config file named in the env file; relative names resolve against the working directory, as Fractal does.</summary>
     private static async Task<RemoteFile?> ReadFileAsync(IRemoteShell shell, string workdir, string? path, CancellationToken ct)

@@ -159,7 +159,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
         return 0;
     }
 
-    public async Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null)
+    public async Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null, Func<string, Task>? onRetry = null)
     {
         var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
         IReadOnlyList<CheckResult> checks;

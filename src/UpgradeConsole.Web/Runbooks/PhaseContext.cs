@@ -70,8 +70,20 @@ public sealed class PhaseContext(
     /// <summary>The product's own session type (only the product's own phases ask).</summary>
     public T SessionAs<T>() where T : class, IProductSession => session as T ?? throw new InvalidOperationException($"The phase's session is not {typeof(T).Name}.");
 
-    /// <summary>A line in the run's log from the dashboard, under this phase.</summary>
-    public Task WriteAsync(string line) => log.WriteAsync(phase, line, ct: ct);
+    /// <summary>When this attempt of the phase began (its header was stored), if known.</summary>
+    public DateTimeOffset? AttemptStartedAt { get; init; }
+
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// A line in the run's log from the dashboard, under this phase, stored before this returns: what a
+    /// builtin phase says before it changes something is in the log even if the dashboard dies right after.
+    /// </summary>
+    public async Task WriteAsync(string line)
+    {
+        await log.WriteAsync(phase, line, ct: ct);
+        await log.FlushAsync(ct);
+    }
 
     /// <summary>Records what the phase learned on the run (its checkpoint).</summary>
     public Task SaveAsync() => db.SaveChangesAsync(ct);

@@ -45,8 +45,12 @@ public interface IProductRuntime
     /// <summary>Connects to the target for a phase. Throws what a connection throws when the target cannot be reached.</summary>
     Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct);
 
-    /// <summary>Runs every preflight check of the product on the target and stores the result.</summary>
-    Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null);
+    /// <summary>
+    /// Runs every preflight check of the product on the target and stores the result. Inside a run
+    /// (<paramref name="forRun"/>) a gathering that failed by a timeout or a dropped connection is tried
+    /// again (bounded), each retry told to <paramref name="onRetry"/>.
+    /// </summary>
+    Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null, Func<string, Task>? onRetry = null);
 
     Task<PreflightRun?> LatestPreflightAsync(int targetId, CancellationToken ct);
 

@@ -47,6 +47,27 @@ public static class PhaseRunner
             }, ct);
         }
 
+        if (script.OnLine is { } onLine && phase.LogOffset > 0)
+        {
+            // Taken over after an interruption: the lines stored before it were seen by another process (or
+            // not at all, if it died right after storing them). What the phase learns from its output comes
+            // from the step's log on the target, the same bytes as the stored lines, read again up to the
+            // stored offset; never only from lines seen live.
+            await foreach (var line in c.Engine.FollowAsync(location, 0, ct))
+            {
+                if (line.NextOffset > phase.LogOffset)
+                {
+                    break;
+                }
+
+                onLine(line.Text);
+                if (line.NextOffset == phase.LogOffset)
+                {
+                    break;
+                }
+            }
+        }
+
         await RunLogPump.PumpAsync(c.Engine, location, phase, c.Log, script.OnLine, ct);
         status = await c.Engine.GetStatusAsync(location, ct);
         return status.State switch

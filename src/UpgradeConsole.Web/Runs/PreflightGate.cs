@@ -18,6 +18,9 @@ public static class PreflightGate
 
     public const string OverrideNeedsAdmin = "Only an Admin may override a failing preflight check.";
 
+    /// <summary>How long the checks a run's preflight completed before an interruption are kept when the phase is taken over.</summary>
+    public static readonly TimeSpan KeepFor = TimeSpan.FromSeconds(60);
+
     /// <summary>
     /// What a gate phase does, for every product: run the product's preflight again, log every check,
     /// and fail unless each failing check the runbook requires was overridden.
@@ -45,7 +48,13 @@ public static class PreflightGate
     {
         var run = c.Run;
         var actor = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, run.StartedBy ?? "system")], "run"));
-        var result = await c.Product.PreflightAsync(run.TargetId, actor, c.Cancellation, forRun: run.Id);
+        // Taken over after an interruption: a preflight this attempt completed moments ago still holds (nothing
+        // of the run has changed the target since), so its results are kept rather than gathered again.
+        var kept = c.Recovering && c.AttemptStartedAt is { } since && await c.Product.LatestPreflightAsync(run.TargetId, c.Cancellation) is { } latest
+            && latest.At >= since && c.Clock.GetUtcNow() - latest.At <= KeepFor
+                ? latest
+                : null;
+        var result = kept ?? await c.Product.PreflightAsync(run.TargetId, actor, c.Cancellation, forRun: run.Id, onRetry: c.WriteAsync);
         var overrides = JsonSerializer.Deserialize<Dictionary<string, string>>(run.OverridesJson, JsonSerializerOptions.Web) ?? [];
         var failing = new List<string>();
         foreach (var check in PreflightService.Checks(result))

@@ -9,6 +9,9 @@ namespace UpgradeConsole.Web.Runs;
 /// <summary>What a phase ended with.</summary>
 public sealed record PhaseOutcome(PhaseState State, string? Message = null, int? ExitCode = null)
 {
+    /// <summary>What the phase learned or changed (a dump's size and checksum, an env file's diff), for its audit event.</summary>
+    public object? Facts { get; init; }
+
     public static PhaseOutcome Done(string? message = null) => new(PhaseState.Succeeded, message);
 
     public static PhaseOutcome Failed(string message, int? exitCode = null) => new(PhaseState.Failed, message, exitCode);
@@ -105,15 +108,29 @@ public sealed class RunDriver(
         var log = new RunLogWriter(scopes, run.Id, session.Secrets, clock);
         var execution = runbook.ExecutionOf(phase);
         var recovering = phase.State == PhaseState.Running;
+        var attempt = recovering && execution is { Execution: BuiltinExecution }
+            ? await StoredAttemptAsync(run.Id, phase, ct)
+            : (Lines: (IReadOnlyList<string>)[], StartedAt: recovering ? null : (DateTimeOffset?)clock.GetUtcNow());
+
+        // The header and the running state in one transaction: a phase never runs without its header stored,
+        // and a header never stands in the log of a phase still pending (which would write it again).
+        await log.WriteAndCommitAsync(phase, recovering ? $"── {phase.Title}: continuing after an interruption" : $"── {phase.Title}", new PhaseChange(PhaseState.Running), ct);
         phase.State = PhaseState.Running;
         phase.StartedAt ??= clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
-        await log.WriteAsync(phase, recovering ? $"── {phase.Title}: continuing after an interruption" : $"── {phase.Title}", ct: ct);
+        CrashPoints.Reached("started:" + phase.Key);
+
+        // A builtin phase taken over after an interruption does its work again; what it already said is not said twice.
+        log.Replay(attempt.Lines);
 
         PhaseOutcome outcome;
         try
         {
-            var context = new PhaseContext(run, phase, runbook, target, session, product, new RemoteStepEngine(session.Shell, logger: logger), log, db, recovering, ct);
+            var context = new PhaseContext(run, phase, runbook, target, session, product, new RemoteStepEngine(session.Shell, logger: logger), log, db, recovering, ct)
+            {
+                AttemptStartedAt = attempt.StartedAt,
+                Clock = clock,
+            };
             outcome = execution is { } e
                 ? await PhaseRunner.RunAsync(context, e.Execution, e.Timeout, e.Idempotent)
                 : PhaseOutcome.Failed($"No implementation for phase {phase.Key}.");
@@ -133,15 +150,18 @@ public sealed class RunDriver(
                 : PhaseOutcome.Failed(ex.Message);
         }
 
-        await log.WriteAsync(phase, outcome.State == PhaseState.Succeeded ? $"── {phase.Title}: done{(outcome.Message is null ? "" : " · " + outcome.Message)}" : $"── {phase.Title}: {outcome.State}: {outcome.Message}", ct: ct);
-        await log.FlushAsync(ct);
+        // The audit event first (once, even when an interrupted end is redone), then the end line with the
+        // phase's result in one transaction: a kill in between redoes the end, never loses it.
+        var message = outcome.Message is null ? null : log.Masked(outcome.Message);
+        await RecordPhaseAsync(run, phase, outcome.State, message, outcome.Facts, recovering, ct);
+        await log.WriteAndCommitAsync(phase, outcome.State == PhaseState.Succeeded ? $"── {phase.Title}: done{(outcome.Message is null ? "" : " · " + outcome.Message)}" : $"── {phase.Title}: {outcome.State}: {outcome.Message}",
+            new PhaseChange(outcome.State, Final: true, message, outcome.ExitCode), ct);
         phase.State = outcome.State;
-        phase.Message = outcome.Message is null ? null : log.Masked(outcome.Message);
+        phase.Message = message;
         phase.ExitCode = outcome.ExitCode;
         phase.EndedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
         services.GetService<Metrics.DashboardMetrics>()?.PhaseEnded(run.RunbookId, phase.Key, phase.State.ToString(), phase.EndedAt.Value - (phase.StartedAt ?? phase.EndedAt.Value));
-        await audit.RecordAsync("system", "run.phase", run.TargetId, $"run {run.Id}", new { run = run.Id, phase = phase.Key, phase.Attempt, state = phase.State.ToString(), message = phase.Message, rollback = phase.IsRollback }, ct);
         if (outcome.State != PhaseState.Succeeded)
         {
             await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, outcome.State), $"{phase.Title}: {phase.Message}", ct, stayActive: true);
@@ -157,6 +177,57 @@ public sealed class RunDriver(
         return next is not null && !IsManual(runbook, next)
             ? next.Index
             : await AdvanceAsync(run, next, ct);
+    }
+
+    /// <summary>
+    /// The phase's audit event, with what it learned or changed. A phase whose end was interrupted after its
+    /// event was recorded (and before its result was stored) does not record the same event twice.
+    /// </summary>
+    private async Task RecordPhaseAsync(Run run, RunPhase phase, PhaseState state, string? message, object? facts, bool recovering, CancellationToken ct)
+    {
+        var subject = $"run {run.Id}";
+        var details = new { run = run.Id, phase = phase.Key, phase.Attempt, state = state.ToString(), message, rollback = phase.IsRollback, facts };
+        if (recovering)
+        {
+            var prefix = $"{{\"run\":{run.Id},\"phase\":{System.Text.Json.JsonSerializer.Serialize(phase.Key)},\"attempt\":{phase.Attempt},\"state\":\"{state}\",";
+            if (await db.AuditEvents.AsNoTracking().AnyAsync(e => e.Action == "run.phase" && e.Subject == subject && e.Details.StartsWith(prefix), ct))
+            {
+                return;
+            }
+        }
+
+        await audit.RecordAsync("system", "run.phase", run.TargetId, subject, details, ct);
+    }
+
+    /// <summary>
+    /// The lines the current attempt of a phase stored so far (after its last header, without the lines
+    /// about interruptions and spare deliveries) and when that header was stored.
+    /// </summary>
+    private async Task<(IReadOnlyList<string> Lines, DateTimeOffset? StartedAt)> StoredAttemptAsync(int runId, RunPhase phase, CancellationToken ct)
+    {
+        var chunks = await db.RunLogChunks.AsNoTracking().Where(c => c.RunId == runId && c.PhaseIndex == phase.Index)
+            .OrderBy(c => c.FirstSequence).Select(c => new { c.At, c.Text }).ToListAsync(ct);
+        var header = $"── {phase.Title}";
+        var lines = new List<string>();
+        DateTimeOffset? startedAt = null;
+        foreach (var chunk in chunks)
+        {
+            foreach (var line in chunk.Text.Split('\n'))
+            {
+                if (line == header)
+                {
+                    lines.Clear();
+                    startedAt = chunk.At;
+                }
+                else if (!line.StartsWith(header + ": continuing after an interruption", StringComparison.Ordinal)
+                    && !line.StartsWith(header + ": its job was delivered again", StringComparison.Ordinal))
+                {
+                    lines.Add(line);
+                }
+            }
+        }
+
+        return (lines, startedAt);
     }
 
     /// <summary>

@@ -54,7 +54,9 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     private long _unpublishedChars;
     private bool _publishing;
     private readonly Lock _queueGate = new();
-    private readonly List<(RunLogChunk Chunk, int PhaseId)> _queue = [];
+    private readonly List<(RunLogChunk Chunk, int PhaseId, PhaseChange? Change)> _queue = [];
+    private PhaseChange? _change;
+    private readonly Queue<string> _replay = new();
     private bool _storeRunning;
     private Exception? _failure;
     private Task _storing = Task.CompletedTask;
@@ -67,9 +69,42 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
 
     public bool HasPending => _lines > 0;
 
-    public string Masked(string text)
+    /// <summary>
+    /// Lines this phase's attempt stored before an interruption (see <see cref="RunDriver"/>): a resumed
+    /// builtin phase does its work again and says the same things, and each line it writes that equals
+    /// the next of these is already in the log, so it is not stored twice. The first line that differs
+    /// ends the replay: from there on everything is stored.
+    /// </summary>
+    public void Replay(IEnumerable<string> storedLines)
     {
-        foreach (var secret in secrets)
+        _replay.Clear();
+        foreach (var line in storedLines)
+        {
+            _replay.Enqueue(line);
+        }
+    }
+
+    /// <summary>
+    /// Stores <paramref name="line"/> and every line before it, together with <paramref name="change"/> of
+    /// the phase's state, in one transaction: a phase's header is never stored without the state it
+    /// announces, nor its end without its result.
+    /// </summary>
+    public async Task WriteAndCommitAsync(RunPhase phase, string line, PhaseChange change, CancellationToken ct = default)
+    {
+        _replay.Clear();
+        // The change travels with the chunk that starts with this line (whichever cut closes it).
+        await CutAsync(ct);
+        _change = change;
+        await WriteAsync(phase, line, ct: ct);
+        await FlushAsync(ct);
+    }
+
+    public string Masked(string text) => Masked(text, secrets);
+
+    /// <summary>The log's masking: every occurrence of each secret becomes <see cref="Mask"/> (notifications use it too).</summary>
+    public static string Masked(string text, IEnumerable<string> secrets)
+    {
+        foreach (var secret in secrets.Where(s => !string.IsNullOrEmpty(s)))
         {
             text = text.Replace(secret, Mask, StringComparison.Ordinal);
         }
@@ -83,6 +118,25 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     /// </summary>
     public async Task WriteAsync(RunPhase phase, string text, long? remoteOffset = null, CancellationToken ct = default)
     {
+        if (remoteOffset is null && _replay.Count > 0)
+        {
+            var lines = text.Split('\n');
+            var same = 0;
+            while (same < lines.Length && _replay.TryPeek(out var stored) && stored == Masked(lines[same]))
+            {
+                _replay.Dequeue();
+                same++;
+            }
+
+            if (same == lines.Length)
+            {
+                return;
+            }
+
+            _replay.Clear();
+            text = string.Join('\n', lines[same..]);
+        }
+
         if (_sequence < 0)
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -165,6 +219,8 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
             Text = _text.ToString(),
         };
         var phaseId = _phase.Id;
+        var change = _change;
+        _change = null;
         _text.Clear();
         _lines = 0;
         _offset = null;
@@ -172,7 +228,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         lock (_queueGate)
         {
             ThrowIfFailed();
-            _queue.Add((chunk, phaseId));
+            _queue.Add((chunk, phaseId, change));
             if (!_storeRunning)
             {
                 _storeRunning = true;
@@ -206,7 +262,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     {
         while (true)
         {
-            List<(RunLogChunk Chunk, int PhaseId)> batch;
+            List<(RunLogChunk Chunk, int PhaseId, PhaseChange? Change)> batch;
             lock (_queueGate)
             {
                 if (_queue.Count == 0)
@@ -242,10 +298,10 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
     /// last offset stored for it (never ahead of the stored lines), and on PostgreSQL the announcement
     /// to the other nodes (delivered on commit). Plain commands: a long log is thousands of these.
     /// </summary>
-    private async Task StoreAsync(List<(RunLogChunk Chunk, int PhaseId)> batch)
+    private async Task StoreAsync(List<(RunLogChunk Chunk, int PhaseId, PhaseChange? Change)> batch)
     {
         var ct = CancellationToken.None;
-        foreach (var (chunk, _) in batch)
+        foreach (var (chunk, _, _) in batch)
         {
             chunk.Text = Masked(chunk.Text);
         }
@@ -285,7 +341,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                 _shift += stored + 1 - (batch[0].Chunk.FirstSequence + _shift);
             }
 
-            foreach (var (chunk, _) in batch)
+            foreach (var (chunk, _, _) in batch)
             {
                 chunk.FirstSequence += _shift;
                 chunk.LastSequence += _shift;
@@ -305,7 +361,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                 insert.Parameters.Add(parameter);
                 return parameter;
             }).ToArray();
-            foreach (var (chunk, _) in batch)
+            foreach (var (chunk, _, _) in batch)
             {
                 parameters[0].Value = chunk.RunId;
                 parameters[1].Value = chunk.FirstSequence;
@@ -334,6 +390,14 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                 await checkpoint.ExecuteNonQueryAsync(ct);
             }
 
+            foreach (var (_, phaseId, change) in batch)
+            {
+                if (change is not null)
+                {
+                    await StoreChangeAsync(connection, tx, phaseId, change, ct);
+                }
+            }
+
             if (postgres)
             {
                 await using var notify = connection.CreateCommand();
@@ -358,10 +422,37 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         _metrics ??= scope.ServiceProvider.GetService<Metrics.DashboardMetrics>();
         _metrics?.LinesStored(batch.Sum(b => (int)(b.Chunk.LastSequence - b.Chunk.FirstSequence + 1)));
         scope.ServiceProvider.GetService<RunActivity>()?.Pulse(runId);
-        foreach (var (chunk, _) in batch)
+        foreach (var (chunk, _, _) in batch)
         {
+            CrashPoints.Stored(chunk.Text);
             Publish(LogChunk.Of(chunk));
         }
+    }
+
+    private static async Task StoreChangeAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, int phaseId, PhaseChange change, CancellationToken ct)
+    {
+        await using var update = connection.CreateCommand();
+        update.Transaction = tx;
+        update.CommandText = change.Final
+            ? """UPDATE "RunPhases" SET "State" = @state, "Message" = @message, "ExitCode" = @exit WHERE "Id" = @phase"""
+            : """UPDATE "RunPhases" SET "State" = @state WHERE "Id" = @phase""";
+        void Add(string name, object? value)
+        {
+            var parameter = update.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = value ?? DBNull.Value;
+            update.Parameters.Add(parameter);
+        }
+
+        Add("@state", change.State.ToString());
+        Add("@phase", phaseId);
+        if (change.Final)
+        {
+            Add("@message", change.Message);
+            Add("@exit", change.ExitCode);
+        }
+
+        await update.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>The sequence number of the first line of <paramref name="text"/> that reads like an error, if any.</summary>
@@ -440,3 +531,6 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         }
     }
 }
+
+/// <summary>A phase's state stored in the same transaction as a line of its log; <see cref="Final"/> also stores its message and exit code.</summary>
+public sealed record PhaseChange(PhaseState State, bool Final = false, string? Message = null, int? ExitCode = null);

@@ -48,6 +48,13 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("DELETE", "/api/v1/runs/{id:int}/schedule", "Operator"),
         ("GET", "/api/v1/runs/{id:int}/log", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}/log/stream", "Viewer"),
+        ("GET", "/api/v1/targets/{id:int}/webhooks", "Admin"),
+        ("POST", "/api/v1/targets/{id:int}/webhooks", "Admin"),
+        ("GET", "/api/v1/targets/{id:int}/webhooks/{webhookId:int}", "Admin"),
+        ("PATCH", "/api/v1/targets/{id:int}/webhooks/{webhookId:int}", "Admin"),
+        ("DELETE", "/api/v1/targets/{id:int}/webhooks/{webhookId:int}", "Admin"),
+        ("GET", "/api/v1/targets/{id:int}/webhooks/{webhookId:int}/deliveries", "Admin"),
+        ("GET", "/api/v1/targets/{id:int}/notifications/deliveries", "Admin"),
         ("GET", "/api/v1/audit", "Viewer"),
         ("POST", "/api/v1/audit/verify", "Viewer"),
     ];

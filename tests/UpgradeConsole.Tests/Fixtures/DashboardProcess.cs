@@ -19,6 +19,8 @@ public sealed class DashboardProcess : IAsyncDisposable
         BaseUrl = baseUrl;
     }
 
+    private static readonly TimeSpan StartLimit = TimeSpan.FromMinutes(3);
+
     public string BaseUrl { get; }
 
     /// <summary>The operating system's id of the process (a phase's claim names it).</summary>
@@ -73,7 +75,8 @@ public sealed class DashboardProcess : IAsyncDisposable
 
         using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var waited = Stopwatch.StartNew();
-        while (waited.Elapsed < TimeSpan.FromSeconds(60))
+        // Generous: on a loaded machine (tens of runnable processes on two cores) a cold start takes minutes.
+        while (waited.Elapsed < StartLimit)
         {
             if (process.HasExited)
             {
@@ -100,7 +103,7 @@ public sealed class DashboardProcess : IAsyncDisposable
         }
 
         process.Kill(entireProcessTree: true);
-        throw new TimeoutException($"The dashboard did not answer /healthz within 60 s:\n{dashboard.Output}");
+        throw new TimeoutException($"The dashboard did not answer /healthz within {StartLimit.TotalSeconds:0} s:\n{dashboard.Output}");
     }
 
     /// <summary>A cookie-keeping client that does not follow redirects, signed in through the login form.</summary>
@@ -115,6 +118,23 @@ public sealed class DashboardProcess : IAsyncDisposable
         });
         await response.ExpectRedirectAsync("/");
         return client;
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits until the process has ended by itself (a crash point killed it); false when it still runs after <paramref name="timeout"/>.</summary>
+    public async Task<bool> ExitedWithinAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     /// <summary>SIGKILL: no graceful shutdown, exactly like a crash or an OOM kill.</summary>
