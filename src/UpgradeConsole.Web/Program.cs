@@ -89,7 +89,6 @@ public partial class Program
         app.MapHealth();
         app.MapDashboardMetrics();
         app.MapAccounts();
-        app.MapFractal();
         app.MapRuns();
         app.MapAudit();
         app.MapApi();

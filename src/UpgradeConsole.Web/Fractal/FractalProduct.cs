@@ -23,6 +23,9 @@ public sealed class FractalProduct : IProduct
     public IReadOnlyList<RunbookDefinition> Runbooks => FractalRunbooks.All;
 
     public IReadOnlyList<ProductPage> TargetPages { get; } = [new("Users", "bi-people", "/targets/{id}/users", "target-users")];
+
+    /// <summary>The plan page's Fractal part: the users who will and will not be migrated, the env file's diff.</summary>
+    public Type? PlanSection => typeof(FractalPlanSection);
 }
 
 /// <summary>What the Fractal phases' previews need from the plan: the target's settings with the server's Python.</summary>

@@ -10,8 +10,11 @@ using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Web.Fractal;
 
-/// <summary>Gathers the facts of a Fractal target over SSH and from its database, runs the checks, and stores the result.</summary>
-public sealed class PreflightService(AppDbContext db, TargetService targets, FractalAccess access, AuditLog audit, TimeProvider clock)
+/// <summary>
+/// Gathers the facts of a Fractal target over SSH and from its database, runs the checks, and stores the result.
+/// A person's preflight first checks the role they hold now in the database (Operator); a run's own preflight phase acts for the run.
+/// </summary>
+public sealed class PreflightService(AppDbContext db, TargetService targets, FractalAccess access, AuditLog audit, TimeProvider clock, Accounts.UserAccess people)
 {
     /// <summary>
     /// Waits before the retries of a run's preflight that failed by a timeout or a dropped connection; their
@@ -21,6 +24,11 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
 
     public async Task<PreflightRun> RunAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null, Func<string, Task>? onRetry = null)
     {
+        if (forRun is null)
+        {
+            await people.RequireAsync(actor, UpgradeConsole.Core.Accounts.Roles.Operator);
+        }
+
         var target = await targets.FindAsync(targetId, ct) ?? throw new InvalidOperationException("No such target.");
         IReadOnlyList<CheckResult> checks;
         for (var attempt = 0; ; attempt++)

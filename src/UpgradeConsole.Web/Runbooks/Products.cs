@@ -31,8 +31,10 @@ public interface IProduct
     IReadOnlyList<ProductPage> TargetPages { get; }
 
     /// <summary>
-    /// A component the plan page shows after the phases for this product's plans (parameter <c>Plan</c>), or
-    /// null: what only this product has to say about a plan (OMERO: the database, the SQL chain, the backup).
+    /// A component the plan page shows after the phases for this product's plans (its one parameter <c>Plan</c>, of type
+    /// <see cref="Runs.Plan"/>), or null: what only this product has to say about a plan (Fractal: the env-file diff and
+    /// the users; OMERO: the database, the SQL chain, the backup). The interactive plan page renders it through
+    /// <see cref="ProductPlanSection"/>; the phases, backup, duration and preflight every plan shows are the page's own.
     /// </summary>
     Type? PlanSection => null;
 
@@ -141,6 +143,7 @@ public static class ProductsSetup
     public static WebApplicationBuilder AddRunbooks(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<RunbookCatalog>();
+        builder.Services.AddScoped<TargetPreflights>();
         return builder;
     }
 }

@@ -7,6 +7,7 @@ using UpgradeConsole.Core.Remote;
 using UpgradeConsole.Core.Runbooks;
 using UpgradeConsole.Core.Scheduling;
 using Hangfire;
+using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Audit;
 using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Persistence;
@@ -31,8 +32,15 @@ public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId 
     public static RunResult Refused(RunRefusal refusal) => new(false, refusal.Message) { Refusal = refusal };
 }
 
-/// <summary>Plans, approves, starts and steers runs; every action is checked against the run's state and audited.</summary>
-public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, RunbookCatalog runbooks, TargetConnections connections, AuditLog audit, TimeProvider clock, IBackgroundJobClient jobs)
+/// <summary>What the run page shows: the run, its target's name, its runbook, and what the page needs besides.</summary>
+public sealed record RunView(Run Run, string TargetName, RunbookDefinition? Runbook, TimeSpan? ExpectedDuration, IReadOnlyList<CheckResult> FailingChecks, MaintenanceWindows Windows);
+
+/// <summary>
+/// Plans, approves, starts and steers runs; every action is checked against the run's state and audited.
+/// Every action for a person first checks, in the database, the role they hold now (<see cref="UserAccess"/>):
+/// a run page open for hours, or a token, must not outlive a demotion (Operator acts, Admin overrides).
+/// </summary>
+public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plans, RunbookCatalog runbooks, TargetConnections connections, AuditLog audit, TimeProvider clock, IBackgroundJobClient jobs, UserAccess access)
 {
     /// <summary>How far ahead a start may be scheduled.</summary>
     public static readonly TimeSpan LongestSchedule = TimeSpan.FromDays(366);
@@ -43,19 +51,53 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     public Task<Run?> FindAsync(int id, CancellationToken ct) =>
         db.Runs.AsNoTracking().Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == id, ct);
 
+    /// <summary>The run page's data for <paramref name="actor"/> (any role held now), or null for an unknown run.</summary>
+    public async Task<RunView?> ViewAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Viewer);
+        if (await FindAsync(id, ct) is not { } run)
+        {
+            return null;
+        }
+
+        var target = await db.Targets.IgnoreQueryFilters().AsNoTracking().Where(t => t.Id == run.TargetId)
+            .Select(t => new { t.Name, t.MaintenanceWindows, t.TimeZone }).FirstOrDefaultAsync(ct);
+        var runbook = RunbookOf(run);
+        IReadOnlyList<CheckResult> failing = [];
+        if (RunStateMachine.Check(RunAction.OverridePreflight, run, runbook, actor.Identity?.Name) is null)
+        {
+            var latest = await db.Set<PreflightRun>().AsNoTracking().Where(p => p.TargetId == run.TargetId).OrderByDescending(p => p.Id).FirstOrDefaultAsync(ct);
+            failing = latest is null ? [] : PreflightService.Checks(latest).Where(c => c.Status == CheckStatus.Fail).ToList();
+        }
+
+        var expected = RunStateMachine.IsMoving(run.State) ? await plans.ExpectedDurationAsync(run.RunbookId, ct) : null;
+        return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone));
+    }
+
     public Task<Run?> ActiveRunAsync(int targetId, CancellationToken ct) =>
         db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == targetId, ct);
+
+    /// <summary>The plan page's preview for <paramref name="actor"/> (Operator held now): nothing is recorded.</summary>
+    public async Task<Plan> PreviewAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, bool dataMigration, ClaimsPrincipal actor, CancellationToken ct = default)
+    {
+        await access.RequireAsync(actor, Roles.Operator);
+        return await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct, dataMigration);
+    }
+
+    /// <summary>Whether <paramref name="actor"/> is an Admin now (the plan page offers overrides to Admins only).</summary>
+    public async Task<bool> IsAdminNowAsync(ClaimsPrincipal actor) => await access.CurrentRoleAsync(actor) == Roles.Admin;
 
     /// <summary>Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.</summary>
     public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct, bool dataMigration = false)
     {
+        await access.RequireAsync(actor, Roles.Operator);
         var runbook = runbooks.Find(runbookId);
         if (runbook is null)
         {
             return RunResult.Fail("Unknown runbook.");
         }
 
-        if (overrides.Count > 0 && !actor.IsInRole(Roles.Admin))
+        if (overrides.Count > 0 && await access.CurrentRoleAsync(actor) != Roles.Admin)
         {
             return RunResult.Fail("Only an Admin may override a failing preflight check.");
         }
@@ -371,7 +413,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     /// </summary>
     public async Task<RunResult> OverridePreflightAsync(int runId, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct)
     {
-        if (!actor.IsInRole(Roles.Admin))
+        await access.RequireAsync(actor, Roles.Operator);
+        if (await access.CurrentRoleAsync(actor) != Roles.Admin)
         {
             return RunResult.Fail(PreflightGate.OverrideNeedsAdmin);
         }
@@ -463,6 +506,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     /// <summary>Stops the running remote step (its whole process group); the phase then fails and waits for a decision.</summary>
     public async Task<RunResult> CancelAsync(int runId, string reason, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await access.RequireAsync(actor, Roles.Operator);
         var run = await db.Runs.Include(r => r.Phases).FirstOrDefaultAsync(r => r.Id == runId, ct);
         if (run is null)
         {
@@ -489,6 +533,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
     public async Task<RunResult> TickAsync(int runId, int itemId, bool done, string? note, ClaimsPrincipal actor, CancellationToken ct)
     {
+        await access.RequireAsync(actor, Roles.Operator);
         var run = await db.Runs.Include(r => r.Phases).Include(r => r.Checklist).FirstOrDefaultAsync(r => r.Id == runId, ct);
         var item = run?.Checklist.FirstOrDefault(c => c.Id == itemId);
         if (run is null || item is null)
@@ -538,6 +583,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, RunRefusal?> change, bool schedule, CancellationToken ct, bool? confirmed = null,
         Func<object>? details = null, Func<string>? actionName = null)
     {
+        await access.RequireAsync(actor, Roles.Operator);
         if (reason is not null && string.IsNullOrWhiteSpace(reason))
         {
             return RunResult.Fail("Give a reason: it goes into the audit history.");

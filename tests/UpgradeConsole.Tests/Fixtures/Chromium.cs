@@ -120,12 +120,16 @@ public sealed class BrowserSession : IAsyncDisposable
         return response;
     }
 
-    /// <summary>Saves a full-page screenshot under TestResults/screenshots, named after the page.</summary>
-    public async Task ScreenshotAsync(string name)
+    /// <summary>
+    /// Saves a screenshot under TestResults/screenshots, named after the page: the full page, or with
+    /// <paramref name="fullPage"/> false what the window shows (a full-page capture has Chromium paint every scroll
+    /// area whole, which for a log view holding thousands of lines does not finish in time on a loaded machine).
+    /// </summary>
+    public async Task ScreenshotAsync(string name, bool fullPage = true)
     {
         var dir = Path.Combine(TestPaths.ResultsDirectory, "screenshots");
         Directory.CreateDirectory(dir);
-        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(dir, name + ".png"), FullPage = true });
+        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(dir, name + ".png"), FullPage = fullPage });
     }
 
     public async ValueTask DisposeAsync() => await Context.CloseAsync();

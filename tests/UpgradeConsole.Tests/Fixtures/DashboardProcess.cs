@@ -38,9 +38,10 @@ public sealed class DashboardProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<DashboardProcess> StartAsync(string dataDirectory, IReadOnlyDictionary<string, string>? settings = null)
+    /// <summary>Starts the dashboard on <paramref name="dataDirectory"/>, on <paramref name="port"/> when given (a restart keeps its address for open tabs).</summary>
+    public static async Task<DashboardProcess> StartAsync(string dataDirectory, IReadOnlyDictionary<string, string>? settings = null, int? port = null)
     {
-        var port = ProcessRunner.FreePort();
+        port ??= ProcessRunner.FreePort();
         var start = new ProcessStartInfo("dotnet")
         {
             UseShellExecute = false,

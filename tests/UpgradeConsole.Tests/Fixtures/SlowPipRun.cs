@@ -3,6 +3,8 @@ using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runbooks;
+using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Fixtures;
 
@@ -10,7 +12,7 @@ namespace UpgradeConsole.Tests.Fixtures;
 public static partial class SlowPipRun
 {
     /// <summary>Puts a Python in front of the target's that slows pip down (and counts its calls in <c>pip-calls</c>), then plans a run as the Admin; returns its id.</summary>
-    public static async Task<int> PlanAsync(UpgradeConsoleApplicationFactory app, HttpClient admin, FractalTarget fractal, SshServer ssh, int lines)
+    public static async Task<int> PlanAsync(UpgradeConsoleApplicationFactory app, FractalTarget fractal, SshServer ssh, int lines)
     {
         var home = await fractal.Host.AbsoluteDirectoryAsync();
         var venvBin = $"{home}/venv/bin";
@@ -31,35 +33,35 @@ public static partial class SlowPipRun
             await db.SaveChangesAsync();
         }
 
-        var plan = await admin.GetStringAsync($"/targets/{fractal.TargetId}/plan");
-        using var planned = await admin.PostAsync($"/targets/{fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(plan),
-            ["runbook"] = RunbookPattern().Match(plan).Groups[1].Value,
-        }));
-        Assert.Equal(HttpStatusCode.Redirect, planned.StatusCode);
-        return int.Parse(RunUrlPattern().Match(planned.Headers.Location!.OriginalString).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        return await PlanAsAdminAsync(app, fractal.TargetId);
     }
 
-    /// <summary>Posts a run action (start, retry…) from the run page's form, as a person would.</summary>
-    public static async Task<HttpResponseMessage> ActAsync(HttpClient client, int runId, string action)
+    /// <summary>Plans the first runbook on the target as the first Admin, through the plan page's service (its role check and audit event).</summary>
+    public static async Task<int> PlanAsAdminAsync(UpgradeConsoleApplicationFactory app, int targetId)
     {
-        var page = await client.GetStringAsync($"/runs/{runId}");
-        return await client.PostAsync($"/runs/{runId}/{action}", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(page),
-        }));
+        ArgumentNullException.ThrowIfNull(app);
+        var runbook = app.Services.GetRequiredService<RunbookCatalog>().All[0].Id;
+        var result = await app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail,
+            (runs, actor) => runs.PlanAsync(targetId, runbook, null, null, new Dictionary<string, string>(), actor, CancellationToken.None));
+        Assert.True(result.Succeeded, "Planning failed: " + result.Error);
+        return result.RunId!.Value;
+    }
+
+    /// <summary>
+    /// Starts a run (or another action without a body) through the REST API with <paramref name="token"/>: a dashboard in
+    /// another process has no form to post, and the run page's buttons act through the same service.
+    /// </summary>
+    public static async Task<HttpResponseMessage> ActAsync(string baseUrl, string token, int runId, string action)
+    {
+        using var api = ApiTokens.Client(baseUrl, token);
+        var response = await api.PostAsync($"/api/v1/runs/{runId}/{action}", null);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{action} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        return response;
     }
 
     /// <summary>The run's state as its page shows it.</summary>
     public static async Task<string> StateAsync(HttpClient client, int runId) =>
         StatePattern().Match(await client.GetStringAsync($"/runs/{runId}")).Groups[1].Value;
-
-    [GeneratedRegex("""name="runbook" value="([^"]*)""")]
-    private static partial Regex RunbookPattern();
-
-    [GeneratedRegex("""/runs/([0-9]+)$""")]
-    private static partial Regex RunUrlPattern();
 
     [GeneratedRegex("""data-testid="run-state"[^>]*>([A-Za-z]+)<""")]
     private static partial Regex StatePattern();

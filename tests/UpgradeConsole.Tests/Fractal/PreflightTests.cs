@@ -20,7 +20,14 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
     [Fact]
     public async Task Preflight_OnAnUnpreparedTarget_FailsWithReasonsAndFixLinks()
     {
-        var html = await (await _admin.HtmxPostAsync($"/targets/{_fractal.TargetId}/preflight/run", $"/targets/{_fractal.TargetId}/preflight")).ExpectOkAsync();
+        await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        var page = browser.Page;
+        await SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        await browser.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/preflight");
+        await Assertions.Expect(page.GetByTestId("preflight-none")).ToBeVisibleAsync();
+        await page.ClickAsync("#run-preflight");
+        await Assertions.Expect(page.GetByTestId("preflight-verdict")).ToContainTextAsync("check(s) fail", new() { Timeout = 60_000 });
+        var html = await page.Locator("[data-testid=preflight-results]").InnerHTMLAsync();
         var statuses = System.Text.RegularExpressions.Regex.Matches(html, "data-check=\"([^\"]+)\" data-status=\"([^\"]+)\"")
             .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
 
@@ -37,14 +44,19 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
         }
 
         Assert.Contains($"href=\"/targets/{_fractal.TargetId}/users?filter=blocking\"", html, StringComparison.Ordinal);
+        // Grouped by kind, each group with the worst verdict of its checks.
+        await Assertions.Expect(page.Locator("[data-testid=check-group][data-group=users]")).ToHaveAttributeAsync("data-status", "Fail");
+        await Assertions.Expect(page.Locator("[data-testid=check-group][data-group=backup]")).ToHaveAttributeAsync("data-status", "Pass");
+        await Assertions.Expect(page.Locator("[data-check='users.blocking'] [data-testid=status-icon]")).ToHaveAttributeAsync("aria-label", "fail");
+        await browser.ScreenshotAsync("preflight-red");
         Assert.Contains("pip and /api/alive/ both report 2.16.6", html, StringComparison.Ordinal);
         Assert.Contains("alembic_version is 981d588fe248", html, StringComparison.Ordinal);
 
         // Stored, and shown again to whoever opens the page (a Viewer too).
         var viewer = await _app.SignedInClientAsync("Viewer");
-        var page = await viewer.GetStringAsync($"/targets/{_fractal.TargetId}/preflight");
-        Assert.Contains("check(s) fail", page, StringComparison.Ordinal);
-        Assert.DoesNotContain("id=\"run-preflight\"", page, StringComparison.Ordinal);
+        var viewerPage = await viewer.GetStringAsync($"/targets/{_fractal.TargetId}/preflight");
+        Assert.Contains("check(s) fail", viewerPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"run-preflight\"", viewerPage, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -100,8 +112,7 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
         }
 
         await Assertions.Expect(page.GetByTestId("count-migrated")).ToContainTextAsync("10");
-        await page.ClickAsync("#target-preflight, a[href$='/preflight']");
-        await page.WaitForURLAsync(new System.Text.RegularExpressions.Regex("/preflight$"));
+        await browser.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/preflight");
         await browser.Page.ClickAsync("#run-preflight");
         await Assertions.Expect(browser.Page.GetByTestId("preflight-verdict")).ToContainTextAsync("All checks pass", new() { Timeout = 30_000 });
         await Assertions.Expect(browser.Page.Locator("[data-testid=check][data-status=Fail]")).ToHaveCountAsync(0);

@@ -20,11 +20,27 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     ];
 
     private readonly UpgradeConsoleApplicationFactory _app = new();
+    private (string Path, bool Interactive)[] _runPages = [];
 
     public async ValueTask InitializeAsync()
     {
         _app.ServeOverKestrel();
         await _app.CreateFirstAdminAsync();
+        // A run with a log (its target is never reached): the preflight, plan and run pages of it.
+        var (runId, phases) = await RunSeed.AddRunningRunAsync(_app.Services, TimeProvider.System.GetUtcNow().AddMinutes(-1),
+            ("backup", "Back up the database", UpgradeConsole.Web.Runs.PhaseState.Succeeded), ("pip-install", "Install the new version", UpgradeConsole.Web.Runs.PhaseState.Running));
+        var writer = new UpgradeConsole.Web.Runs.RunLogWriter(
+            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.DependencyInjection.IServiceScopeFactory>(_app.Services),
+            runId, [], TimeProvider.System);
+        for (var i = 1; i <= 50; i++)
+        {
+            await writer.WriteAsync(phases[i <= 20 ? 0 : 1], i == 30 ? "\u001b[31mERROR: a red line\u001b[0m" : $"line {i}");
+        }
+
+        await writer.FlushAsync();
+        var targetId = await _app.AsAsync<UpgradeConsole.Web.Runs.RunService, int>(UpgradeConsoleApplicationFactory.AdminEmail,
+            async (runs, actor) => (await runs.ViewAsync(runId, actor))!.Run.TargetId);
+        _runPages = [($"/targets/{targetId}/preflight", true), ($"/targets/{targetId}/plan", true), ($"/runs/{runId}", true)];
     }
 
     [Theory]
@@ -39,7 +55,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
         await browser.ScreenshotAsync($"{theme}-{width}-login");
         await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
-        foreach (var (path, interactive) in SignedInPages)
+        foreach (var (path, interactive) in SignedInPages.Concat(_runPages))
         {
             var response = await browser.Page.GotoAsync(path);
             SecurityHeadersTests.AssertStrictPolicy(await response!.HeaderValueAsync("content-security-policy") ?? "");
@@ -51,7 +67,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
 
             await Assertions.Expect(browser.Page.Locator("h1")).ToBeVisibleAsync();
             Assert.Equal(theme, await browser.Page.Locator("html").GetAttributeAsync("data-bs-theme"));
-            var name = path == "/" ? "overview" : path.Trim('/').Replace('/', '-');
+            var name = path == "/" ? "overview" : System.Text.RegularExpressions.Regex.Replace(path.Trim('/'), "[0-9]+", "n").Replace('/', '-');
             await browser.ScreenshotAsync($"{theme}-{width}-{name}");
         }
 

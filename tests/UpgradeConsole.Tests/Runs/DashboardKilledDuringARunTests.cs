@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text.RegularExpressions;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
@@ -34,6 +33,7 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
 
         // Set up with the in-process dashboard on a data directory (and database) the real processes reuse.
         int runId;
+        string token;
         await using (var app = new UpgradeConsoleApplicationFactory(provider, connectionString, _data))
         {
             var admin = await app.CreateFirstAdminAsync();
@@ -58,22 +58,15 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
                 await db.SaveChangesAsync();
             }
 
-            var plan = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/plan");
-            using var planned = await admin.PostAsync($"/targets/{_fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(plan),
-                ["runbook"] = RunbookPattern().Match(plan).Groups[1].Value,
-            }));
-            Assert.Equal(HttpStatusCode.Redirect, planned.StatusCode);
-            runId = int.Parse(RunUrlPattern().Match(planned.Headers.Location!.OriginalString).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            runId = await SlowPipRun.PlanAsAdminAsync(app, _fractal.TargetId);
+            token = await ApiTokens.CreateAsync(app, UpgradeConsoleApplicationFactory.AdminEmail, "starts the run", "Operator");
         }
 
         // Process A starts the run and is killed while pip prints.
         await using (var first = await DashboardProcess.StartAsync(_data, settings))
         {
             var client = await first.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-            using var start = await PostActionAsync(client, runId, "start");
-            Assert.Equal($"/runs/{runId}", start.Headers.Location?.OriginalString);
+            using var start = await SlowPipRun.ActAsync(first.BaseUrl, token, runId, "start");
             await WaitForAsync(async () => (await client.GetStringAsync($"/runs/{runId}/log.txt")).Contains("slow-pip line 3", StringComparison.Ordinal),
                 TimeSpan.FromMinutes(3), () => first.Output);
             await first.KillAsync();
@@ -144,15 +137,6 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
         Assert.True(expected > 50, $"only {expected - 1} lines stored");
     }
 
-    private static async Task<HttpResponseMessage> PostActionAsync(HttpClient client, int runId, string action)
-    {
-        var page = await client.GetStringAsync($"/runs/{runId}");
-        return await client.PostAsync($"/runs/{runId}/{action}", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(page),
-        }));
-    }
-
     private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> diagnostics)
     {
         var waited = System.Diagnostics.Stopwatch.StartNew();
@@ -175,12 +159,6 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
             throw;
         }
     }
-
-    [GeneratedRegex("""name="runbook" value="([^"]*)""")]
-    private static partial Regex RunbookPattern();
-
-    [GeneratedRegex("""/runs/([0-9]+)$""")]
-    private static partial Regex RunUrlPattern();
 
     [GeneratedRegex("""data-testid="run-state"[^>]*>([A-Za-z]+)<""")]
     private static partial Regex StatePattern();

@@ -71,9 +71,9 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         await Accounts.SigningInTests.SignInAsync(bob.Page, "watcher@example.org", viewerPassword);
         foreach (var page in new[] { alice.Page, bob.Page })
         {
-            await page.GotoAsync($"/runs/{_runId}");
+            await page.GotoInteractiveAsync($"/runs/{_runId}");
             // The tail first: the last 2000 lines.
-            await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync();
+            await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
             await Assertions.Expect(page.Locator("#log-lines > .uc-log-line").First).ToHaveAttributeAsync("data-seq", "1001");
         }
 
@@ -126,15 +126,22 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
 
         // The first error is line 200, outside the loaded tail: the viewer loads the lines around it.
         await alicePage.ClickAsync("#log-first-error");
-        await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
-        Assert.EndsWith("#L200", alicePage.Url, StringComparison.Ordinal);
+        await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"), new() { Timeout = 30_000 });
+        Assert.EndsWith($"/runs/{_runId}#L200", alicePage.Url, StringComparison.Ordinal);
         await Assertions.Expect(alicePage.GetByTestId("log-status")).ToContainTextAsync("paused at line 200");
 
         // A link to a line opens there.
         await bob.Page.GotoAsync($"/runs/{_runId}#L2500");
         await bob.Page.ReloadAsync();
         await Assertions.Expect(bob.Page.Locator("#L2500")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"));
-        await alice.ScreenshotAsync("run-log-viewer");
+        // A line's number is that link, on this page despite <base href="/">: clicked, it stays on the run and names the line.
+        Assert.Equal($"/runs/{_runId}#L2510", await bob.Page.Locator("#L2510 a.uc-log-no").GetAttributeAsync("href"));
+        await bob.Page.Locator("#L2510 a.uc-log-no").ClickAsync();
+        await Assertions.Expect(bob.Page.Locator("#L2510")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"), new() { Timeout = 30_000 });
+        Assert.EndsWith($"/runs/{_runId}#L2510", bob.Page.Url, StringComparison.Ordinal);
+        // What the window shows, the viewer in it: the log view holds 4,000+ lines here (see ScreenshotAsync).
+        await alicePage.Locator("#run-log-viewer").ScrollIntoViewIfNeededAsync();
+        await alice.ScreenshotAsync("run-log-viewer", fullPage: false);
         Assert.True(alice.Problems.Count == 0, string.Join('\n', alice.Problems));
         Assert.True(bob.Problems.Count == 0, string.Join('\n', bob.Problems));
     }

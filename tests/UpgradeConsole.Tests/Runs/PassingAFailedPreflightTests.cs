@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Runs;
 
@@ -30,7 +31,7 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
     public async Task AFailedPreflightPhase_IsNeverMarkedDone_AndOnlyAnAdminsOverrideLetsItPass()
     {
         var ct = TestContext.Current.CancellationToken;
-        var operatorCookie = await _app.SignedInClientAsync("Operator");
+        var operatorPassword = await _app.CreateUserAsync(_admin, "operator@example.org", "Operator");
         using var adminApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "admin script", "Admin"));
         using var operatorApi = ApiTokens.Client(_app.BaseUrl, await ApiTokens.CreateAsync(_app, "operator@example.org", "operator script", "Operator"));
 
@@ -77,13 +78,21 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
             Assert.Equal(HttpStatusCode.BadRequest, noReason.StatusCode);
         }
 
-        // ...and through the pages: the Operator's run page offers neither, and posting the forms anyway is refused.
-        var operatorPage = await operatorCookie.GetStringAsync($"/runs/{runId}", ct);
-        Assert.Contains("data-testid=\"gate-explained\"", operatorPage, StringComparison.Ordinal);
-        Assert.DoesNotContain("id=\"action-mark-done\"", operatorPage, StringComparison.Ordinal);
-        Assert.DoesNotContain("data-testid=\"preflight-override\"", operatorPage, StringComparison.Ordinal);
-        Assert.Contains("never marked done", await FormErrorAsync(operatorCookie, runId, "mark-done", new() { ["reason"] = "the preflight is too strict" }), StringComparison.Ordinal);
-        Assert.Contains("Only an Admin may override", await FormErrorAsync(operatorCookie, runId, "override-preflight", new() { ["override:users.blocking"] = "I say so" }), StringComparison.Ordinal);
+        // ...and through the page: the Operator's run page offers neither, and its service refuses both anyway.
+        await using (var operatorBrowser = await chromium.NewSessionAsync(_app.BaseUrl))
+        {
+            await Accounts.SigningInTests.SignInAsync(operatorBrowser.Page, "operator@example.org", operatorPassword);
+            await operatorBrowser.GotoInteractiveAsync($"/runs/{runId}");
+            await Assertions.Expect(operatorBrowser.Page.GetByTestId("gate-explained")).ToBeVisibleAsync();
+            await Assertions.Expect(operatorBrowser.Page.Locator("#action-mark-done")).ToHaveCountAsync(0);
+            await Assertions.Expect(operatorBrowser.Page.GetByTestId("preflight-override")).ToHaveCountAsync(0);
+        }
+
+        var markDoneByOperator = await _app.AsAsync<RunService, RunResult>("operator@example.org", (runs, actor) => runs.MarkDoneAsync(runId, "the preflight is too strict", actor, ct));
+        Assert.Contains("never marked done", markDoneByOperator.Error, StringComparison.Ordinal);
+        var overrideByOperator = await _app.AsAsync<RunService, RunResult>("operator@example.org",
+            (runs, actor) => runs.OverridePreflightAsync(runId, new Dictionary<string, string> { ["users.blocking"] = "I say so" }, actor, ct));
+        Assert.Contains("Only an Admin may override", overrideByOperator.Error, StringComparison.Ordinal);
 
         // Nothing after the preflight ran: no backup, the schema untouched.
         run = await RunAsync(runId, ct);
@@ -95,11 +104,18 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
         await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        await page.GotoAsync($"/runs/{runId}");
+        await browser.GotoInteractiveAsync($"/runs/{runId}");
         await Assertions.Expect(page.Locator("#action-mark-done")).ToHaveCountAsync(0);
         await page.Locator("[id='override-users.blocking']").FillAsync("alice's directory is restored before the data migration");
         await browser.ScreenshotAsync("run-preflight-override");
         await page.ClickAsync("#action-override-preflight");
+        // The click returns at once (the circuit acts, no page load): what the Admin waits for is the second preflight.
+        await Assertions.Expect(page.Locator("[data-testid=run-phase][data-key=preflight]")).Not.ToHaveAttributeAsync("data-state", "Failed", new() { Timeout = 60_000 });
+        await Eventually.TrueAsync(async () =>
+        {
+            run = await RunAsync(runId, ct);
+            return Phase(run, "preflight").GetProperty("attempt").GetInt32() >= 2;
+        }, TimeSpan.FromMinutes(1), () => $"run {runId}: the preflight did not run again: {run}");
 
         // alice still blocks update-db-data: the run goes past the preflight and stops there, as the override allowed.
         run = await SettledAsync(runId, ct);
@@ -149,18 +165,6 @@ public sealed class PassingAFailedPreflightTests(Chromium chromium, SshServer ss
         run.GetProperty("phases").EnumerateArray().First(p => p.GetProperty("key").GetString() == key && !p.GetProperty("isRollback").GetBoolean());
 
     private static string? PhaseState(JsonElement run, string key) => Phase(run, key).GetProperty("state").GetString();
-
-    /// <summary>Posts a run page form as the signed-in client (token from the page) and returns the error the page is sent back with.</summary>
-    private static async Task<string> FormErrorAsync(HttpClient client, int runId, string action, Dictionary<string, string> fields)
-    {
-        var page = await client.GetStringAsync($"/runs/{runId}");
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"/runs/{runId}/{action}") { Content = new FormUrlEncodedContent(fields) };
-        request.Headers.Add("RequestVerificationToken", HtmlForms.MetaToken(page));
-        using var response = await client.SendAsync(request);
-        var location = response.Headers.Location?.OriginalString ?? "";
-        Assert.True(location.Contains("?error=", StringComparison.Ordinal), $"{(int)response.StatusCode} {location}");
-        return Uri.UnescapeDataString(location[(location.IndexOf("?error=", StringComparison.Ordinal) + 7)..]);
-    }
 
     public async ValueTask DisposeAsync()
     {

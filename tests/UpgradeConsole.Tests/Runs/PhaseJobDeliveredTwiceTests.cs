@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text.RegularExpressions;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
@@ -48,17 +47,10 @@ public sealed partial class PhaseJobDeliveredTwiceTests(SshServer ssh, PostgresS
             await db.SaveChangesAsync();
         }
 
-        var plan = await admin.GetStringAsync($"/targets/{_fractal.TargetId}/plan");
-        using var planned = await admin.PostAsync($"/targets/{_fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(plan),
-            ["runbook"] = RunbookPattern().Match(plan).Groups[1].Value,
-        }));
-        Assert.Equal(HttpStatusCode.Redirect, planned.StatusCode);
-        var runId = int.Parse(RunUrlPattern().Match(planned.Headers.Location!.OriginalString).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-        var page = await admin.GetStringAsync($"/runs/{runId}");
-        using var start = await admin.PostAsync($"/runs/{runId}/start", new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(page) }));
-        Assert.Equal(HttpStatusCode.Redirect, start.StatusCode);
+        // Planned and started as the run page does it: through the run service, as the Admin.
+        var runId = await SlowPipRun.PlanAsAdminAsync(_app, _fractal.TargetId);
+        var started = await _app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail, (runs, actor) => runs.StartAsync(runId, actor, CancellationToken.None));
+        Assert.True(started.Succeeded, started.Error);
 
         await Eventually.TrueAsync(async () => (await admin.GetStringAsync($"/runs/{runId}/log.txt")).Contains("slow-pip line 2", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
         int pipIndex;
@@ -106,12 +98,6 @@ public sealed partial class PhaseJobDeliveredTwiceTests(SshServer ssh, PostgresS
         Assert.Contains($"Run {runId}, phase {pipIndex}", await admin.GetStringAsync($"/jobs/jobs/details/{pipJob}"), StringComparison.Ordinal);
         Assert.Equal("called", (await ssh.RunAsync($"cat {home}/pip-calls")).StandardOutput.Trim());
     }
-
-    [GeneratedRegex("""name="runbook" value="([^"]*)""")]
-    private static partial Regex RunbookPattern();
-
-    [GeneratedRegex("""/runs/([0-9]+)$""")]
-    private static partial Regex RunUrlPattern();
 
     [GeneratedRegex("""data-testid="run-state"[^>]*>([A-Za-z]+)<""")]
     private static partial Regex StatePattern();

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Runs;
 
@@ -29,13 +30,12 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await _fractal.ExecuteAsync("UPDATE user_settings SET project_dir = NULL WHERE id = (SELECT user_settings_id FROM user_oauth WHERE email = 'alice@example.org')");
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
-        await page.GotoAsync($"/targets/{_fractal.TargetId}/preflight");
+        await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/preflight");
         await page.ClickAsync("#run-preflight");
         await Assertions.Expect(page.Locator("[data-check='users.blocking']")).ToHaveAttributeAsync("data-status", "Fail");
-        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await Assertions.Expect(page.GetByTestId("plan-users")).ToContainTextAsync("1 blocking");
         // Without an override the failing check stops the plan.
         await page.ClickAsync("#create-run");
@@ -43,7 +43,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await page.Locator("[id='override-users.blocking']").FillAsync("testing the failure path");
         await page.ClickAsync("#create-run");
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
-        await page.ClickAsync("#action-start");
+        await page.ConfirmAsync("start");
 
         await ExpectSettledAsync(page, "Failed");
         await Assertions.Expect(Phase(page, "update-db-data")).ToHaveAttributeAsync("data-state", "Failed");
@@ -53,11 +53,18 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
         await browser.ScreenshotAsync("run-failed");
 
-        // update-db-data is not safe to run twice: a plain retry is refused.
+        // update-db-data is not safe to run twice: the page asks for "I checked the target" before it sends a retry,
+        // and the service refuses a retry without it.
         await page.ClickAsync("#action-retry");
-        await Assertions.Expect(page.GetByTestId("run-error")).ToContainTextAsync("not safe to run twice");
+        var dialog = page.Locator(".mud-dialog:has(#dialog-confirm)");
+        await Assertions.Expect(dialog.Locator("#action-confirm")).ToBeVisibleAsync();
+        await Assertions.Expect(dialog.Locator("#dialog-confirm")).ToBeDisabledAsync();
+        await dialog.Locator("#dialog-cancel").ClickAsync();
+        var runUrl = page.Url.Split('?', '#')[0];
+        var runId = int.Parse(runUrl.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
+        var plain = await _app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail, (runs, actor) => runs.RetryAsync(runId, false, actor, CancellationToken.None));
+        Assert.Contains("not safe to run twice", plain.Error, StringComparison.Ordinal);
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("Failed");
-        var runUrl = page.Url.Split('?')[0];
 
         // The fix, on the users page, works on the half-migrated schema (set-db dropped user_oauth.username).
         await page.GotoAsync($"/targets/{_fractal.TargetId}/users");
@@ -67,9 +74,8 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await alice.GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(alice.GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
 
-        await page.GotoAsync(runUrl);
-        await page.Locator("#run-actions input[name=confirm], [data-testid=run-actions] input[name=confirm]").CheckAsync();
-        await page.ClickAsync("#action-retry");
+        await page.GotoInteractiveAsync(runUrl);
+        await page.ConfirmAsync("retry", checkedTheTarget: true);
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync("Failed");
         await ExpectSettledAsync(page, "WaitingForChecklist");
         await Assertions.Expect(Phase(page, "update-db-data")).ToHaveAttributeAsync("data-state", "Succeeded");
@@ -96,19 +102,17 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         var operatorPassword = await _app.CreateUserAsync(_admin, "oscar@example.org", "Operator");
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await Accounts.SigningInTests.SignInAsync(page, "oscar@example.org", operatorPassword);
-        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await page.ClickAsync("#create-run");
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
-        await page.ClickAsync("#action-start");
+        await page.ConfirmAsync("start");
         await ExpectSettledAsync(page, "WaitingForChecklist");
         Assert.Equal("83bc2ad3ffcc", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
         Assert.NotEqual(usersBefore, await _fractal.DumpUserTablesAsync());
 
         // The manual checks find a problem: roll back, with a reason.
-        await page.GetByTestId("reason-rollback").FillAsync("OME-Zarr viewer broken with 2.17");
-        await page.ClickAsync("#action-rollback");
+        await page.ConfirmAsync("rollback", reason: "OME-Zarr viewer broken with 2.17");
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync("WaitingForChecklist");
         await ExpectSettledAsync(page, "RolledBack");
         foreach (var key in new[] { "rb-stop", "rb-restore-db", "rb-env", "rb-pip", "rb-start", "rb-verify" })
@@ -127,7 +131,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         Assert.Contains("Version: 2.16.6", (await ssh.RunAsync($"{workdir}/venv/bin/python -m pip show fractal-server")).StandardOutput, StringComparison.Ordinal);
 
         // The target is free again: a new run may be planned.
-        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await page.ClickAsync("#create-run");
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
@@ -141,13 +145,12 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await _fractal.Host.WriteFileAsync(".double-pause-update-db-data", "120");
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        await page.GotoAsync($"/targets/{_fractal.TargetId}/plan");
+        await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await page.ClickAsync("#create-run");
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
-        await page.ClickAsync("#action-start");
+        await page.ConfirmAsync("start");
         await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("double: pausing 120 s", new() { Timeout = 180_000 });
         // Exactly this host's update-db-data (its venv path is unique to the test), and its whole process group.
         var fractalctl = $"{await _fractal.Host.AbsoluteDirectoryAsync()}/venv/bin/[f]ractalctl update-db-data";
@@ -163,22 +166,28 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
         await browser.ScreenshotAsync("run-needs-attention");
 
-        // Nothing runs again without a person: a plain retry and a reasonless "mark done" are refused.
+        // Nothing runs again without a person: the page's dialogs send neither a retry without "I checked the target"
+        // nor a "mark done" without a reason, and the service refuses both.
         await page.ClickAsync("#action-retry");
-        await Assertions.Expect(page.GetByTestId("run-error")).ToContainTextAsync("confirm");
-        var markDone = await _admin.PostAsync($"/runs/{runId}/mark-done", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(await _admin.GetStringAsync($"/runs/{runId}")),
-            ["reason"] = "  ",
-        }));
-        Assert.Contains("reason", Uri.UnescapeDataString(markDone.Headers.Location?.OriginalString ?? ""), StringComparison.OrdinalIgnoreCase);
+        var dialog = page.Locator(".mud-dialog:has(#dialog-confirm)");
+        await Assertions.Expect(dialog.Locator("#dialog-confirm")).ToBeDisabledAsync();
+        await dialog.Locator("#dialog-cancel").ClickAsync();
+        await page.ClickAsync("#action-mark-done");
+        await Assertions.Expect(dialog.Locator("#dialog-confirm")).ToBeDisabledAsync();
+        await dialog.Locator("#action-reason").FillAsync("  ");
+        await Assertions.Expect(dialog.Locator("#dialog-confirm")).ToBeDisabledAsync();
+        await dialog.Locator("#dialog-cancel").ClickAsync();
+        var plainRetry = await _app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail, (runs, actor) => runs.RetryAsync(runId, false, actor, CancellationToken.None));
+        Assert.Contains("confirm", plainRetry.Error, StringComparison.Ordinal);
+        var markDone = await _app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail, (runs, actor) => runs.MarkDoneAsync(runId, "  ", actor, CancellationToken.None));
+        Assert.Contains("reason", markDone.Error, StringComparison.OrdinalIgnoreCase);
         await page.ReloadAsync();
+        await page.WaitForInteractiveAsync();
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("NeedsAttention");
 
         // The operator checks the host (nothing was written), then confirms the retry.
         await ssh.RunAsync($"rm -f {await _fractal.Host.AbsoluteDirectoryAsync()}/.double-pause-update-db-data");
-        await page.Locator("[data-testid=run-actions] input[name=confirm]").CheckAsync();
-        await page.ClickAsync("#action-retry");
+        await page.ConfirmAsync("retry", checkedTheTarget: true);
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync("NeedsAttention");
         await ExpectSettledAsync(page, "WaitingForChecklist");
         await Assertions.Expect(Phase(page, "update-db-data")).ToContainTextAsync("attempt 2");
@@ -196,7 +205,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         var state = await page.GetByTestId("run-state").TextContentAsync();
         if (state != expected)
         {
-            var runId = page.Url.Split('?')[0].Split('/').Last();
+            var runId = page.Url.Split('?', '#')[0].Split('/').Last();
             var log = await (await _admin.GetAsync($"/runs/{runId}/log.txt")).Content.ReadAsStringAsync();
             Assert.Fail($"run {runId} is {state}, expected {expected}\n{await page.GetByTestId("run-live").InnerTextAsync()}\n{log[Math.Max(0, log.Length - 6000)..]}");
         }

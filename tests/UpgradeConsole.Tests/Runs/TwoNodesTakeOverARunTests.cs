@@ -23,20 +23,21 @@ public sealed class TwoNodesTakeOverARunTests(SshServer ssh, PostgresServer post
         var connectionString = await postgres.CreateDatabaseAsync();
         var settings = new Dictionary<string, string> { ["Database:Provider"] = "PostgreSQL", ["ConnectionStrings:UpgradeConsole"] = connectionString };
         int runId;
+        string token;
         await using (var app = new UpgradeConsoleApplicationFactory(DatabaseProvider.PostgreSQL, connectionString, _dataA))
         {
             var admin = await app.CreateFirstAdminAsync();
             _fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres);
             await _fractal.PrepareForUpgradeAsync(ssh);
-            runId = await SlowPipRun.PlanAsync(app, admin, _fractal, ssh, SlowLines);
+            runId = await SlowPipRun.PlanAsync(app, _fractal, ssh, SlowLines);
+            token = await ApiTokens.CreateAsync(app, UpgradeConsoleApplicationFactory.AdminEmail, "starts the run", "Operator");
         }
 
         await using var a = await DashboardProcess.StartAsync(_dataA, settings);
         await using var b = await DashboardProcess.StartAsync(_dataB, settings);
         var clientA = await a.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
         var clientB = await b.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-        using var start = await SlowPipRun.ActAsync(clientA, runId, "start");
-        Assert.Equal($"/runs/{runId}", start.Headers.Location?.OriginalString);
+        using var start = await SlowPipRun.ActAsync(a.BaseUrl, token, runId, "start");
         await Eventually.TrueAsync(async () => (await clientA.GetStringAsync($"/runs/{runId}/log.txt")).Contains("slow-pip line 3", StringComparison.Ordinal),
             TimeSpan.FromMinutes(3), () => a.Output + b.Output);
 

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Tests.Runs;
 
@@ -28,10 +29,9 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
         var operatorPassword = await _app.CreateUserAsync(_admin, "olivia@example.org", "Operator");
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
-        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await SigningInTests.SignInAsync(page, "olivia@example.org", operatorPassword);
 
-        await page.GotoAsync($"/targets/{_fractal.TargetId}");
+        await browser.GotoInteractiveAsync($"/targets/{_fractal.TargetId}");
         await page.ClickAsync("#target-plan");
         await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync("2.16.6 → 2.17.0");
         await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=set-db] [data-testid=point-of-no-return]")).ToBeVisibleAsync();
@@ -44,7 +44,7 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("Planned");
-        await page.ClickAsync("#action-start");
+        await page.ConfirmAsync("start");
 
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Planned|Running)$"), new() { Timeout = 180_000 });
         Assert.True(await page.GetByTestId("run-state").TextContentAsync() == "WaitingForChecklist",
@@ -107,23 +107,16 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
     public async Task SecondRun_OnATargetWithAnActiveOne_IsRefused()
     {
         var first = await PlanAsync();
-        Assert.True(first.Headers.Location is not null, $"{(int)first.StatusCode}: {await first.Content.ReadAsStringAsync()}\n{string.Join("\n", _app.Logs.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Critical", StringComparison.Ordinal)))}");
-        Assert.Matches("^/runs/[0-9]+$", first.Headers.Location!.OriginalString);
+        Assert.True(first.Succeeded, $"{first.Error}\n{string.Join("\n", _app.Logs.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Critical", StringComparison.Ordinal)))}");
         var second = await PlanAsync();
-        Assert.Contains("already%20active", second.Headers.Location!.OriginalString, StringComparison.Ordinal);
+        Assert.False(second.Succeeded);
+        Assert.Contains($"Run {first.RunId} is already active", second.Error, StringComparison.Ordinal);
     }
 
-    private async Task<HttpResponseMessage> PlanAsync()
-    {
-        var page = await _admin.GetStringAsync($"/targets/{_fractal.TargetId}/plan");
-        return await _admin.PostAsync($"/targets/{_fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(page),
-            ["runbook"] = "fractal-2.16-to-2.17.0",
-            ["to"] = "",
-            ["oauth"] = "",
-        }));
-    }
+    /// <summary>Plans as the plan page's "Plan this run" does: through the run service, as the Admin.</summary>
+    private Task<RunResult> PlanAsync() =>
+        _app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail,
+            (runs, actor) => runs.PlanAsync(_fractal.TargetId, "fractal-2.16-to-2.17.0", null, null, new Dictionary<string, string>(), actor, CancellationToken.None));
 
     public async ValueTask DisposeAsync()
     {

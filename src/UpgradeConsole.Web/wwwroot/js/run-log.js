@@ -1,24 +1,64 @@
-// The live run log: SignalR (hub /hubs/run-log), the tail first, then live lines; bounded
-// scrollback; follow/pause; a phase filter; search in the loaded lines; jump to the first error;
-// links to a line (#L123). No inline styles (the CSP forbids them): ANSI colours become classes.
-(function () {
-  'use strict';
-  var root = document.getElementById('run-log-viewer');
-  if (!root || !window.signalR) { return; }
-  var runId = parseInt(root.getAttribute('data-run-id'), 10);
-  var view = document.getElementById('log-lines');
-  var status = document.getElementById('log-status');
-  var follow = document.getElementById('log-follow');
-  var phaseFilter = document.getElementById('log-phase');
-  var search = document.getElementById('log-search');
-  var searchCount = document.getElementById('log-search-count');
+// The live run log, as an ES module the run page (RunLogViewer.razor) attaches once its circuit runs:
+// SignalR (hub /hubs/run-log) feeds it from here, never through a component render per line. The tail
+// first, then live lines; bounded scrollback; follow/pause; a phase filter; search in the loaded lines;
+// jump to the first error; links to a line (#L123). No inline styles (the CSP forbids them): ANSI
+// colours become classes. Lines are numbered without gaps, so a reconnect asks for exactly what is
+// missing (no gap, no duplicate); a paused position survives a reload of the tab (sessionStorage).
+
+var signalRLoading = null;
+
+// signalr.min.js is a classic script (it sets window.signalR); loaded once, from this origin.
+function loadSignalR(url) {
+  if (window.signalR) { return Promise.resolve(); }
+  if (!signalRLoading) {
+    signalRLoading = new Promise(function (resolve, reject) {
+      var script = document.createElement('script');
+      script.src = url;
+      script.onload = resolve;
+      script.onerror = function () { signalRLoading = null; reject(new Error('could not load ' + url)); };
+      document.head.appendChild(script);
+    });
+  }
+  return signalRLoading;
+}
+
+export function attach(root, runId, signalRUrl) {
+  var handle = { disposed: false, connection: null, cleanups: [] };
+  handle.dispose = function () {
+    handle.disposed = true;
+    handle.cleanups.forEach(function (f) { f(); });
+    if (handle.connection) { return handle.connection.stop(); }
+  };
+  loadSignalR(signalRUrl).then(function () {
+    if (!handle.disposed) { run(root, runId, handle); }
+  }, function (e) {
+    var status = root.querySelector('#log-status');
+    if (status) { status.textContent = 'Not connected: ' + e.message + ' (the full log is a download away)'; }
+  });
+  return handle;
+}
+
+function run(root, runId, handle) {
+  var view = root.querySelector('#log-lines');
+  var status = root.querySelector('#log-status');
+  var follow = root.querySelector('#log-follow');
+  var phaseFilter = root.querySelector('#log-phase');
+  var search = root.querySelector('#log-search');
+  var searchCount = root.querySelector('#log-search-count');
   var TAIL = 2000, KEEP = 20000;
   var first = 0, last = 0, busy = Promise.resolve(), total = 0;
+  var positionKey = 'uc-log-position-' + runId;
 
   var connection = new signalR.HubConnectionBuilder()
     .withUrl('/hubs/run-log')
     .withAutomaticReconnect([0, 1000, 2000, 5000, 10000, 30000])
     .build();
+  handle.connection = connection;
+
+  function on(target, event, listener) {
+    target.addEventListener(event, listener);
+    handle.cleanups.push(function () { target.removeEventListener(event, listener); });
+  }
 
   function setStatus(text) { status.textContent = text; }
 
@@ -67,7 +107,9 @@
     div.setAttribute('data-phase', l.phase);
     var a = document.createElement('a');
     a.className = 'uc-log-no';
-    a.href = '#L' + l.sequence;
+    // The full path: under the page's <base href="/"> a bare "#L12" would point at the root ("/#L12"), and
+    // the router would leave the run page for it when the link is opened, copied or middle-clicked.
+    a.href = pagePath() + '#L' + l.sequence;
     a.textContent = l.sequence;
     a.setAttribute('aria-hidden', 'true');
     a.tabIndex = -1;
@@ -132,17 +174,46 @@
       first = 0; last = 0;
       return appendNow(lines);
     }).then(function () {
-      var target = document.getElementById('L' + from);
+      var target = view.querySelector('#L' + from);
       if (target) { target.classList.add('uc-log-target'); centre(target); }
       setStatus('Lines ' + first + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
     });
   }
 
+  // Where a paused reader was (the top line in view), kept for this tab: a reload or a server restart comes back there.
+  function topLine() {
+    var lines = view.children;
+    for (var i = 0; i < lines.length; i++) {
+      if (!lines[i].hidden && lines[i].offsetTop + lines[i].offsetHeight > view.scrollTop) { return parseInt(lines[i].getAttribute('data-seq'), 10); }
+    }
+    return 0;
+  }
+
+  function savePosition() {
+    try {
+      if (follow.checked) { sessionStorage.removeItem(positionKey); }
+      else if (topLine() > 0) { sessionStorage.setItem(positionKey, String(topLine())); }
+    } catch (e) { /* storage refused: nothing to keep */ }
+  }
+
+  function savedPosition() {
+    try { return parseInt(sessionStorage.getItem(positionKey) || '0', 10); } catch (e) { return 0; }
+  }
+
+  // This page's own address without its fragment: what a link to a line is relative to.
+  function pagePath() { return location.pathname + location.search; }
+
+  // The address names the line; absolute, because the page's <base href="/"> would turn "#L1" into "/#L1".
+  function linkTo(seq) {
+    history.replaceState(history.state, '', pagePath() + '#L' + seq);
+  }
+
   function start() {
     return connection.start().then(function () {
       var hash = /^#L(\d+)$/.exec(location.hash);
-      if (hash) {
-        return invoke('Join', runId, 1e15).then(function () { return showWindow(parseInt(hash[1], 10)); });
+      var at = hash ? parseInt(hash[1], 10) : savedPosition();
+      if (at > 0) {
+        return invoke('Join', runId, 1e15).then(function () { return showWindow(at); });
       }
       return invoke('Tail', runId, TAIL).then(function (tail) {
         return append(tail);
@@ -152,31 +223,48 @@
     }).catch(function (e) { setStatus('Not connected: ' + e + ' (the full log is a download away)'); });
   }
 
+  // A line number is a link to the line; handled here, before the page's router sees the click.
+  on(view, 'click', function (e) {
+    var link = e.target.closest ? e.target.closest('a.uc-log-no') : null;
+    if (!link) { return; }
+    e.preventDefault();
+    e.stopPropagation();
+    var seq = parseInt(link.parentNode.getAttribute('data-seq'), 10);
+    linkTo(seq);
+    showWindow(seq);
+  });
+  on(window, 'pagehide', savePosition);
+  handle.cleanups.push(savePosition);
+
   connection.on('Chunks', function (id, chunks) {
     if (id === runId && follow.checked) { append(unpack(chunks)); }
   });
   connection.onreconnecting(function () { setStatus('Reconnecting…'); });
+  // The retries ran out: said, not hidden behind a "live" that no longer is.
+  connection.onclose(function (e) {
+    if (!handle.disposed) { setStatus('Disconnected' + (e ? ': ' + e : '') + ' · reload the page to resume (the full log is a download away)'); }
+  });
   // Back after a cut: ask for exactly what is missing.
   connection.onreconnected(function () { invoke('Join', runId, last).then(append); });
 
-  view.addEventListener('scroll', function () {
+  on(view, 'scroll', function () {
     if (!atBottom() && follow.checked && document.activeElement !== follow) { follow.checked = false; setStatus('Paused (scrolled up) · lines ' + first + '–' + last); }
   });
-  follow.addEventListener('change', function () {
+  on(follow, 'change', function () {
     if (follow.checked) {
       // Back to live: catch up from the last line shown.
       invoke('Fetch', runId, last).then(append).then(function () { view.scrollTop = view.scrollHeight; });
     }
   });
-  phaseFilter.addEventListener('change', function () {
+  on(phaseFilter, 'change', function () {
     Array.prototype.forEach.call(view.children, applyFilters);
   });
-  search.addEventListener('input', function () {
+  on(search, 'input', function () {
     Array.prototype.forEach.call(view.children, applyFilters);
     var matches = view.querySelectorAll('.uc-log-match');
     searchCount.textContent = search.value ? matches.length + ' match' + (matches.length === 1 ? '' : 'es') : '';
   });
-  search.addEventListener('keydown', function (e) {
+  on(search, 'keydown', function (e) {
     if (e.key !== 'Enter') { return; }
     e.preventDefault();
     var matches = Array.prototype.filter.call(view.querySelectorAll('.uc-log-match'), function (m) { return !m.hidden; });
@@ -188,14 +276,15 @@
     matches[index].classList.add('uc-log-current');
     centre(matches[index]);
   });
-  document.getElementById('log-first-error').addEventListener('click', function () {
+  on(root.querySelector('#log-first-error'), 'click', function () {
+    setStatus('Looking for the first error…');
     connection.invoke('FirstError', runId).then(function (seq) {
       if (!seq) { setStatus('No line looks like an error.'); return; }
-      history.replaceState(null, '', '#L' + seq);
+      linkTo(seq);
       return showWindow(seq);
-    });
+    }).catch(function (e) { setStatus('Could not look for the first error: ' + e); });
   });
-  document.getElementById('log-earlier').addEventListener('click', function () {
+  on(root.querySelector('#log-earlier'), 'click', function () {
     if (first <= 1) { return; }
     invoke('Fetch', runId, Math.max(0, first - 1 - 1000)).then(function (lines) {
       var older = lines.filter(function (l) { return l.sequence < first; });
@@ -206,10 +295,10 @@
       setStatus('Lines ' + first + '–' + last + ' shown');
     });
   });
-  window.addEventListener('hashchange', function () {
+  on(window, 'hashchange', function () {
     var hash = /^#L(\d+)$/.exec(location.hash);
     if (hash) { showWindow(parseInt(hash[1], 10)); }
   });
 
   start();
-}());
+}
