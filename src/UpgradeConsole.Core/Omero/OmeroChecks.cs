@@ -12,7 +12,7 @@ public static class OmeroChecks
     /// <summary>Room asked for beyond the database's size: a custom-format dump is normally far smaller, but never count on it.</summary>
     public const double BackupMargin = 1.1;
 
-    public static IReadOnlyList<CheckResult> Evaluate(OmeroDiscoveryResult d, string targetVersion, OmeroPrecheckResult? precheck, bool releaseZipPresent, string? releaseDownloadUrl)
+    public static IReadOnlyList<CheckResult> Evaluate(OmeroDiscoveryResult d, string targetVersion, OmeroPrecheckResult? precheck, bool releaseZipPresent, string? releaseDownloadUrl, string? downloadProblem = null)
     {
         var target = OmeroReleases.SchemaOf(targetVersion);
         return
@@ -20,9 +20,12 @@ public static class OmeroChecks
             UpgradePath(d.DatabaseVersion, targetVersion),
             target is null ? new("omero.postgres", "PostgreSQL is supported by the target release", CheckStatus.Fail, $"No database schema is known for OMERO.server {targetVersion}.") : PostgresVersion(d.PostgresVersionNum, target),
             Encoding(d.Encoding, d.Database?.Name ?? "omero", d.Database?.User ?? "omero"),
-            precheck is null ? new("omero.precheck", "The precheck script says the database is ready", CheckStatus.Warn, "The precheck has not run yet.") : Precheck(precheck),
+            precheck is not null ? Precheck(precheck)
+                : !releaseZipPresent && releaseDownloadUrl is { Length: > 0 } && downloadProblem is null
+                    ? new("omero.precheck", "The precheck script says the database is ready", CheckStatus.Warn, "The precheck script is read from the release zip, which is not on the host yet: the run downloads it, then runs the precheck before anything changes.")
+                    : new("omero.precheck", "The precheck script says the database is ready", CheckStatus.Warn, "The precheck has not run yet."),
             BackupRoom(d.BackupFreeBytes, d.DatabaseSizeBytes),
-            ReleaseZip(releaseZipPresent, releaseDownloadUrl),
+            ReleaseZip(releaseZipPresent, releaseDownloadUrl, downloadProblem),
             AdminStatus(d.AdminStatusExit),
         ];
     }
@@ -122,7 +125,7 @@ public static class OmeroChecks
             : new(id, title, CheckStatus.Fail, $"Only {Size(freeBytes.Value)} free in the backup directory; the database is {Size(databaseBytes.Value)} and the dump needs up to {Size(needed)}.");
     }
 
-    public static CheckResult ReleaseZip(bool present, string? downloadUrl)
+    public static CheckResult ReleaseZip(bool present, string? downloadUrl, string? downloadProblem = null)
     {
         const string id = "omero.release";
         const string title = "The new release's zip is on the host";
@@ -131,9 +134,14 @@ public static class OmeroChecks
             return new(id, title, CheckStatus.Pass, "The release zip is on the host.");
         }
 
-        return downloadUrl is { Length: > 0 }
-            ? new(id, title, CheckStatus.Warn, $"The release zip is not on the host yet; it will be downloaded from {downloadUrl} (the URL you configured).")
-            : new(id, title, CheckStatus.Fail, "The release zip is not on the host and no download URL is configured.");
+        if (downloadUrl is not { Length: > 0 })
+        {
+            return new(id, title, CheckStatus.Fail, "The release zip is not on the host and no download URL is configured (UpgradeConsole:Omero:ReleaseUrl). Put the zip beside OMERO.server, or configure the URL.");
+        }
+
+        return downloadProblem is null
+            ? new(id, title, CheckStatus.Warn, $"The release zip is not on the host yet; the run's first phase downloads it from {downloadUrl} (the URL you configured; the host reached it just now).")
+            : new(id, title, CheckStatus.Fail, $"The release zip is not on the host, and the host cannot download it from {downloadUrl}: {downloadProblem}");
     }
 
     /// <summary>The precheck is safe while the server runs, and the runbook stops it; a server already down is worth a word.</summary>

@@ -46,6 +46,8 @@ public static class OmeroRunbook
     {
         var phases = new List<OmeroPhase>
         {
+            new("release", "Fetch and check the release zip", "Checks the release zip is whole and is this release (unzip -t); downloads it first from the configured URL when it is not on the host yet.",
+                OmeroScripts.FetchRelease(p), TimeSpan.FromHours(2), true, false, OmeroRollback.None, ["omero.release"]),
             new("precheck", "Precheck the database", "Runs the new release's precheck SQL (it changes nothing and ends in ROLLBACK); it must print the READY line.",
                 OmeroScripts.Precheck(p), TimeSpan.FromMinutes(30), true, false, OmeroRollback.None, ["omero.path", "omero.postgres", "omero.encoding"]),
             new("backup", "Dump the database", "pg_dump -Fc as the OMERO database user, verified with pg_restore --list, size and SHA-256.",

@@ -20,7 +20,8 @@ public sealed record OmeroUpgradePlan(
     string RunId,
     bool Vacuum = false,
     string? OmeroPyMinimum = null,
-    string OmeroCertificatesMinimum = "0.3")
+    string OmeroCertificatesMinimum = "0.3",
+    string? DownloadUrl = null)
 {
     public string ReleaseName => OmeroReleases.ReleaseDirectoryName(System.IO.Path.GetFileName(ReleaseZip));
 
@@ -89,6 +90,51 @@ public static partial class OmeroScripts
         db_version() { psql -X -q -At -c 'SELECT currentversion || '"'__'"' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1'; }
 
         """;
+
+    /// <summary>
+    /// Step 0: the release zip the next steps read. On the host already: checked whole (<c>unzip -t</c>)
+    /// and holding the release's own top directory. Not there and a download URL configured: fetched by
+    /// the host with curl into <c>.part</c>, checked the same way, and only then moved into place; a
+    /// damaged or wrong download is removed and the phase fails before anything else changed.
+    /// </summary>
+    public static string FetchRelease(OmeroUpgradePlan p) => Header(p.Host) + $$"""
+        zip={{ShellWords.Quote(p.ReleaseZip)}}
+        url={{ShellWords.Quote(p.DownloadUrl ?? "")}}
+        top={{ShellWords.Quote(p.ReleaseName + "/")}}
+        whole() {
+          if ! unzip -tq "$1" >/dev/null 2>&1; then echo "[release] $1 is not a whole zip: unzip -t found it damaged or truncated"; return 1; fi
+          if ! unzip -Z1 "$1" | awk -v top="$top" 'index($0, top) == 1 { found = 1 } END { exit !found }'; then
+            echo "[release] $1 does not hold $top: it is not this release's zip"; return 1
+          fi
+        }
+        if [ -f "$zip" ]; then
+          echo "[release] $zip is on the host; checking it"
+          whole "$zip"
+        elif [ -z "$url" ]; then
+          echo "[release] $zip is not on the host and no download URL is configured"
+          exit 1
+        else
+          command -v curl >/dev/null || { echo "[release] curl is not installed on the host: put the zip at $zip instead"; exit 1; }
+          part="$zip.part"
+          echo "[release] downloading $url"
+          if ! curl --fail --silent --show-error --location --max-redirs 5 --connect-timeout 30 --retry 2 -o "$part" -- "$url"; then
+            rm -f -- "$part"; echo "[release] the download failed"; exit 1
+          fi
+          if ! whole "$part"; then rm -f -- "$part"; exit 1; fi
+          mv -f -- "$part" "$zip"
+        fi
+        echo "UC-RELEASE size=$(stat -c %s -- "$zip") sha256=$(sha256sum -- "$zip" | cut -d' ' -f1)"
+        """;
+
+    /// <summary>What <see cref="FetchRelease"/> reported: the zip's size and SHA-256, or null for any other line.</summary>
+    public static (long Size, string Sha256)? ParseRelease(string line)
+    {
+        var m = ReleaseLine().Match(line);
+        return m.Success ? (long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value) : null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^UC-RELEASE size=(\d+) sha256=([0-9a-f]{64})$")]
+    private static partial System.Text.RegularExpressions.Regex ReleaseLine();
 
     /// <summary>
     /// Step 1: the precheck of the first upgrade script, read straight out of the release zip (nothing is

@@ -23,14 +23,21 @@ public sealed record TargetDto(
         t.WorkingDirectory, t.EnvFileName, t.PythonPath, t.ServerUrl, t.ServiceUser,
         t.StopCommand, t.StartCommand, t.StatusCommand, t.RunsDirectory, t.BackupDirectory,
         t.PipOptions, t.RequireApproval,
-        new HostKeyDto(t.HostKeyState, t.PinnedKeyType, t.PinnedFingerprint, t.PinnedAt, t.PinnedBy, t.JumpPinnedFingerprint),
-        TargetService.LastDiscovery(t)?.Result?.InstalledVersion,
+        new HostKeyDto(t.HostKeyState, t.PinnedKeyType, t.PinnedFingerprint, t.PinnedAt, t.PinnedBy, t.JumpPinnedFingerprint,
+            t.HostKeyTrust, t.TrustsHostCertificateAuthority ? t.HostCertificateAuthority : null),
+        TargetService.LastDiscovery(t)?.Installed,
         t.CreatedAt, t.UpdatedAt, t.Version,
         t.Transport, t.ProtectedKeyPassphrase is not null,
         t.MaintenanceWindows, t.TimeZone, t.HostCertificateAuthority, t.UserCertificate);
 }
 
-public sealed record HostKeyDto(HostKeyState State, string? KeyType, string? Fingerprint, DateTimeOffset? PinnedAt, string? PinnedBy, string? JumpHostFingerprint);
+/// <summary>
+/// The host-key state of a target. <c>State</c> is the pinned key's (Unpinned also for a target trusted
+/// through a host CA, as before); <c>Trust</c> says what a connection trusts, and <c>CertificateAuthority</c>
+/// the host CA's fingerprint when one is trusted.
+/// </summary>
+public sealed record HostKeyDto(HostKeyState State, string? KeyType, string? Fingerprint, DateTimeOffset? PinnedAt, string? PinnedBy, string? JumpHostFingerprint,
+    HostKeyTrust Trust = HostKeyTrust.None, string? CertificateAuthority = null);
 
 public sealed record ScannedKeyDto(string KeyType, string Fingerprint);
 

@@ -41,7 +41,7 @@ internal static class TargetsCommand
             await output.WriteLineAsync($"{"ID",-5} {"NAME",-24} {"ADDRESS",-32} {"HOST KEY",-10} VERSION");
             foreach (var t in all)
             {
-                await output.WriteLineAsync($"{t!["id"],-5} {t["name"],-24} {$"{t["sshUser"]}@{t["host"]}:{t["port"]}",-32} {t["hostKey"]!["state"],-10} {t["installedVersion"]?.GetValue<string>() ?? "?"}");
+                await output.WriteLineAsync($"{t!["id"],-5} {t["name"],-24} {$"{t["sshUser"]}@{t["host"]}:{t["port"]}",-32} {(t["hostKey"]!["trust"]?.GetValue<string>() == "HostCertificateAuthority" ? "TrustedCA" : t["hostKey"]!["state"]!.ToString()),-10} {t["installedVersion"]?.GetValue<string>() ?? "?"}");
             }
 
             return 0;

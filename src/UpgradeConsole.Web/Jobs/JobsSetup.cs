@@ -44,6 +44,9 @@ public static class JobsSetup
             .Validate(o => o.PhaseHeartbeat > TimeSpan.Zero && o.PhaseHeartbeat * 2 <= o.PhaseLease,
                 "Runs:PhaseHeartbeat must be positive and at most half of Runs:PhaseLease, so a live node never loses its claim.")
             .ValidateOnStart();
+        services.AddOptions<JobsOptions>().BindConfiguration(JobsOptions.Section)
+            .Validate(o => o.InvisibilityTimeout is null || o.InvisibilityTimeout > TimeSpan.Zero, "Jobs:InvisibilityTimeout must be positive.")
+            .ValidateOnStart();
         services.AddOptions<HousekeepingOptions>().BindConfiguration(HousekeepingOptions.Section);
         services.AddScoped<RunJob>();
         services.AddScoped<ScheduledStartJob>();
@@ -56,7 +59,7 @@ public static class JobsSetup
         {
             // Hangfire's configuration (this host's logging among it) first: the storage logs as it starts.
             sp.GetRequiredService<IGlobalConfiguration>();
-            return CreateStorage(data, database);
+            return CreateStorage(data, database, sp.GetRequiredService<IOptions<JobsOptions>>().Value);
         });
         services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire((sp, c) => c
@@ -79,7 +82,7 @@ public static class JobsSetup
 
     // One return type for both storages: the callers see Hangfire's JobStorage only.
 #pragma warning disable CA1859
-    private static JobStorage CreateStorage(DataDirectory data, DatabaseOptions database)
+    private static JobStorage CreateStorage(DataDirectory data, DatabaseOptions database, JobsOptions jobs)
     {
         switch (database.Provider)
         {
@@ -93,7 +96,7 @@ public static class JobsSetup
                     QueuePollInterval = TimeSpan.FromSeconds(1),
                     // A job a dead node was running is delivered again after this (its claim makes that harmless).
                     UseSlidingInvisibilityTimeout = true,
-                    InvisibilityTimeout = TimeSpan.FromMinutes(2),
+                    InvisibilityTimeout = jobs.InvisibilityTimeout ?? JobsOptions.PostgresInvisibilityTimeout,
                 };
                 return new PostgreSqlStorage(new NpgsqlConnectionFactory(database.ConnectionString, options), options);
             case DatabaseProvider.Sqlite:
@@ -103,6 +106,8 @@ public static class JobsSetup
                 {
                     // This storage polls its queue (no notification): short, so the next phase starts at once.
                     QueuePollInterval = TimeSpan.FromMilliseconds(100),
+                    // Not sliding here: a job still running after this is delivered again even on a live node (its claim makes that harmless).
+                    InvisibilityTimeout = jobs.InvisibilityTimeout ?? JobsOptions.SqliteInvisibilityTimeout,
                 });
                 foreach (var suffix in new[] { "", "-wal", "-shm" })
                 {
@@ -156,16 +161,45 @@ public static class JobsSetup
     }
 }
 
+/// <summary>How Hangfire's queue hands a job out again.</summary>
+public sealed class JobsOptions
+{
+    public const string Section = "Jobs";
+
+    /// <summary>PostgreSQL's default: sliding (a live node keeps its job invisible), so only a dead node's job comes back.</summary>
+    public static readonly TimeSpan PostgresInvisibilityTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>SQLite's default (the storage's own): not sliding, so long that a live phase is seldom handed out again.</summary>
+    public static readonly TimeSpan SqliteInvisibilityTimeout = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// A job fetched by a worker that stopped without finishing it (the process was killed) is delivered again
+    /// after this long. Unset: 2 minutes on PostgreSQL, 30 minutes on SQLite.
+    /// </summary>
+    public TimeSpan? InvisibilityTimeout { get; set; }
+}
+
 /// <summary>Registers the recurring jobs once the database is migrated, and resumes runs nobody holds.</summary>
 internal sealed class RecurringJobsAtStart(
     IRecurringJobManager recurring,
     IServiceScopeFactory scopes,
     IOptions<DatabaseOptions> database,
+    IOptions<RunJobOptions> runs,
     ILogger<RecurringJobsAtStart> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        recurring.AddOrUpdate<RunJob>(RunJob.RecoverJobId, j => j.RecoverAsync(CancellationToken.None), "*/15 * * * * *");
+        if (runs.Value.Recovery)
+        {
+            recurring.AddOrUpdate<RunJob>(RunJob.RecoverJobId, j => j.RecoverAsync(CancellationToken.None), "*/15 * * * * *");
+        }
+        else
+        {
+            // The storage is shared and outlives this process: a registration from an earlier start would go on running.
+            recurring.RemoveIfExists(RunJob.RecoverJobId);
+            logger.LogWarning("Run recovery is off (Runs:Recovery): a dead node's phase comes back only through Hangfire's redelivery");
+        }
+
         recurring.AddOrUpdate<Housekeeping>(Housekeeping.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3));
         recurring.AddOrUpdate<StepDirectoryCleanup>(StepDirectoryCleanup.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3, 30));
 
@@ -182,7 +216,10 @@ internal sealed class RecurringJobsAtStart(
             }
         }
 
-        await scope.ServiceProvider.GetRequiredService<RunJob>().RecoverAsync(cancellationToken);
+        if (runs.Value.Recovery)
+        {
+            await scope.ServiceProvider.GetRequiredService<RunJob>().RecoverAsync(cancellationToken);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

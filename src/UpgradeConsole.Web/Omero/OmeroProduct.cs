@@ -19,6 +19,18 @@ public sealed class OmeroProduct : IProduct
     public IReadOnlyList<ProductPage> TargetPages { get; } = [];
 
     public Type? PlanSection => typeof(OmeroPlanSection);
+
+    /// <summary>OMERO's settings on the server: OMERODIR, the venv's Python; it is stopped and started with <c>omero admin</c>, it has no env file.</summary>
+    public TargetFieldWords TargetFields { get; } = new()
+    {
+        HostPlaceholder = "omero.example.org",
+        NamePlaceholder = "omero-prod",
+        WorkingDirectory = "OMERO.server path (OMERODIR, the symlink the releases are unpacked beside)",
+        WorkingDirectoryPlaceholder = "/opt/omero/server/OMERO.server",
+        PythonPath = "Python of OMERO's venv (the one holding omero-py)",
+        PythonPlaceholder = "/opt/omero/server/venv3/bin/python",
+        UsesEnvFileAndServiceCommands = false,
+    };
 }
 
 /// <summary>
@@ -48,4 +60,7 @@ public sealed record OmeroPlanSnapshot
     public string? OmeroPyMinimum { get; init; }
 
     public long? DatabaseSize { get; init; }
+
+    /// <summary>Where the run's first phase downloads the zip from (the configured URL), when it was not on the host at planning.</summary>
+    public string? DownloadUrl { get; init; }
 }

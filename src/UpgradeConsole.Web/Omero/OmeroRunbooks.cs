@@ -33,7 +33,7 @@ public static class OmeroRunbooks
         var current = OmeroDbVersion.Parse(s.CurrentDb) ?? throw new InvalidOperationException($"The run's plan has no database version ('{s.CurrentDb}').");
         var target = OmeroReleases.SchemaOf(s.TargetVersion) ?? throw new InvalidOperationException($"No database schema is known for OMERO.server {s.TargetVersion}.");
         return new OmeroUpgradePlan(OmeroRuntime.HostSettings(c.Target), s.ReleaseZip, s.TargetVersion, current, OmeroReleases.Path(current, target) ?? [],
-            c.Run.RemoteRunId, s.Vacuum, s.OmeroPyMinimum);
+            c.Run.RemoteRunId, s.Vacuum, s.OmeroPyMinimum, DownloadUrl: s.DownloadUrl);
     }
 
     /// <summary>The Core's script of a phase for a plan; null when the plan has no such phase (no SQL to run).</summary>
@@ -75,6 +75,23 @@ public static class OmeroRunbooks
                 await c.SaveAsync();
                 return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms");
             },
+        };
+    });
+
+    /// <summary>The release zip: checked (downloaded first if planned so); its size and SHA-256 go into the phase's audit event.</summary>
+    private static PhaseExecution FetchRelease => PhaseExecution.Remote(c =>
+    {
+        var plan = PlanOf(c);
+        (long Size, string Sha256)? release = null;
+        return new RemoteScript(OmeroScripts.FetchRelease(plan))
+        {
+            OnLine = line => release = OmeroScripts.ParseRelease(line) ?? release,
+            Succeeded = () => Task.FromResult(release is { } r
+                ? PhaseOutcome.Done($"{plan.ReleaseZip}, {r.Size} bytes, SHA-256 {r.Sha256[..12]}…{(plan.DownloadUrl is null ? "" : ", downloaded from " + plan.DownloadUrl)}") with
+                {
+                    Facts = new { zip = plan.ReleaseZip, size = r.Size, sha256 = r.Sha256, downloadedFrom = plan.DownloadUrl },
+                }
+                : PhaseOutcome.Failed("The release step did not report the zip's size and checksum.")),
         };
     });
 
@@ -125,6 +142,7 @@ public static class OmeroRunbooks
     private static PhaseExecution ExecutionOf(string key) => key switch
     {
         "backup" => Backup,
+        "release" => FetchRelease,
         "upgrade-sql" => UpgradeSql,
         "checklist" => PhaseExecution.Manual,
         _ => Script(key, diagnostics: key is "start" or "post-checks"),
@@ -159,7 +177,7 @@ public static class OmeroRunbooks
                 Idempotent = true,
                 Gate = true,
                 RequiredChecks = CheckRequirement.Of(Core.Runbooks.CommonChecks.ActiveRun, Core.Runbooks.CommonChecks.TargetReachable, "omero.discovery"),
-                Preview = _ => "every preflight check, run again (discovery, PostgreSQL version, encoding, the precheck SQL, backup room, release zip, omero admin status)",
+                Preview = _ => "every preflight check, run again (discovery, PostgreSQL version, encoding, the precheck SQL, backup room, release zip or its download, omero admin status)",
             },
             .. OmeroRunbook.Phases(Every).Select(Phase),
         ],

@@ -37,8 +37,41 @@ public sealed class OmeroSession(IRemoteShell shell, IReadOnlyCollection<string>
 /// itself), <see cref="Target.BackupDirectory"/> and <see cref="Target.PipOptions"/> as for Fractal. The
 /// new release's zip lies beside <c>OMERO.server</c> (where the guide unpacks it) unless the plan names its path.
 /// </summary>
-public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetConnections connections, TargetWorkLimiter limiter, AuditLog audit, TimeProvider clock) : IProductRuntime
+public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetConnections connections, TargetWorkLimiter limiter, AuditLog audit, TimeProvider clock, IConfiguration configuration) : IProductRuntime, IProductDiscovery
 {
+    /// <summary>The setting naming where releases are downloaded from, <c>{version}</c> standing for the version.</summary>
+    public const string ReleaseUrlSetting = "UpgradeConsole:Omero:ReleaseUrl";
+
+    /// <summary>
+    /// The configured download URL of <paramref name="version"/>'s release zip, or null when none is
+    /// configured. Only an absolute http(s) URL with <c>{version}</c> is taken; the version is a checked
+    /// OMERO version (digits and dots) and is escaped anyway.
+    /// </summary>
+    public static string? ReleaseUrl(IConfiguration configuration, string version)
+    {
+        var template = configuration[ReleaseUrlSetting]?.Trim();
+        if (string.IsNullOrEmpty(template))
+        {
+            return null;
+        }
+
+        if (!template.Contains("{version}", StringComparison.Ordinal)
+            || !Uri.TryCreate(template.Replace("{version}", "0", StringComparison.Ordinal), UriKind.Absolute, out var uri)
+            || uri.Scheme is not ("https" or "http"))
+        {
+            throw new InvalidOperationException($"{ReleaseUrlSetting} must be an absolute http(s) URL containing {{version}}, e.g. https://downloads.example.org/omero/{{version}}/OMERO.server-{{version}}-ice36.zip.");
+        }
+
+        return template.Replace("{version}", Uri.EscapeDataString(version), StringComparison.Ordinal);
+    }
+
+    /// <summary>Null when the host can fetch <paramref name="url"/> (a HEAD request by curl on the host), else why not in curl's words.</summary>
+    private static async Task<string?> ProbeDownloadAsync(IRemoteShell shell, string url, CancellationToken ct)
+    {
+        var probe = await shell.RunAsync(InBash($"command -v curl >/dev/null || {{ echo 'curl is not installed on the host'; exit 3; }}; curl --fail --silent --show-error --location --max-redirs 5 --head --max-time 20 -o /dev/null -- {ShellWords.Quote(url)} 2>&1"), ct, TimeSpan.FromSeconds(40));
+        return probe.ExitCode == 0 ? null : (probe.Output + probe.StandardError).Trim() is { Length: > 0 } words ? words : $"curl exited with {probe.ExitCode.ToString(CultureInfo.InvariantCulture)}";
+    }
+
     private static readonly TimeSpan DiscoveryTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan PrecheckTimeout = TimeSpan.FromMinutes(30);
 
@@ -90,6 +123,36 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
     {
         var runExecuting = await db.Runs.AsNoTracking().AnyAsync(r => r.ActiveTargetId == target.Id && (r.State == RunState.Running || r.State == RunState.RollingBack), ct);
         return await OpenAsync(target, await limiter.EnterAsync(target.Id, target.Name, runExecuting, ct), ct);
+    }
+
+    /// <summary>What the target page shows of an OMERO server: installation, database and what the upgrade needs (the password never: omero masks it).</summary>
+    public async Task<DiscoveryRecord> DiscoverTargetAsync(Target target, IRemoteShell shell, DateTimeOffset at, CancellationToken ct)
+    {
+        var d = await DiscoverAsync(shell, target, ct);
+        static string Size(long? bytes) => bytes switch
+        {
+            null => "?",
+            >= 1L << 30 => $"{bytes / (double)(1L << 30):0.0} GiB",
+            >= 1L << 20 => $"{bytes / (double)(1L << 20):0.0} MiB",
+            _ => $"{bytes} bytes",
+        };
+        var facts = new List<DiscoveredFact>
+        {
+            new("OMERO.server", d.ServerVersion ?? "not found", d.ServerVersion is null),
+            new("OMERODIR", d.OmeroDir is null ? "?" : $"{d.OmeroDir} ({(d.ServerIsSymlink ? "a symlink to " : "a directory: ")}{d.ServerTree})"),
+            new("Server status", d.AdminStatusExit switch { 0 => "running (omero admin status)", null => "unknown", _ => "not running (omero admin status)" }, d.AdminStatusExit is not 0),
+            new("Database", d.Database is { } db
+                ? $"{db.Name} on {db.Host}:{db.Port} as {db.User} (password {(db.HasPassword ? "set, never shown" : "not set")}); schema {d.DatabaseVersion?.ToString() ?? "?"}; {Size(d.DatabaseSizeBytes)}"
+                : "not read", d.Database is null),
+            new("PostgreSQL", d.PostgresVersionNum is { } pg ? $"{OmeroReleases.PrettyPostgres(pg)}, {d.Encoding ?? "?"}" : "not read", d.PostgresVersionNum is null),
+            new("Backup room", $"{Size(d.BackupFreeBytes)} free in {target.BackupDirectory}"),
+            new("Binary repository", d.DataDirectory is null ? "?" : $"{d.DataDirectory}; BioFormatsCache {(d.BioFormatsCacheBytes is { } cache ? Size(cache) : "none")}"),
+            new("omero-py", d.OmeroPyVersion ?? "not found", d.OmeroPyVersion is null),
+            new("omero-certificates", d.OmeroCertificatesVersion ?? "not installed"),
+            new("Java", d.JavaVersion ?? "not found", d.JavaVersion is null),
+        };
+        facts.AddRange(d.Problems.Select(problem => new DiscoveredFact("Problem", problem, true)));
+        return new DiscoveryRecord(at, null, null) { InstalledVersion = d.ServerVersion, Facts = facts };
     }
 
     public static async Task<OmeroDiscoveryResult> DiscoverAsync(IRemoteShell shell, Target target, CancellationToken ct)
@@ -205,11 +268,17 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
                     $"OMERO.server {discovery.ServerVersion} in {discovery.ServerTree}, database {discovery.Database?.Name} at {discovery.DatabaseVersion}, omero-py {discovery.OmeroPyVersion ?? "?"}, Java {discovery.JavaVersion ?? "?"}.")
                 : new("omero.discovery", "OMERO.server and its database can be read", CheckStatus.Fail, string.Join(" ", discovery.Problems)),
         };
-        var evaluated = OmeroChecks.Evaluate(discovery, version ?? "", precheck, present, null).ToList();
+        // Not on the host: the run downloads it from the URL the plan recorded, or the one configured now.
+        var downloadUrl = present || version is null ? null : snapshot?.DownloadUrl ?? ReleaseUrl(configuration, version);
+        var downloadProblem = downloadUrl is null ? null : await ProbeDownloadAsync(shell, downloadUrl, ct);
+        var evaluated = OmeroChecks.Evaluate(discovery, version ?? "", precheck, present, downloadUrl, downloadProblem).ToList();
         if (problem is not null)
         {
             var i = evaluated.FindIndex(c => c.Id == "omero.release");
-            evaluated[i] = evaluated[i] with { Status = CheckStatus.Fail, Explanation = problem };
+            // No version chosen yet and none beside OMERO.server: with a download URL the plan names the version.
+            evaluated[i] = !string.IsNullOrEmpty(configuration[ReleaseUrlSetting]) && snapshot is null
+                ? evaluated[i] with { Status = CheckStatus.Warn, Explanation = "No release zip newer than the installed server lies beside OMERO.server yet; name the version on the plan and the run downloads it from the configured URL (this preflight on the plan's run checks the host can)." }
+                : evaluated[i] with { Status = CheckStatus.Fail, Explanation = problem };
         }
 
         checks.AddRange(evaluated);
@@ -243,6 +312,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
             }
 
             var (plan, refused) = OmeroUpgradePlan.For(discovery, HostSettings(target), zip, version, "run-ID", options.DataMigration);
+            plan = plan is null || present ? plan : plan with { DownloadUrl = ReleaseUrl(configuration, version) };
             if (plan is null)
             {
                 return new Plan { Error = refused, Target = target, Runbook = runbook };
@@ -265,6 +335,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
                     Vacuum = plan.Vacuum,
                     OmeroPyMinimum = plan.OmeroPyMinimum,
                     DatabaseSize = discovery.DatabaseSizeBytes,
+                    DownloadUrl = present ? null : ReleaseUrl(configuration, version),
                 },
             };
         }

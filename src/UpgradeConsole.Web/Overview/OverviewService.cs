@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using UpgradeConsole.Core.Scheduling;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
@@ -12,14 +13,16 @@ public sealed record PreflightVerdict(int Failed, int Warnings, DateTimeOffset A
 }
 
 /// <summary>A target's active or newest run, with how many of its phases are done.</summary>
-public sealed record RunSummary(int Id, RunState State, string FromVersion, string ToVersion, int PhasesDone, int PhaseCount, DateTimeOffset At, DateTimeOffset? ScheduledAt = null)
+public sealed record RunSummary(int Id, RunState State, string FromVersion, string ToVersion, int PhasesDone, int PhaseCount, DateTimeOffset At, DateTimeOffset? ScheduledAt = null,
+    string? ScheduledLocal = null)
 {
     public bool IsActive => State is RunState.Planned or RunState.Running or RunState.WaitingForChecklist or RunState.Failed
         or RunState.NeedsAttention or RunState.RollingBack;
 }
 
 /// <summary>One row of the overview.</summary>
-public sealed record TargetStatus(int Id, string Name, string Product, HostKeyState HostKey, string Installed, PreflightVerdict? Preflight, RunSummary? Run)
+public sealed record TargetStatus(int Id, string Name, string Product, HostKeyState HostKey, string Installed, PreflightVerdict? Preflight, RunSummary? Run,
+    HostKeyTrust Trust = HostKeyTrust.None, string? HostCertificateAuthority = null)
 {
     /// <summary>A changed host key blocks every action until an Admin re-pins.</summary>
     public bool Blocked => HostKey == HostKeyState.Mismatch;
@@ -67,9 +70,10 @@ public sealed class OverviewService(IServiceScopeFactory scopes)
                 var summary = run is null
                     ? null
                     : new RunSummary(run.Id, run.State, run.FromVersion, run.ToVersion, phases?.Done ?? 0, phases?.Count ?? 0,
-                        run.EndedAt ?? run.StartedAt ?? run.PlannedAt, run.State == RunState.Planned ? run.ScheduledAt : null);
+                        run.EndedAt ?? run.StartedAt ?? run.PlannedAt, run.State == RunState.Planned ? run.ScheduledAt : null,
+                        run is { State: RunState.Planned, ScheduledAt: { } at } ? MaintenanceWindows.Of(null, t.TimeZone).Local(at) : null);
                 return new TargetStatus(t.Id, t.Name, t.Product, t.HostKeyState, InstalledVersion(run, TargetService.LastDiscovery(t)),
-                    preflights.GetValueOrDefault(t.Id), summary);
+                    preflights.GetValueOrDefault(t.Id), summary, t.HostKeyTrust, t.TrustsHostCertificateAuthority ? t.HostCertificateAuthority : null);
             })
             .OrderByDescending(t => t.Blocked)
             .ThenByDescending(t => t.Run?.IsActive == true)
@@ -94,13 +98,13 @@ public sealed class OverviewService(IServiceScopeFactory scopes)
             return run.State switch
             {
                 RunState.Succeeded => run.ToVersion,
-                RunState.RolledBack or RunState.Abandoned when run.StartedAt is null => discovery?.Result?.InstalledVersion ?? "—",
+                RunState.RolledBack or RunState.Abandoned when run.StartedAt is null => discovery?.Installed ?? "—",
                 RunState.RolledBack => run.FromVersion,
-                _ => discovery?.Result?.InstalledVersion ?? "—",
+                _ => discovery?.Installed ?? "—",
             };
         }
 
-        return discovery?.Result?.InstalledVersion ?? "—";
+        return discovery?.Installed ?? "—";
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Microsoft.EntityFrameworkCore;
 using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Core.Scheduling;
 using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Persistence;
 using UpgradeConsole.Web.Runs;
@@ -30,7 +31,7 @@ public sealed record RunFilter
 /// <summary>A run as the list shows it: its phases counted, not loaded into the circuit.</summary>
 public sealed record RunListRow(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State,
     int PhasesDone, int Phases, DateTimeOffset PlannedAt, string PlannedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
-    DateTimeOffset? ScheduledAt = null);
+    DateTimeOffset? ScheduledAt = null, string? ScheduledLocal = null);
 
 /// <summary>
 /// The runs list: pages of runs, newest first, filtered and keyset-paged in the database, for a person
@@ -87,6 +88,20 @@ public sealed class RunList(AppDbContext db, UserAccess access)
             if (page.Count > size)
             {
                 break;
+            }
+        }
+
+        // A scheduled start is shown in its target's time zone, as the run page and the schedule form show it.
+        var scheduledTargets = page.Where(r => r.ScheduledAt is not null).Select(r => r.TargetId).Distinct().ToList();
+        if (scheduledTargets.Count > 0)
+        {
+            var zones = await db.Targets.AsNoTracking().Where(t => scheduledTargets.Contains(t.Id)).ToDictionaryAsync(t => t.Id, t => t.TimeZone, ct);
+            for (var i = 0; i < page.Count; i++)
+            {
+                if (page[i].ScheduledAt is { } at)
+                {
+                    page[i] = page[i] with { ScheduledLocal = MaintenanceWindows.Of(null, zones.GetValueOrDefault(page[i].TargetId)).Local(at) };
+                }
             }
         }
 

@@ -35,6 +35,33 @@ public interface IProduct
     /// null: what only this product has to say about a plan (OMERO: the database, the SQL chain, the backup).
     /// </summary>
     Type? PlanSection => null;
+
+    /// <summary>How the target form names the settings on the server for this product, and which it uses.</summary>
+    TargetFieldWords TargetFields => TargetFieldWords.Fractal;
+}
+
+/// <summary>
+/// The target form's words for one product's settings on the server (the form is shared; each product
+/// says what its settings mean and which ones it does not use, which the form then does not show).
+/// </summary>
+public sealed record TargetFieldWords
+{
+    public static TargetFieldWords Fractal { get; } = new();
+
+    public string HostPlaceholder { get; init; } = "fractal.example.org";
+
+    public string NamePlaceholder { get; init; } = "fractal-prod";
+
+    public string WorkingDirectory { get; init; } = "Working directory";
+
+    public string WorkingDirectoryPlaceholder { get; init; } = "/srv/fractal";
+
+    public string PythonPath { get; init; } = "fractal-server's Python (optional; found from FRACTAL_SLURM_WORKER_PYTHON or fractalctl otherwise)";
+
+    public string PythonPlaceholder { get; init; } = "/srv/fractal/venv/bin/python";
+
+    /// <summary>The product has an env file, a server address and stop/start/status commands of the admin's choosing.</summary>
+    public bool UsesEnvFileAndServiceCommands { get; init; } = true;
 }
 
 /// <summary>A product's services for one request or one phase: discovery for the plan, preflight, a session on a target.</summary>
@@ -57,6 +84,15 @@ public interface IProductRuntime
     /// snapshot the phases read later); the plan builder adds the phases from the runbook.
     /// </summary>
     Task<Plan> DiscoverPlanAsync(Target target, RunbookDefinition runbook, PlanOptions options, CancellationToken ct);
+}
+
+/// <summary>
+/// A product whose server is looked at its own way on the target page ("Look at the server"); without
+/// it, fractal-server's discovery is used.
+/// </summary>
+public interface IProductDiscovery
+{
+    Task<Targets.DiscoveryRecord> DiscoverTargetAsync(Targets.Target target, Core.Remote.IRemoteShell shell, DateTimeOffset at, CancellationToken ct);
 }
 
 /// <summary>Every runbook of every product plugged in.</summary>

@@ -17,6 +17,14 @@ public sealed class RunJobOptions
 
     /// <summary>How often the node running a phase renews its claim; well under <see cref="PhaseLease"/>.</summary>
     public TimeSpan PhaseHeartbeat { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Whether this dashboard runs the recovery job (every 15 s and at start) that enqueues again the phase of a
+    /// run nobody holds. Off, a dead node's phase comes back only through Hangfire's own redelivery (its
+    /// invisibility timeout, <see cref="UpgradeConsole.Web.Jobs.JobsOptions.InvisibilityTimeout"/>): slower, but a
+    /// test can watch that path alone.
+    /// </summary>
+    public bool Recovery { get; set; } = true;
 }
 
 /// <summary>

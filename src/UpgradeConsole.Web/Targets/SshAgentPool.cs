@@ -6,11 +6,13 @@ namespace UpgradeConsole.Web.Targets;
 
 /// <summary>
 /// One private ssh-agent per OpenSSH target that uses a stored key (SSH.NET targets get the key in memory instead). The decrypted key goes to the agent
-/// on ssh-add's standard input and is never written to disk; ssh reaches it through a socket in the
-/// data directory. Keys are added with a one-hour lifetime and re-added before it runs out, so an
-/// agent orphaned by a crashed dashboard forgets the key within the hour.
+/// on ssh-add's standard input and is never written to disk; ssh reaches it through a socket in a 0700
+/// directory of the data directory. Keys are added with a one-hour lifetime and re-added before it runs
+/// out. The agents end with the dashboard (stopping: <see cref="DisposeAsync"/>; killed: the next start ends
+/// the agents it left, <see cref="StartAsync"/>), and an orphan forgets its key within the hour anyway.
+/// Why an agent and not SSH.NET's in-memory key or a key file: ADR 0014.
 /// </summary>
-public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger<SshAgentPool> logger) : IAsyncDisposable
+public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger<SshAgentPool> logger) : IAsyncDisposable, IHostedService
 {
     private static readonly TimeSpan KeyLifetime = TimeSpan.FromHours(1);
     private readonly ConcurrentDictionary<int, Agent> _agents = new();
@@ -57,6 +59,29 @@ public sealed class SshAgentPool(DataDirectory data, TimeProvider clock, ILogger
             Stop(agent);
         }
     }
+
+    /// <summary>Ends the agents a killed dashboard process left on this data directory (their pid files name them).</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var root = data.Combine("ssh");
+        if (Directory.Exists(root))
+        {
+            foreach (var pidFile in Directory.EnumerateFiles(root, "agent.pid", SearchOption.AllDirectories))
+            {
+                var socket = pidFile[..^".pid".Length];
+                StopOrphan(socket);
+                File.Delete(socket);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Nothing here: a phase still stopping may open one more OpenSSH connection. The agents end when the host
+    /// disposes the pool, after every hosted service (Hangfire's server among them) has stopped.
+    /// </summary>
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public ValueTask DisposeAsync()
     {

@@ -36,6 +36,25 @@ public enum HostKeyState
     Mismatch,
 }
 
+/// <summary>
+/// What the dashboard trusts when it connects to a target: what the host-key badge and the API's
+/// <c>hostKey.trust</c> say. Derived from <see cref="HostKeyState"/> and the host CA, never stored.
+/// </summary>
+public enum HostKeyTrust
+{
+    /// <summary>Nothing pinned and no host CA: nothing connects.</summary>
+    None,
+
+    /// <summary>The host's own key is pinned (a host CA, if any, is trusted beside it).</summary>
+    PinnedKey,
+
+    /// <summary>No host key pinned, but host certificates signed by the pinned host CA are accepted (SSH.NET).</summary>
+    HostCertificateAuthority,
+
+    /// <summary>The host presented another key than the pinned one: every action is blocked.</summary>
+    Blocked,
+}
+
 /// <summary>A server the dashboard upgrades, reached over SSH.</summary>
 public sealed class Target
 {
@@ -129,6 +148,18 @@ public sealed class Target
     public string BackupDirectory { get; set; } = "~/upgradeconsole-backups";
 
     public HostKeyState HostKeyState { get; set; }
+
+    /// <summary>A host certificate of the pinned CA is accepted in place of a pinned key (SSH.NET only: the OpenSSH transport reads a known_hosts of pinned keys).</summary>
+    public bool TrustsHostCertificateAuthority => HostCertificateAuthority is not null && Transport == SshTransport.SshNet;
+
+    /// <summary>What a connection to this target trusts; see <see cref="Targets.HostKeyTrust"/>.</summary>
+    public HostKeyTrust HostKeyTrust => HostKeyState switch
+    {
+        HostKeyState.Mismatch => HostKeyTrust.Blocked,
+        HostKeyState.Pinned => HostKeyTrust.PinnedKey,
+        _ when TrustsHostCertificateAuthority => HostKeyTrust.HostCertificateAuthority,
+        _ => HostKeyTrust.None,
+    };
 
     public string? PinnedKeyType { get; set; }
 

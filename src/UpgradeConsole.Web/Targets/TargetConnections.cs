@@ -158,7 +158,7 @@ public sealed class TargetConnections(
     private static void RefuseUnlessPinned(Target target)
     {
         // A pinned host CA stands in for a pinned host key (SSH.NET only: the OpenSSH transport reads a known_hosts of pinned keys).
-        var caOnly = target.HostCertificateAuthority is not null && target.Transport == SshTransport.SshNet;
+        var caOnly = target.TrustsHostCertificateAuthority;
         switch (target.HostKeyState)
         {
             case HostKeyState.Unpinned when caOnly:

@@ -38,7 +38,7 @@ public sealed class TargetForm : IValidatableObject
 
     public string? JumpHost { get; set; }
 
-    [Required(ErrorMessage = "Enter the directory where fractal-server runs (where its env file is).")]
+    [Required(ErrorMessage = "Enter the directory the server runs from (fractal-server: where its env file is; OMERO: the OMERO.server path).")]
     public string WorkingDirectory { get; set; } = "";
 
     [Required]

@@ -25,8 +25,22 @@ public sealed record TargetListRow(Target Target, Runs.Run? LastRun, Fractal.Pre
 /// <summary>A saved "Test connection" result.</summary>
 public sealed record ConnectionTestRecord(DateTimeOffset At, bool Succeeded, ConnectionProbeResult? Probe, string? Error);
 
-/// <summary>A saved discovery result (secrets already masked).</summary>
-public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? Result, string? Error);
+/// <summary>
+/// A saved discovery result (secrets already masked): fractal-server's own result in <see cref="Result"/>;
+/// another product's in <see cref="Facts"/>, what it found as labelled lines, with <see cref="InstalledVersion"/>.
+/// </summary>
+public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? Result, string? Error)
+{
+    public string? InstalledVersion { get; init; }
+
+    public IReadOnlyList<DiscoveredFact>? Facts { get; init; }
+
+    /// <summary>The installed version, whichever product found it.</summary>
+    public string? Installed => InstalledVersion ?? Result?.InstalledVersion;
+}
+
+/// <summary>One thing a product's discovery found, as the target page shows it; <see cref="Problem"/> marks what is wrong.</summary>
+public sealed record DiscoveredFact(string Label, string Value, bool Problem = false);
 
 /// <summary>
 /// Targets: adding and editing them, pinning host keys, testing the connection and discovering
@@ -34,7 +48,7 @@ public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? 
 /// for a person first checks, in the database, the role they hold now (<see cref="UserAccess"/>): an open
 /// tab or a token must not outlive a demotion. Admin changes targets and keys, Operator tests and discovers.
 /// </summary>
-public sealed class TargetService(AppDbContext db, TargetConnections connections, UpgradeConsole.Web.Runbooks.RunbookCatalog products, AuditLog audit, TimeProvider clock, UserAccess access)
+public sealed class TargetService(AppDbContext db, TargetConnections connections, UpgradeConsole.Web.Runbooks.RunbookCatalog products, AuditLog audit, TimeProvider clock, UserAccess access, IServiceProvider services)
 {
     public Task<List<Target>> ListAsync(CancellationToken ct = default) =>
         db.Set<Target>().AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
@@ -298,13 +312,19 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         await access.RequireAsync(actor, Roles.Operator);
         var record = await RemoteAsync(id, async (target, shell) =>
         {
+            // Each product looks at its own server (fractal-server's discovery is the default).
+            if (services.GetKeyedService<UpgradeConsole.Web.Runbooks.IProductRuntime>(target.Product) is UpgradeConsole.Web.Runbooks.IProductDiscovery own)
+            {
+                return await own.DiscoverTargetAsync(target, shell, clock.GetUtcNow(), ct);
+            }
+
             var found = await FractalDiscovery.DiscoverAsync(shell, Location(target), ct);
             return new DiscoveryRecord(clock.GetUtcNow(), found, null);
         }, error => new DiscoveryRecord(clock.GetUtcNow(), null, error), ct);
 
         await SaveAsync(id, t => t.LastDiscoveryJson = JsonSerializer.Serialize(record, JsonSerializerOptions.Web), ct);
         await audit.RecordAsync(actor, "target.discover", id, null,
-            new { record.Result?.InstalledVersion, record.Result?.AliveVersion, record.Result?.Python, record.Error }, ct);
+            new { InstalledVersion = record.Installed, record.Result?.AliveVersion, record.Result?.Python, record.Error }, ct);
         return record;
     }
 

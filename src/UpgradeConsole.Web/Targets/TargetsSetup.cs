@@ -9,6 +9,8 @@ public static class TargetsSetup
     public static WebApplicationBuilder AddTargets(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<SshAgentPool>();
+        // Its start ends the agents a killed process left; its stop ends this process's agents.
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SshAgentPool>());
         builder.Services.AddSingleton<TargetConnections>();
         builder.Services.AddScoped<TargetService>();
         builder.Services.AddOptions<TargetWorkOptions>().BindConfiguration(TargetWorkOptions.Section);

@@ -70,6 +70,27 @@ public sealed class TargetComponentsTests : MudComponentContext
     }
 
     [Fact]
+    public void HostKeyBadge_ForATargetTrustedThroughAHostCa_SaysTrustedCa_WithTheCaFingerprint()
+    {
+        const string ca = "SHA256:7mJ4yQhP1kR0W2bX9cVdE3fGhI5jK6lM8nO0pQrStUv";
+        var target = new Target { HostKeyState = HostKeyState.Unpinned, HostCertificateAuthority = ca, Transport = SshTransport.SshNet };
+        Assert.Equal(HostKeyTrust.HostCertificateAuthority, target.HostKeyTrust);
+        var cut = Render<HostKeyBadge>(p => p.Add(c => c.Target, target));
+        Assert.Equal("Trusted CA", cut.Find("[data-testid=hostkey-state]").TextContent);
+        Assert.Equal(ca, cut.Find("[data-testid=hostkey-ca]").TextContent);
+
+        // Over the system OpenSSH client no CA is honoured (its known_hosts holds pinned keys only): still not pinned.
+        var openSsh = new Target { HostKeyState = HostKeyState.Unpinned, HostCertificateAuthority = ca, Transport = SshTransport.OpenSsh };
+        Assert.Equal("Not pinned", Render<HostKeyBadge>(p => p.Add(c => c.Target, openSsh)).Find("[data-testid=hostkey-state]").TextContent);
+
+        // A pinned key beside the CA reads as pinned; a changed key blocks whatever CA is trusted.
+        Assert.Equal("Pinned", Render<HostKeyBadge>(p => p.Add(c => c.Target, new Target { HostKeyState = HostKeyState.Pinned, HostCertificateAuthority = ca, Transport = SshTransport.SshNet, PinnedFingerprint = Pinned.Fingerprint }))
+            .Find("[data-testid=hostkey-state]").TextContent);
+        Assert.Equal("Key changed: blocked", Render<HostKeyBadge>(p => p.Add(c => c.Target, new Target { HostKeyState = HostKeyState.Mismatch, HostCertificateAuthority = ca, Transport = SshTransport.SshNet }))
+            .Find("[data-testid=hostkey-state]").TextContent);
+    }
+
+    [Fact]
     public void ConnectionTestPanel_ForAViewer_ShowsTheLastResult_WithoutTheButton()
     {
         var record = new ConnectionTestRecord(DateTimeOffset.UnixEpoch, false, null, "No host key is pinned for this target.");

@@ -12,17 +12,25 @@ namespace UpgradeConsole.Tests.Omero;
 /// its transaction by a lock the test keeps on <c>adminprivilege</c>, a table the script inserts into),
 /// and started again: the phase job reattaches to the step still running, the SQL is not started a
 /// second time, and the run goes on to its checklist with one <c>dbpatch</c> row for the new version.
+/// On the dashboard's embedded SQLite and on PostgreSQL (where a facility runs several nodes).
 /// </summary>
 public sealed class DashboardKilledDuringTheOmeroSqlTests(SshServer ssh, PostgresServer postgres) : IAsyncDisposable
 {
     private readonly string _data = Directory.CreateTempSubdirectory("uc-omero-kill-").FullName;
     private OmeroTarget? _omero;
 
-    [Fact]
-    public async Task TheSqlPhase_ContinuesAfterARestart_WithoutRunningTheSqlTwice()
+    public static TheoryData<DatabaseProvider> Providers => [DatabaseProvider.Sqlite, DatabaseProvider.PostgreSQL];
+
+    [Theory]
+    [MemberData(nameof(Providers))]
+    public async Task TheSqlPhase_ContinuesAfterARestart_WithoutRunningTheSqlTwice(DatabaseProvider provider)
     {
+        var connectionString = provider == DatabaseProvider.PostgreSQL ? await postgres.CreateDatabaseAsync() : null;
+        var settings = provider == DatabaseProvider.PostgreSQL
+            ? new Dictionary<string, string> { ["Database:Provider"] = "PostgreSQL", ["ConnectionStrings:UpgradeConsole"] = connectionString! }
+            : null;
         int runId;
-        await using (var app = new UpgradeConsoleApplicationFactory(DatabaseProvider.Sqlite, null, _data))
+        await using (var app = new UpgradeConsoleApplicationFactory(provider, connectionString, _data))
         {
             using var admin = await app.CreateFirstAdminAsync();
             var omero = _omero = await OmeroTarget.CreateAsync(app, ssh, postgres);
@@ -33,7 +41,17 @@ public sealed class DashboardKilledDuringTheOmeroSqlTests(SshServer ssh, Postgre
         }
 
         var token = (await ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "UpgradeConsole.Web.dll"), "tokens", "create", "--user", UpgradeConsoleApplicationFactory.AdminEmail, "--name", "kill test", "--role", "Admin"],
-            environment: new Dictionary<string, string?> { ["UpgradeConsole__DataDirectory"] = _data, ["DOTNET_ENVIRONMENT"] = "Production", ["ASPNETCORE_ENVIRONMENT"] = "Production" },
+            environment: new Dictionary<string, string?>
+            {
+                ["UpgradeConsole__DataDirectory"] = _data,
+                ["DOTNET_ENVIRONMENT"] = "Production",
+                ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            }.Concat(settings is null ? [] : new Dictionary<string, string?>
+            {
+                ["Database__Provider"] = "PostgreSQL",
+                ["ConnectionStrings__UpgradeConsole"] = connectionString,
+                ["UpgradeConsole__KeyEncryptionKey"] = UpgradeConsoleApplicationFactory.TestKeyEncryptionKey,
+            }).ToDictionary(),
             workingDirectory: AppContext.BaseDirectory)).StandardOutput.Trim();
 
         // The upgrade SQL will wait inside its transaction for this lock (pg_dump and the precheck only read: SHARE lets them).
@@ -48,7 +66,7 @@ public sealed class DashboardKilledDuringTheOmeroSqlTests(SshServer ssh, Postgre
         var privilegesBefore = await _omero.Host.ScalarAsync<long>("SELECT count(*) FROM adminprivilege");
 
         // Process A starts the run and is killed while the upgrade SQL waits in psql.
-        await using (var first = await DashboardProcess.StartAsync(_data))
+        await using (var first = await DashboardProcess.StartAsync(_data, settings))
         {
             using var api = ApiTokens.Client(first.BaseUrl, token);
             using (var start = await api.PostAsync($"/api/v1/runs/{runId}/start", null))
@@ -62,7 +80,7 @@ public sealed class DashboardKilledDuringTheOmeroSqlTests(SshServer ssh, Postgre
         }
 
         // Process B takes the phase over and reattaches to the step; only then does the SQL get its lock.
-        await using (var second = await DashboardProcess.StartAsync(_data))
+        await using (var second = await DashboardProcess.StartAsync(_data, settings))
         {
             using var api = ApiTokens.Client(second.BaseUrl, token);
             await Eventually.TrueAsync(async () => (await api.GetStringAsync($"/api/v1/runs/{runId}/log")).Contains("continuing after an interruption", StringComparison.Ordinal),

@@ -113,6 +113,19 @@ public sealed class OmeroChecksTests
         Assert.Equal(CheckStatus.Pass, OmeroChecks.ReleaseZip(true, null).Status);
         Assert.Equal(CheckStatus.Warn, OmeroChecks.ReleaseZip(false, "https://downloads.example.org/OMERO.server-5.6.3-ice36.zip").Status);
         Assert.Equal(CheckStatus.Fail, OmeroChecks.ReleaseZip(false, null).Status);
+        var unreachable = OmeroChecks.ReleaseZip(false, "https://downloads.example.org/OMERO.server-5.6.3-ice36.zip", "curl: (22) The requested URL returned error: 404");
+        Assert.Equal(CheckStatus.Fail, unreachable.Status);
+        Assert.Contains("cannot download it from https://downloads.example.org/OMERO.server-5.6.3-ice36.zip: curl: (22)", unreachable.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Precheck_NotRunBecauseTheZipIsStillToBeDownloaded_SaysTheRunRunsItFirst()
+    {
+        var d = OmeroDiscovery.Parse("::uc-omero:: dbpatch\nOMERO5.3__0\n::uc-omero:: pg\n150004\n::uc-omero:: encoding\nUTF8\n");
+        var precheck = OmeroChecks.Evaluate(d, "5.6.3", null, false, "https://downloads.example.org/x.zip").Single(c => c.Id == "omero.precheck");
+        Assert.Equal(CheckStatus.Warn, precheck.Status);
+        Assert.Contains("the run downloads it, then runs the precheck before anything changes", precheck.Explanation, StringComparison.Ordinal);
+        Assert.Equal("The precheck has not run yet.", OmeroChecks.Evaluate(d, "5.6.3", null, false, null).Single(c => c.Id == "omero.precheck").Explanation);
     }
 
     [Fact]

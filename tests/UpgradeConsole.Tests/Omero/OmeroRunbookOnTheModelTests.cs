@@ -35,7 +35,7 @@ public sealed class OmeroRunbookOnTheModelTests
         var runbook = OmeroRunbooks.Upgrade;
         Assert.Equal(OmeroProduct.ProductId, runbook.Product);
         Assert.Equal(
-            ["preflight", "precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "vacuum", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks", "checklist"],
+            ["preflight", "release", "precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "vacuum", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks", "checklist"],
             runbook.Phases.Select(p => p.Key));
         Assert.Equal("upgrade-sql", runbook.Phases[runbook.PointOfNoReturnIndex].Key);
         Assert.True(runbook.Phase("vacuum")!.Optional);
@@ -60,7 +60,7 @@ public sealed class OmeroRunbookOnTheModelTests
         Assert.Contains("'/backup/omero db'", Preview("backup"), StringComparison.Ordinal);
         Assert.Contains("sql/psql/OMERO5.4__0/OMERO5.3__0.sql", Preview("upgrade-sql"), StringComparison.Ordinal);
         Assert.Null(Preview("checklist"));
-        Assert.Equal("every preflight check, run again (discovery, PostgreSQL version, encoding, the precheck SQL, backup room, release zip, omero admin status)", Preview("preflight"));
+        Assert.Equal("every preflight check, run again (discovery, PostgreSQL version, encoding, the precheck SQL, backup room, release zip or its download, omero admin status)", Preview("preflight"));
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public sealed class OmeroScriptsTests
     public void Phases_FollowTheGuidesOrder_WithTheSqlAsPointOfNoReturn()
     {
         var phases = OmeroRunbook.Phases(Plan(vacuum: true));
-        Assert.Equal(["precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "vacuum", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks", "checklist"], phases.Select(p => p.Key));
+        Assert.Equal(["release", "precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "vacuum", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks", "checklist"], phases.Select(p => p.Key));
         Assert.Equal(["upgrade-sql"], phases.Where(p => p.PointOfNoReturn).Select(p => p.Key));
         Assert.All(phases.SkipWhile(p => p.Key != "upgrade-sql").Where(p => p.Key != "checklist"), p => Assert.Equal(OmeroRollback.RestoreDatabase, p.Rollback));
         Assert.Equal(OmeroRollback.SwitchBack, phases.Single(p => p.Key == "switch").Rollback);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
@@ -16,11 +17,14 @@ namespace UpgradeConsole.Tests.Omero;
 public sealed partial class UpgradingAnOmeroTargetFromTheDashboardTests(SshServer ssh, PostgresServer postgres) : IAsyncLifetime
 {
     private readonly UpgradeConsoleApplicationFactory _app = new();
+    private readonly FileServer _releases = new();
     private HttpClient _adminSession = default!;
     private string _adminToken = "";
 
     public async ValueTask InitializeAsync()
     {
+        // Where this facility's hosts download OMERO releases from (a release not on the host is fetched by the run).
+        _app.WithSetting("UpgradeConsole:Omero:ReleaseUrl", _releases.Url("/omero/{version}/OMERO.server-{version}-ice36.zip"));
         _app.ServeOverKestrel();
         _adminSession = await _app.CreateFirstAdminAsync();
         _adminToken = (await ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "UpgradeConsole.Web.dll"), "tokens", "create", "--user", UpgradeConsoleApplicationFactory.AdminEmail, "--name", "ci admin", "--role", "Admin"],
@@ -37,6 +41,7 @@ public sealed partial class UpgradingAnOmeroTargetFromTheDashboardTests(SshServe
     {
         _adminSession.Dispose();
         await _app.DisposeAsync();
+        _releases.Dispose();
     }
 
     [Fact]
@@ -54,6 +59,23 @@ public sealed partial class UpgradingAnOmeroTargetFromTheDashboardTests(SshServe
             Assert.Equal(HttpStatusCode.Conflict, wrong.StatusCode);
             Assert.Contains("omero-upgrade", await wrong.Content.ReadAsStringAsync(ct), StringComparison.Ordinal);
         }
+
+        // "Look at the server" reads OMERO, not a fractal-server: its version, database and what the upgrade needs, no password.
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var discovered = await scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Targets.TargetService>().DiscoverAsync(omero.TargetId, await _app.PrincipalOfAsync(), ct);
+            Assert.True(discovered.Error is null, discovered.Error);
+            Assert.Null(discovered.Result);
+            Assert.Equal(OmeroHost.OldVersion, discovered.Installed);
+            var facts = discovered.Facts!.ToDictionary(f => f.Label, f => f.Value);
+            Assert.Equal(OmeroHost.OldVersion, facts["OMERO.server"]);
+            Assert.Contains("schema OMERO5.3__0", facts["Database"], StringComparison.Ordinal);
+            Assert.Contains("password set, never shown", facts["Database"], StringComparison.Ordinal);
+            Assert.Equal("running (omero admin status)", facts["Server status"]);
+            Assert.DoesNotContain(discovered.Facts!, f => f.Value.Contains(OmeroHost.DbPassword, StringComparison.Ordinal));
+        }
+
+        Assert.Equal(OmeroHost.OldVersion, (await api.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{target}", ct)).GetProperty("installedVersion").GetString());
 
         // Preflight: OMERO's checks, the precheck SQL read from the release zip included; every one passes.
         var preflight = await CliAsync(["preflight", "run", "--target", target, "--json"]);
@@ -76,7 +98,7 @@ public sealed partial class UpgradingAnOmeroTargetFromTheDashboardTests(SshServe
         Assert.Equal(OmeroHost.NewVersion, plan.GetProperty("toVersion").GetString());
         var phases = plan.GetProperty("phases").EnumerateArray().ToList();
         Assert.Equal(
-            ["preflight", "precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "vacuum", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks", "checklist"],
+            ["preflight", "release", "precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "vacuum", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks", "checklist"],
             phases.Select(p => p.GetProperty("key").GetString()));
         var sql = phases.Single(p => p.GetProperty("pointOfNoReturn").GetBoolean());
         Assert.Equal("upgrade-sql", sql.GetProperty("key").GetString());
@@ -120,11 +142,17 @@ public sealed partial class UpgradingAnOmeroTargetFromTheDashboardTests(SshServe
     }
 
     [Fact]
-    public async Task AFailureAfterThePointOfNoReturn_RollsBack_ToTheSameDatabaseVersionAndRowCounts()
+    public async Task AReleaseDownloadedByTheRun_ThenAFailureAfterThePointOfNoReturn_RollsBack_ToTheSameDatabaseVersionAndRowCounts()
     {
         var ct = TestContext.Current.CancellationToken;
         await using var omero = await OmeroTarget.CreateAsync(_app, ssh, postgres);
         var before = await omero.Host.RowCountsAsync();
+        // The new release is not on the host: the configured URL serves it, and the run's first phase fetches it.
+        var zipName = $"OMERO.server-{OmeroHost.NewVersion}-ice36.zip";
+        var (moved, zipBase64) = await omero.Host.RunAsync($"base64 -w0 server/{zipName} && rm server/{zipName}");
+        Assert.True(moved == 0, zipBase64);
+        var download = $"/omero/{OmeroHost.NewVersion}/{zipName}";
+        _releases.Put(download, Convert.FromBase64String(zipBase64.Trim()));
         // omero-certificates cannot be installed: the certificates phase, after the upgrade SQL, fails.
         var (removed, removedOutput) = await omero.Host.RunAsync("rm -f wheels/omero_certificates-*");
         Assert.True(removed == 0, removedOutput);
@@ -143,6 +171,11 @@ public sealed partial class UpgradingAnOmeroTargetFromTheDashboardTests(SshServe
         var failed = run.GetProperty("phases").EnumerateArray().Single(p => p.GetProperty("state").GetString() == "Failed");
         Assert.Equal("certificates", failed.GetProperty("key").GetString());
         Assert.Equal("OMERO5.4__0", await omero.Host.DbVersionAsync());
+        var failedLog = await api.GetStringAsync($"/api/v1/runs/{runId}/log", ct);
+        Assert.Contains($"WARN The new release's zip is on the host: The release zip is not on the host yet; the run's first phase downloads it from {_releases.Url(download)}", failedLog, StringComparison.Ordinal);
+        Assert.Contains("[release] downloading " + _releases.Url(download), failedLog, StringComparison.Ordinal);
+        Assert.Contains("YOUR DATABASE IS READY FOR UPGRADE TO VERSION OMERO5.4__0", failedLog, StringComparison.Ordinal);
+        Assert.Equal(1, _releases.Gets(download));
 
         using (var rollback = await api.PostAsJsonAsync($"/api/v1/runs/{runId}/rollback", new { reason = "omero-certificates is not installable here" }, ct))
         {

@@ -99,6 +99,66 @@ public sealed class UpgradingOmeroOverSshTests(SshServer ssh, PostgresServer pos
         Assert.Equal("OMERO5.3__0", await _host.DbVersionAsync());
     }
 
+    private async Task<byte[]> HostFileAsync(string path)
+    {
+        var (exit, output) = await _host.RunAsync("base64 -w0 -- " + ShellWords.Quote(path));
+        Assert.True(exit == 0, output);
+        return Convert.FromBase64String(output.Trim());
+    }
+
+    [Fact]
+    public async Task TheReleasePhase_DownloadsAMissingZip_AndRefusesADamagedOrWrongOne_LeavingNothingBehind()
+    {
+        var good = await HostFileAsync(_host.NewReleaseZip);
+        var wrong = await HostFileAsync(_host.NewReleaseZip.Replace(OmeroHost.NewVersion, OmeroHost.OldVersion, StringComparison.Ordinal));
+        using var files = new FileServer();
+        var name = $"OMERO.server-{OmeroHost.NewVersion}-ice36.zip";
+        files.Put("/good/" + name, good);
+        files.Put("/truncated/" + name, good[..(good.Length / 2)]);
+        files.Put("/wrong/" + name, wrong);
+        // Where the guide puts the new release: beside OMERO.server, not there yet.
+        var zip = $"{_host.AbsoluteDirectory}/server/{name}";
+        var plan = await PlanAsync() with { ReleaseZip = zip };
+        async Task<(int? Exit, string Output)> FetchFromAsync(string? path) =>
+            await RunScriptAsync("release", OmeroScripts.FetchRelease(plan with { DownloadUrl = path is null ? null : files.Url(path) }));
+        async Task AssertNothingLeftAsync() =>
+            Assert.Equal("", (await _host.RunAsync($"ls server/ | grep -F {ShellWords.Quote(name)} || true")).Output.Trim());
+
+        var (none, noneOutput) = await FetchFromAsync(null);
+        Assert.True(none == 1, noneOutput);
+        Assert.Contains("is not on the host and no download URL is configured", noneOutput, StringComparison.Ordinal);
+
+        var (missing, missingOutput) = await FetchFromAsync("/nowhere/" + name);
+        Assert.True(missing == 1, missingOutput);
+        Assert.Contains("404", missingOutput, StringComparison.Ordinal);
+        Assert.Contains("the download failed", missingOutput, StringComparison.Ordinal);
+        await AssertNothingLeftAsync();
+
+        var (truncated, truncatedOutput) = await FetchFromAsync("/truncated/" + name);
+        Assert.True(truncated == 1, truncatedOutput);
+        Assert.Contains("is not a whole zip", truncatedOutput, StringComparison.Ordinal);
+        await AssertNothingLeftAsync();
+
+        var (other, otherOutput) = await FetchFromAsync("/wrong/" + name);
+        Assert.True(other == 1, otherOutput);
+        Assert.Contains($"does not hold OMERO.server-{OmeroHost.NewVersion}-ice36/", otherOutput, StringComparison.Ordinal);
+        await AssertNothingLeftAsync();
+
+        var (fetched, fetchedOutput) = await FetchFromAsync("/good/" + name);
+        Assert.True(fetched == 0, fetchedOutput);
+        var reported = fetchedOutput.Split('\n').Select(OmeroScripts.ParseRelease).Single(r => r is not null)!.Value;
+        Assert.Equal(good.Length, reported.Size);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(good)), reported.Sha256);
+        Assert.Equal(good, await HostFileAsync(zip));
+        Assert.Equal(1, files.Gets("/good/" + name));
+
+        // Run again (a resumed run): the zip is there, it is checked, not downloaded again.
+        var (again, againOutput) = await FetchFromAsync("/good/" + name);
+        Assert.True(again == 0, againOutput);
+        Assert.Contains("is on the host; checking it", againOutput, StringComparison.Ordinal);
+        Assert.Equal(1, files.Gets("/good/" + name));
+    }
+
     [Fact]
     public async Task TheWholeRunbook_Upgrades_ThenTheRollbackRestoresTheDatabaseAsItWas()
     {
