@@ -9,6 +9,7 @@ using UpgradeConsole.Core.Remote;
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- live-log [lines] [seconds at 2000/s]   (scripts/bench-live-log.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- idle-streams [streams] [seconds]   (scripts/bench-idle-streams.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- target-ops [rounds]   (scripts/bench-target-ops.sh)
 if (args.Length >= 1 && args[0] == "live-log")
 {
     return await UpgradeConsole.Benchmarks.LiveLogBenchmark.RunAsync(
@@ -32,6 +33,11 @@ if (args.Length >= 1 && args[0] == "idle-streams")
     return await UpgradeConsole.Benchmarks.IdleStreamsBenchmark.RunAsync(
         args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40,
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 30);
+}
+
+if (args.Length >= 1 && args[0] == "target-ops")
+{
+    return await UpgradeConsole.Benchmarks.TargetOpsBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20);
 }
 
 if (args.Length >= 1 && args[0] == "users")

@@ -8,6 +8,9 @@ public sealed record UserChange(bool Applied, FractalUser? Before, FractalUser? 
     public static UserChange Refused(string error, FractalUser? current = null) => new(false, current, current, error);
 }
 
+/// <summary>What the preflight reads from a Fractal database.</summary>
+public sealed record DatabaseFacts(string? AlembicVersion, IReadOnlyList<FractalUser> Users, IReadOnlyList<string> SshHosts, long SizeBytes, int ServerMajor);
+
 /// <summary>
 /// Reads and fixes a fractal-server 2.16 database. Every write runs in a transaction that locks the
 /// user row and compares it with the version the admin was shown: if it changed meanwhile, nothing
@@ -48,6 +51,26 @@ public sealed class FractalDatabase(string connectionString)
     public async Task<IReadOnlyList<FractalUser>> LoadUsersAsync(CancellationToken ct)
     {
         await using var conn = await OpenAsync(ct);
+        return await LoadUsersAsync(conn, ct);
+    }
+
+    /// <summary>
+    /// What the preflight reads from the database, over one connection: each connection through the target's forward
+    /// costs a channel, an authentication and Npgsql's first round trips.
+    /// </summary>
+    public async Task<DatabaseFacts> FactsAsync(CancellationToken ct)
+    {
+        await using var conn = await OpenAsync(ct);
+        var alembic = await ScalarAsync<string>(conn, "SELECT version_num FROM alembic_version", ct);
+        var users = await LoadUsersAsync(conn, ct);
+        var hosts = await SshHostsAsync(conn, ct);
+        var size = await ScalarAsync<long>(conn, "SELECT pg_database_size(current_database())", ct);
+        var major = await ScalarAsync<int>(conn, "SELECT current_setting('server_version_num')::int / 10000", ct);
+        return new DatabaseFacts(alembic, users, hosts, size, major);
+    }
+
+    private static async Task<IReadOnlyList<FractalUser>> LoadUsersAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
         await using var cmd = new NpgsqlCommand(AllUsers, conn);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var users = new List<FractalUser>();
@@ -104,6 +127,11 @@ public sealed class FractalDatabase(string connectionString)
     public async Task<IReadOnlyList<string>> SshHostsAsync(CancellationToken ct)
     {
         await using var conn = await OpenAsync(ct);
+        return await SshHostsAsync(conn, ct);
+    }
+
+    private static async Task<IReadOnlyList<string>> SshHostsAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
         await using var cmd = new NpgsqlCommand("SELECT ssh_host FROM user_settings WHERE ssh_host IS NOT NULL AND ssh_host <> '' GROUP BY ssh_host ORDER BY count(*) DESC, ssh_host", conn);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var hosts = new List<string>();
@@ -236,6 +264,11 @@ public sealed class FractalDatabase(string connectionString)
     private async Task<T> ScalarAsync<T>(string sql, CancellationToken ct)
     {
         await using var conn = await OpenAsync(ct);
+        return await ScalarAsync<T>(conn, sql, ct);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection conn, string sql, CancellationToken ct)
+    {
         await using var cmd = new NpgsqlCommand(sql, conn);
         return (T)(await cmd.ExecuteScalarAsync(ct))!;
     }

@@ -63,10 +63,14 @@ public static partial class FractalDiscovery
 
     public static string EnvFilePath(FractalLocation location) => location.WorkingDirectory.TrimEnd('/') + "/" + location.EnvFileName;
 
-    public static async Task<FractalDiscoveryResult> DiscoverAsync(IRemoteShell shell, FractalLocation location, CancellationToken ct)
+    public static Task<FractalDiscoveryResult> DiscoverAsync(IRemoteShell shell, FractalLocation location, CancellationToken ct) =>
+        DiscoverAsync(shell, location, null, ct);
+
+    /// <summary>Discovery with the env file's text already read (null: read it here).</summary>
+    public static async Task<FractalDiscoveryResult> DiscoverAsync(IRemoteShell shell, FractalLocation location, string? envText, CancellationToken ct)
     {
         var result = new FractalDiscoveryResult { EnvFilePath = EnvFilePath(location) };
-        var (text, envError) = await ReadEnvFileAsync(shell, location, ct);
+        var (text, envError) = envText is not null ? (envText, null) : await ReadEnvFileAsync(shell, location, ct);
         IReadOnlyDictionary<string, string?> values = new Dictionary<string, string?>();
         if (text is not null)
         {
@@ -87,13 +91,9 @@ public static partial class FractalDiscovery
         result = result with { Python = python, PythonSource = source, PythonError = pythonError };
         if (python is not null)
         {
-            var show = await shell.RunAsync($"{ShellWords.QuotePath(python)} -m pip show fractal-server 2>&1", ct, TimeSpan.FromSeconds(120));
-            var version = PipVersion().Match(show.Output);
-            result = show.ExitCode == 0 && version.Success
-                ? result with { InstalledVersion = version.Groups[1].Value.Trim() }
-                : result with { InstalledVersionError = $"pip show fractal-server: {show.Output.Trim()}" };
-
-            var alive = await shell.RunAsync(
+            // Independent: both at once over the one connection (pip show alone takes most of a second).
+            var showing = shell.RunAsync($"{ShellWords.QuotePath(python)} -m pip show fractal-server 2>&1", ct, TimeSpan.FromSeconds(120));
+            var asking = shell.RunAsync(
                 $$"""
                 {{ShellWords.QuotePath(python)}} - {{ShellWords.Quote(location.ServerUrl.TrimEnd('/') + "/api/alive/")}} <<'PY'
                 import sys, urllib.request
@@ -104,7 +104,13 @@ public static partial class FractalDiscovery
                     sys.exit(1)
                 PY
                 """, ct, TimeSpan.FromSeconds(60));
-            result = ParseAlive(result, alive);
+            await Task.WhenAll(showing, asking);
+            var show = await showing;
+            var version = PipVersion().Match(show.Output);
+            result = show.ExitCode == 0 && version.Success
+                ? result with { InstalledVersion = version.Groups[1].Value.Trim() }
+                : result with { InstalledVersionError = $"pip show fractal-server: {show.Output.Trim()}" };
+            result = ParseAlive(result, await asking);
         }
 
         return result;

@@ -101,51 +101,23 @@ public static class FractalApi
                 return ApiProblems.NotFound("target");
             }
 
-            var current = (await service.LoadAsync(id, ct)).Verdicts.FirstOrDefault(v => v.User.Id == userId)?.User;
-            if (current is null)
+            // One opening of the target for the whole request: read, each change in order, read again.
+            var result = await service.FixAsync(id, userId, change.Version.Trim(),
+                new UserFix(change.CreateSettingsRow == true, change.IsActive, change.IsVerified, change.ProjectDir, change.SlurmUser), http.User, ct);
+            if (result.Before is null)
             {
                 return ApiProblems.NotFound("Fractal user");
             }
 
-            // One change after the other, each guarded by the version the one before left.
-            var version = change.Version.Trim();
-            var steps = new List<(string Field, Func<string, Task<UserChange>> Apply)>();
-            if (change.CreateSettingsRow == true)
+            if (result.Refused is var (field, refused))
             {
-                steps.Add(("createSettingsRow", v => service.CreateSettingsRowAsync(id, userId, v, http.User, ct)));
+                return refused.Conflict
+                    ? TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Changed meanwhile", detail: refused.Error,
+                        extensions: new Dictionary<string, object?> { ["current"] = refused.Before is null ? null : FractalUserDto.From(refused.Before) })
+                    : ApiProblems.Invalid(field, refused.Error ?? "Refused.");
             }
 
-            if (change.IsActive is not null || change.IsVerified is not null)
-            {
-                steps.Add(("isActive", v => service.SetFlagsAsync(id, userId, v, change.IsActive ?? current.IsActive, change.IsVerified ?? current.IsVerified, http.User, ct)));
-            }
-
-            if (change.ProjectDir is not null)
-            {
-                steps.Add(("projectDir", v => service.SetProjectDirAsync(id, userId, v, change.ProjectDir, http.User, ct)));
-            }
-
-            if (change.SlurmUser is not null)
-            {
-                steps.Add(("slurmUser", v => service.SetSlurmUserAsync(id, userId, v, change.SlurmUser, http.User, ct)));
-            }
-
-            foreach (var (field, apply) in steps)
-            {
-                var result = await apply(version);
-                if (!result.Applied)
-                {
-                    return result.Conflict
-                        ? TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Changed meanwhile", detail: result.Error,
-                            extensions: new Dictionary<string, object?> { ["current"] = result.Before is null ? null : FractalUserDto.From(result.Before) })
-                        : ApiProblems.Invalid(field, result.Error ?? "Refused.");
-                }
-
-                version = result.After!.Version;
-            }
-
-            var after = (await service.LoadAsync(id, ct)).Verdicts.First(v => v.User.Id == userId);
-            return TypedResults.Ok(FractalUserDto.From(after));
+            return TypedResults.Ok(FractalUserDto.From(result.After!));
         }).RequireAuthorization(ApiPolicies.Operate).WithTags("Fractal users").AddEndpointFilter(EnvFileProblems)
             .WithSummary("Fix one Fractal user")
             .WithDescription("The users page's fixes with its validation and audit: isActive / isVerified, projectDir (absolute, no shell metacharacters), slurmUser, createSettingsRow. Changes apply in that order; the first refusal stops (earlier ones stay applied and audited).")

@@ -191,6 +191,9 @@ public static class CommandLine
                     return 1;
                 }
 
+                // As on the users page (user.create), made by the server's shell; the password never is in it.
+                await scope.ServiceProvider.GetRequiredService<Audit.AuditLog>().RecordAsync(CliActor, "user.create", subject: parse.GetValue(email)!.Trim(),
+                    details: new { role = Roles.Normalize(parse.GetValue(role)), passwordGenerated = result.GeneratedPassword is not null }, ct: ct);
                 await output.WriteLineAsync($"Created {parse.GetValue(email)} with role {Roles.Normalize(parse.GetValue(role))}.");
                 if (result.GeneratedPassword is not null)
                 {

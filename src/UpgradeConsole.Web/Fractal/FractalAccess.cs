@@ -30,6 +30,9 @@ public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnly
         }
     }
 
+    /// <summary>The env file's text as read when the context was opened (discovery need not read it again).</summary>
+    public string? EnvText { get; init; }
+
     /// <summary>Values never to show: the env file's passwords, secrets, keys and tokens.</summary>
     public IReadOnlyCollection<string> Secrets =>
         Env.Where(kv => FractalDiscovery.IsSecret(kv.Key) && kv.Value is { Length: >= 4 }).Select(kv => kv.Value!).Distinct().OrderByDescending(s => s.Length).ToList();
@@ -104,6 +107,6 @@ public sealed class FractalAccess(TargetConnections connections, TargetWorkLimit
             // would be ended by a restore's pg_terminate_backend and break the next query.
             Pooling = false,
         };
-        return new FractalContext(target, shell, env, new FractalDatabase(builder.ConnectionString), forward);
+        return new FractalContext(target, shell, env, new FractalDatabase(builder.ConnectionString), forward) { EnvText = text };
     }
 }

@@ -30,6 +30,15 @@ public sealed record UsersCounts(int All, int Blocks, int LeftOut, int Migrated)
 /// </summary>
 public sealed record UsersSlice(int TargetId, string TargetName, string Backend, UsersCounts Counts, int Matching, IReadOnlyList<UserVerdict> Items);
 
+/// <summary>What the API's PATCH of one user changes (null: unchanged).</summary>
+public sealed record UserFix(bool CreateSettingsRow, bool? IsActive, bool? IsVerified, string? ProjectDir, string? SlurmUser);
+
+/// <summary>
+/// The outcome of <see cref="FractalUsersService.FixAsync"/>: no such user (<see cref="Before"/> null), the first refused
+/// change and the field it concerned, or the user's verdict after every change.
+/// </summary>
+public sealed record UserFixResult(FractalUser? Before, UserVerdict? After, (string Field, UserChange Change)? Refused);
+
 /// <summary>A proposed project_dir for one user (pattern preview).</summary>
 public sealed record ProjectDirProposal(FractalUser User, string? Value, string? Problem);
 
@@ -101,7 +110,7 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
         await people.RequireAsync(actor, Roles.Operator);
         await using var context = await OpenAsync(targetId, ct);
         var change = await context.Database.SetActiveVerifiedAsync(id, version, active, verified, ct);
-        await RecordAsync(actor, targetId, (active, verified) switch { (true, true) => "fractal.user.activate", (false, false) => "fractal.user.deactivate", _ => "fractal.user.flags" }, change, ct);
+        await RecordAsync(actor, targetId, FlagsAction(active, verified), change, ct);
         return change;
     }
 
@@ -131,6 +140,63 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
         await RecordAsync(actor, targetId, "fractal.user.settings-row", change, ct);
         return change;
     }
+
+    /// <summary>
+    /// One person's fix of one user as the API sends it (issue 17, item 9): the target is opened once (its env file read,
+    /// the forward to its database made) for reading the user, each change in order (each audited, each guarded by the
+    /// version the one before left; the first refusal stops) and reading the user's verdict after.
+    /// </summary>
+    public async Task<UserFixResult> FixAsync(int targetId, int userId, string version, UserFix fix, ClaimsPrincipal actor, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(fix);
+        await people.RequireAsync(actor, Roles.Operator);
+        await using var context = await OpenAsync(targetId, ct);
+        var current = (await context.Database.LoadUsersAsync(ct)).FirstOrDefault(u => u.Id == userId);
+        if (current is null)
+        {
+            return new UserFixResult(null, null, null);
+        }
+
+        var steps = new List<(string Field, string Action, Func<string, Task<UserChange>> Apply)>();
+        if (fix.CreateSettingsRow)
+        {
+            steps.Add(("createSettingsRow", "fractal.user.settings-row", v => context.Database.CreateSettingsRowAsync(userId, v, ct)));
+        }
+
+        if (fix.IsActive is not null || fix.IsVerified is not null)
+        {
+            var (active, verified) = (fix.IsActive ?? current.IsActive, fix.IsVerified ?? current.IsVerified);
+            steps.Add(("isActive", FlagsAction(active, verified), v => context.Database.SetActiveVerifiedAsync(userId, v, active, verified, ct)));
+        }
+
+        if (fix.ProjectDir is not null)
+        {
+            steps.Add(("projectDir", "fractal.user.project-dir", v => context.Database.SetProjectDirAsync(userId, v, fix.ProjectDir, ct)));
+        }
+
+        if (fix.SlurmUser is not null)
+        {
+            steps.Add(("slurmUser", "fractal.user.slurm-user", v => context.Database.SetSlurmUserAsync(userId, v, fix.SlurmUser, ct)));
+        }
+
+        foreach (var (field, action, apply) in steps)
+        {
+            var change = await apply(version);
+            await RecordAsync(actor, targetId, action, change, ct);
+            if (!change.Applied)
+            {
+                return new UserFixResult(current, null, (field, change));
+            }
+
+            version = change.After!.Version;
+        }
+
+        var after = MigrationRules.Classify(await context.Database.LoadUsersAsync(ct), context.Backend).First(v => v.User.Id == userId);
+        return new UserFixResult(current, after, null);
+    }
+
+    private static string FlagsAction(bool active, bool verified) =>
+        (active, verified) switch { (true, true) => "fractal.user.activate", (false, false) => "fractal.user.deactivate", _ => "fractal.user.flags" };
 
     /// <summary>Every value a project_dir pattern would give, for the admin to read before applying.</summary>
     public async Task<IReadOnlyList<ProjectDirProposal>> PreviewPatternAsync(int targetId, string pattern, bool onlyMissing, ClaimsPrincipal actor, CancellationToken ct)

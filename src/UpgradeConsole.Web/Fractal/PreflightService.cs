@@ -97,38 +97,30 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
         await using var context = forRun is null ? await access.OpenForPeopleAsync(target, ct) : await access.OpenAsync(target, ct);
         var shell = context.Shell;
         var env = context.Env;
-        var discovery = await FractalDiscovery.DiscoverAsync(shell, TargetService.Location(target), ct);
-
-        string? alembic = null, dbError = null;
-        IReadOnlyList<UserVerdict> users = [];
-        IReadOnlyList<string> sshHosts = [];
-        long? dbSize = null;
-        int? serverMajor = null;
-        try
-        {
-            alembic = await context.Database.AlembicVersionAsync(ct);
-            users = MigrationRules.Classify(await context.Database.LoadUsersAsync(ct), context.Backend);
-            sshHosts = await context.Database.SshHostsAsync(ct);
-            dbSize = await context.Database.DatabaseSizeAsync(ct);
-            serverMajor = await context.Database.ServerMajorVersionAsync(ct);
-        }
-        catch (Npgsql.NpgsqlException ex)
-        {
-            dbError = ex.Message;
-        }
-
         var workdir = ShellWords.QuotePath(target.WorkingDirectory);
-        bool? workerExists = null;
-        if (env.GetValueOrDefault("FRACTAL_SLURM_WORKER_PYTHON") is { Length: > 0 } worker && worker.StartsWith('/'))
-        {
-            workerExists = (await shell.RunAsync($"test -x {ShellWords.Quote(worker)} && test -f {ShellWords.Quote(worker)} && echo yes", ct, TimeSpan.FromSeconds(30))).Output.Trim() == "yes";
-        }
 
-        var backupFree = await shell.RunAsync(
+        // Independent of each other, so all at once (issue 17, item 9): the SSH commands each on their own channel of the
+        // one connection, the database's facts over one connection of the forward.
+        var discovering = FractalDiscovery.DiscoverAsync(shell, TargetService.Location(target), context.EnvText, ct);
+        var reading = ReadDatabaseAsync(context.Database, ct);
+        var checkingWorker = env.GetValueOrDefault("FRACTAL_SLURM_WORKER_PYTHON") is { Length: > 0 } worker && worker.StartsWith('/')
+            ? shell.RunAsync($"test -x {ShellWords.Quote(worker)} && test -f {ShellWords.Quote(worker)} && echo yes", ct, TimeSpan.FromSeconds(30))
+            : null;
+        var measuringBackup = shell.RunAsync(
             $"d={ShellWords.QuotePath(target.BackupDirectory)}; while [ ! -d \"$d\" ]; do d=$(dirname -- \"$d\"); done; df -Pk -- \"$d\" | awk 'NR==2 {{print $4}}'",
             ct, TimeSpan.FromSeconds(30));
-        var pgDump = await shell.RunAsync("pg_dump --version 2>/dev/null", ct, TimeSpan.FromSeconds(30));
-        var status = await shell.RunAsync($"cd -- {workdir} 2>/dev/null; {target.StatusCommand} 2>&1", ct, TimeSpan.FromSeconds(60));
+        var askingPgDump = shell.RunAsync("pg_dump --version 2>/dev/null", ct, TimeSpan.FromSeconds(30));
+        var askingStatus = shell.RunAsync($"cd -- {workdir} 2>/dev/null; {target.StatusCommand} 2>&1", ct, TimeSpan.FromSeconds(60));
+        var readingSlurm = ReadFileAsync(shell, workdir, env.GetValueOrDefault("FRACTAL_SLURM_CONFIG_FILE"), ct);
+        var readingPixi = ReadFileAsync(shell, workdir, env.GetValueOrDefault("FRACTAL_PIXI_CONFIG_FILE"), ct);
+        await Task.WhenAll(new Task[] { discovering, reading, measuringBackup, askingPgDump, askingStatus, readingSlurm, readingPixi }.Concat(checkingWorker is null ? [] : [checkingWorker]));
+
+        var discovery = await discovering;
+        var (facts, dbError) = await reading;
+        bool? workerExists = checkingWorker is null ? null : (await checkingWorker).Output.Trim() == "yes";
+        var backupFree = await measuringBackup;
+        var pgDump = await askingPgDump;
+        var status = await askingStatus;
         return new PreflightFacts
         {
             TargetId = target.Id,
@@ -137,23 +129,36 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
             AliveVersion = discovery.AliveVersion,
             AliveError = discovery.AliveError,
             ServerPython = discovery.Python,
-            AlembicVersion = alembic,
+            AlembicVersion = facts?.AlembicVersion,
             DatabaseError = dbError,
-            Users = users,
-            SshHosts = sshHosts,
+            Users = facts is null ? [] : MigrationRules.Classify(facts.Users, context.Backend),
+            SshHosts = facts?.SshHosts ?? [],
             WorkerPythonExists = workerExists,
-            SlurmConfig = await ReadFileAsync(shell, workdir, env.GetValueOrDefault("FRACTAL_SLURM_CONFIG_FILE"), ct),
-            PixiConfig = await ReadFileAsync(shell, workdir, env.GetValueOrDefault("FRACTAL_PIXI_CONFIG_FILE"), ct),
+            SlurmConfig = await readingSlurm,
+            PixiConfig = await readingPixi,
             BackupDirectory = target.BackupDirectory,
             BackupFreeBytes = long.TryParse(backupFree.Output.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var kib) ? kib * 1024 : null,
-            DatabaseSizeBytes = dbSize,
+            DatabaseSizeBytes = facts?.SizeBytes,
             PgDumpMajor = PgDumpMajor(pgDump.Output),
-            ServerMajor = serverMajor,
+            ServerMajor = facts?.ServerMajor,
             StatusExitCode = status.ExitCode,
             StatusOutput = status.Output,
             // The run that runs this preflight as its first phase does not count against itself.
             ActiveRun = active is null ? null : $"Run {active.Id} ({active.State})",
         };
+    }
+
+    /// <summary>The database's facts, or why it cannot be read (a check then says so; the rest of the preflight goes on).</summary>
+    private static async Task<(DatabaseFacts? Facts, string? Error)> ReadDatabaseAsync(FractalDatabase database, CancellationToken ct)
+    {
+        try
+        {
+            return (await database.FactsAsync(ct), null);
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            return (null, ex.Message);
+        }
     }
 
     /// <summary>A command that hit its time limit, or a link that could not be made or broke: worth another try. A changed host key never is.</summary>

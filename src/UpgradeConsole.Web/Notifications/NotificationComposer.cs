@@ -153,8 +153,9 @@ public sealed class NotificationComposer(AppDbContext db, IDataProtectionProvide
             text.Append(CultureInfo.InvariantCulture, $"{title}: the preflight of {targetName} fails: {string.Join(", ", failed)}.");
         }
 
-        text.Append(CultureInfo.InvariantCulture, $" {link}");
-        var masked = Mask(text.ToString());
+        // The link after the masking, on a line of its own: a message whose last line is KEY=value (masked to its end)
+        // would otherwise swallow it.
+        var masked = Mask(text.ToString()) + "\n" + link;
         summary["text"] = masked;
         return new NotificationMessage(kind, targetId, run?.Id, Mask(subject), masked, summary);
     }

@@ -30,15 +30,21 @@ public static class NotificationsApi
     {
         var hooks = api.MapGroup("/targets/{id:int}/webhooks").WithTags("Notifications").RequireAuthorization(ApiPolicies.Administer);
 
-        hooks.MapGet("", async (int id, NotificationSettings settings, HttpContext http, CancellationToken ct) =>
+        // The list and the create on the group's own path (MapGet("") on a group would serve ".../webhooks/").
+        api.MapGet("/targets/{id:int}/webhooks", async (int id, NotificationSettings settings, Targets.TargetService targets, HttpContext http, CancellationToken ct) =>
         {
+            if (await targets.FindAsync(id, ct) is null)
+            {
+                return ApiProblems.NotFound("target");
+            }
+
             var channels = await settings.ChannelsAsync(id, http.User, ct);
             var deliveries = await settings.DeliveriesAsync(id, null, 500, http.User, ct);
-            return TypedResults.Ok(channels.Where(c => c.Kind == ChannelKind.Webhook)
+            return (IResult)TypedResults.Ok(channels.Where(c => c.Kind == ChannelKind.Webhook)
                 .Select(c => WebhookDto.From(c, deliveries.FirstOrDefault(d => d.ChannelId == c.Id))).ToList());
-        }).WithSummary("List a target's webhooks").WithDescription("Each with its last delivery (status and answer). Secrets are never returned.");
+        }).RequireAuthorization(ApiPolicies.Administer).WithTags("Notifications").Produces<List<WebhookDto>>().WithSummary("List a target's webhooks").WithDescription("Each with its last delivery (status and answer). Secrets are never returned.");
 
-        hooks.MapPost("", async (int id, WebhookRequest input, NotificationSettings settings, HttpContext http, CancellationToken ct) =>
+        api.MapPost("/targets/{id:int}/webhooks", async (int id, WebhookRequest input, NotificationSettings settings, HttpContext http, CancellationToken ct) =>
         {
             if (string.IsNullOrWhiteSpace(input.Url) || input.Events is null)
             {
@@ -57,7 +63,7 @@ public static class NotificationsApi
             return result.Channel is null
                 ? ApiProblems.Invalid("", result.Error!)
                 : TypedResults.Created($"{ApiSetup.Prefix}/targets/{id}/webhooks/{result.Channel.Id}", new CreatedWebhookDto(WebhookDto.From(result.Channel, null), result.NewSecret));
-        }).WithSummary("Add a webhook")
+        }).RequireAuthorization(ApiPolicies.Administer).WithTags("Notifications").WithSummary("Add a webhook")
             .WithDescription("Without a secret one is generated and returned once (secret). Each delivery is a POST of JSON signed in X-UpgradeConsole-Signature: sha256=<hex HMAC-SHA256 of the body>.")
             .Produces<CreatedWebhookDto>(StatusCodes.Status201Created).ProducesValidationProblem();
 
@@ -105,9 +111,11 @@ public static class NotificationsApi
             return TypedResults.Ok((await settings.DeliveriesAsync(id, webhookId, take ?? 50, http.User, ct)).Select(DeliveryDto.From).ToList());
         }).WithSummary("A webhook's delivery log").WithDescription("Newest first: each delivery's state, attempts and last answer.");
 
-        api.MapGet("/targets/{id:int}/notifications/deliveries", async (int id, int? take, NotificationSettings settings, HttpContext http, CancellationToken ct) =>
-            TypedResults.Ok((await settings.DeliveriesAsync(id, null, take ?? 50, http.User, ct)).Select(DeliveryDto.From).ToList()))
-            .RequireAuthorization(ApiPolicies.Administer).WithTags("Notifications").WithSummary("Every notification delivery of a target (webhooks and e-mail)");
+        api.MapGet("/targets/{id:int}/notifications/deliveries", async (int id, int? take, NotificationSettings settings, Targets.TargetService targets, HttpContext http, CancellationToken ct) =>
+            await targets.FindAsync(id, ct) is null
+                ? ApiProblems.NotFound("target")
+                : (IResult)TypedResults.Ok((await settings.DeliveriesAsync(id, null, take ?? 50, http.User, ct)).Select(DeliveryDto.From).ToList()))
+            .Produces<List<DeliveryDto>>().RequireAuthorization(ApiPolicies.Administer).WithTags("Notifications").WithSummary("Every notification delivery of a target (webhooks and e-mail)");
         return api;
     }
 }

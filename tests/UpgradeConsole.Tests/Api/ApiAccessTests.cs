@@ -91,7 +91,8 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         foreach (var (method, pattern, role) in Endpoints)
         {
             // Ids that do not exist: the calls that get through change nothing (404, or 400 for an empty body).
-            var path = pattern.Replace("{id:int}", "999999", StringComparison.Ordinal).Replace("{userId:int}", "1", StringComparison.Ordinal).Replace("{itemId:int}", "1", StringComparison.Ordinal);
+            var path = pattern.Replace("{id:int}", "999999", StringComparison.Ordinal).Replace("{userId:int}", "1", StringComparison.Ordinal).Replace("{itemId:int}", "1", StringComparison.Ordinal)
+                .Replace("{webhookId:int}", "1", StringComparison.Ordinal);
             foreach (var caller in Callers)
             {
                 using var client = ApiTokens.Client(_app.BaseUrl, caller == "none" ? null : _tokens[caller]);

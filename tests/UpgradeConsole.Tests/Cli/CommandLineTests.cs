@@ -111,6 +111,15 @@ public sealed class CommandLineTests(PostgresServer postgres) : IAsyncLifetime
         Assert.Contains("Operator", home, StringComparison.Ordinal);
         // A dashboard that already has a user prints no setup link.
         Assert.DoesNotContain(app.Logs.Lines, l => l.Contains("/setup?token=", StringComparison.Ordinal));
+
+        // Audited as the users page audits it (user.create), made by the server's shell; the password is not in it.
+        var created = Assert.Single(await app.AuditEventsAsync(), e => e.Action == "user.create");
+        Assert.Equal("cli@example.org", created.Subject);
+        Assert.StartsWith("cli (", created.Actor, StringComparison.Ordinal);
+        Assert.Contains("Operator", created.Details, StringComparison.Ordinal);
+        Assert.DoesNotContain(password, created.Details, StringComparison.Ordinal);
+        var verified = await RunAsync(["audit", "verify"]);
+        Assert.Equal(0, verified.ExitCode);
     }
 
     [Fact]

@@ -3,14 +3,24 @@ using Microsoft.Extensions.Logging;
 
 namespace UpgradeConsole.Tests.Fixtures;
 
+/// <summary>One captured log line with the values of the scopes it was written in (what JSON logs with IncludeScopes show).</summary>
+public sealed record LogEntry(LogLevel Level, string Category, string Message, IReadOnlyDictionary<string, object?> Scope);
+
 /// <summary>Keeps what the application logs, so a test can read it as an admin reads the console.</summary>
-public sealed class LogCapture : ILoggerProvider
+public sealed class LogCapture : ILoggerProvider, ISupportExternalScope
 {
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<LogEntry> _entries = new();
+    private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
 
     public IReadOnlyList<string> Lines => [.. _lines];
 
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
+    /// <summary>The same lines with their level, category and scope values.</summary>
+    public IReadOnlyList<LogEntry> Entries => [.. _entries];
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, this);
+
+    public void SetScopeProvider(IExternalScopeProvider scopeProvider) => _scopes = scopeProvider;
 
     public void Dispose()
     {
@@ -34,9 +44,9 @@ public sealed class LogCapture : ILoggerProvider
         throw new TimeoutException($"No log line contains '{text}'. Logged:\n{string.Join('\n', _lines)}");
     }
 
-    private sealed class Logger(string category, ConcurrentQueue<string> lines) : ILogger
+    private sealed class Logger(string category, LogCapture capture) : ILogger
     {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => capture._scopes.Push(state);
 
         // The setup link is logged at Debug under its own category (off by default); the tests read it there.
         public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information || category == "UpgradeConsole.SetupLink";
@@ -45,7 +55,20 @@ public sealed class LogCapture : ILoggerProvider
         {
             if (IsEnabled(logLevel))
             {
-                lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}{(exception is null ? "" : " " + exception)}");
+                var message = formatter(state, exception);
+                capture._lines.Enqueue($"{logLevel} {category}: {message}{(exception is null ? "" : " " + exception)}");
+                var scope = new Dictionary<string, object?>(StringComparer.Ordinal);
+                capture._scopes.ForEachScope((value, values) =>
+                {
+                    if (value is IEnumerable<KeyValuePair<string, object?>> pairs)
+                    {
+                        foreach (var (k, v) in pairs)
+                        {
+                            values[k] = v;
+                        }
+                    }
+                }, scope);
+                capture._entries.Enqueue(new LogEntry(logLevel, category, message, scope));
             }
         }
     }
