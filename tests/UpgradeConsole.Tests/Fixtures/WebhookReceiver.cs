@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 
 namespace UpgradeConsole.Tests.Fixtures;
 
@@ -18,25 +17,7 @@ public sealed class WebhookReceiver : IDisposable
 
     public WebhookReceiver()
     {
-        for (var attempt = 0; ; attempt++)
-        {
-            using (var probe = new TcpListener(IPAddress.Loopback, 0))
-            {
-                probe.Start();
-                Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            }
-
-            try
-            {
-                _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-                _listener.Start();
-                break;
-            }
-            catch (HttpListenerException) when (attempt < 5)
-            {
-                _listener.Prefixes.Clear();
-            }
-        }
+        Port = LoopbackListener.Start(_listener);
 
         _loop = Task.Run(LoopAsync);
     }
