@@ -268,8 +268,8 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
                     $"OMERO.server {discovery.ServerVersion} in {discovery.ServerTree}, database {discovery.Database?.Name} at {discovery.DatabaseVersion}, omero-py {discovery.OmeroPyVersion ?? "?"}, Java {discovery.JavaVersion ?? "?"}.")
                 : new("omero.discovery", "OMERO.server and its database can be read", CheckStatus.Fail, string.Join(" ", discovery.Problems)),
         };
-        // Not on the host: the run downloads it from the URL the plan recorded, or the one configured now.
-        var downloadUrl = present || version is null ? null : snapshot?.DownloadUrl ?? ReleaseUrl(configuration, version);
+        // Not on the host: a run downloads it from the URL its plan recorded (none: it cannot), a target's preflight from the one configured now.
+        var downloadUrl = present || version is null ? null : snapshot is not null ? snapshot.DownloadUrl : ReleaseUrl(configuration, version);
         var downloadProblem = downloadUrl is null ? null : await ProbeDownloadAsync(shell, downloadUrl, ct);
         var evaluated = OmeroChecks.Evaluate(discovery, version ?? "", precheck, present, downloadUrl, downloadProblem).ToList();
         if (problem is not null)
