@@ -19,6 +19,7 @@ public sealed partial class CrashRun : IAsyncDisposable
 {
     private readonly SshServer _ssh;
     private readonly List<string> _events = [];
+    private string? _token;
 
     private CrashRun(SshServer ssh, string data, FractalTarget fractal, int runId)
     {
@@ -60,14 +61,11 @@ public sealed partial class CrashRun : IAsyncDisposable
         {
             await prepare(app, fractal);
         }
-        var plan = await admin.GetStringAsync($"/targets/{fractal.TargetId}/plan");
-        using var planned = await admin.PostAsync($"/targets/{fractal.TargetId}/runs", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(plan),
-            ["runbook"] = "fractal-2.16-to-2.17.0",
-        }));
-        Assert.True(planned.StatusCode == HttpStatusCode.Redirect, $"{(int)planned.StatusCode}: {await planned.Content.ReadAsStringAsync()}");
-        var runId = int.Parse(RunUrl().Match(planned.Headers.Location!.OriginalString).Groups[1].Value, CultureInfo.InvariantCulture);
+        // The plan page is interactive (no form to post): the run is planned through its service, as the page does.
+        var planned = await app.AsAsync<RunService, RunResult>(UpgradeConsoleApplicationFactory.AdminEmail, (s, actor) =>
+            s.PlanAsync(fractal.TargetId, "fractal-2.16-to-2.17.0", null, null, new Dictionary<string, string>(), actor, CancellationToken.None));
+        Assert.True(planned.Succeeded, planned.Error);
+        var runId = planned.RunId!.Value;
         return new CrashRun(ssh, data, fractal, runId);
     }
 
@@ -79,13 +77,13 @@ public sealed partial class CrashRun : IAsyncDisposable
         Note($"dashboard {process.ProcessId} started{(crashAt is null ? "" : " armed with " + crashAt)}");
         if (await StateAsync() == "Planned")
         {
-            var client = await process.SignInAsync(UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-            var page = await client.GetStringAsync($"/runs/{RunId}");
-            using var start = await client.PostAsync($"/runs/{RunId}/start", new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["__RequestVerificationToken"] = HtmlForms.AntiforgeryToken(page),
-            }));
-            Assert.True(start.Headers.Location?.OriginalString == $"/runs/{RunId}", $"start: {(int)start.StatusCode} {await start.Content.ReadAsStringAsync()}");
+            // The run page is interactive: the start goes through the API, with an Admin's token made by the server's CLI.
+            _token ??= (await ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "UpgradeConsole.Web.dll"), "tokens", "create", "--user", UpgradeConsoleApplicationFactory.AdminEmail, "--name", "crash test", "--role", "Admin"],
+                environment: new Dictionary<string, string?> { ["UpgradeConsole__DataDirectory"] = Data, ["DOTNET_ENVIRONMENT"] = "Production", ["ASPNETCORE_ENVIRONMENT"] = "Production" },
+                workingDirectory: AppContext.BaseDirectory)).StandardOutput.Trim();
+            using var api = ApiTokens.Client(process.BaseUrl, _token);
+            using var start = await api.PostAsync($"/api/v1/runs/{RunId}/start", null);
+            Assert.True(start.IsSuccessStatusCode, $"start: {(int)start.StatusCode} {await start.Content.ReadAsStringAsync()}");
         }
 
         return process;
@@ -377,9 +375,6 @@ public sealed partial class CrashRun : IAsyncDisposable
         await ProcessRunner.RunAsync("pkill", ["-f", Data], check: false);
         Directory.Delete(Data, recursive: true);
     }
-
-    [GeneratedRegex("""/runs/([0-9]+)$""")]
-    private static partial Regex RunUrl();
 
     [GeneratedRegex("fractal[-_][0-9a-f]{8,10}")]
     private static partial Regex RandomName();
