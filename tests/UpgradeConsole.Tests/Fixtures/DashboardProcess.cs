@@ -116,7 +116,16 @@ public sealed class DashboardProcess : IAsyncDisposable
             ["Input.Email"] = email,
             ["Input.Password"] = password,
         });
-        await response.ExpectRedirectAsync("/");
+        try
+        {
+            await response.ExpectRedirectAsync("/");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A refused sign-in of a restarted process: what the process logged says which database it read.
+            throw new InvalidOperationException($"{ex.Message}\n--- the dashboard process's output ---\n{Output}", ex);
+        }
+
         return client;
     }
 
