@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -94,37 +93,24 @@ public sealed partial class CrashRun : IAsyncDisposable
     /// </summary>
     public async Task<bool> WaitForCrashOrEndAsync(DashboardProcess process, TimeSpan timeout)
     {
-        var waited = Stopwatch.StartNew();
-        while (true)
+        await Eventually.TrueAsync(async () => process.HasExited || !IsMoving(await StateAsync()), timeout,
+            () => $"neither a crash nor the end within {timeout}\n{Events}\n{process.Output}");
+        if (process.HasExited)
         {
-            if (process.HasExited)
-            {
-                Note($"dashboard {process.ProcessId} died at its crash point");
-                return true;
-            }
-
-            if (!IsMoving(await StateAsync()))
-            {
-                return false;
-            }
-
-            Assert.True(waited.Elapsed < timeout, $"neither a crash nor the end within {timeout}\n{Events}\n{process.Output}");
-            await Task.Delay(200);
+            Note($"dashboard {process.ProcessId} died at its crash point");
+            return true;
         }
+
+        return false;
     }
 
     /// <summary>Kills the process from outside (SIGKILL) after <paramref name="delay"/>, unless the run stops moving first; true if it killed.</summary>
     public async Task<bool> KillAfterAsync(DashboardProcess process, TimeSpan delay)
     {
-        var waited = Stopwatch.StartNew();
-        while (waited.Elapsed < delay)
+        // The seeded moment of the kill: the wait ends early only when the run has stopped moving.
+        if (await Eventually.WithinAsync(async () => !IsMoving(await StateAsync()), delay))
         {
-            if (!IsMoving(await StateAsync()))
-            {
-                return false;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(200, Math.Max(1, (delay - waited.Elapsed).TotalMilliseconds))));
+            return false;
         }
 
         var at = await LastLineAsync();
@@ -136,15 +122,12 @@ public sealed partial class CrashRun : IAsyncDisposable
     /// <summary>Waits until the run stops moving, and returns its state.</summary>
     public async Task<string> WaitForEndAsync(DashboardProcess process, TimeSpan timeout)
     {
-        var waited = Stopwatch.StartNew();
-        string state;
-        while (IsMoving(state = await StateAsync()))
+        var state = "";
+        await Eventually.TrueAsync(async () =>
         {
-            Assert.True(waited.Elapsed < timeout, $"the run is still {state} after {timeout}\n{Events}\n{process.Output}");
             Assert.False(process.HasExited, $"the dashboard exited\n{Events}\n{process.Output}");
-            await Task.Delay(250);
-        }
-
+            return !IsMoving(state = await StateAsync());
+        }, timeout, () => $"the run is still {state} after {timeout}\n{Events}\n{process.Output}");
         return state;
     }
 

@@ -137,15 +137,8 @@ public sealed partial class DashboardKilledDuringARunTests(SshServer ssh, Postgr
         Assert.True(expected > 50, $"only {expected - 1} lines stored");
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> diagnostics)
-    {
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (!await ExplainedAsync(condition, diagnostics))
-        {
-            Assert.True(waited.Elapsed < timeout, "timed out waiting\n" + diagnostics());
-            await Task.Delay(250);
-        }
-    }
+    private static Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> diagnostics) =>
+        Eventually.TrueAsync(() => ExplainedAsync(condition, diagnostics), timeout, diagnostics);
 
     private static async Task<bool> ExplainedAsync(Func<Task<bool>> condition, Func<string> diagnostics)
     {
