@@ -125,17 +125,19 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
         return await OpenAsync(target, await limiter.EnterAsync(target.Id, target.Name, runExecuting, ct), ct);
     }
 
+    /// <summary>A size as the OMERO pages show it (GiB, MiB or bytes; "?" when unknown).</summary>
+    public static string Size(long? bytes) => bytes switch
+    {
+        null => "?",
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):0.0} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):0.0} MiB",
+        _ => $"{bytes} bytes",
+    };
+
     /// <summary>What the target page shows of an OMERO server: installation, database and what the upgrade needs (the password never: omero masks it).</summary>
     public async Task<DiscoveryRecord> DiscoverTargetAsync(Target target, IRemoteShell shell, DateTimeOffset at, CancellationToken ct)
     {
         var d = await DiscoverAsync(shell, target, ct);
-        static string Size(long? bytes) => bytes switch
-        {
-            null => "?",
-            >= 1L << 30 => $"{bytes / (double)(1L << 30):0.0} GiB",
-            >= 1L << 20 => $"{bytes / (double)(1L << 20):0.0} MiB",
-            _ => $"{bytes} bytes",
-        };
         var facts = new List<DiscoveredFact>
         {
             new("OMERO.server", d.ServerVersion ?? "not found", d.ServerVersion is null),
@@ -335,7 +337,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
                     Vacuum = plan.Vacuum,
                     OmeroPyMinimum = plan.OmeroPyMinimum,
                     DatabaseSize = discovery.DatabaseSizeBytes,
-                    DownloadUrl = present ? null : ReleaseUrl(configuration, version),
+                    DownloadUrl = plan.DownloadUrl,
                 },
             };
         }
