@@ -158,7 +158,7 @@ public sealed record PlannedRunDto(RunDto Run, PlanDto Plan);
 public sealed record PlanDto(
     int TargetId, string Runbook, string? FromVersion, string ToVersion, IReadOnlyList<PlannedPhaseDto> Phases,
     EnvMigrationDto? EnvFile, PlanUsersDto Users, long? DatabaseSize, string BackupDirectory, double? ExpectedSeconds,
-    PreflightSummaryDto? Preflight)
+    PreflightSummaryDto? Preflight, RehearsalSummaryDto? LatestRehearsal = null)
 {
     public static PlanDto From(Plan plan) => new(
         plan.Target!.Id, plan.Runbook!.Id, plan.FromVersion, plan.ToVersion,
@@ -171,8 +171,19 @@ public sealed record PlanDto(
             [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.LeftOut).Select(u => u.User.Email)],
             [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.Blocks).Select(u => u.User.Email)]),
         plan.DatabaseSize, plan.BackupDirectory, plan.ExpectedDuration?.TotalSeconds,
-        plan.Preflight is { } p ? new PreflightSummaryDto(p.Id, p.At, p.Passed, p.Failed, p.Warnings) : null);
+        plan.Preflight is { } p ? new PreflightSummaryDto(p.Id, p.At, p.Passed, p.Failed, p.Warnings) : null,
+        plan.LatestRehearsal is { } r ? RehearsalSummaryDto.From(r) : null);
 }
+
+/// <summary>The latest rehearsal of the plan's runbook on the target: when, which dump, outcome, duration, each phase's.</summary>
+public sealed record RehearsalSummaryDto(int Run, RunState State, bool Passed, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt, double? Seconds, string? Dump, string? Message,
+    IReadOnlyList<RehearsedPhaseDto> Phases)
+{
+    public static RehearsalSummaryDto From(UpgradeConsole.Web.Rehearsals.RehearsalSummary r) => new(r.RunId, r.State, r.Passed, r.StartedAt, r.EndedAt, r.Duration?.TotalSeconds, r.DumpPath, r.Message,
+        [.. r.Phases.Select(p => new RehearsedPhaseDto(p.Key, p.Title, p.State, p.Duration?.TotalSeconds, p.Message))]);
+}
+
+public sealed record RehearsedPhaseDto(string Key, string Title, PhaseState State, double? Seconds, string? Message);
 
 public sealed record PlannedPhaseDto(string Key, string Title, string Description, string? Commands, bool Chosen, bool Idempotent, bool PointOfNoReturn, string? Rollback);
 

@@ -62,10 +62,23 @@ public sealed class RehearsalService(AppDbContext db, PlanBuilder plans, Runbook
             return RunResult.Fail($"Rehearsal {other} is still running on this target; wait for it (or cancel its step).");
         }
 
-        var plan = await plans.BuildAsync(targetId, runbook.Id, toVersion, oauthClient, ct, dataMigration);
-        if (plan.Error is not null)
+        // The rehearsal of a planned run compares with that run's plan (its prediction, its versions and choices): a
+        // change to the data since it was planned is then a finding. Without one, the target is planned afresh.
+        var planned = await db.Runs.AsNoTracking().Include(r => r.Phases)
+            .FirstOrDefaultAsync(r => r.ActiveTargetId == targetId && r.State == RunState.Planned && r.RunbookId == runbook.Id, ct);
+        Plan? plan = null;
+        if (planned is not null)
         {
-            return RunResult.Fail(plan.Error);
+            var optional = runbook.Phases.Where(p => p.Optional).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+            dataMigration = optional.Count == 0 || planned.Phases.Any(p => optional.Contains(p.Key) && p.State != PhaseState.Skipped);
+        }
+        else
+        {
+            plan = await plans.BuildAsync(targetId, runbook.Id, toVersion, oauthClient, ct, dataMigration);
+            if (plan.Error is not null)
+            {
+                return RunResult.Fail(plan.Error);
+            }
         }
 
         var now = clock.GetUtcNow();
@@ -83,8 +96,8 @@ public sealed class RehearsalService(AppDbContext db, PlanBuilder plans, Runbook
         {
             TargetId = targetId,
             RunbookId = rehearsal.Id,
-            FromVersion = plan.FromVersion ?? "",
-            ToVersion = plan.ToVersion,
+            FromVersion = planned?.FromVersion ?? plan!.FromVersion ?? "",
+            ToVersion = planned?.ToVersion ?? plan!.ToVersion,
             State = RunState.Running,
             // Never the target's active-run slot: a rehearsal changes nothing of production, a planned run waits beside it.
             ActiveTargetId = null,
@@ -92,12 +105,13 @@ public sealed class RehearsalService(AppDbContext db, PlanBuilder plans, Runbook
             PlannedAt = now,
             StartedBy = actor.Identity?.Name,
             StartedAt = now,
-            PlanJson = JsonSerializer.Serialize(plan.Snapshot, plan.Snapshot.GetType(), JsonSerializerOptions.Web),
-            OAuthClient = string.IsNullOrWhiteSpace(oauthClient) ? null : oauthClient.Trim(),
+            PlanJson = planned?.PlanJson ?? JsonSerializer.Serialize(plan!.Snapshot, plan.Snapshot.GetType(), JsonSerializerOptions.Web),
+            OAuthClient = planned is not null ? planned.OAuthClient : string.IsNullOrWhiteSpace(oauthClient) ? null : oauthClient.Trim(),
             BackupPath = borrowed?.BackupPath,
             BackupSize = borrowed?.BackupSize,
             BackupSha256 = borrowed?.BackupSha256,
-            Message = borrowed is null ? "Rehearsing on a fresh dump." : $"Rehearsing on the verified dump of run {borrowed.Id}.",
+            Message = (borrowed is null ? "Rehearsing on a fresh dump" : $"Rehearsing on the verified dump of run {borrowed.Id}")
+                + (planned is null ? ", against a plan made now." : $", against the plan of run {planned.Id}."),
             Phases = rehearsal.Phases.Select((p, i) => new RunPhase
             {
                 Index = i,
@@ -112,6 +126,7 @@ public sealed class RehearsalService(AppDbContext db, PlanBuilder plans, Runbook
         {
             run = run.Id,
             rehearses = runbook.Id,
+            plannedRun = planned?.Id,
             from = run.FromVersion,
             to = run.ToVersion,
             dump = borrowed is null ? "fresh" : $"run {borrowed.Id}: {borrowed.BackupPath}",
