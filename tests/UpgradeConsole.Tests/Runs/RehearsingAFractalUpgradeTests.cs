@@ -146,7 +146,9 @@ public sealed class RehearsingAFractalUpgradeTests(SshServer ssh, PostgresServer
         // The copy is gone: no scratch database, no scratch directory, no rehearsal dump.
         await using var conn = new NpgsqlConnection(postgres.AdminConnectionString);
         await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_rehearsal\\_%'", conn);
+        // Only this target's: other tests rehearse on the same server meanwhile.
+        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE starts_with(datname, @db || '_rehearsal_')", conn);
+        cmd.Parameters.AddWithValue("db", new NpgsqlConnectionStringBuilder(_fractal.DatabaseConnection).Database!);
         Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
         var leftovers = await ssh.RunAsync($"ls -d ~/.upgradeconsole/runs/run-{rehearsalId}-*-scratch ~/upgradeconsole-backups/*rehearsal{rehearsalId}-* 2>/dev/null | wc -l");
         Assert.Equal("0", leftovers.StandardOutput.Trim());
