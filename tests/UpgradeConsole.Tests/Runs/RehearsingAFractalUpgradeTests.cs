@@ -59,6 +59,12 @@ public sealed class RehearsingAFractalUpgradeTests(SshServer ssh, PostgresServer
         var phases = run.GetProperty("phases").EnumerateArray().Select(p => (Key: p.GetProperty("key").GetString(), State: p.GetProperty("state").GetString())).ToList();
         Assert.Equal(["rehearsal-dump", "rehearsal-restore", "rehearsal-setup", "pip-install", "set-db", "update-db-data", "rehearsal-compare", "rehearsal-cleanup"], phases.Select(p => p.Key));
         Assert.All(phases, p => Assert.Equal("Succeeded", p.State));
+        // The figures scripts/bench-rehearsal.sh reports, for this run on the double's database (in the test output).
+        var seconds = run.GetProperty("phases").EnumerateArray().ToDictionary(p => p.GetProperty("key").GetString()!,
+            p => (p.GetProperty("endedAt").GetDateTimeOffset() - p.GetProperty("startedAt").GetDateTimeOffset()).TotalSeconds);
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"rehearsed phases {seconds.Where(p => !p.Key.StartsWith("rehearsal-", StringComparison.Ordinal)).Sum(p => p.Value):0.00} s; overhead (dump+restore+setup+cleanup) {seconds.Where(p => p.Key.StartsWith("rehearsal-", StringComparison.Ordinal) && p.Key != "rehearsal-compare").Sum(p => p.Value):0.00} s; " +
+            string.Join(' ', seconds.Select(p => $"{p.Key}={p.Value:0.00}"))));
 
         await AssertUntouchedAndCleanedAsync(before, id);
         Assert.Contains(await _app.AuditEventsAsync(), e => e.Action == "run.rehearse" && e.Subject == $"run {id}" && e.Actor.Contains("olivia", StringComparison.Ordinal));
