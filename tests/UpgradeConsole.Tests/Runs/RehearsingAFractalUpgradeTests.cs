@@ -62,9 +62,10 @@ public sealed class RehearsingAFractalUpgradeTests(SshServer ssh, PostgresServer
         // The figures scripts/bench-rehearsal.sh reports, for this run on the double's database (in the test output).
         var seconds = run.GetProperty("phases").EnumerateArray().ToDictionary(p => p.GetProperty("key").GetString()!,
             p => (p.GetProperty("endedAt").GetDateTimeOffset() - p.GetProperty("startedAt").GetDateTimeOffset()).TotalSeconds);
-        TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"rehearsed phases {seconds.Where(p => !p.Key.StartsWith("rehearsal-", StringComparison.Ordinal)).Sum(p => p.Value):0.00} s; overhead (dump+restore+setup+cleanup) {seconds.Where(p => p.Key.StartsWith("rehearsal-", StringComparison.Ordinal) && p.Key != "rehearsal-compare").Sum(p => p.Value):0.00} s; " +
-            string.Join(' ', seconds.Select(p => $"{p.Key}={p.Value:0.00}"))));
+        var inner = seconds.Where(p => !p.Key.StartsWith("rehearsal-", StringComparison.Ordinal)).Sum(p => p.Value);
+        var overhead = seconds.Where(p => p.Key.StartsWith("rehearsal-", StringComparison.Ordinal) && p.Key != "rehearsal-compare").Sum(p => p.Value);
+        var each = string.Join(' ', seconds.Select(p => p.Key + "=" + p.Value.ToString("0.00", CultureInfo.InvariantCulture)));
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rehearsed phases {inner:0.00} s; overhead (dump+restore+setup+cleanup) {overhead:0.00} s; {each}"));
 
         await AssertUntouchedAndCleanedAsync(before, id);
         Assert.Contains(await _app.AuditEventsAsync(), e => e.Action == "run.rehearse" && e.Subject == $"run {id}" && e.Actor.Contains("olivia", StringComparison.Ordinal));
