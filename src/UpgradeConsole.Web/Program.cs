@@ -12,6 +12,7 @@ using UpgradeConsole.Web.Notifications;
 using UpgradeConsole.Web.Omero;
 using UpgradeConsole.Web.Overview;
 using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Rehearsals;
 using UpgradeConsole.Web.Runbooks;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Targets;
@@ -75,6 +76,7 @@ public partial class Program
         builder.AddFractal();
         builder.AddOmero();
         builder.AddRuns();
+        builder.AddRehearsals();
         builder.AddNotifications();
         builder.AddOverview();
         builder.AddApi();

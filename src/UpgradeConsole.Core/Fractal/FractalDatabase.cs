@@ -254,6 +254,37 @@ public sealed class FractalDatabase(string connectionString)
         Groups = r.GetFieldValue<string[]>(15),
     };
 
+    /// <summary>The same server, credentials and forward, another database (a rehearsal's scratch copy).</summary>
+    public FractalDatabase WithDatabase(string database) =>
+        new(new NpgsqlConnectionStringBuilder(connectionString) { Database = database }.ConnectionString);
+
+    /// <summary>What 2.17.0's data migration left (2.17 schema): every user's profile and project_dir, and the resources.</summary>
+    public async Task<MigratedData> MigratedDataAsync(CancellationToken ct)
+    {
+        await using var conn = await OpenAsync(ct);
+        var users = new List<MigratedUser>();
+        await using (var cmd = new NpgsqlCommand("SELECT u.id, u.email, p.name, u.project_dir FROM user_oauth u LEFT JOIN profile p ON p.id = u.profile_id ORDER BY u.id", conn))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                users.Add(new MigratedUser(reader.GetInt32(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+            }
+        }
+
+        var resources = new List<(string, string)>();
+        await using (var cmd = new NpgsqlCommand("SELECT name, type FROM resource ORDER BY id", conn))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                resources.Add((reader.GetString(0), reader.GetString(1)));
+            }
+        }
+
+        return new MigratedData(users, resources);
+    }
+
     private async Task<NpgsqlConnection> OpenAsync(CancellationToken ct)
     {
         var conn = new NpgsqlConnection(connectionString);

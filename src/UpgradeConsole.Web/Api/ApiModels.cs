@@ -89,11 +89,23 @@ public sealed record PreflightOverrideRequest(Dictionary<string, string>? Overri
 public sealed record ChecklistRequest(bool Done = true, string? Note = null);
 
 public sealed record RunSummaryDto(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string PlannedBy, DateTimeOffset PlannedAt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
-    DateTimeOffset? ScheduledAt = null)
+    DateTimeOffset? ScheduledAt = null, string Kind = RunKinds.Run)
 {
     public static RunSummaryDto From(Run r) => new(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State, r.PlannedBy, r.PlannedAt, r.StartedAt, r.EndedAt,
-        r.State == RunState.Planned ? r.ScheduledAt : null);
+        r.State == RunState.Planned ? r.ScheduledAt : null, RunKinds.Of(r));
 }
+
+/// <summary>A run's kind in the API: an upgrade run, or a rehearsal of one on a copy.</summary>
+public static class RunKinds
+{
+    public const string Run = "run";
+    public const string Rehearsal = "rehearsal";
+
+    public static string Of(Run r) => r.RunbookId.EndsWith(UpgradeConsole.Web.Runbooks.RehearsalRunbooks.Suffix, StringComparison.Ordinal) ? Rehearsal : Run;
+}
+
+/// <summary>A rehearsal to start: the runbook it rehearses, and optionally a recent verified dump to reuse instead of a fresh one.</summary>
+public sealed record RehearsalRequest(string? Runbook, string? To, string? OAuthClient, bool DataMigration = false, double? ReuseDumpWithinHours = null);
 
 /// <summary>
 /// When a planned run is to start: ISO 8601 with an offset or Z, or without one (a wall-clock time in the
@@ -110,7 +122,7 @@ public sealed record RunDto(
     string? StartedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
     int PhasesDone, int PhasesTotal, BackupDto? Backup,
     IReadOnlyList<PhaseDto> Phases, IReadOnlyList<ChecklistItemDto> Checklist, long LastLogSequence, string Url,
-    ScheduleDto? Schedule = null)
+    ScheduleDto? Schedule = null, string Kind = RunKinds.Run)
 {
     public static RunDto From(Run r, long lastSequence, string baseUrl, UpgradeConsole.Core.Scheduling.MaintenanceWindows? windows = null)
     {
@@ -125,7 +137,8 @@ public sealed record RunDto(
             lastSequence, $"{baseUrl}/runs/{r.Id}",
             r is { State: RunState.Planned, ScheduledAt: { } at } && windows is not null
                 ? new ScheduleDto(at, windows.Local(at), r.ScheduledBy, windows.Zone.Id, windows.Describe())
-                : null);
+                : null,
+            RunKinds.Of(r));
     }
 }
 
@@ -145,7 +158,7 @@ public sealed record PlannedRunDto(RunDto Run, PlanDto Plan);
 public sealed record PlanDto(
     int TargetId, string Runbook, string? FromVersion, string ToVersion, IReadOnlyList<PlannedPhaseDto> Phases,
     EnvMigrationDto? EnvFile, PlanUsersDto Users, long? DatabaseSize, string BackupDirectory, double? ExpectedSeconds,
-    PreflightSummaryDto? Preflight)
+    PreflightSummaryDto? Preflight, RehearsalSummaryDto? LatestRehearsal = null)
 {
     public static PlanDto From(Plan plan) => new(
         plan.Target!.Id, plan.Runbook!.Id, plan.FromVersion, plan.ToVersion,
@@ -158,8 +171,19 @@ public sealed record PlanDto(
             [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.LeftOut).Select(u => u.User.Email)],
             [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.Blocks).Select(u => u.User.Email)]),
         plan.DatabaseSize, plan.BackupDirectory, plan.ExpectedDuration?.TotalSeconds,
-        plan.Preflight is { } p ? new PreflightSummaryDto(p.Id, p.At, p.Passed, p.Failed, p.Warnings) : null);
+        plan.Preflight is { } p ? new PreflightSummaryDto(p.Id, p.At, p.Passed, p.Failed, p.Warnings) : null,
+        plan.LatestRehearsal is { } r ? RehearsalSummaryDto.From(r) : null);
 }
+
+/// <summary>The latest rehearsal of the plan's runbook on the target: when, which dump, outcome, duration, each phase's.</summary>
+public sealed record RehearsalSummaryDto(int Run, RunState State, bool Passed, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt, double? Seconds, string? Dump, string? Message,
+    IReadOnlyList<RehearsedPhaseDto> Phases)
+{
+    public static RehearsalSummaryDto From(UpgradeConsole.Web.Rehearsals.RehearsalSummary r) => new(r.RunId, r.State, r.Passed, r.StartedAt, r.EndedAt, r.Duration?.TotalSeconds, r.DumpPath, r.Message,
+        [.. r.Phases.Select(p => new RehearsedPhaseDto(p.Key, p.Title, p.State, p.Duration?.TotalSeconds, p.Message))]);
+}
+
+public sealed record RehearsedPhaseDto(string Key, string Title, PhaseState State, double? Seconds, string? Message);
 
 public sealed record PlannedPhaseDto(string Key, string Title, string Description, string? Commands, bool Chosen, bool Idempotent, bool PointOfNoReturn, string? Rollback);
 

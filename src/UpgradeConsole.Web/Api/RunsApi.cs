@@ -25,7 +25,7 @@ public static class RunsApi
 
         api.MapGet("/targets/{id:int}/plan", async (int id, string? runbook, string? to, string? oauthClient, bool? dataMigration, TargetService targets, PlanBuilder plans, RunbookCatalog runbooks, CancellationToken ct) =>
         {
-            if (runbooks.Find(runbook ?? "") is null)
+            if (runbooks.Find(runbook ?? "") is null or { IsRehearsal: true })
             {
                 return ApiProblems.Invalid("runbook", $"One of: {string.Join(", ", runbooks.All.Select(r => r.Id))}.");
             }
@@ -46,7 +46,7 @@ public static class RunsApi
         {
             var runbook = runbooks.Find(input.Runbook ?? "");
             var errors = new Dictionary<string, string[]>();
-            if (runbook is null)
+            if (runbook is null or { IsRehearsal: true })
             {
                 errors["runbook"] = [$"One of: {string.Join(", ", runbooks.All.Select(r => r.Id))}."];
             }
@@ -95,6 +95,45 @@ public static class RunsApi
             .WithSummary("Plan a run")
             .WithDescription("Builds the plan against the target as it is now (the last preflight must pass, or an Admin overrides each failing check with a reason) and records it. The run then waits for start (and approval, if the target requires one).")
             .Produces<PlannedRunDto>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+
+        api.MapPost("/targets/{id:int}/rehearsals", async (int id, RehearsalRequest input, TargetService targets, Rehearsals.RehearsalService rehearsals, RunService runs, RunbookCatalog runbooks,
+            AppDbContext db, HttpContext http, CancellationToken ct) =>
+        {
+            var runbook = runbooks.Find(input.Runbook ?? "");
+            var rehearsable = runbooks.All.Where(r => r.Rehearsal is not null).Select(r => r.Id).ToList();
+            if (runbook is null || !rehearsable.Contains(runbook.Id))
+            {
+                return ApiProblems.Invalid("runbook", $"One of: {string.Join(", ", rehearsable)}.");
+            }
+
+            if (runbook.FixedToVersion is null && string.IsNullOrWhiteSpace(input.To))
+            {
+                return ApiProblems.Invalid("to", "Give the version to rehearse the upgrade to, such as 2.16.7.");
+            }
+
+            if (input.ReuseDumpWithinHours is <= 0 or > 24 * 366)
+            {
+                return ApiProblems.Invalid("reuseDumpWithinHours", "More than 0 and at most a year (8784 hours).");
+            }
+
+            if (await targets.FindAsync(id, ct) is null)
+            {
+                return ApiProblems.NotFound("target");
+            }
+
+            var result = await rehearsals.RehearseAsync(id, runbook.Id, input.To, input.OAuthClient, input.DataMigration,
+                input.ReuseDumpWithinHours is { } hours ? TimeSpan.FromHours(hours) : null, http.User, ct);
+            if (!result.Succeeded)
+            {
+                return ApiProblems.Conflict(result.Error!);
+            }
+
+            var run = (await runs.FindAsync(result.RunId!.Value, ct))!;
+            return TypedResults.Created($"{ApiSetup.Prefix}/runs/{run.Id}", await DtoAsync(run, db, http, ct));
+        }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
+            .WithSummary("Start a rehearsal of a runbook on a copy")
+            .WithDescription("Plans the runbook against the target as it is now and, at once, rehearses its database phases on a copy: a fresh verified dump (or the newest verified dump of an earlier run of this target started within reuseDumpWithinHours) restored into a scratch database, a scratch venv and env file. It never stops the service or changes the installed package, the env file or the production database. The run it returns has kind \"rehearsal\"; follow it like any run.")
+            .Produces<RunDto>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
         api.MapGet("/runs", async (int? target, string? state, string? runbook, int? limit, AppDbContext db, CancellationToken ct) =>
         {

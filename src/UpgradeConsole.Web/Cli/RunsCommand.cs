@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace UpgradeConsole.Web.Cli;
 
 /// <summary>
-/// <c>runs start [--at]|schedule|unschedule|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
+/// <c>runs start [--at]|rehearse|schedule|unschedule|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
 /// CI. Exit codes: 0 success; 1 the run (or preflight) did not succeed; 2 usage, configuration or a
 /// refused call; 3 gave up waiting (--timeout).
 /// </summary>
@@ -117,6 +117,37 @@ internal static class RunsCommand
             }
         }));
         runs.Subcommands.Add(start);
+
+        // A rehearsal of the runbook's database phases on a copy (issue 18): same exit codes as start --wait.
+        var reuse = new Option<double?>("--reuse-dump-within")
+        {
+            Description = "Restore the newest verified dump of an earlier run of this target started within this many hours, instead of taking a fresh one.",
+        };
+        var rehearse = new Command("rehearse",
+            "Rehearse a run's database phases on a copy (scratch database, venv and env file); production is never stopped or changed. " +
+            "With --wait: exit 0 when the rehearsal passed and matched the plan's prediction, 1 when it failed (the copy is removed either way).")
+        {
+            target, runbook, to, data, reuse, wait, timeout,
+        };
+        rehearse.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            using var limit = Limit(parse.GetValue(timeout), ct);
+            try
+            {
+                var targetId = await ResolveTargetAsync(client, parse.GetValue(target)!, limit.Token);
+                var run = await client.PostAsync($"targets/{targetId}/rehearsals",
+                    new { runbook = parse.GetValue(runbook), to = parse.GetValue(to), dataMigration = parse.GetValue(data), reuseDumpWithinHours = parse.GetValue(reuse) }, limit.Token);
+                var id = run["id"]!.GetValue<int>();
+                await output.WriteLineAsync($"Started rehearsal {id}: {run["fromVersion"]} → {run["toVersion"]} ({run["url"]})");
+                return parse.GetValue(wait) ? await WaitAsync(client, id, output, error, limit.Token) : Succeeded;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                await error.WriteLineAsync($"Gave up waiting after {parse.GetValue(timeout)} minute(s); the rehearsal goes on in the dashboard.");
+                return TimedOut;
+            }
+        }));
+        runs.Subcommands.Add(rehearse);
 
         var runId = new Argument<int>("RUN") { Description = "The run's number." };
         var json = new Option<bool>("--json") { Description = "Print the API's JSON instead of a summary." };
@@ -413,7 +444,14 @@ internal static class RunsCommand
 
         await PrintRunAsync(run, error);
         var state = run["state"]!.GetValue<string>();
-        if (state is "Failed" or "NeedsAttention" or "RollbackFailed")
+        if (run["kind"]?.GetValue<string>() == "rehearsal")
+        {
+            if (state != "Succeeded")
+            {
+                await error.WriteLineAsync($"The rehearsal failed: {run["message"]}. Production was not touched; see {run["url"]}.");
+            }
+        }
+        else if (state is "Failed" or "NeedsAttention" or "RollbackFailed")
         {
             await error.WriteLineAsync($"The run waits for a decision: retry, mark done, roll back or abandon it at {run["url"]} (or POST /api/v1/runs/{id}/retry|mark-done|rollback|abandon).");
         }

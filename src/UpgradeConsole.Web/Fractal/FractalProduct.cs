@@ -47,6 +47,12 @@ public sealed record RunPlanSnapshot
 
     /// <summary>Whether the optional data migration (update-db-data) was chosen for a release upgrade.</summary>
     public bool DataMigration { get; init; }
+
+    /// <summary>What the plan predicts for every user (a rehearsal compares update-db-data's result with it).</summary>
+    public IReadOnlyList<PredictedUser> Predicted { get; init; } = [];
+
+    /// <summary>The 2.17 resource type the plan predicts (from the 2.16 backend).</summary>
+    public string? ResourceType { get; init; }
 }
 
 /// <summary>Fractal's services: a session on the target (env file + database), its preflight, what the plan finds there.</summary>
@@ -128,6 +134,8 @@ public sealed class FractalRuntime(FractalAccess access, PreflightService prefli
                     DatabaseSize = size,
                     AlembicHead = head,
                     DataMigration = options.DataMigration,
+                    Predicted = users.Select(PredictedUser.From).ToList(),
+                    ResourceType = MigrationRules.ResourceType(context.Backend),
                 },
             };
         }

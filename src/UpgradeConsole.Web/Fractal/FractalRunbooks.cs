@@ -83,6 +83,7 @@ public static class FractalRunbooks
             RollbackText = "pip install the previous version again.",
             Rollback = [InstallPrevious],
             Preview = p => FractalScripts.PipInstall(Host(p), p.ToVersion),
+            Rehearse = PhaseExecution.Remote(FractalRehearsal.PipInstall),
         };
 
     private static PhaseDefinition SetDb(string description) =>
@@ -94,6 +95,7 @@ public static class FractalRunbooks
             RollbackText = "Restore the database from this run's verified dump.",
             Rollback = [RestoreDatabase, VerifyRestore],
             Preview = p => FractalScripts.SetDb(Host(p)),
+            Rehearse = PhaseExecution.Remote(FractalRehearsal.SetDb),
         };
 
     private static PhaseDefinition UpdateDbData(string description, bool optional) =>
@@ -107,6 +109,7 @@ public static class FractalRunbooks
             RollbackText = "Restore the database from this run's verified dump.",
             Rollback = [RestoreDatabase, VerifyRestore],
             Preview = p => FractalScripts.UpdateDbData(Host(p)),
+            Rehearse = PhaseExecution.Remote(FractalRehearsal.UpdateDbData),
         };
 
     private static PhaseDefinition Start(string description) =>
@@ -117,6 +120,47 @@ public static class FractalRunbooks
             Rollback = [StopAgain],
             Preview = p => FractalScripts.Start(Host(p), p.ToVersion, AliveWait),
         };
+
+    // A rehearsal's own phases (issue 18, ADR 0022): the copy before, the report after, the cleanup always.
+    private static readonly PhaseDefinition RehearsalDump = new("rehearsal-dump", "Take a verified dump (or check the recent one chosen)",
+        "pg_dump -Fc of the production database, verified with pg_restore --list, size and SHA-256 recorded; or the recent verified dump of an earlier run, checked against its recorded SHA-256.",
+        PhaseExecution.Remote(FractalRehearsal.DumpAsync))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromHours(6),
+        Preview = p => FractalScripts.Backup(Host(p), "fractal-<database>-rehearsal<id>-a1.dump"),
+    };
+
+    private static readonly PhaseDefinition RehearsalRestore = new("rehearsal-restore", "Restore it into a scratch database",
+        "CREATE DATABASE <db>_rehearsal_<run> on the same PostgreSQL server (the role must be allowed to create databases), then pg_restore --exit-on-error into it.",
+        PhaseExecution.Remote(FractalRehearsal.Restore))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromHours(6),
+    };
+
+    private static readonly PhaseDefinition RehearsalSetup = new("rehearsal-setup", "Prepare a scratch directory and venv",
+        "A scratch directory with the migrated env file and the .old copy, both pointing at the scratch database, copies of the config files they name, and a new venv from the server's Python. Production's files are only read.",
+        PhaseExecution.Remote(FractalRehearsal.SetupAsync))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromMinutes(10),
+    };
+
+    private static readonly PhaseDefinition RehearsalCompare = new("rehearsal-compare", "Compare with the plan's prediction",
+        "Every user's profile and project_dir, the users left out and the resource row, against what the plan predicted; a difference is a finding the preflight missed.",
+        PhaseExecution.Builtin(FractalRehearsal.CompareAsync))
+    {
+        Idempotent = true,
+    };
+
+    private static readonly PhaseDefinition RehearsalCleanup = new("rehearsal-cleanup", "Remove the scratch copy",
+        "DROP DATABASE <db>_rehearsal_<run> WITH (FORCE), remove the scratch directory and the rehearsal's own dump. Runs also after a failure.",
+        PhaseExecution.Remote(FractalRehearsal.Cleanup))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromMinutes(30),
+    };
 
     /// <summary>The fractal-server 2.16 → 2.17.0 upgrade, in the guide's order (fractal-2.17.md §3.5).</summary>
     public static RunbookDefinition Upgrade2170 { get; } = new(
@@ -174,6 +218,7 @@ public static class FractalRunbooks
         RollbackOrder = Undo,
         FixedToVersion = "2.17.0",
         AsksForOAuthClient = true,
+        Rehearsal = new RehearsalDefinition([RehearsalDump, RehearsalRestore, RehearsalSetup], [RehearsalCompare], RehearsalCleanup),
     };
 
     /// <summary>
@@ -197,6 +242,7 @@ public static class FractalRunbooks
         [])
     {
         RollbackOrder = Undo,
+        Rehearsal = new RehearsalDefinition([RehearsalDump, RehearsalRestore, RehearsalSetup], [], RehearsalCleanup),
     };
 
     public static IReadOnlyList<RunbookDefinition> All { get; } = [Upgrade2170, Release];

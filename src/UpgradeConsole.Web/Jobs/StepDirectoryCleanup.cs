@@ -39,7 +39,9 @@ public sealed class StepDirectoryCleanup(
         var cutoff = clock.GetUtcNow() - options.Value.KeepStepDirectories;
         // Compared here, not in SQL: SQLite cannot compare DateTimeOffset values.
         var finished = (await db.Runs.AsNoTracking()
-                .Where(r => r.ActiveTargetId == null && (r.State == RunState.Succeeded || r.State == RunState.RolledBack || r.State == RunState.Abandoned) && r.EndedAt != null)
+                .Where(r => r.ActiveTargetId == null && (r.State == RunState.Succeeded || r.State == RunState.RolledBack || r.State == RunState.Abandoned
+                    // A failed rehearsal is finished too: nothing resumes it (ADR 0022).
+                    || (r.State == RunState.Failed && r.RunbookId.EndsWith(Runbooks.RehearsalRunbooks.Suffix))) && r.EndedAt != null)
                 .Select(r => new { r.Id, r.TargetId, r.RemoteKey, r.EndedAt, r.State })
                 .ToListAsync(ct))
             .Where(r => r.EndedAt < cutoff).ToList();

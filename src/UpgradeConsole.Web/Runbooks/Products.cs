@@ -106,7 +106,10 @@ public sealed class RunbookCatalog(IEnumerable<IProduct> products)
 
     public IReadOnlyList<RunbookDefinition> All => [.. _products.SelectMany(p => p.Runbooks)];
 
-    public RunbookDefinition? Find(string? id) => _products.SelectMany(p => p.Runbooks).FirstOrDefault(r => r.Id == id);
+    /// <summary>A runbook by id, or the rehearsal of one (<see cref="RehearsalRunbooks"/>).</summary>
+    public RunbookDefinition? Find(string? id) =>
+        _products.SelectMany(p => p.Runbooks).FirstOrDefault(r => r.Id == id)
+        ?? (id is not null && id.EndsWith(RehearsalRunbooks.Suffix, StringComparison.Ordinal) && Find(id[..^RehearsalRunbooks.Suffix.Length]) is { } rehearsed ? RehearsalRunbooks.Of(rehearsed) : null);
 
     public IProduct? ProductOf(RunbookDefinition runbook) => _products.FirstOrDefault(p => p.Id == runbook.Product);
 

@@ -115,6 +115,15 @@ public sealed record PhaseDefinition(string Key, string Title, string Descriptio
     public bool MigratesData { get; init; }
 
     public PhaseScope Scope { get; init; } = PhaseScope.Target;
+
+    /// <summary>
+    /// How this phase runs in a rehearsal, against the rehearsal's scratch copy (database, environment, files);
+    /// null: the phase is not rehearsed (it would touch the service, the installed package or the env file).
+    /// </summary>
+    public PhaseExecution? Rehearse { get; init; }
+
+    /// <summary>Runs also after an earlier phase of the run failed (a rehearsal's cleanup); the run still ends failed.</summary>
+    public bool Finally { get; init; }
 }
 
 /// <summary>The preflight checks a phase needs: none, some named ones, or every check the product has.</summary>
@@ -160,6 +169,14 @@ public sealed record RunbookDefinition(string Id, string Title, string Product, 
 
         return Phase(phase.Key) is { } definition ? (definition.Execution, definition.Timeout, definition.Idempotent) : null;
     }
+
+    /// <summary>How the product rehearses this runbook on a copy (null: it cannot be rehearsed).</summary>
+    public RehearsalDefinition? Rehearsal { get; init; }
+
+    /// <summary>For a rehearsal runbook (<see cref="RehearsalRunbooks"/>): the id of the runbook it rehearses.</summary>
+    public string? RehearsalOf { get; init; }
+
+    public bool IsRehearsal => RehearsalOf is not null;
 
     /// <summary>The manual phase whose completion is the checklist's, if any.</summary>
     public PhaseDefinition? ChecklistPhase => Phases.FirstOrDefault(p => p.Kind == PhaseKind.Manual);

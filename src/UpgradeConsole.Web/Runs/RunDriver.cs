@@ -60,11 +60,11 @@ public sealed class RunDriver(
 
         var runbook = runbooks.Find(run.RunbookId) ?? throw new InvalidOperationException($"Unknown runbook {run.RunbookId}.");
         var rollingBack = run.State == RunState.RollingBack;
-        var phase = CurrentPhase(run);
+        var phase = RunStateMachine.CurrentPhase(run, runbook);
         if (phase is { State: PhaseState.Failed or PhaseState.NeedsAttention })
         {
             // The phase's result was committed but the run's was not (the node died in between): finish that.
-            await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, phase.State), $"{phase.Title}: {phase.Message}", ct, stayActive: true);
+            await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, phase.State), $"{phase.Title}: {phase.Message}", ct, stayActive: !runbook.IsRehearsal);
             return null;
         }
 
@@ -162,13 +162,30 @@ public sealed class RunDriver(
         phase.EndedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
         services.GetService<Metrics.DashboardMetrics>()?.PhaseEnded(run.RunbookId, phase.Key, phase.State.ToString(), phase.EndedAt.Value - (phase.StartedAt ?? phase.EndedAt.Value));
-        if (outcome.State != PhaseState.Succeeded)
+        if (outcome.State != PhaseState.Succeeded && !rollingBack && RunStateMachine.FinallyAfter(run, runbook, phase) is { } cleanup)
         {
-            await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, outcome.State), $"{phase.Title}: {phase.Message}", ct, stayActive: true);
+            // A phase that runs also after a failure (a rehearsal's cleanup) comes next; what lies between is not run.
+            foreach (var skipped in run.Phases.Where(p => !p.IsRollback && p.Index > phase.Index && p.Index < cleanup.Index && p.State == PhaseState.Pending))
+            {
+                skipped.State = PhaseState.Skipped;
+                skipped.Message = "Not run: an earlier phase failed.";
+            }
+
+            run.Message = $"{phase.Title}: {phase.Message}";
+            run.Version = Guid.NewGuid();
+            await db.SaveChangesAsync(ct);
+            return cleanup.Index;
+        }
+
+        var next = RunStateMachine.CurrentPhase(run, runbook);
+        if (outcome.State != PhaseState.Succeeded || next is { State: PhaseState.Failed or PhaseState.NeedsAttention })
+        {
+            // This phase stopped the run, or it was the last that runs after the phase that did.
+            var stopped = outcome.State != PhaseState.Succeeded ? phase : next!;
+            await FinishRunAsync(run, RunStateMachine.AfterStoppedPhase(rollingBack, stopped.State), $"{stopped.Title}: {stopped.Message}", ct, stayActive: !runbook.IsRehearsal);
             return null;
         }
 
-        var next = CurrentPhase(run);
         if (next is not null && await StoppedAtGateAsync(run, runbook, next, ct))
         {
             return null;

@@ -44,7 +44,8 @@ public sealed class RunJob(
     IServiceScopeFactory scopes,
     IOptions<RunJobOptions> options,
     TimeProvider clock,
-    ILogger<RunJob> logger)
+    ILogger<RunJob> logger,
+    Runbooks.RunbookCatalog runbooks)
 {
     /// <summary>The recurring job that puts runs whose phase nobody holds back into the queue.</summary>
     public const string RecoverJobId = "runs-recover";
@@ -61,7 +62,7 @@ public sealed class RunJob(
         }
 
         // No phase left (the last one was marked done): the job ends the run.
-        await EnqueueAsync(runId, RunDriver.CurrentPhase(run)?.Index ?? -1, ct);
+        await EnqueueAsync(runId, RunStateMachine.CurrentPhase(run, runbooks.Find(run.RunbookId))?.Index ?? -1, ct);
     }
 
     /// <summary>One phase of one run (or, with no phase left, the run's end).</summary>
@@ -83,7 +84,7 @@ public sealed class RunJob(
 
         // Every line logged while the phase runs (driver, engine, SSH) carries the run, phase and target (JSON logs: IncludeScopes).
         using var logScope = logger.BeginScope(new Dictionary<string, object> { ["RunId"] = runId, ["Phase"] = phase.Key, ["TargetId"] = run.TargetId });
-        if (!RunStateMachine.IsMoving(run.State) || RunDriver.CurrentPhase(run)?.Index != phaseIndex)
+        if (!RunStateMachine.IsMoving(run.State) || RunStateMachine.CurrentPhase(run, runbooks.Find(run.RunbookId))?.Index != phaseIndex)
         {
             await SayAsync(runId, phase, $"── {phase.Title}: its job was delivered again, but the phase is {phase.State} and the run {run.State}; this delivery did nothing", ct);
             return;
@@ -149,7 +150,7 @@ public sealed class RunJob(
         using var connection = storage.GetConnection();
         foreach (var run in runs)
         {
-            var phase = RunDriver.CurrentPhase(run);
+            var phase = RunStateMachine.CurrentPhase(run, runbooks.Find(run.RunbookId));
             if (phase is not null && phase.LeaseExpiresAt > now)
             {
                 continue;

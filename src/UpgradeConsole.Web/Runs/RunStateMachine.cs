@@ -47,6 +47,9 @@ public enum RefusalReason
 
     /// <summary>Unscheduling a run that has no schedule.</summary>
     NotScheduled,
+
+    /// <summary>The run is a rehearsal: only its running step can be cancelled.</summary>
+    Rehearsal,
 }
 
 /// <summary>An action the run's state machine refuses, with the words the page and the API show (409).</summary>
@@ -108,6 +111,27 @@ public static class RunStateMachine
     }
 
     /// <summary>
+    /// The phase the run is at, as its runbook sees it: after a failed phase, a later phase that runs
+    /// also after a failure (<see cref="PhaseDefinition.Finally"/>: a rehearsal's cleanup) and has not run yet.
+    /// </summary>
+    public static RunPhase? CurrentPhase(Run run, RunbookDefinition? runbook)
+    {
+        var phase = CurrentPhase(run);
+        if (phase is { State: PhaseState.Failed or PhaseState.NeedsAttention } && run.State == RunState.Running && runbook is not null
+            && FinallyAfter(run, runbook, phase) is { } cleanup)
+        {
+            return cleanup;
+        }
+
+        return phase;
+    }
+
+    /// <summary>The first phase after <paramref name="failed"/> that runs also after a failure and is still to run.</summary>
+    public static RunPhase? FinallyAfter(Run run, RunbookDefinition runbook, RunPhase failed) =>
+        run.Phases.Where(p => !p.IsRollback && p.Index > failed.Index && p.State is PhaseState.Pending or PhaseState.Running && runbook.Phase(p.Key) is { Finally: true })
+            .OrderBy(p => p.Index).FirstOrDefault();
+
+    /// <summary>
     /// Why <paramref name="actor"/> may not do <paramref name="action"/> to the run now, or null. The
     /// rollback's own condition (a backup to restore) is the runbook's: see <see cref="RollbackPlan"/>.
     /// </summary>
@@ -115,6 +139,12 @@ public static class RunStateMachine
     {
         RunRefusal Refuse(RefusalReason reason, string message) => new(action, reason, message);
         var allowed = Allows(run.State, action);
+        if (runbook is { IsRehearsal: true } && action != RunAction.Cancel)
+        {
+            // A rehearsal changes nothing of production and removes its copy when it ends: nothing to resume or undo.
+            return Refuse(RefusalReason.Rehearsal, "A rehearsal is not resumed, rolled back or ticked off: its copy is removed when it ends. Start a new rehearsal instead.");
+        }
+
         switch (action)
         {
             case RunAction.Approve:

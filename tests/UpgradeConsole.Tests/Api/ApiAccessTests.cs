@@ -32,6 +32,7 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("GET", "/api/v1/runbooks", "Viewer"),
         ("GET", "/api/v1/targets/{id:int}/plan", "Operator"),
         ("POST", "/api/v1/targets/{id:int}/runs", "Operator"),
+        ("POST", "/api/v1/targets/{id:int}/rehearsals", "Operator"),
         ("GET", "/api/v1/runs", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}/plan", "Viewer"),
