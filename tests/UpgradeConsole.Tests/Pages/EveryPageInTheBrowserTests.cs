@@ -151,7 +151,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
     /// <summary>Every page, static or interactive, is styled by MudBlazor alone: no Bootstrap, no htmx (issue 13).</summary>
     private static async Task AssertMudBlazorStylesOnlyAsync(Microsoft.Playwright.IPage page)
     {
-        Assert.Equal(1, await page.Locator("link[rel=stylesheet][href*='MudBlazor.min.css']").CountAsync());
+        Assert.Equal(1, await page.Locator("link[rel=stylesheet][href*='_content/MudBlazor/MudBlazor.min.']").CountAsync());
         Assert.Equal(0, await page.Locator("link[href*='bootstrap'], script[src*='bootstrap'], script[src*='htmx']").CountAsync());
     }
 
