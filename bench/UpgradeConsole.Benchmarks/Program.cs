@@ -10,6 +10,7 @@ using UpgradeConsole.Core.Remote;
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- idle-streams [streams] [seconds]   (scripts/bench-idle-streams.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- target-ops [rounds]   (scripts/bench-target-ops.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- circuits ["1 10 25"] [seconds]   (scripts/bench-circuits.sh)
 if (args.Length >= 1 && args[0] == "live-log")
 {
     return await UpgradeConsole.Benchmarks.LiveLogBenchmark.RunAsync(
@@ -38,6 +39,13 @@ if (args.Length >= 1 && args[0] == "idle-streams")
 if (args.Length >= 1 && args[0] == "target-ops")
 {
     return await UpgradeConsole.Benchmarks.TargetOpsBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20);
+}
+
+if (args.Length >= 1 && args[0] == "circuits")
+{
+    // circuits "1 10 25" [seconds of live log per row]
+    var tabs = (args.Length > 1 ? args[1] : "1 10 25").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+    return await UpgradeConsole.Benchmarks.CircuitsBenchmark.RunAsync(tabs, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
 }
 
 if (args.Length >= 1 && args[0] == "users")

@@ -105,27 +105,20 @@ public static class AccountsSetup
     }
 
     /// <summary>
-    /// Pages redirect to the login page; the API, htmx requests and the hubs (the log hub, Blazor's circuit hub) get a bare status
-    /// (htmx is told where to go with HX-Redirect).
+    /// Pages redirect to the login page; the API and the hubs (the log hub, Blazor's circuit hub) get a bare status.
     /// </summary>
     private static Task Deny(Microsoft.AspNetCore.Authentication.RedirectContext<CookieAuthenticationOptions> ctx, int status)
     {
         var request = ctx.Request;
         var isApi = request.Path.StartsWithSegments("/api") || request.Path.StartsWithSegments("/hubs") || request.Path.StartsWithSegments("/openapi")
             || request.Path.StartsWithSegments("/_blazor");
-        var isHtmx = request.Headers.ContainsKey("HX-Request");
-        if (isApi || isHtmx)
+        if (isApi)
         {
             ctx.Response.StatusCode = status;
             // A bare status, not the "not found" page that status-code pages would render.
             if (ctx.HttpContext.Features.Get<Microsoft.AspNetCore.Diagnostics.IStatusCodePagesFeature>() is { } pages)
             {
                 pages.Enabled = false;
-            }
-
-            if (isHtmx && status == StatusCodes.Status401Unauthorized)
-            {
-                ctx.Response.Headers["HX-Redirect"] = LoginPath;
             }
 
             return Task.CompletedTask;

@@ -11,9 +11,10 @@ public static class AntiforgeryValidation
     /// <summary>
     /// Refuses, with 400 and before the endpoint binds anything, every unsafe request to an endpoint
     /// that requires an antiforgery token and carries no valid one. The framework's middleware only
-    /// records its verdict (and only for form bodies): a bodiless htmx post would slip through, and a
+    /// records its verdict (and only for form bodies): a bodiless post would slip through, and a
     /// form-bound parameter throws, which the exception handler answers 500. The token comes from the
-    /// form field or the RequestVerificationToken header.
+    /// form field (the dashboard's own forms) or the RequestVerificationToken header (Hangfire's
+    /// dashboard at /jobs sends it there: see WebShell).
     /// </summary>
     public static WebApplication UseAntiforgeryEnforcement(this WebApplication app)
     {

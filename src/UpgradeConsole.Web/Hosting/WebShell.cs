@@ -6,8 +6,8 @@ using UpgradeConsole.Web.Components;
 namespace UpgradeConsole.Web.Hosting;
 
 /// <summary>
-/// The HTML side: interactive Blazor Server pages with MudBlazor; the pages that write cookies (and those
-/// not moved yet) render statically. Security headers. docs/decisions/0012-interactive-blazor-server-and-mudblazor.md
+/// The HTML side: interactive Blazor Server pages with MudBlazor; the pages that write cookies and the
+/// error pages render statically (with MudBlazor's styles, no circuit). Security headers. docs/decisions/0012-interactive-blazor-server-and-mudblazor.md
 /// </summary>
 public static class WebShell
 {
@@ -26,6 +26,7 @@ public static class WebShell
         {
             o.Cookie.Name = "UpgradeConsole.Antiforgery";
             o.Cookie.SameSite = SameSiteMode.Strict;
+            // Hangfire's dashboard (/jobs) reads this name and sends its token in that header; our own forms post the field.
             o.HeaderName = "RequestVerificationToken";
             o.Cookie.SecurePolicy = builder.Configuration.GetValue("UpgradeConsole:RequireHttps", false) ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         });

@@ -145,7 +145,7 @@ public interface IRunLogClient
 /// again with its last sequence. The static functions here are the only readers of stored lines.
 /// </summary>
 [Authorize(Policy = Policies.View)]
-public sealed class RunLogHub(AppDbContext db, UpgradeConsole.Web.Hosting.LiveConnections live) : Hub<IRunLogClient>
+public sealed class RunLogHub(AppDbContext db, UpgradeConsole.Web.Hosting.LiveConnections live, RunLogFirstErrors firstErrors) : Hub<IRunLogClient>
 {
     public const string Path = "/hubs/run-log";
 
@@ -216,9 +216,12 @@ public sealed class RunLogHub(AppDbContext db, UpgradeConsole.Web.Hosting.LiveCo
         return chunks;
     }
 
-    /// <summary>The sequence of the first line that reads like an error (error, failed, traceback, fatal), or 0.</summary>
+    /// <summary>
+    /// The sequence of the first line that reads like an error (error, failed, traceback, fatal), or 0.
+    /// Remembered per run (<see cref="RunLogFirstErrors"/>): no scan of a long log's chunks per click.
+    /// </summary>
     public async Task<long> FirstError(int runId) =>
-        await db.RunLogChunks.Where(c => c.RunId == runId && c.FirstErrorSequence != null).MinAsync(c => c.FirstErrorSequence, Context.ConnectionAborted) ?? 0;
+        await firstErrors.FindAsync(db, runId, Context.ConnectionAborted) ?? 0;
 
     public Task Leave(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(runId));
 

@@ -311,6 +311,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         await db.Database.OpenConnectionAsync(ct);
         var connection = db.Database.GetDbConnection();
         var postgres = db.Database.IsNpgsql();
+        long stored;
         await using (var tx = await connection.BeginTransactionAsync(ct))
         {
             // Usually one writer per run, but the dashboard may add a line of its own (a job delivered twice)
@@ -337,7 +338,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
                 run.ParameterName = "@run";
                 run.Value = runId;
                 last.Parameters.Add(run);
-                var stored = Convert.ToInt64(await last.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+                stored = Convert.ToInt64(await last.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
                 _shift += stored + 1 - (batch[0].Chunk.FirstSequence + _shift);
             }
 
@@ -422,6 +423,7 @@ public sealed class RunLogWriter(IServiceScopeFactory scopes, int runId, IReadOn
         _metrics ??= scope.ServiceProvider.GetService<Metrics.DashboardMetrics>();
         _metrics?.LinesStored(batch.Sum(b => (int)(b.Chunk.LastSequence - b.Chunk.FirstSequence + 1)));
         scope.ServiceProvider.GetService<RunActivity>()?.Pulse(runId);
+        scope.ServiceProvider.GetService<RunLogFirstErrors>()?.Stored(runId, stored, batch[^1].Chunk.LastSequence, batch.Select(b => b.Chunk.FirstErrorSequence).FirstOrDefault(e => e is not null));
         foreach (var (chunk, _, _) in batch)
         {
             CrashPoints.Stored(chunk.Text);

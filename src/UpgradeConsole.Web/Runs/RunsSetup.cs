@@ -15,6 +15,7 @@ public static class RunsSetup
         builder.Services.AddScoped<PlanBuilder>();
         builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 64 * 1024);
         builder.Services.AddSingleton<DashboardNode>();
+        builder.Services.AddSingleton<RunLogFirstErrors>();
         builder.Services.AddHostedService<RunLogRelay>();
         return builder;
     }

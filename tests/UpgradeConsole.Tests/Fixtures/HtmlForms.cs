@@ -22,30 +22,10 @@ public static partial class HtmlForms
         return await client.PostAsync(url, new FormUrlEncodedContent(form));
     }
 
-    /// <summary>An htmx-style post: the token in the RequestVerificationToken header, as site.js sends it.</summary>
-    public static async Task<HttpResponseMessage> HtmxPostAsync(this HttpClient client, string url, string tokenSourcePage, Dictionary<string, string>? fields = null)
-    {
-        var page = await client.GetStringAsync(tokenSourcePage);
-        using var request = new HttpRequestMessage(HttpMethod.Post, url)
-        {
-            Content = new FormUrlEncodedContent(fields ?? []),
-        };
-        request.Headers.Add("HX-Request", "true");
-        request.Headers.Add("RequestVerificationToken", MetaToken(page));
-        return await client.SendAsync(request);
-    }
-
     public static string AntiforgeryToken(string html)
     {
         var match = HiddenTokenPattern().Match(html);
         Assert.True(match.Success, "The page has no antiforgery token:\n" + html);
-        return WebUtility.HtmlDecode(match.Groups[1].Value);
-    }
-
-    public static string MetaToken(string html)
-    {
-        var match = MetaTokenPattern().Match(html);
-        Assert.True(match.Success, "The page has no antiforgery meta tag:\n" + html);
         return WebUtility.HtmlDecode(match.Groups[1].Value);
     }
 
@@ -68,7 +48,4 @@ public static partial class HtmlForms
 
     [GeneratedRegex("name=\"__RequestVerificationToken\"[^>]*value=\"([^\"]+)\"")]
     private static partial Regex HiddenTokenPattern();
-
-    [GeneratedRegex("<meta name=\"antiforgery-token\" content=\"([^\"]+)\"")]
-    private static partial Regex MetaTokenPattern();
 }

@@ -52,6 +52,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
         await browser.Page.SetViewportSizeAsync(width, 900);
         var login = await browser.Page.GotoAsync("/account/login");
         SecurityHeadersTests.AssertStrictPolicy(await login!.HeaderValueAsync("content-security-policy") ?? "");
+        await AssertMudBlazorStylesOnlyAsync(browser.Page);
         await browser.ScreenshotAsync($"{theme}-{width}-login");
         await SigningInTests.SignInAsync(browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
 
@@ -66,7 +67,8 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
             }
 
             await Assertions.Expect(browser.Page.Locator("h1")).ToBeVisibleAsync();
-            Assert.Equal(theme, await browser.Page.Locator("html").GetAttributeAsync("data-bs-theme"));
+            Assert.Equal(theme, await browser.Page.Locator("html").GetAttributeAsync("data-theme"));
+            await AssertMudBlazorStylesOnlyAsync(browser.Page);
             var name = path == "/" ? "overview" : System.Text.RegularExpressions.Regex.Replace(path.Trim('/'), "[0-9]+", "n").Replace('/', '-');
             await browser.ScreenshotAsync($"{theme}-{width}-{name}");
         }
@@ -93,14 +95,14 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
         await browser.Page.ClickAsync("#uc-theme-toggle");
         await browser.Page.ClickAsync("#uc-theme-dark");
         await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "dark");
-        await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "dark");
+        await Assertions.Expect(html).ToHaveAttributeAsync("data-theme", "dark");
 
         // A static page and a fresh load of the interactive one come dark from the server, with no flash.
         await browser.Page.GotoAsync("/runs");
-        await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "dark");
+        await Assertions.Expect(html).ToHaveAttributeAsync("data-theme", "dark");
         var served = await (await browser.Page.APIRequest.GetAsync("/")).TextAsync();
-        Assert.Contains("data-bs-theme=\"dark\"", served, StringComparison.Ordinal);
-        Assert.Contains("data-theme=\"dark\"", served, StringComparison.Ordinal);
+        Assert.Contains("<html lang=\"en\" data-theme=\"dark\"", served, StringComparison.Ordinal);
+        Assert.Matches("id=\"uc-app\"[^>]*data-theme=\"dark\"", served);
 
         // "System" follows the browser's scheme (light here).
         await browser.GotoInteractiveAsync("/");
@@ -111,7 +113,18 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
         await browser.Page.ReloadAsync();
         await browser.WaitForInteractiveAsync();
         await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "light");
-        await Assertions.Expect(html).ToHaveAttributeAsync("data-bs-theme", "light");
+        await Assertions.Expect(html).ToHaveAttributeAsync("data-theme", "light");
+
+        // A static page (no circuit) has the same theme menu: a choice is saved and the page comes back in it.
+        await browser.Page.GotoAsync("/account/password");
+        var staticShell = browser.Page.Locator(".uc-static-app");
+        await Assertions.Expect(staticShell).ToHaveAttributeAsync("data-theme", "light");
+        await browser.Page.ClickAsync("#uc-theme-toggle");
+        await browser.Page.ClickAsync("#uc-theme-dark");
+        await Assertions.Expect(staticShell).ToHaveAttributeAsync("data-theme", "dark");
+        await Assertions.Expect(html).ToHaveAttributeAsync("data-theme", "dark");
+        await browser.GotoInteractiveAsync("/");
+        await Assertions.Expect(app).ToHaveAttributeAsync("data-theme", "dark");
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }
 
@@ -133,6 +146,13 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
         await browser.Page.WaitForURLAsync(_app.BaseUrl + "/runs");
         await Assertions.Expect(browser.Page.Locator("h1")).ToHaveTextAsync("Runs");
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
+    }
+
+    /// <summary>Every page, static or interactive, is styled by MudBlazor alone: no Bootstrap, no htmx (issue 13).</summary>
+    private static async Task AssertMudBlazorStylesOnlyAsync(Microsoft.Playwright.IPage page)
+    {
+        Assert.Equal(1, await page.Locator("link[rel=stylesheet][href*='_content/MudBlazor/MudBlazor.min.']").CountAsync());
+        Assert.Equal(0, await page.Locator("link[href*='bootstrap'], script[src*='bootstrap'], script[src*='htmx']").CountAsync());
     }
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();

@@ -150,5 +150,47 @@ public sealed class LogChunkTests : IAsyncLifetime
         Assert.Equal(15_000 * 50L, await db.RunPhases.Where(p => p.Id == phases[0].Id).Select(p => p.LogOffset).SingleAsync(TestContext.Current.CancellationToken));
     }
 
+    [Fact]
+    public async Task TheFirstError_IsKnownAsTheLogIsWritten_AndAnotherNodeFindsTheSameFromTheChunks()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var scopes = _app.Services.GetRequiredService<IServiceScopeFactory>();
+        var thisNode = _app.Services.GetRequiredService<RunLogFirstErrors>();
+        var otherNode = new RunLogFirstErrors();
+        var (runId, phases) = await RunSeed.AddRunningRunAsync(_app.Services, null, ("pip-install", "Install", PhaseState.Running));
+        await using var scope = _app.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+
+        // Nothing yet, then a clean log: no error, on either node.
+        Assert.Null(await thisNode.FindAsync(db, runId, ct));
+        var writer = new RunLogWriter(scopes, runId, [], TimeProvider.System);
+        for (var i = 1; i <= 2 * RunLogHub.MaxBatch; i++)
+        {
+            await writer.WriteAsync(phases[0], $"collecting package {i}");
+        }
+
+        await writer.FlushAsync();
+        Assert.Null(await thisNode.FindAsync(db, runId, ct));
+        Assert.Null(await otherNode.FindAsync(db, runId, ct));
+
+        // An error, then a later one: the first stays the answer. The other node looks only at what is new.
+        await writer.WriteAsync(phases[0], "ERROR: could not write the wheel cache");
+        var first = 2L * RunLogHub.MaxBatch + 1;
+        for (var i = 0; i < 50; i++)
+        {
+            await writer.WriteAsync(phases[0], i == 25 ? "Traceback (most recent call last):" : $"retrying {i}");
+        }
+
+        await writer.FlushAsync();
+        Assert.Equal(first, await thisNode.FindAsync(db, runId, ct));
+        Assert.Equal(first, await otherNode.FindAsync(db, runId, ct));
+        Assert.Equal(first, await new RunLogFirstErrors().FindAsync(db, runId, ct));
+
+        // A writer after a restart, on a node that never looked: what it stores cannot hide the earlier error.
+        var restartedNode = new RunLogFirstErrors();
+        restartedNode.Stored(runId, first + 50, first + 51, first + 51);
+        Assert.Equal(first, await restartedNode.FindAsync(db, runId, ct));
+    }
+
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }

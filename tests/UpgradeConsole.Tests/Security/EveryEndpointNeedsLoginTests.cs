@@ -6,7 +6,7 @@ using UpgradeConsole.Tests.Fixtures;
 namespace UpgradeConsole.Tests.Security;
 
 /// <summary>
-/// Walks every endpoint the application maps (pages, htmx actions, API, hubs, whatever later
+/// Walks every endpoint the application maps (pages, form posts, API, hubs, whatever later
 /// features add) and checks that an anonymous request is sent to the login page or refused with
 /// 401. Only the endpoints listed in <see cref="Public"/> may answer anonymously.
 /// </summary>

@@ -6,7 +6,7 @@ window.ucShell = {
     var dark = choice === 'dark' || (choice === 'system' && systemDark);
     document.cookie = 'uc-theme=' + choice + '; path=/; max-age=31536000; samesite=strict';
     document.cookie = 'uc-system-theme=' + (systemDark ? 'dark' : 'light') + '; path=/; max-age=31536000; samesite=strict';
-    document.documentElement.setAttribute('data-bs-theme', dark ? 'dark' : 'light');
+    document.documentElement.setAttribute('data-theme', dark ? 'dark' : 'light');
     return dark;
   }
 };

@@ -5,6 +5,6 @@
   var systemDark = window.matchMedia('(prefers-color-scheme: dark)').matches;
   var choice = match ? match[1] : 'system';
   var dark = choice === 'dark' || (choice === 'system' && systemDark);
-  document.documentElement.setAttribute('data-bs-theme', dark ? 'dark' : 'light');
+  document.documentElement.setAttribute('data-theme', dark ? 'dark' : 'light');
   document.cookie = 'uc-system-theme=' + (systemDark ? 'dark' : 'light') + '; path=/; max-age=31536000; samesite=strict';
 })();
