@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "upgrade-path", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "fractal-users", "upgrade-path", "--help", "-h", "-?", "help", "--version"];
 
     /// <summary>
     /// A verb, or a word that is not one (answered "unrecognized", exit 2): the dashboard is served only
@@ -220,6 +220,7 @@ public static class CommandLine
         audit.Subcommands.Add(verify);
         root.Subcommands.Add(audit);
         root.Subcommands.Add(TargetsCommand.Build(output, error, environment));
+        root.Subcommands.Add(FractalUsersCommand.Build(output, error, environment));
         foreach (var command in RunsCommand.Build(output, error, environment))
         {
             root.Subcommands.Add(command);
