@@ -123,12 +123,16 @@ public static class CommandLine
                 path.Insert(0, c.Command.Name);
             }
 
-            await error.WriteLineAsync($"{string.Join(" ", parsed.Errors.Select(e => e.Message.TrimEnd('.') + "."))} See: {string.Join(' ', path)} --help");
+            // Some of the parser's own messages span lines (the choices of an option, one a line): joined into one.
+            await error.WriteLineAsync($"{string.Join(" ", parsed.Errors.Select(e => OneLine(e.Message).TrimEnd('.') + "."))} See: {string.Join(' ', path)} --help");
             return 2;
         }
 
         return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
     }
+
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     private static RootCommand Build(TextReader input, TextWriter output, TextWriter error, Func<string, string?> environment)
     {

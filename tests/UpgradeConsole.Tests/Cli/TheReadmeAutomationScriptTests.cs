@@ -47,7 +47,7 @@ public sealed class TheReadmeAutomationScriptTests(SshServer ssh, PostgresServer
         Assert.True(result.ExitCode == 0, result.Combined);
         Assert.Contains("PASS  ", result.StandardOutput, StringComparison.Ordinal);
         Assert.DoesNotContain("FAIL  ", result.StandardOutput, StringComparison.Ordinal);
-        Assert.Contains("Fixed user 3 (bob@example.org): Migrated.", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("Fixed user 3 (bob@example.org): Migrated", result.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("\"version\": \"2.17.0\"", result.StandardOutput, StringComparison.Ordinal);
         Assert.Matches("Run [0-9]+ \\(fractal-2.16-to-2.17.0, 2.16.6 → 2.17.0\\): Succeeded", result.StandardOutput);
         Assert.DoesNotContain(FractalTarget.DbPassword, result.Combined, StringComparison.Ordinal);
