@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
@@ -41,9 +42,11 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
     {
         // Not retried: if the link drops mid-start the step may or may not have started; the caller
         // asks GetStatusAsync, which tells from the start marker.
-        var result = await shell.RunAsync(StepScripts.Start(step), cancellationToken, _options.ControlTimeout);
-        return StartedPid(step.Location, result.ExitCode, result.StandardError)
+        var result = await shell.RunAsync(StepScripts.Start(step, parentsChecked: ParentsChecked(step.Location)), cancellationToken, _options.ControlTimeout);
+        var pid = StartedPid(step.Location, result.ExitCode, result.StandardError)
             ?? throw new RemoteCommandException($"Could not start step {step.Location}: {result.StandardError.Trim()}", result.ExitCode, result.StandardError);
+        MarkParentsChecked(step.Location);
+        return pid;
     }
 
     public async Task<RemoteStepStatus> GetStatusAsync(StepLocation location, CancellationToken cancellationToken)
@@ -119,9 +122,14 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
     {
         var splitter = new LogLineSplitter(0, _options.MaxLineBytes);
         var pass = new Pass();
-        await foreach (var line in StreamAsync(StepScripts.StartAndFollow(step), splitter, pass, cancellationToken))
+        await foreach (var line in StreamAsync(StepScripts.StartAndFollow(step, ParentsChecked(step.Location)), splitter, pass, cancellationToken))
         {
             await onLine(line);
+        }
+
+        if (pass.StandardError.Contains(StepScripts.Started, StringComparison.Ordinal))
+        {
+            MarkParentsChecked(step.Location);
         }
 
         if (pass.StandardError.Contains(StepScripts.AlreadyStarted, StringComparison.Ordinal))
@@ -154,6 +162,20 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
 
         return await GetStatusAsync(step.Location, cancellationToken);
     }
+
+    /// <summary>
+    /// Run directories found private by a start over a shell (a connection to one pinned host), for as long as the
+    /// shell lives: later steps of the run skip the write-bit check, a process on the target (see StepScripts.Start).
+    /// </summary>
+    private static readonly ConditionalWeakTable<IRemoteShell, ConcurrentDictionary<string, bool>> CheckedRunDirectories = new();
+
+    private bool ParentsChecked(StepLocation location) =>
+        CheckedRunDirectories.TryGetValue(shell, out var checkedDirectories) && checkedDirectories.ContainsKey(RunDirectoryKey(location));
+
+    private void MarkParentsChecked(StepLocation location) =>
+        CheckedRunDirectories.GetValue(shell, _ => new ConcurrentDictionary<string, bool>(StringComparer.Ordinal))[RunDirectoryKey(location)] = true;
+
+    private static string RunDirectoryKey(StepLocation location) => location.RunsDirectory + "\n" + location.RunId;
 
     /// <summary>Reads one session's stdout into lines; records its stderr, end state and any failure in <paramref name="pass"/>.</summary>
     private async IAsyncEnumerable<RemoteLogLine> StreamAsync(string script, LogLineSplitter splitter, Pass pass, [EnumeratorCancellation] CancellationToken cancellationToken)

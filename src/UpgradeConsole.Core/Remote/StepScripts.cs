@@ -28,6 +28,8 @@ internal static class StepScripts
           set +C
           printf '%s\n' "$1" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"
         }
+        # What nohup did, without its process: a hang-up never stops the step (inherited by the script).
+        trap '' HUP
         printf '%s\n' "$$" > "$__uc_dir/pid"
         trap 'echo "[upgradeconsole] stop requested"' TERM
         if [ -n "$__uc_runas" ]; then
@@ -71,6 +73,12 @@ internal static class StepScripts
         [ -e "$__uc_dir/exit" ] || { printf '%s\n' "$__uc_code" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"; }
         """;
 
+    /// <summary>The write bits of the three step directories, in one process (a step's fixed cost is mostly process starts).</summary>
+    private const string WriteBitsCheck = """
+        __uc_open=$(find "$runs" "${dir%/*}" "$dir" -maxdepth 0 -perm /022 -print -quit 2>/dev/null)
+        [ -z "$__uc_open" ] || __uc_refuse "$__uc_open"
+        """;
+
     /// <summary>True when <c>$__uc_pid</c> is alive and is this step's runner (its command line names <c>$dir</c>; a recycled pid does not).</summary>
     private const string RunnerAlive = """[ -n "$__uc_pid" ] && [ -r "/proc/$__uc_pid/cmdline" ] && tr '\0' '\n' < "/proc/$__uc_pid/cmdline" | grep -qxF -- "$dir" """;
 
@@ -80,7 +88,7 @@ internal static class StepScripts
     /// </summary>
     private const string PrintState = $$"""
         __uc_code=; [ -e "$dir/exit" ] && read -r __uc_code < "$dir/exit"
-        __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null || echo 0)
+        __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null); [ -n "$__uc_size" ] || __uc_size=0
         __uc_cancelled=0; [ -e "$dir/cancelled" ] && __uc_cancelled=1
         __uc_timedout=0; [ -e "$dir/timed-out" ] && __uc_timedout=1
         if [ -n "$__uc_code" ]; then
@@ -99,9 +107,17 @@ internal static class StepScripts
     /// Starts the step and, in the same session, streams its log to stdout until it ends, then
     /// prints its state on stderr: one SSH round trip for a whole short step.
     /// </summary>
-    public static string StartAndFollow(RemoteStep step) => Start(step, follow: true);
+    public static string StartAndFollow(RemoteStep step, bool parentsChecked = false) => Start(step, follow: true, parentsChecked);
 
-    public static string Start(RemoteStep step, bool follow = false)
+    /// <param name="step">The step to start.</param>
+    /// <param name="follow">Also stream its log in the same session until it ends.</param>
+    /// <param name="parentsChecked">
+    /// The runs and run directories were already found private by an earlier start over the same connection. Then
+    /// only their owner is checked again (a builtin test): a directory of ours with no group or other write bit can
+    /// only be changed by us or root, a directory swapped in by someone else fails the owner test, and the step's
+    /// own directory is new, made under umask 077 inside them. The write-bit check (a process) is skipped.
+    /// </param>
+    public static string Start(RemoteStep step, bool follow = false, bool parentsChecked = false)
     {
         var payload = new StringBuilder();
         payload.Append("# UpgradeConsole step ").Append(step.Location.StepId).Append('\n');
@@ -142,18 +158,19 @@ internal static class StepScripts
         // checked (ours, no group or other write bit) before anything is written or started; the runner
         // travels with each step into the step's own directory instead of being shared and reused.
         script.Append(CultureInfo.InvariantCulture, $$"""
-            __uc_private() { [ -d "$1" ] && [ ! -L "$1" ] && [ -O "$1" ] && [ -z "$(find "$1" -maxdepth 0 -perm /022 2>/dev/null)" ]; }
+            __uc_refuse() { echo "[upgradeconsole] refusing to start: $1 is not a directory of $(id -un) closed to other users (owner-only writes)" >&2; exit 5; }
             mkdir -p -- "$dir" || exit 4
-            for __uc_d in "$runs" "$(dirname -- "$dir")" "$dir"; do
-              __uc_private "$__uc_d" || { echo "[upgradeconsole] refusing to start: $__uc_d is not a directory of $(id -un) closed to other users (owner-only writes)" >&2; exit 5; }
+            for __uc_d in "$runs" "${dir%/*}" "$dir"; do
+              { [ -d "$__uc_d" ] && [ ! -L "$__uc_d" ] && [ -O "$__uc_d" ]; } || __uc_refuse "$__uc_d"
             done
+            {{(parentsChecked ? "" : WriteBitsCheck)}}
             set -C
             if ! { true > "$dir/.started"; } 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
             printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$dir/runner" || exit 4
             printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script" || exit 4
             : > "$dir/log" || exit 4
             set +C
-            setsid -w nohup bash "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
+            setsid -w bash "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
             __uc_runner=$!
             echo "{{Started}} $__uc_runner" >&2
 

@@ -57,6 +57,28 @@ public sealed class StepDirectoriesArePrivateTests(SshServer ssh) : IAsyncLifeti
         await ssh.RunAsync($"sudo -n -u {SshServer.ServiceUser} rm -rf {absoluteRuns}/{_remote.RunId}; rm -rf {runs}", check: false);
     }
 
+    [Fact]
+    public async Task ARunDirectorySwappedForAnotherUsersBetweenTwoSteps_IsRefused_ThoughTheFirstStepFoundItPrivate()
+    {
+        Assert.True(ProcessRunner.IsRoot, "This test needs the fixture's second account; run the suite as root (./scripts/test.sh in CI).");
+        // Later steps of a run over the same connection skip the write-bit check of the run directories (a process
+        // on the target); the owner check stays, so a directory someone else put in their place is still refused.
+        var runs = $"~/.upgradeconsole-tests/runs-{_remote.RunId}";
+        await ssh.RunAsync($"mkdir -p {runs} && chmod 755 {runs} && chmod 711 ~");
+        var home = (await ssh.RunAsync("echo $HOME")).StandardOutput.Trim();
+        var absoluteRuns = runs.Replace("~", home, StringComparison.Ordinal);
+        var first = _remote.NewStep("s1", "echo mine") with { Location = new StepLocation(absoluteRuns, _remote.RunId, "s1") };
+        var (_, status) = await _remote.RunAsync(first);
+        Assert.Equal(0, status.ExitCode);
+
+        await ssh.RunAsync($"mv {runs}/{_remote.RunId} {runs}/{_remote.RunId}.old && chmod 777 {runs} && sudo -n -u {SshServer.ServiceUser} sh -c 'mkdir -m 755 {absoluteRuns}/{_remote.RunId} && mkdir -m 777 {absoluteRuns}/{_remote.RunId}/s2 && printf \"touch {absoluteRuns}.ran\\n\" > {absoluteRuns}/{_remote.RunId}/s2/runner' && chmod 755 {runs}");
+        var second = _remote.NewStep("s2", "echo mine again") with { Location = new StepLocation(absoluteRuns, _remote.RunId, "s2") };
+        var refused = await Assert.ThrowsAsync<RemoteCommandException>(() => _remote.RunAsync(second));
+        Assert.Contains("refusing to start", refused.Message, StringComparison.Ordinal);
+        Assert.Equal("absent", (await ssh.RunAsync($"test -e {absoluteRuns}.ran && echo present || echo absent")).StandardOutput.Trim());
+        await ssh.RunAsync($"sudo -n -u {SshServer.ServiceUser} rm -rf {absoluteRuns}/{_remote.RunId}; rm -rf {runs}", check: false);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await ssh.RunAsync($"rm -rf {_shared} {_shared}.ran", check: false);
