@@ -25,6 +25,13 @@ public interface IPortForward : IAsyncDisposable
     int Port { get; }
 }
 
+/// <summary>A forward that can say whether it still carries new connections, so that it may be kept and reused for a while.</summary>
+public interface IReusablePortForward : IPortForward
+{
+    /// <summary>Its listener runs and the SSH link under it is up.</summary>
+    bool IsOpen { get; }
+}
+
 /// <summary>
 /// A shell on one target. The script always travels on the command's standard input to a fixed
 /// <c>sh -s</c>: nothing a person typed is ever part of the command line. Implemented over the

@@ -86,11 +86,26 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
     internal static SshConnectionException Lost(string destination, Exception ex) =>
         ex as SshConnectionException ?? new SshConnectionException($"The SSH connection to {destination} was lost: {ex.Message}", ex.Message, SshFailure.Lost);
 
-    private sealed class TcpForward(SshClient client, ForwardedPortLocal forward) : IPortForward
+    private sealed class TcpForward(SshClient client, ForwardedPortLocal forward) : IReusablePortForward
     {
         public string Host => "127.0.0.1";
 
         public int Port => (int)forward.BoundPort;
+
+        public bool IsOpen
+        {
+            get
+            {
+                try
+                {
+                    return forward.IsStarted && client.IsConnected;
+                }
+                catch (ObjectDisposedException)
+                {
+                    return false;
+                }
+            }
+        }
 
         public ValueTask DisposeAsync()
         {

@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.Cli;
 /// </summary>
 public static class CommandLine
 {
-    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "upgrade-path", "--help", "-h", "-?", "help", "--version"];
+    private static readonly HashSet<string> Verbs = ["migrate", "users", "tokens", "targets", "env", "audit", "runs", "preflight", "fractal-users", "upgrade-path", "--help", "-h", "-?", "help", "--version"];
 
     /// <summary>
     /// A verb, or a word that is not one (answered "unrecognized", exit 2): the dashboard is served only
@@ -123,12 +123,16 @@ public static class CommandLine
                 path.Insert(0, c.Command.Name);
             }
 
-            await error.WriteLineAsync($"{string.Join(" ", parsed.Errors.Select(e => e.Message.TrimEnd('.') + "."))} See: {string.Join(' ', path)} --help");
+            // Some of the parser's own messages span lines (the choices of an option, one a line): joined into one.
+            await error.WriteLineAsync($"{string.Join(" ", parsed.Errors.Select(e => OneLine(e.Message).TrimEnd('.') + "."))} See: {string.Join(' ', path)} --help");
             return 2;
         }
 
         return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
     }
+
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     private static RootCommand Build(TextReader input, TextWriter output, TextWriter error, Func<string, string?> environment)
     {
@@ -220,6 +224,7 @@ public static class CommandLine
         audit.Subcommands.Add(verify);
         root.Subcommands.Add(audit);
         root.Subcommands.Add(TargetsCommand.Build(output, error, environment));
+        root.Subcommands.Add(FractalUsersCommand.Build(output, error, environment));
         foreach (var command in RunsCommand.Build(output, error, environment))
         {
             root.Subcommands.Add(command);

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace UpgradeConsole.Web.Cli;
 
 /// <summary>
-/// <c>runs start [--at]|rehearse|schedule|unschedule|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
+/// <c>runs start [--at]|list|wait|rehearse|schedule|unschedule|status|log|checklist|tick|approve|retry|mark-done|rollback|abandon|cancel</c> and <c>preflight run</c>: thin clients of the REST API, for scripts and
 /// CI. Exit codes: 0 success; 1 the run (or preflight) did not succeed; 2 usage, configuration or a
 /// refused call; 3 gave up waiting (--timeout).
 /// </summary>
@@ -270,6 +270,98 @@ internal static class RunsCommand
             runs.Subcommands.Add(action);
         }
 
+        var listTarget = new Option<string?>("--target") { Description = "Only this target's runs (name or id)." };
+        var listState = new Option<string?>("--state") { Description = $"Only runs in this state: {string.Join(", ", Enum.GetNames<Runs.RunState>())}." };
+        listState.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } given && (!Enum.TryParse<Runs.RunState>(given, ignoreCase: true, out _) || int.TryParse(given, CultureInfo.InvariantCulture, out _)))
+            {
+                r.AddError($"--state '{given}' is not one of: {string.Join(", ", Enum.GetNames<Runs.RunState>())}.");
+            }
+        });
+        var listRunbook = new Option<string?>("--runbook") { Description = "Only runs of this runbook." };
+        var listLimit = new Option<int>("--limit") { Description = "At most this many, newest first (1–1000; 100).", DefaultValueFactory = _ => 100 };
+        listLimit.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 1000)
+            {
+                r.AddError($"--limit {r.GetValueOrDefault<int>()} is not between 1 and 1000.");
+            }
+        });
+        var ids = new Option<bool>("--ids") { Description = "Print only the runs' numbers, one a line (run=$(… runs list --target T --limit 1 --ids))." };
+        var list = new Command("list", "List runs, newest first: number, target, runbook, versions, state, who planned it, when.") { listTarget, listState, listRunbook, listLimit, json, ids };
+        list.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var query = new List<string> { $"limit={parse.GetValue(listLimit)}" };
+            if (parse.GetValue(listTarget) is { } t)
+            {
+                query.Add($"target={await ResolveTargetAsync(client, t, ct)}");
+            }
+
+            if (parse.GetValue(listState) is { } s)
+            {
+                query.Add($"state={Uri.EscapeDataString(s)}");
+            }
+
+            if (parse.GetValue(listRunbook) is { } rb)
+            {
+                query.Add($"runbook={Uri.EscapeDataString(rb)}");
+            }
+
+            var found = (await client.GetAsync("runs?" + string.Join('&', query), ct)).AsArray();
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(found.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else if (parse.GetValue(ids))
+            {
+                foreach (var r in found)
+                {
+                    await output.WriteLineAsync(r!["id"]!.ToJsonString());
+                }
+            }
+            else
+            {
+                await output.WriteLineAsync($"{"RUN",-6} {"TARGET",-7} {"RUNBOOK",-24} {"VERSIONS",-20} {"STATE",-20} {"PLANNED BY",-26} PLANNED AT");
+                foreach (var r in found)
+                {
+                    await output.WriteLineAsync($"{r!["id"],-6} {r["targetId"],-7} {r["runbookId"],-24} {$"{r["fromVersion"]} → {r["toVersion"]}",-20} {r["state"],-20} {r["plannedBy"],-26} " +
+                        r["plannedAt"]!.GetValue<DateTimeOffset>().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+                }
+            }
+
+            return Succeeded;
+        }));
+        runs.Subcommands.Add(list);
+
+        var until = new Option<string>("--until")
+        {
+            Description = "end (the default): through the manual checklist, exit 0 only when the run succeeded; checklist: exit 0 as soon as the automatic phases are done " +
+                "and the manual checks wait (or the run succeeded), 1 when it stopped otherwise.",
+            DefaultValueFactory = _ => "end",
+        };
+        until.AcceptOnlyFromAmong("end", "checklist");
+        var waitTimeout = new Option<int?>("--timeout") { Description = "Give up after this many minutes (exit 3; the run goes on)." };
+        var waitCommand = new Command("wait", "Stream a run's log from now on and wait until it stops moving (a planned run: until it is started).") { runId, until, waitTimeout };
+        waitCommand.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var id = parse.GetValue(runId);
+            var current = await client.GetAsync($"runs/{id}", ct);
+            using var limit = Limit(parse.GetValue(waitTimeout), ct);
+            try
+            {
+                return parse.GetValue(until) == "checklist"
+                    ? await WaitAsync(client, id, output, error, limit.Token, success: "WaitingForChecklist", after: LastSequence(current))
+                    : await WaitAsync(client, id, output, error, limit.Token, after: LastSequence(current));
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                await error.WriteLineAsync($"Gave up waiting after {parse.GetValue(waitTimeout)} minute(s); the run goes on in the dashboard.");
+                return TimedOut;
+            }
+        }));
+        runs.Subcommands.Add(waitCommand);
+
         var scheduleAt = new Option<string>("--at") { Description = "When: 2026-11-30T22:00 (the target's time zone), or with an offset or Z.", Required = true };
         var schedule = new Command("schedule", "Schedule a planned run's start, or move it (audited).") { runId, scheduleAt };
         schedule.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
@@ -456,7 +548,8 @@ internal static class RunsCommand
             await error.WriteLineAsync($"The run waits for a decision: retry, mark done, roll back or abandon it at {run["url"]} (or POST /api/v1/runs/{id}/retry|mark-done|rollback|abandon).");
         }
 
-        return success is null || state == success ? Succeeded : RunFailed;
+        // Waiting for the checklist: a run without manual checks has gone on to Succeeded, which is as good.
+        return success is null || state == success || (success == "WaitingForChecklist" && state == "Succeeded") ? Succeeded : RunFailed;
     }
 
     /// <summary>The log lines a script saw already (an action's --wait prints only what comes after it).</summary>

@@ -43,10 +43,10 @@ public sealed record FractalContext(Target Target, IRemoteShell Shell, IReadOnly
 
 /// <summary>
 /// Opens a Fractal target's own PostgreSQL: reads <c>POSTGRES_*</c> from the target's env file
-/// over SSH, forwards a local port (SSH.NET) or socket (OpenSSH) to it through the target's connection, and connects. The admin
-/// configures nothing more.
+/// over SSH, forwards a local port (SSH.NET: kept for a few seconds after its last use, <see cref="SharedForwards"/>) or socket
+/// (OpenSSH) to it through the target's connection, and connects. The admin configures nothing more.
 /// </summary>
-public sealed class FractalAccess(TargetConnections connections, TargetWorkLimiter limiter, IServiceScopeFactory scopes)
+public sealed class FractalAccess(TargetConnections connections, TargetWorkLimiter limiter, IServiceScopeFactory scopes, SharedForwards forwards)
 {
     /// <summary>
     /// For people's requests (pages, API, preflight, plan): waits its turn in the target's bounded queue, and gets a smaller
@@ -91,7 +91,8 @@ public sealed class FractalAccess(TargetConnections connections, TargetWorkLimit
 
         var host = env.GetValueOrDefault("POSTGRES_HOST") is { Length: > 0 } h ? h : "localhost";
         var port = int.TryParse(env.GetValueOrDefault("POSTGRES_PORT"), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : 5432;
-        var forward = await shell.ForwardAsync(host, port, ct);
+        // The target's kept forward when it has one (the same local port, so Npgsql's data source and its types are reused).
+        var forward = await forwards.AcquireAsync(target.Id, target.Version, shell, host, port, ct);
         var builder = new NpgsqlConnectionStringBuilder
         {
             Host = forward.Host,

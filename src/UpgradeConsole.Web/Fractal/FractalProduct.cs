@@ -91,7 +91,8 @@ public sealed class FractalRuntime(FractalAccess access, PreflightService prefli
         {
             // The plan page is a person's request: it waits its turn in the target's queue.
             await using var context = await access.OpenForPeopleAsync(target, ct);
-            var discovery = await FractalDiscovery.DiscoverAsync(context.Shell, TargetService.Location(target), ct);
+            // The env file as the context read it: not read again (twice) over SSH.
+            var discovery = await FractalDiscovery.DiscoverAsync(context.Shell, TargetService.Location(target), context.EnvText, ct);
             if (runbook.FixedToVersion is null && (discovery.InstalledVersion is null || discovery.InstalledVersion == to))
             {
                 return new Plan
@@ -110,7 +111,7 @@ public sealed class FractalRuntime(FractalAccess access, PreflightService prefli
 
             var users = MigrationRules.Classify(await context.Database.LoadUsersAsync(ct), context.Backend);
             var size = await context.Database.DatabaseSizeAsync(ct);
-            var (envText, _) = await FractalDiscovery.ReadEnvFileAsync(context.Shell, TargetService.Location(target), ct);
+            var envText = context.EnvText;
             var migration = runbook == FractalRunbooks.Upgrade2170 && envText is not null ? EnvMigrator.Migrate(envText, options.OAuthClient) : null;
             var python = discovery.Python ?? target.PythonPath;
             var head = await context.Database.AlembicVersionAsync(ct);

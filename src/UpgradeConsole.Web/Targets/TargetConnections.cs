@@ -25,7 +25,8 @@ public sealed class TargetConnections(
     AuditLog audit,
     TimeProvider clock,
     ILoggerFactory loggers,
-    Metrics.DashboardMetrics metrics) : IAsyncDisposable
+    Metrics.DashboardMetrics metrics,
+    SharedForwards forwards) : IAsyncDisposable
 {
     /// <summary>How long an idle OpenSSH master outlives its last command (also after a crash of the dashboard).</summary>
     public static readonly TimeSpan ControlPersist = TimeSpan.FromSeconds(60);
@@ -100,6 +101,8 @@ public sealed class TargetConnections(
     /// <summary>Closes the target's connections (after a re-pin, a key change, an edit or a mismatch).</summary>
     public async Task CloseAsync(int targetId)
     {
+        // The kept forward to its database first: it rides on the connection closed next.
+        await forwards.CloseAsync(targetId);
         if (_pool.TryRemove(targetId, out var pooled))
         {
             await pooled.Connection.DisposeAsync();

@@ -11,6 +11,7 @@ public static class TargetsSetup
         builder.Services.AddSingleton<SshAgentPool>();
         // Its start ends the agents a killed process left; its stop ends this process's agents.
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SshAgentPool>());
+        builder.Services.AddSingleton<SharedForwards>();
         builder.Services.AddSingleton<TargetConnections>();
         builder.Services.AddScoped<TargetService>();
         builder.Services.AddOptions<TargetWorkOptions>().BindConfiguration(TargetWorkOptions.Section);

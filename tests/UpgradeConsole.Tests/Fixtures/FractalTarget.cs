@@ -30,7 +30,7 @@ public sealed class FractalTarget : IAsyncDisposable
     public int TargetId { get; }
 
     public static async Task<FractalTarget> CreateAsync(UpgradeConsoleApplicationFactory app, HttpClient admin, SshServer ssh, PostgresServer postgres,
-        string backend = "slurm", string? extraEnv = null, string? extraSql = null, string? envOverride = null, string? serviceUser = null)
+        string backend = "slurm", string? extraEnv = null, string? extraSql = null, string? envOverride = null, string? serviceUser = null, bool addTarget = true)
     {
         var database = "fractal_" + Guid.NewGuid().ToString("N")[..10];
         var adminConnection = await postgres.CreateDatabaseAsync(database);
@@ -61,6 +61,12 @@ public sealed class FractalTarget : IAsyncDisposable
             """;
         var host = await FractalHost.CreateAsync(remote.Shell, "2.16.6", env);
         var workdir = await host.AbsoluteDirectoryAsync();
+        if (!addTarget)
+        {
+            // The host and its database only: the test adds the target its own way (a script through the CLI).
+            return new FractalTarget(remote, host, fractalConnection, 0);
+        }
+
         var id = await app.AddTargetAsync(new()
         {
             ["Name"] = "fractal-" + database,
@@ -89,6 +95,24 @@ public sealed class FractalTarget : IAsyncDisposable
     /// </summary>
     public async Task PrepareForUpgradeAsync(SshServer ssh)
     {
+        await PrepareHostForUpgradeAsync(ssh);
+        await ExecuteAsync("""
+            INSERT INTO user_settings (id, slurm_accounts, slurm_user, project_dir) VALUES (10, '[]', 'erin', '/shared/projects/erin');
+            UPDATE user_oauth SET user_settings_id = 10 WHERE id = 6;
+            UPDATE user_settings SET project_dir = '/shared/projects/bob' WHERE id = 3;
+            UPDATE user_settings SET slurm_user = 'frank' WHERE id = 6;
+            UPDATE user_settings SET project_dir = '/shared/projects/ivan' WHERE id = 9;
+            UPDATE user_settings SET slurm_user = 'carol', project_dir = '/shared/projects/carol' WHERE id = 4;
+            UPDATE user_oauth SET is_active = true, is_verified = true WHERE id IN (4, 5);
+            """);
+    }
+
+    /// <summary>
+    /// The host's part of <see cref="PrepareForUpgradeAsync"/> (what the facility's admin does on the host, outside the dashboard):
+    /// a complete env file, the SLURM JSON and the 2.17.0 wheel for pip; the users are left as they are.
+    /// </summary>
+    public async Task PrepareHostForUpgradeAsync(SshServer ssh)
+    {
         var workdir = await Host.AbsoluteDirectoryAsync();
         var env = (await ssh.RunAsync($"cat {workdir}/.fractal_server.env")).StandardOutput;
         await Host.WriteFileAsync(".fractal_server.env", env + $"""
@@ -105,15 +129,6 @@ public sealed class FractalTarget : IAsyncDisposable
             {"default_slurm_config": {"partition": "main", "cpus_per_task": 1, "mem": "100M", "extra_lines": []},
              "gpu_slurm_config": {},
              "batching_config": {"target_cpus_per_job": 1, "max_cpus_per_job": 1, "target_mem_per_job": 200, "max_mem_per_job": 500, "target_num_jobs": 2, "max_num_jobs": 4}}
-            """);
-        await ExecuteAsync("""
-            INSERT INTO user_settings (id, slurm_accounts, slurm_user, project_dir) VALUES (10, '[]', 'erin', '/shared/projects/erin');
-            UPDATE user_oauth SET user_settings_id = 10 WHERE id = 6;
-            UPDATE user_settings SET project_dir = '/shared/projects/bob' WHERE id = 3;
-            UPDATE user_settings SET slurm_user = 'frank' WHERE id = 6;
-            UPDATE user_settings SET project_dir = '/shared/projects/ivan' WHERE id = 9;
-            UPDATE user_settings SET slurm_user = 'carol', project_dir = '/shared/projects/carol' WHERE id = 4;
-            UPDATE user_oauth SET is_active = true, is_verified = true WHERE id IN (4, 5);
             """);
         await Host.BuildWheelAsync("2.17.0");
     }
