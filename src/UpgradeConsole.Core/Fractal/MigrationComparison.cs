@@ -26,33 +26,7 @@ public sealed record MigrationComparison(IReadOnlyList<string> Matches, IReadOnl
     public static string NormalizePath(string path)
     {
         var trimmed = path.Trim();
-        if (!trimmed.StartsWith('/'))
-        {
-            return trimmed;
-        }
-
-        var parts = new List<string>();
-        foreach (var part in trimmed.Split('/', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (part == ".")
-            {
-                continue;
-            }
-
-            if (part == "..")
-            {
-                if (parts.Count > 0)
-                {
-                    parts.RemoveAt(parts.Count - 1);
-                }
-
-                continue;
-            }
-
-            parts.Add(part);
-        }
-
-        return "/" + string.Join('/', parts);
+        return trimmed.StartsWith('/') ? ProjectDirRule.Normalize(trimmed) : trimmed;
     }
 
     public static MigrationComparison Compare(IReadOnlyList<PredictedUser> predicted, string predictedResourceType, MigratedData actual)
