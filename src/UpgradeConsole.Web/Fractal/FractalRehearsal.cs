@@ -38,33 +38,18 @@ internal static partial class FractalRehearsal
     /// <summary>fractalctl in the scratch directory finds the scratch database through the env file and, first, the process environment.</summary>
     private static Dictionary<string, string> ScratchEnvironment(PhaseContext c) => new() { ["POSTGRES_DB"] = Scratch(c).Database };
 
-    public static async Task<RemoteScript> DumpAsync(PhaseContext c)
+    public static RemoteScript Dump(PhaseContext c)
     {
         var run = c.Run;
-        var fractal = Fractal(c);
-        BackupRecord? backup = null;
         var borrowed = run.BackupPath is { } path && run.BackupSha256 is { } sha && !FractalScripts.IsRehearsalDump(path, run.Id);
         var script = borrowed
             ? FractalScripts.VerifyDump(FractalSteps.Host(c), run.BackupPath!, run.BackupSha256!)
-            : FractalScripts.Backup(FractalSteps.Host(c), FractalScripts.RehearsalDumpName(fractal.Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", run.Id, c.Phase.Attempt));
-        return new RemoteScript(script, FractalScripts.PostgresEnvironment(fractal.Env))
-        {
-            OnLine = line => backup ??= FractalScripts.ParseBackup(line),
-            Succeeded = async () =>
+            : FractalScripts.Backup(FractalSteps.Host(c), FractalScripts.RehearsalDumpName(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", run.Id, c.Phase.Attempt));
+        return FractalSteps.RecordingDump(c, script, "dump", backup =>
+            PhaseOutcome.Done($"{(borrowed ? "reused " : "")}{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…") with
             {
-                if (backup is null)
-                {
-                    return PhaseOutcome.Failed("The dump step did not report the dump's size and checksum.");
-                }
-
-                (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
-                await c.SaveAsync();
-                return PhaseOutcome.Done($"{(borrowed ? "reused " : "")}{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…") with
-                {
-                    Facts = new { path = backup.Path, size = backup.Size, sha256 = backup.Sha256, milliseconds = backup.Milliseconds, reused = borrowed },
-                };
-            },
-        };
+                Facts = new { path = backup.Path, size = backup.Size, sha256 = backup.Sha256, milliseconds = backup.Milliseconds, reused = borrowed },
+            });
     }
 
     public static RemoteScript Restore(PhaseContext c) =>

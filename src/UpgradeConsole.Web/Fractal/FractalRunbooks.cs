@@ -124,7 +124,7 @@ public static class FractalRunbooks
     // A rehearsal's own phases (issue 18, ADR 0022): the copy before, the report after, the cleanup always.
     private static readonly PhaseDefinition RehearsalDump = new("rehearsal-dump", "Take a verified dump (or check the recent one chosen)",
         "pg_dump -Fc of the production database, verified with pg_restore --list, size and SHA-256 recorded; or the recent verified dump of an earlier run, checked against its recorded SHA-256.",
-        PhaseExecution.Remote(FractalRehearsal.DumpAsync))
+        PhaseExecution.Remote(FractalRehearsal.Dump))
     {
         Idempotent = true,
         Timeout = TimeSpan.FromHours(6),

@@ -81,23 +81,34 @@ internal static class FractalSteps
         run.UserTablesChecksum ??= await fractal.Database.UserTablesChecksumAsync(c.Cancellation);
         await c.SaveAsync();
         var name = $"fractal-{fractal.Env.GetValueOrDefault("POSTGRES_DB")}-run{run.Id}-a{c.Phase.Attempt}.dump";
+        return RecordingDump(c, FractalScripts.Backup(Host(c), name), "backup", backup =>
+            PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms") with
+            {
+                Facts = new { path = backup.Path, size = backup.Size, sha256 = backup.Sha256, milliseconds = backup.Milliseconds },
+            });
+    }
+
+    /// <summary>
+    /// A step that makes (or verifies) a dump and reports it: once it has said the dump's path, size and checksum,
+    /// they are recorded on the run; a step that never said them fails, whatever its exit code.
+    /// </summary>
+    internal static RemoteScript RecordingDump(PhaseContext c, string script, string step, Func<BackupRecord, PhaseOutcome> done)
+    {
+        var run = c.Run;
         BackupRecord? backup = null;
-        return new RemoteScript(FractalScripts.Backup(Host(c), name), FractalScripts.PostgresEnvironment(fractal.Env))
+        return new RemoteScript(script, FractalScripts.PostgresEnvironment(Fractal(c).Env))
         {
             OnLine = line => backup ??= FractalScripts.ParseBackup(line),
             Succeeded = async () =>
             {
                 if (backup is null)
                 {
-                    return PhaseOutcome.Failed("The backup step did not report the dump's size and checksum.");
+                    return PhaseOutcome.Failed($"The {step} step did not report the dump's size and checksum.");
                 }
 
                 (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
                 await c.SaveAsync();
-                return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms") with
-                {
-                    Facts = new { path = backup.Path, size = backup.Size, sha256 = backup.Sha256, milliseconds = backup.Milliseconds },
-                };
+                return done(backup);
             },
         };
     }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace UpgradeConsole.Tests.Fixtures;
 
 /// <summary>Polls a condition until it holds or the time is up: waiting for what a person would wait for, never a fixed sleep.</summary>
@@ -11,16 +9,19 @@ public static class Eventually
     /// <summary>True as soon as the condition holds; false once <paramref name="timeout"/> has passed without it.</summary>
     public static async Task<bool> WithinAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {
-        var waited = Stopwatch.StartNew();
+        // The condition is asked again at each tick of one timer until the deadline cancels the wait.
+        using var deadline = new CancellationTokenSource(timeout);
+        using var ticks = new PeriodicTimer(Poll);
         while (!await condition())
         {
-            var left = timeout - waited.Elapsed;
-            if (left <= TimeSpan.Zero)
+            try
             {
-                return false;
+                await ticks.WaitForNextTickAsync(deadline.Token);
             }
-
-            await Task.Delay(left < Poll ? left : Poll);
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+            {
+                return await condition();
+            }
         }
 
         return true;
