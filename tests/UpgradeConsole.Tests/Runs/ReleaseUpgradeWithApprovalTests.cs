@@ -45,8 +45,14 @@ public sealed class ReleaseUpgradeWithApprovalTests(Chromium chromium, SshServer
         var page = browser.Page;
         await Accounts.SigningInTests.SignInAsync(page, "olga@example.org", plannerPassword);
         await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
+        // She chooses while the page is still looking at the target (discovery over SSH takes a while):
+        // the default plan arriving afterwards must not put back the default runbook over her choice.
+        await Assertions.Expect(page.GetByTestId("plan-loading")).ToBeVisibleAsync();
         await page.SelectOptionAsync("#runbook", "fractal-release");
         await page.FillAsync("#to", "2.16.7");
+        await Assertions.Expect(page.GetByTestId("plan-loading")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#runbook")).ToHaveValueAsync("fractal-release");
+        await Assertions.Expect(page.Locator("#to")).ToHaveValueAsync("2.16.7");
         await page.GetByRole(AriaRole.Button, new() { Name = "Show the plan" }).ClickAsync();
         await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync("2.16.6 → 2.16.7");
         await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=update-db-data]")).ToHaveAttributeAsync("data-chosen", "false");
