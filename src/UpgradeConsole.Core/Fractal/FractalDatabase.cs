@@ -258,6 +258,10 @@ public sealed class FractalDatabase(string connectionString)
     public FractalDatabase WithDatabase(string database) =>
         new(new NpgsqlConnectionStringBuilder(connectionString) { Database = database }.ConnectionString);
 
+    /// <summary>The same credentials against another server (a rehearsal's throwaway cluster, through a forward of its own).</summary>
+    public FractalDatabase WithEndpoint(string host, int port, string database) =>
+        new(new NpgsqlConnectionStringBuilder(connectionString) { Host = host, Port = port, Database = database }.ConnectionString);
+
     /// <summary>What 2.17.0's data migration left (2.17 schema): every user's profile and project_dir, and the resources.</summary>
     public async Task<MigratedData> MigratedDataAsync(CancellationToken ct)
     {

@@ -51,7 +51,9 @@ public static partial class FractalScripts
     private static string Header(FractalHostSettings s) =>
         $"set -euo pipefail\ncd -- {ShellWords.QuotePath(s.WorkingDirectory)}\nPY={ShellWords.QuotePath(s.Python)}\nFRACTALCTL=\"$(dirname -- \"$PY\")/fractalctl\"\n";
 
-    public static string Backup(FractalHostSettings s, string fileName) => Header(s) + $$"""
+    public static string Backup(FractalHostSettings s, string fileName) => Header(s) + BackupBody(s, fileName);
+
+    private static string BackupBody(FractalHostSettings s, string fileName) => $$"""
         dir={{ShellWords.QuotePath(s.BackupDirectory)}}
         mkdir -p -- "$dir"
         file="$dir"/{{ShellWords.Quote(fileName)}}

@@ -15,7 +15,8 @@ public sealed record TargetDto(
     string? PipOptions, bool RequireApproval, HostKeyDto HostKey, string? InstalledVersion,
     DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, Guid Version,
     SshTransport Transport, bool HasKeyPassphrase,
-    string? MaintenanceWindows = null, string? TimeZone = null, string? HostCertificateAuthority = null, string? UserCertificate = null)
+    string? MaintenanceWindows = null, string? TimeZone = null, string? HostCertificateAuthority = null, string? UserCertificate = null,
+    int? RequirePassingRehearsalWithinDays = null)
 {
     public static TargetDto From(Target t) => new(
         t.Id, t.Name, t.Product, t.Host, t.Port, t.SshUser, t.AuthMethod,
@@ -28,7 +29,8 @@ public sealed record TargetDto(
         TargetService.LastDiscovery(t)?.Installed,
         t.CreatedAt, t.UpdatedAt, t.Version,
         t.Transport, t.ProtectedKeyPassphrase is not null,
-        t.MaintenanceWindows, t.TimeZone, t.HostCertificateAuthority, t.UserCertificate);
+        t.MaintenanceWindows, t.TimeZone, t.HostCertificateAuthority, t.UserCertificate,
+        t.RequirePassingRehearsalWithin is { } within ? (int)Math.Ceiling(within.TotalDays) : null);
 }
 
 /// <summary>

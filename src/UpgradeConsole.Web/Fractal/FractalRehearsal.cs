@@ -26,7 +26,8 @@ internal static partial class FractalRehearsal
     private static FractalContext Fractal(PhaseContext c) => c.SessionAs<FractalContext>();
 
     public static RehearsalScratch Scratch(PhaseContext c) =>
-        RehearsalScratch.For(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", c.Run.Id, c.Target.RunsDirectory, c.Run.RemoteRunId);
+        RehearsalScratch.For(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", c.Run.Id, c.Target.RunsDirectory, c.Run.RemoteRunId,
+            asServiceUser: !string.IsNullOrWhiteSpace(c.Target.ServiceUser));
 
     /// <summary>The scripts' settings for the scratch copy: its directory as the working directory, its venv's Python.</summary>
     public static FractalHostSettings ScratchHost(PhaseContext c)
@@ -43,8 +44,8 @@ internal static partial class FractalRehearsal
         var run = c.Run;
         var borrowed = run.BackupPath is { } path && run.BackupSha256 is { } sha && !FractalScripts.IsRehearsalDump(path, run.Id);
         var script = borrowed
-            ? FractalScripts.VerifyDump(FractalSteps.Host(c), run.BackupPath!, run.BackupSha256!)
-            : FractalScripts.Backup(FractalSteps.Host(c), FractalScripts.RehearsalDumpName(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", run.Id, c.Phase.Attempt));
+            ? FractalScripts.RehearsalDump(FractalSteps.Host(c), Scratch(c), null, run.BackupPath!, run.BackupSha256!)
+            : FractalScripts.RehearsalDump(FractalSteps.Host(c), Scratch(c), FractalScripts.RehearsalDumpName(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", run.Id, c.Phase.Attempt), null, null);
         return FractalSteps.RecordingDump(c, script, "dump", backup =>
             PhaseOutcome.Done($"{(borrowed ? "reused " : "")}{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…") with
             {
@@ -52,10 +53,42 @@ internal static partial class FractalRehearsal
             });
     }
 
-    public static RemoteScript Restore(PhaseContext c) =>
-        c.Run.BackupPath is not { } dump
-            ? RemoteScript.Refused("The rehearsal has no verified dump to restore.")
-            : new RemoteScript(FractalScripts.RehearsalRestore(FractalSteps.Host(c), Scratch(c), dump), FractalScripts.PostgresEnvironment(Fractal(c).Env));
+    /// <summary>
+    /// The scratch database on the production server, or in a throwaway cluster when the role may not create
+    /// databases; then the phase's message names the cluster's port (what the compare connects to, read back from it).
+    /// </summary>
+    public static RemoteScript Restore(PhaseContext c)
+    {
+        if (c.Run.BackupPath is not { } dump)
+        {
+            return RemoteScript.Refused("The rehearsal has no verified dump to restore.");
+        }
+
+        int? port = null;
+        return new RemoteScript(FractalScripts.RehearsalRestore(FractalSteps.Host(c), Scratch(c), dump), FractalScripts.PostgresEnvironment(Fractal(c).Env))
+        {
+            OnLine = line =>
+            {
+                if (line.StartsWith(FractalScripts.ClusterMarker, StringComparison.Ordinal)
+                    && int.TryParse(line.AsSpan(FractalScripts.ClusterMarker.Length).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p))
+                {
+                    port = p;
+                }
+            },
+            Succeeded = () => Task.FromResult(port is { } p
+                ? PhaseOutcome.Done($"restored into {Scratch(c).Database} in the throwaway cluster on {ClusterHost}:{p}")
+                : PhaseOutcome.Done($"restored into {Scratch(c).Database} on the production server")),
+        };
+    }
+
+    private const string ClusterHost = "127.0.0.1";
+
+    /// <summary>The throwaway cluster's port on the target, as the restore phase recorded it; null when the copy is on the production server.</summary>
+    public static int? ClusterPort(Runs.Run run) =>
+        run.Phases.FirstOrDefault(p => p.Key == "rehearsal-restore" && !p.IsRollback)?.Message is { } message
+        && ClusterPortPattern().Match(message) is { Success: true } m
+            ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
 
     /// <summary>
     /// The scratch directory's env files: the migrated one (what env-write would write) and the .old copy (what
@@ -91,9 +124,9 @@ internal static partial class FractalRehearsal
 
     public static RemoteScript PipInstall(PhaseContext c) => new(FractalScripts.PipInstall(ScratchHost(c), c.Run.ToVersion));
 
-    public static RemoteScript SetDb(PhaseContext c) => new(FractalScripts.SetDb(ScratchHost(c)), ScratchEnvironment(c));
+    public static RemoteScript SetDb(PhaseContext c) => new(FractalScripts.ClusterEnvironment(Scratch(c)) + FractalScripts.SetDb(ScratchHost(c)), ScratchEnvironment(c));
 
-    public static RemoteScript UpdateDbData(PhaseContext c) => new(FractalScripts.UpdateDbData(ScratchHost(c)), ScratchEnvironment(c));
+    public static RemoteScript UpdateDbData(PhaseContext c) => new(FractalScripts.ClusterEnvironment(Scratch(c)) + FractalScripts.UpdateDbData(ScratchHost(c)), ScratchEnvironment(c));
 
     /// <summary>
     /// update-db-data's result on the copy against the plan's prediction: each user's profile and project_dir, the
@@ -102,7 +135,18 @@ internal static partial class FractalRehearsal
     public static async Task<PhaseOutcome> CompareAsync(PhaseContext c)
     {
         var plan = FractalSteps.Plan(c);
-        var actual = await Fractal(c).Database.WithDatabase(Scratch(c).Database).MigratedDataAsync(c.Cancellation);
+        MigratedData actual;
+        if (ClusterPort(c.Run) is { } port)
+        {
+            // The copy is in the throwaway cluster on the target: a forward of its own to it, for this read.
+            await using var forward = await c.Shell.ForwardAsync(ClusterHost, port, c.Cancellation);
+            actual = await Fractal(c).Database.WithEndpoint(forward.Host, forward.Port, Scratch(c).Database).MigratedDataAsync(c.Cancellation);
+        }
+        else
+        {
+            actual = await Fractal(c).Database.WithDatabase(Scratch(c).Database).MigratedDataAsync(c.Cancellation);
+        }
+
         var comparison = MigrationComparison.Compare(plan.Predicted, plan.ResourceType ?? "local", actual);
         // Every user's line for a readable database; a summary only beyond that (10,000 users would be 10,000 lines).
         foreach (var match in comparison.Matches.Count <= 500 ? comparison.Matches : comparison.Matches.Take(0))
@@ -126,6 +170,9 @@ internal static partial class FractalRehearsal
     public static RemoteScript Cleanup(PhaseContext c) =>
         new(FractalScripts.RehearsalCleanup(FractalSteps.Host(c), Scratch(c), FractalScripts.RehearsalDumpPrefix(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", c.Run.Id)),
             FractalScripts.PostgresEnvironment(Fractal(c).Env));
+
+    [GeneratedRegex(@"throwaway cluster on 127\.0\.0\.1:([0-9]{1,5})\b")]
+    private static partial Regex ClusterPortPattern();
 
     [GeneratedRegex(@"^\s*(export\s+)?POSTGRES_DB\s*=")]
     private static partial Regex PostgresDbLine();

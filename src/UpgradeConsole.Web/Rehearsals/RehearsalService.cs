@@ -54,10 +54,7 @@ public sealed class RehearsalService(AppDbContext db, PlanBuilder plans, Runbook
             return RunResult.Fail($"Run {active.Id} is {active.State} on this target; rehearse before it starts or after it ends, not while it changes the server.");
         }
 
-        var moving = await db.Runs.AsNoTracking()
-            .Where(r => r.TargetId == targetId && r.RunbookId.EndsWith(RehearsalRunbooks.Suffix) && (r.State == RunState.Running || r.State == RunState.RollingBack))
-            .Select(r => (int?)r.Id).FirstOrDefaultAsync(ct);
-        if (moving is { } other)
+        if (await RunService.RunningRehearsalAsync(db, targetId, ct) is { } other)
         {
             return RunResult.Fail($"Rehearsal {other} is still running on this target; wait for it (or cancel its step).");
         }

@@ -77,6 +77,20 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     public Task<Run?> ActiveRunAsync(int targetId, CancellationToken ct) =>
         db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == targetId, ct);
 
+    /// <summary>
+    /// The id of a rehearsal still moving on the target (its copy and steps are there), or null. A rehearsal holds no
+    /// active-run slot (ADR 0022), so a real run's start asks here: the two must not run on one server at once.
+    /// </summary>
+    public static Task<int?> RunningRehearsalAsync(AppDbContext db, int targetId, CancellationToken ct) =>
+        db.Runs.AsNoTracking()
+            .Where(r => r.TargetId == targetId && r.RunbookId.EndsWith(RehearsalRunbooks.Suffix) && (r.State == RunState.Running || r.State == RunState.RollingBack))
+            .OrderBy(r => r.Id).Select(r => (int?)r.Id).FirstOrDefaultAsync(ct);
+
+    /// <summary>The refusal of a real run's start while rehearsal <paramref name="rehearsalId"/> runs on its target.</summary>
+    public static RunRefusal RehearsalRunning(int rehearsalId, string what = "This run") =>
+        new(RunAction.Start, RefusalReason.RehearsalRunning,
+            $"{what} cannot start while rehearsal {rehearsalId} is running on this target (it uses the server's database and disk); start it once the rehearsal has ended, or cancel the rehearsal's step.");
+
     /// <summary>The plan page's preview for <paramref name="actor"/> (Operator held now): nothing is recorded.</summary>
     public async Task<Plan> PreviewAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, bool dataMigration, ClaimsPrincipal actor, CancellationToken ct = default)
     {
@@ -193,12 +207,18 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     {
         var targetId = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => (int?)r.TargetId).FirstOrDefaultAsync(ct);
         var windows = targetId is { } t ? await WindowsOfAsync(t, ct) : MaintenanceWindows.Of(null, null);
+        var rehearsal = targetId is { } target ? await RunningRehearsalAsync(db, target, ct) : null;
         string? droppedJob = null;
         var result = await ChangeAsync(runId, actor, "run.start", null, run =>
         {
             if (Check(RunAction.Start, run, actor) is { } refusal)
             {
                 return refusal;
+            }
+
+            if (rehearsal is { } rehearsing)
+            {
+                return RehearsalRunning(rehearsing);
             }
 
             var now = clock.GetUtcNow();
@@ -323,6 +343,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         var now = clock.GetUtcNow();
         var scheduler = run.ScheduledBy ?? "";
         var refusal = RunStateMachine.Check(RunAction.Start, run, RunbookOf(run), scheduler)?.Message
+            ?? (await RunningRehearsalAsync(db, run.TargetId, ct) is { } rehearsal ? RehearsalRunning(rehearsal, "The scheduled run").Message : null)
             ?? (await schedulerMayOperate(scheduler) ? null : $"{scheduler} may no longer start runs (disabled, or no longer an Operator or Admin).")
             ?? windows.Refusal(now, "The scheduled start was due, but this run may start");
         if (refusal is not null)

@@ -50,6 +50,9 @@ public enum RefusalReason
 
     /// <summary>The run is a rehearsal: only its running step can be cancelled.</summary>
     Rehearsal,
+
+    /// <summary>A real run may not start while a rehearsal runs on its target (issue 18).</summary>
+    RehearsalRunning,
 }
 
 /// <summary>An action the run's state machine refuses, with the words the page and the API show (409).</summary>

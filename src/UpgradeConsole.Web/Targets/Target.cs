@@ -126,6 +126,9 @@ public sealed class Target
     /// <summary>Starting a run on this target needs a second person's approval.</summary>
     public bool RequireApproval { get; set; }
 
+    /// <summary>A run of this target needs a passing rehearsal newer than this (a preflight check, issue 18); null: not asked.</summary>
+    public TimeSpan? RequirePassingRehearsalWithin { get; set; }
+
     /// <summary>
     /// Weekly windows in which a run may start and cross its point of no return, one per line
     /// (<c>Sat 22:00-04:00</c>, <c>Mon-Fri 01:00-03:00</c>); null: any time. See <see cref="Core.Scheduling.MaintenanceWindows"/>.

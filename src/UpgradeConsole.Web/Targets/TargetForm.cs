@@ -70,6 +70,10 @@ public sealed class TargetForm : IValidatableObject
 
     public bool RequireApproval { get; set; }
 
+    /// <summary>A run needs a passing rehearsal newer than this many days (issue 18); empty: not asked.</summary>
+    [Range(1, 3650, ErrorMessage = "Between 1 and 3650 days, or empty.")]
+    public int? RequirePassingRehearsalWithinDays { get; set; }
+
     /// <summary>Weekly maintenance windows, one per line (<c>Sat 22:00-04:00</c>, <c>Mon-Fri 01:00-03:00</c>); empty: any time.</summary>
     public string? MaintenanceWindows { get; set; }
 
@@ -108,6 +112,7 @@ public sealed class TargetForm : IValidatableObject
         BackupDirectory = t.BackupDirectory,
         PipOptions = t.PipOptions,
         RequireApproval = t.RequireApproval,
+        RequirePassingRehearsalWithinDays = t.RequirePassingRehearsalWithin is { } within ? (int)Math.Ceiling(within.TotalDays) : null,
         MaintenanceWindows = t.MaintenanceWindows,
         TimeZone = t.TimeZone,
         HostCertificateAuthority = t.HostCertificateAuthority,

@@ -454,6 +454,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         target.BackupDirectory = form.BackupDirectory.Trim();
         target.PipOptions = string.IsNullOrWhiteSpace(form.PipOptions) ? null : form.PipOptions.Trim();
         target.RequireApproval = form.RequireApproval;
+        target.RequirePassingRehearsalWithin = form.RequirePassingRehearsalWithinDays is { } days ? TimeSpan.FromDays(days) : null;
         target.MaintenanceWindows = Core.Scheduling.MaintenanceWindows.TryParse(form.MaintenanceWindows, form.TimeZone, out var windows, out _) && !windows.Unrestricted ? windows.Text : null;
         target.TimeZone = string.IsNullOrWhiteSpace(form.TimeZone) ? null : form.TimeZone.Trim();
         target.HostCertificateAuthority = string.IsNullOrWhiteSpace(form.HostCertificateAuthority) ? null : form.HostCertificateAuthority.Trim();
@@ -501,6 +502,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
         t.BackupDirectory,
         t.PipOptions,
         t.RequireApproval,
+        t.RequirePassingRehearsalWithin,
         t.MaintenanceWindows,
         t.TimeZone,
         t.HostCertificateAuthority,

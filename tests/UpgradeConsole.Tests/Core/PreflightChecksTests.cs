@@ -180,4 +180,39 @@ public sealed class PreflightChecksTests
     [Fact]
     public void AliveNotAnswering_Warns() =>
         Assert.Equal(CheckStatus.Warn, Check(Good() with { AliveVersion = null, AliveError = "connection refused" }, "version.installed").Status);
+
+    [Fact]
+    public void RecentRehearsal_NotAskedFor_Passes()
+    {
+        var check = Check(Good() with { CheckedAt = DateTimeOffset.UnixEpoch.AddDays(30) }, FractalCheckIds.RecentRehearsal);
+        Assert.Equal(CheckStatus.Pass, check.Status);
+        Assert.Contains("does not ask for one", check.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RecentRehearsal_AskedForAndNone_FailsWithTheWayToRehearse()
+    {
+        var check = Check(Good() with { RehearsalRequiredWithin = TimeSpan.FromDays(7), CheckedAt = DateTimeOffset.UnixEpoch.AddDays(30) }, FractalCheckIds.RecentRehearsal);
+        Assert.Equal(CheckStatus.Fail, check.Status);
+        Assert.Contains("newer than 7 days; it has none", check.Explanation, StringComparison.Ordinal);
+        Assert.Equal("/targets/1/plan", check.FixUrl);
+    }
+
+    [Theory]
+    [InlineData(6.9, CheckStatus.Pass)]
+    [InlineData(7.0, CheckStatus.Pass)]
+    [InlineData(7.1, CheckStatus.Fail)]
+    public void RecentRehearsal_AskedFor_PassesOnlyWithinTheDays(double ageDays, CheckStatus expected)
+    {
+        var now = DateTimeOffset.UnixEpoch.AddDays(30);
+        var check = Check(Good() with
+        {
+            RehearsalRequiredWithin = TimeSpan.FromDays(7),
+            LatestPassingRehearsal = "rehearsal 12",
+            LatestPassingRehearsalEndedAt = now - TimeSpan.FromDays(ageDays),
+            CheckedAt = now,
+        }, FractalCheckIds.RecentRehearsal);
+        Assert.True(check.Status == expected, check.Explanation);
+        Assert.Contains("rehearsal 12", check.Explanation, StringComparison.Ordinal);
+    }
 }

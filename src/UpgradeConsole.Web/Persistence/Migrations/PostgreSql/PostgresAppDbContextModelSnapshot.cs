@@ -975,6 +975,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<bool>("RequireApproval")
                         .HasColumnType("boolean");
 
+                    b.Property<TimeSpan?>("RequirePassingRehearsalWithin")
+                        .HasColumnType("interval");
+
                     b.Property<string>("RunsDirectory")
                         .IsRequired()
                         .HasColumnType("text");

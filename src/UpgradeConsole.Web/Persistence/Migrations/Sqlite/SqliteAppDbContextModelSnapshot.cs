@@ -944,6 +944,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.Property<bool>("RequireApproval")
                         .HasColumnType("INTEGER");
 
+                    b.Property<TimeSpan?>("RequirePassingRehearsalWithin")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("RunsDirectory")
                         .IsRequired()
                         .HasColumnType("TEXT");
