@@ -251,6 +251,9 @@ public static class Workloads
 
     public static IReadOnlyList<string> IdleStatuses { get; } = ["TERMINATED", "PENDING", "CANCELLED"];
 
+    public const string TotalSql =
+        "SELECT count(DISTINCT session_id) FROM kernels WHERE agent IS NOT NULL AND status::text <> ALL(@idle)";
+
     public const string PerAgentSql =
         "SELECT agent, count(DISTINCT session_id) FROM kernels WHERE agent IS NOT NULL AND status::text <> ALL(@idle) GROUP BY agent ORDER BY agent";
 }
@@ -284,7 +287,8 @@ public sealed record ClusterFindings(IReadOnlyList<HostReport> Hosts, VersionSpr
     /// <summary>Why the manager's database was not read, or null.</summary>
     public string? DatabaseError { get; init; }
 
-    public int RunningSessions => Sessions.Sum(s => s.Sessions);
+    /// <summary>Sessions occupying any agent (a session on two agents counts once).</summary>
+    public int RunningSessions { get; init; }
 
     public bool AllAnswered => Hosts.All(h => h.Findings is not null && h.Error is null);
 }

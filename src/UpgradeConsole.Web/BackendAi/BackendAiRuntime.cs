@@ -75,13 +75,14 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
         var database = manager.Report.Findings!.Database!;
         try
         {
-            var (revision, sessions) = await ReadDatabaseAsync(connections.Shell(target, manager.Host), database, ct);
+            var (revision, total, sessions) = await ReadDatabaseAsync(connections.Shell(target, manager.Host), database, ct);
             var byAgent = sessions.ToDictionary(s => s.AgentId, s => s.Sessions, StringComparer.Ordinal);
             return findings with
             {
                 Database = database,
                 AlembicRevision = revision,
                 Sessions = sessions,
+                RunningSessions = total,
                 Hosts = [.. findings.Hosts.Select(h => h.Findings?.AgentId is { } agent ? h with { Sessions = byAgent.GetValueOrDefault(agent) } : h)],
             };
         }
@@ -91,7 +92,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
         }
     }
 
-    private static async Task<(string? Revision, IReadOnlyList<AgentSessions> Sessions)> ReadDatabaseAsync(IRemoteShell managerShell, ManagerDatabase database, CancellationToken ct)
+    private static async Task<(string? Revision, int Total, IReadOnlyList<AgentSessions> Sessions)> ReadDatabaseAsync(IRemoteShell managerShell, ManagerDatabase database, CancellationToken ct)
     {
         await using var forward = await managerShell.ForwardAsync(database.Host, database.Port, ct);
         var connection = new NpgsqlConnectionStringBuilder
@@ -124,7 +125,14 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
             }
         }
 
-        return (revision, sessions);
+        int total;
+        await using (var cmd = new NpgsqlCommand(Workloads.TotalSql, conn))
+        {
+            cmd.Parameters.AddWithValue("idle", Workloads.IdleStatuses.ToArray());
+            total = (int)(long)(await cmd.ExecuteScalarAsync(ct))!;
+        }
+
+        return (revision, total, sessions);
     }
 
     public async Task<DiscoveryRecord> DiscoverClusterAsync(Target target, DateTimeOffset at, CancellationToken ct)
