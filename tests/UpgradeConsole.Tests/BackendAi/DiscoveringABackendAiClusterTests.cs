@@ -120,7 +120,7 @@ public sealed class DiscoveringABackendAiClusterTests(PostgresServer postgres) :
         }
 
         var manager = hosts.Single(h => h.GetProperty("address").GetString() == _cluster.Manager.Address).GetProperty("findings").GetProperty("packages");
-        Assert.Equal("23.9.10", manager.GetProperty("backend.ai-storage-proxy").GetString());
+        Assert.Equal(BackendAiCluster.Version, manager.GetProperty("backend.ai-storage-proxy").GetString());
         // The database password is read on the host to connect, never stored or shown.
         Assert.DoesNotContain("Secret", text, StringComparison.Ordinal);
         var stored = await (await _viewer.GetAsync($"/api/v1/targets/{_targetId}/cluster")).Content.ReadAsStringAsync();
