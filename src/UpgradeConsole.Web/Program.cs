@@ -2,6 +2,7 @@ using UpgradeConsole.Web.Accounts;
 using UpgradeConsole.Web.Api;
 using UpgradeConsole.Web.Admin;
 using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.BackendAi;
 using UpgradeConsole.Web.Cli;
 using UpgradeConsole.Web.Fractal;
 using UpgradeConsole.Web.Health;
@@ -75,6 +76,7 @@ public partial class Program
         builder.AddRunbooks();
         builder.AddFractal();
         builder.AddOmero();
+        builder.AddBackendAi();
         builder.AddRuns();
         builder.AddRehearsals();
         builder.AddNotifications();

@@ -158,6 +158,7 @@ public static class ApiSetup
 
         api.MapTargetsApi();
         api.MapFractalApi();
+        BackendAi.ClusterApi.MapClusterApi(api);
         api.MapRunsApi();
         api.MapAuditApi();
         Notifications.NotificationsApi.MapNotificationsApi(api);

@@ -40,6 +40,12 @@ public interface IProduct
 
     /// <summary>How the target form names the settings on the server for this product, and which it uses.</summary>
     TargetFieldWords TargetFields => TargetFieldWords.Fractal;
+
+    /// <summary>
+    /// A component the target page shows after "What runs there" for this product's targets (parameters <c>Target</c>,
+    /// <c>Discovery</c> and <c>OnChanged</c>), or null: Backend.AI's hosts.
+    /// </summary>
+    Type? TargetSection => null;
 }
 
 /// <summary>
@@ -95,6 +101,15 @@ public interface IProductRuntime
 public interface IProductDiscovery
 {
     Task<Targets.DiscoveryRecord> DiscoverTargetAsync(Targets.Target target, Core.Remote.IRemoteShell shell, DateTimeOffset at, CancellationToken ct);
+}
+
+/// <summary>
+/// A product whose target is many hosts (Backend.AI): "Look at the server" looks at every host through their own
+/// connections instead of the target's one.
+/// </summary>
+public interface IClusterDiscovery
+{
+    Task<Targets.DiscoveryRecord> DiscoverClusterAsync(Targets.Target target, DateTimeOffset at, CancellationToken ct);
 }
 
 /// <summary>Every runbook of every product plugged in.</summary>

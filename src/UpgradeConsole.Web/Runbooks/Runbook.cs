@@ -154,6 +154,17 @@ public sealed record RunbookDefinition(string Id, string Title, string Product, 
 
     public bool HasDataMigration => Phases.Any(p => p.MigratesData);
 
+    /// <summary>
+    /// Preflight checks no override lets through on this runbook (Backend.AI's major upgrade: running compute sessions).
+    /// The plan, the run's override and the preflight phase itself refuse an override of these.
+    /// </summary>
+    public IReadOnlySet<string> NeverOverridden { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>Why an override of <paramref name="checkId"/> is refused on this runbook, or null.</summary>
+    public string? RefuseOverride(string checkId) => NeverOverridden.Contains(checkId)
+        ? $"The check '{checkId}' cannot be overridden on {Title}: fix what it reports and run the preflight again."
+        : null;
+
     /// <summary>Whether a failing preflight check stops this runbook: some phase of it requires the check.</summary>
     public bool Requires(string checkId) => Phases.Any(p => p.RequiredChecks.Contains(checkId));
 

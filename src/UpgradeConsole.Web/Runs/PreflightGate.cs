@@ -59,7 +59,8 @@ public static class PreflightGate
         var failing = new List<string>();
         foreach (var check in PreflightService.Checks(result))
         {
-            var overridden = check.Status == CheckStatus.Fail && overrides.TryGetValue(check.Id, out _);
+            // A check the runbook never lets through stays failing whatever the run's overrides say.
+            var overridden = check.Status == CheckStatus.Fail && overrides.TryGetValue(check.Id, out _) && c.Runbook.RefuseOverride(check.Id) is null;
             var required = c.Runbook.Requires(check.Id);
             await c.WriteAsync($"{(check.Status == CheckStatus.Pass ? "pass" : check.Status == CheckStatus.Warn ? "WARN" : overridden ? "FAIL (overridden)" : required ? "FAIL" : "fail (not required by this runbook)")} {check.Title}: {check.Explanation}" +
                 (overridden ? $" — override: {overrides[check.Id]}" : ""));

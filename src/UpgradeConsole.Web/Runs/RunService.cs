@@ -121,6 +121,11 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return RunResult.Fail("Every override needs a written reason.");
         }
 
+        if (overrides.Keys.Select(runbook.RefuseOverride).FirstOrDefault(r => r is not null) is { } never)
+        {
+            return RunResult.Fail(never);
+        }
+
         if (await ActiveRunAsync(targetId, ct) is { } active)
         {
             return RunResult.Fail($"Run {active.Id} is already active on this target ({active.State}); finish, roll back or abandon it first.");
@@ -456,6 +461,11 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         if (overrides.Keys.FirstOrDefault(k => !failing.Contains(k)) is { } notFailing)
         {
             return RunResult.Fail($"The check '{notFailing}' does not fail in the latest preflight of this target; only failing checks can be overridden.");
+        }
+
+        if (runbooks.Find(run.RunbookId) is { } overridden && overrides.Keys.Select(overridden.RefuseOverride).FirstOrDefault(r => r is not null) is { } never)
+        {
+            return RunResult.Fail(never);
         }
 
         var trimmed = overrides.ToDictionary(o => o.Key, o => o.Value.Trim(), StringComparer.Ordinal);

@@ -239,7 +239,7 @@ public sealed class TargetConnections(
     };
 
     /// <summary>The target's key for SSH.NET, decrypted into memory only.</summary>
-    private IReadOnlyList<IPrivateKeySource> Keys(Target target)
+    internal IReadOnlyList<IPrivateKeySource> Keys(Target target)
     {
         var passphrase = target.ProtectedKeyPassphrase is null ? null : _keys.Unprotect(target.ProtectedKeyPassphrase);
         return target.AuthMethod switch

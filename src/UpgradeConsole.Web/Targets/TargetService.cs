@@ -35,6 +35,9 @@ public sealed record DiscoveryRecord(DateTimeOffset At, FractalDiscoveryResult? 
 
     public IReadOnlyList<DiscoveredFact>? Facts { get; init; }
 
+    /// <summary>A cluster's hosts, version spread, database and sessions (Backend.AI).</summary>
+    public Core.BackendAi.ClusterFindings? Cluster { get; init; }
+
     /// <summary>The installed version, whichever product found it.</summary>
     public string? Installed => InstalledVersion ?? Result?.InstalledVersion;
 }
@@ -318,7 +321,10 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     public async Task<DiscoveryRecord> DiscoverAsync(int id, ClaimsPrincipal actor, CancellationToken ct = default)
     {
         await access.RequireAsync(actor, Roles.Operator);
-        var record = await RemoteAsync(id, async (target, shell) =>
+        // A cluster is looked at host by host, each through its own pinned connection.
+        var record = await FindAsync(id, ct) is { } cluster && services.GetKeyedService<UpgradeConsole.Web.Runbooks.IProductRuntime>(cluster.Product) is UpgradeConsole.Web.Runbooks.IClusterDiscovery hosts
+            ? await hosts.DiscoverClusterAsync(cluster, clock.GetUtcNow(), ct)
+            : await RemoteAsync(id, async (target, shell) =>
         {
             // Each product looks at its own server.
             return services.GetKeyedService<UpgradeConsole.Web.Runbooks.IProductRuntime>(target.Product) is UpgradeConsole.Web.Runbooks.IProductDiscovery own

@@ -278,9 +278,11 @@ public sealed class SshServer : IAsyncLifetime
         if (Directory.Exists("/etc/sudoers.d"))
         {
             var rule = "/etc/sudoers.d/upgradeconsole-tests";
-            await File.WriteAllTextAsync(rule + ".tmp", $"{TestUser} ALL=({ServiceUser}) NOPASSWD: ALL\n");
-            File.SetUnixFileMode(rule + ".tmp", UnixFileMode.UserRead | UnixFileMode.GroupRead);
-            File.Move(rule + ".tmp", rule, overwrite: true);
+            // A temporary file of this server's own: several servers (a cluster's hosts) start at once.
+            var temp = $"{rule}.{Guid.NewGuid():N}.tmp";
+            await File.WriteAllTextAsync(temp, $"{TestUser} ALL=({ServiceUser}) NOPASSWD: ALL\n");
+            File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.GroupRead);
+            File.Move(temp, rule, overwrite: true);
         }
     }
 

@@ -1,0 +1,212 @@
+using System.Security.Claims;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using UpgradeConsole.Core.BackendAi;
+using UpgradeConsole.Core.Fractal;
+using UpgradeConsole.Core.Remote;
+using UpgradeConsole.Core.Runbooks;
+using UpgradeConsole.Web.Audit;
+using UpgradeConsole.Web.Fractal;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Runbooks;
+using UpgradeConsole.Web.Runs;
+using UpgradeConsole.Web.Targets;
+
+namespace UpgradeConsole.Web.BackendAi;
+
+/// <summary>A connection to the cluster's manager (the target's own address) for a phase.</summary>
+public sealed class BackendAiSession(IRemoteShell shell) : IProductSession
+{
+    public IRemoteShell Shell => shell;
+
+    public IReadOnlyCollection<string> Secrets => [];
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
+
+/// <summary>
+/// Backend.AI's services: discovery on every host of the cluster (installed components, service state), the
+/// manager's database (alembic revision, compute sessions per agent) through an SSH forward from the manager host
+/// with the credentials of its own manager.toml, and the preflight whose workload check fails while sessions run.
+/// </summary>
+public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, ClusterConnections connections, TargetConnections targetConnections, AuditLog audit, TimeProvider clock)
+    : IProductRuntime, IProductDiscovery, IClusterDiscovery
+{
+    /// <summary>At most this many hosts are looked at at once.</summary>
+    public const int Concurrency = 50;
+
+    private static readonly TimeSpan HostTimeout = TimeSpan.FromSeconds(60);
+
+    public async Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct) =>
+        new BackendAiSession(await targetConnections.ShellAsync(target, ct));
+
+    /// <summary>Looks at every host, then at the manager's database.</summary>
+    public async Task<ClusterFindings> DiscoverAsync(Target target, CancellationToken ct)
+    {
+        var hosts = await cluster.HostsAsync(target.Id, ct);
+        using var gate = new SemaphoreSlim(Concurrency);
+        var reports = await Task.WhenAll(hosts.Select(async host =>
+        {
+            await gate.WaitAsync(ct);
+            try
+            {
+                var shell = connections.Shell(target, host);
+                var result = await shell.RunAsync(ClusterDiscovery.Script(new ClusterHostSettings(host.RoleList, host.PythonEnv, host.ConfigPath, host.StatusCommand)), ct, HostTimeout);
+                return (Host: host, Report: new HostReport(host.Id, host.Address, host.RoleList, ClusterDiscovery.Parse(result.Output, host.RoleList), null));
+            }
+            catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or RemoteCommandException or TimeoutException or InvalidOperationException)
+            {
+                return (Host: host, Report: new HostReport(host.Id, host.Address, host.RoleList, null, ex.Message));
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+
+        var spread = VersionSpread.Of(reports.Select(r => r.Report.Version));
+        var findings = new ClusterFindings([.. reports.Select(r => r.Report with { Differs = spread.Differs(r.Report.Version) })], spread);
+        var manager = reports.FirstOrDefault(r => r.Report.Findings?.Database is not null);
+        if (manager.Host is null)
+        {
+            return findings with { DatabaseError = hosts.Any(h => h.RoleList.Contains(ClusterRoles.Manager)) ? "The manager's configuration could not be read (its [db] table)." : "No host of the cluster has the manager role." };
+        }
+
+        var database = manager.Report.Findings!.Database!;
+        try
+        {
+            var (revision, total, sessions) = await ReadDatabaseAsync(connections.Shell(target, manager.Host), database, ct);
+            var byAgent = sessions.ToDictionary(s => s.AgentId, s => s.Sessions, StringComparer.Ordinal);
+            return findings with
+            {
+                Database = database,
+                AlembicRevision = revision,
+                Sessions = sessions,
+                RunningSessions = total,
+                Hosts = [.. findings.Hosts.Select(h => h.Findings?.AgentId is { } agent ? h with { Sessions = byAgent.GetValueOrDefault(agent) } : h)],
+            };
+        }
+        catch (Exception ex) when (ex is NpgsqlException or SshConnectionException or TimeoutException or InvalidOperationException)
+        {
+            return findings with { Database = database, DatabaseError = $"The manager's database ({database.Name} at {database.Host}:{database.Port}) could not be read: {ex.Message}" };
+        }
+    }
+
+    private static async Task<(string? Revision, int Total, IReadOnlyList<AgentSessions> Sessions)> ReadDatabaseAsync(IRemoteShell managerShell, ManagerDatabase database, CancellationToken ct)
+    {
+        await using var forward = await managerShell.ForwardAsync(database.Host, database.Port, ct);
+        var connection = new NpgsqlConnectionStringBuilder
+        {
+            Host = forward.Host,
+            Port = forward.Port,
+            Database = database.Name,
+            Username = database.User,
+            Password = database.Password,
+            Pooling = false,
+            Timeout = 15,
+            CommandTimeout = 30,
+        }.ConnectionString;
+        await using var conn = new NpgsqlConnection(connection);
+        await conn.OpenAsync(ct);
+        string? revision;
+        await using (var cmd = new NpgsqlCommand("SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version", conn))
+        {
+            revision = await cmd.ExecuteScalarAsync(ct) as string;
+        }
+
+        var sessions = new List<AgentSessions>();
+        await using (var cmd = new NpgsqlCommand(Workloads.PerAgentSql, conn))
+        {
+            cmd.Parameters.AddWithValue("idle", Workloads.IdleStatuses.ToArray());
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                sessions.Add(new AgentSessions(reader.GetString(0), (int)reader.GetInt64(1)));
+            }
+        }
+
+        int total;
+        await using (var cmd = new NpgsqlCommand(Workloads.TotalSql, conn))
+        {
+            cmd.Parameters.AddWithValue("idle", Workloads.IdleStatuses.ToArray());
+            total = (int)(long)(await cmd.ExecuteScalarAsync(ct))!;
+        }
+
+        return (revision, total, sessions);
+    }
+
+    public async Task<DiscoveryRecord> DiscoverClusterAsync(Target target, DateTimeOffset at, CancellationToken ct)
+    {
+        var found = await DiscoverAsync(target, ct);
+        var facts = new List<DiscoveredFact>
+        {
+            new("Hosts", $"{found.Hosts.Count} ({string.Join(", ", ClusterRoles.All.Select(r => (Role: r, Count: found.Hosts.Count(h => h.Roles.Contains(r)))).Where(x => x.Count > 0).Select(x => $"{x.Count} {x.Role}"))})", found.Hosts.Count == 0),
+            new("Version spread", found.Spread.Summary, !found.Spread.Uniform),
+        };
+        facts.AddRange(found.Hosts.Where(h => h.Differs).Select(h => new DiscoveredFact("Differs", $"{h.Address} ({string.Join(",", h.Roles)}): {h.Version ?? h.Error ?? "no version read"}", true)));
+        facts.Add(new("Manager database", found.DatabaseError ?? $"{found.Database!.Name} at {found.Database.Host}:{found.Database.Port} as {found.Database.User}; alembic revision {found.AlembicRevision ?? "none"}", found.DatabaseError is not null));
+        if (found.DatabaseError is null)
+        {
+            facts.Add(new("Compute sessions", found.RunningSessions == 0 ? "none running" : $"{found.RunningSessions} running: " + string.Join(", ", found.Sessions.Select(s => $"{s.AgentId} {s.Sessions}")), found.RunningSessions > 0));
+        }
+
+        return new DiscoveryRecord(at, null, null) { InstalledVersion = found.Spread.Majority, Facts = facts, Cluster = found };
+    }
+
+    /// <summary>Through the target's own connection the manager alone could be seen; a cluster is looked at host by host instead.</summary>
+    public Task<DiscoveryRecord> DiscoverTargetAsync(Target target, IRemoteShell shell, DateTimeOffset at, CancellationToken ct) => DiscoverClusterAsync(target, at, ct);
+
+    public async Task<PreflightRun> PreflightAsync(int targetId, ClaimsPrincipal actor, CancellationToken ct, int? forRun = null, Func<string, Task>? onRetry = null)
+    {
+        var target = await db.Set<Target>().AsNoTracking().FirstOrDefaultAsync(t => t.Id == targetId, ct) ?? throw new InvalidOperationException("No such target.");
+        var active = await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == target.Id && r.Id != forRun, ct);
+        var found = await DiscoverAsync(target, ct);
+        var checks = new List<CheckResult>
+        {
+            new(CommonChecks.ActiveRun, "No other run is active on this target", active is null ? CheckStatus.Pass : CheckStatus.Fail,
+                active is null ? "No other run is planned or running here." : $"Run {active.Id} ({active.State}) is active on this target."),
+        };
+        checks.AddRange(BackendAiChecks.Evaluate(found, targetId));
+        return await PreflightService.RecordAsync(db, audit, clock, actor, target, checks, ct);
+    }
+
+    public Task<PreflightRun?> LatestPreflightAsync(int targetId, CancellationToken ct) =>
+        db.Set<PreflightRun>().AsNoTracking().Where(p => p.TargetId == targetId).OrderByDescending(p => p.Id).FirstOrDefaultAsync(ct);
+
+    public Task<Plan> DiscoverPlanAsync(Target target, RunbookDefinition runbook, PlanOptions options, CancellationToken ct) =>
+        Task.FromResult(new Plan { Error = "Backend.AI's runbooks are not plugged in yet.", Target = target, Runbook = runbook });
+}
+
+/// <summary>The Backend.AI preflight's checks, from what discovery found.</summary>
+public static class BackendAiChecks
+{
+    public const string HostsReachable = "backendai.hosts";
+    public const string OneVersion = "backendai.one-version";
+    public const string ManagerDatabase = "backendai.manager-database";
+
+    public static IEnumerable<CheckResult> Evaluate(ClusterFindings found, int targetId)
+    {
+        var fix = $"/targets/{targetId}";
+        var silent = found.Hosts.Where(h => h.Findings is null || h.Error is not null).ToList();
+        yield return found.Hosts.Count == 0
+            ? new(HostsReachable, "Every host of the cluster answers", CheckStatus.Fail, "The cluster has no hosts: add them on the target page.", fix, "Add hosts")
+            : silent.Count == 0
+                ? new(HostsReachable, "Every host of the cluster answers", CheckStatus.Pass, $"All {found.Hosts.Count} hosts answered.")
+                : new(HostsReachable, "Every host of the cluster answers", CheckStatus.Fail,
+                    $"{silent.Count} of {found.Hosts.Count} hosts did not answer: " + string.Join("; ", silent.Take(10).Select(h => $"{h.Address}: {h.Error}")) + (silent.Count > 10 ? "; …" : ""), fix, "Check the hosts");
+        var notInstalled = found.Hosts.Where(h => h.Findings is { } f && f.Packages.Values.Any(v => v is null)).ToList();
+        yield return found.Spread.Uniform && notInstalled.Count == 0
+            ? new(OneVersion, "One Backend.AI version on every host", CheckStatus.Pass, found.Spread.Summary + ".")
+            : new(OneVersion, "One Backend.AI version on every host", CheckStatus.Fail,
+                $"{found.Spread.Summary}. Differing: " + string.Join("; ", found.Hosts.Where(h => h.Differs || notInstalled.Contains(h)).Take(20).Select(h => $"{h.Address} ({string.Join(",", h.Roles)}) {h.Version ?? "not installed"}")) + ".", fix, "See the hosts");
+        yield return found.DatabaseError is null
+            ? new(ManagerDatabase, "The manager's database can be read", CheckStatus.Pass, $"{found.Database!.Name}: alembic revision {found.AlembicRevision ?? "none"}.")
+            : new(ManagerDatabase, "The manager's database can be read", CheckStatus.Fail, found.DatabaseError, fix, "Check the manager");
+        yield return found.DatabaseError is not null
+            ? new(Workloads.CheckId, "No compute sessions are running", CheckStatus.Fail, "The sessions could not be counted: the manager's database was not read.", fix, "Check the manager")
+            : found.RunningSessions == 0
+                ? new(Workloads.CheckId, "No compute sessions are running", CheckStatus.Pass, "No session occupies an agent.")
+                : new(Workloads.CheckId, "No compute sessions are running", CheckStatus.Fail,
+                    $"{found.RunningSessions} session(s) occupy agents: " + string.Join(", ", found.Sessions.Select(s => $"{s.AgentId}: {s.Sessions}")) + ". Stop every workload first (the guide's first step).", fix, "See the sessions per agent");
+    }
+}
