@@ -8,7 +8,7 @@ namespace UpgradeConsole.Tests.Fixtures;
 
 /// <summary>
 /// A fleet of N distinct "hosts" on 127.0.0.1 for fleet execution: real OpenSSH daemons (Debian's openssh-server),
-/// each listening on <c>portsPerDaemon</c> ports; every port is one host with its own home directory (sshd's
+/// each listening on <c>portsPerDaemon</c> ports (at most 16); every port is one host with its own home directory (sshd's
 /// <c>Match LocalPort</c> + <c>SetEnv HOME=…</c>), so each host has its own step directories, and its name in
 /// <c>UC_FLEET_HOST</c>. Throwaway host keys (one per daemon) and one client key; as root the hosts log in as the
 /// unprivileged <see cref="SshServer.TestUser"/>. With <c>switchable</c> each host sits behind a relay of its own
@@ -24,6 +24,9 @@ public sealed class SshFleet : IAsyncDisposable
     private readonly List<Relay?> _relays = [];
 
     private SshFleet(string root) => _root = root;
+
+    /// <summary>The most ports one sshd listens on (OpenSSH's MAX_LISTEN_SOCKS): 200 hosts are 13 daemons.</summary>
+    public const int MaxPortsPerDaemon = 16;
 
     /// <summary>One host: its label, the port clients use, the port its sshd listens on, and its home directory.</summary>
     public sealed record Member(string Label, int Port, int SshdPort, string Home, HostKey HostKey);
@@ -50,6 +53,8 @@ public sealed class SshFleet : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(hosts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(portsPerDaemon, 1);
+        // sshd refuses to start with more than 16 listening sockets (MAX_LISTEN_SOCKS in OpenSSH's sshd.c).
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(portsPerDaemon, MaxPortsPerDaemon);
         if (!File.Exists("/usr/sbin/sshd"))
         {
             throw new InvalidOperationException("/usr/sbin/sshd not found: run ./scripts/test.sh, which installs openssh-server.");
