@@ -12,9 +12,6 @@ public abstract record SshIdentity
     /// <summary>A private key file on the dashboard host.</summary>
     public sealed record KeyFile(string Path) : SshIdentity;
 
-    /// <summary>An ssh-agent socket (the dashboard user's own, or one holding a stored key).</summary>
-    public sealed record Agent(string SocketPath) : SshIdentity;
-
     /// <summary>Whatever the dashboard user's ssh configuration and SSH_AUTH_SOCK provide.</summary>
     public sealed record DashboardUser : SshIdentity;
 }
@@ -138,9 +135,6 @@ public sealed record SshEndpoint
             case SshIdentity.KeyFile file:
                 lines.AddRange([$"  IdentityFile {ConfigWord(file.Path)}", "  IdentitiesOnly yes", "  IdentityAgent none"]);
                 break;
-            case SshIdentity.Agent agent:
-                lines.Add($"  IdentityAgent {ConfigWord(agent.SocketPath)}");
-                break;
             default:
                 break;
         }
@@ -157,11 +151,10 @@ public sealed record SshEndpoint
             ? throw new ArgumentException($"'{value}' cannot be written into an ssh_config file.", nameof(value))
             : $"\"{value}\"";
 
-    /// <summary>How ssh finds the key: the given file only, or the given agent only, or the user's defaults.</summary>
+    /// <summary>How ssh finds the key: the given file only, or the user's defaults (ssh_config, SSH_AUTH_SOCK, FIDO, Kerberos).</summary>
     private IEnumerable<string> IdentityOptions() => Identity switch
     {
         SshIdentity.KeyFile file => ["-i", file.Path, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"],
-        SshIdentity.Agent agent => ["-o", "IdentityAgent=" + agent.SocketPath],
         _ => [],
     };
 

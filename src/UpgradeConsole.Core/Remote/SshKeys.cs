@@ -7,6 +7,9 @@ namespace UpgradeConsole.Core.Remote;
 /// <summary>Private keys for SSH.NET, loaded from memory or a key file (never written anywhere by us).</summary>
 public static class SshKeys
 {
+    /// <summary>Normalizes a pasted key: Unix newlines, one final newline, no surrounding blanks.</summary>
+    public static string Normalize(string key) => key.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Trim() + "\n";
+
     /// <summary>Parses a private key held in memory (OpenSSH, PEM or PuTTY; ed25519, ECDSA, RSA), decrypting it with <paramref name="passphrase"/>.</summary>
     /// <exception cref="SshConnectionException">The key is unusable or the passphrase is missing or wrong (a plain sentence).</exception>
     /// <remarks><paramref name="certificate"/>: an OpenSSH user certificate for the key (its <c>-cert.pub</c> line), offered with it; null: none.</remarks>

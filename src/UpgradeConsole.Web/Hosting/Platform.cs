@@ -1,2 +1,2 @@
-// The dashboard drives the OpenSSH client and ssh-agent through Unix sockets: it runs on Linux.
+// The dashboard drives the OpenSSH client through Unix sockets (ControlMaster, forwards): it runs on Linux.
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

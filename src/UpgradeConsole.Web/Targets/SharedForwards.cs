@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using UpgradeConsole.Core.Remote;
 
 namespace UpgradeConsole.Web.Targets;
@@ -11,15 +12,19 @@ namespace UpgradeConsole.Web.Targets;
 /// A kept forward belongs to the target's version and database address: an edited target, a re-pin (its connection is
 /// closed), a lost link or another POSTGRES_HOST/PORT gets a new one. Nothing here connects without the caller's
 /// shell: every request still opens the target through <see cref="Targets.TargetConnections"/>, with its host-key policy.
+/// Each target has a lock of its own: opening a forward over a slow link to one target never holds up another's.
 /// </summary>
 public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> logger) : IAsyncDisposable
 {
     /// <summary>How long a forward nobody uses stays open (a script's next call, a page's next click).</summary>
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(20);
 
-    private readonly Dictionary<int, Entry> _entries = [];
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private bool _disposed;
+    private readonly ConcurrentDictionary<int, Entry> _entries = new();
+    private readonly ConcurrentDictionary<int, SemaphoreSlim> _gates = new();
+    private volatile bool _disposed;
+
+    /// <summary>The lock of one target's entry (kept for the dashboard's life: one small object per target).</summary>
+    private SemaphoreSlim Gate(int targetId) => _gates.GetOrAdd(targetId, _ => new SemaphoreSlim(1, 1));
 
     /// <summary>
     /// The target's kept forward to <paramref name="host"/>:<paramref name="port"/> when it is still open, else a new one
@@ -27,7 +32,8 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
     /// </summary>
     public async Task<IPortForward> AcquireAsync(int targetId, Guid version, IRemoteShell shell, string host, int port, CancellationToken ct)
     {
-        await _gate.WaitAsync(ct);
+        var gate = Gate(targetId);
+        await gate.WaitAsync(ct);
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -41,7 +47,7 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
                     return new Lease(this, kept);
                 }
 
-                _entries.Remove(targetId);
+                _entries.TryRemove(targetId, out _);
                 kept.Retired = true;
                 await CloseIfUnusedAsync(kept);
             }
@@ -58,17 +64,18 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
         }
         finally
         {
-            _gate.Release();
+            gate.Release();
         }
     }
 
     /// <summary>Closes the target's kept forward now (its target is removed or its connection closed).</summary>
     public async Task CloseAsync(int targetId)
     {
-        await _gate.WaitAsync();
+        var gate = Gate(targetId);
+        await gate.WaitAsync();
         try
         {
-            if (_entries.Remove(targetId, out var kept))
+            if (_entries.TryRemove(targetId, out var kept))
             {
                 kept.Retired = true;
                 await CloseIfUnusedAsync(kept);
@@ -76,22 +83,20 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
         }
         finally
         {
-            _gate.Release();
+            gate.Release();
         }
     }
 
     private async Task ReleaseAsync(Entry entry)
     {
-        await _gate.WaitAsync();
+        var gate = Gate(entry.TargetId);
+        await gate.WaitAsync();
         try
         {
             entry.Users--;
             if (entry.Retired || _disposed || !entry.Forward.IsOpen)
             {
-                if (_entries.TryGetValue(entry.TargetId, out var current) && current == entry)
-                {
-                    _entries.Remove(entry.TargetId);
-                }
+                _entries.TryRemove(new KeyValuePair<int, Entry>(entry.TargetId, entry));
 
                 entry.Retired = true;
                 await CloseIfUnusedAsync(entry);
@@ -103,26 +108,18 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
         }
         finally
         {
-            _gate.Release();
+            gate.Release();
         }
     }
 
     private async Task ExpireAsync(Entry entry)
     {
+        var gate = Gate(entry.TargetId);
+        await gate.WaitAsync();
         try
         {
-            await _gate.WaitAsync();
-        }
-        catch (ObjectDisposedException)
-        {
-            return;
-        }
-
-        try
-        {
-            if (entry.Users == 0 && _entries.TryGetValue(entry.TargetId, out var current) && current == entry)
+            if (entry.Users == 0 && _entries.TryRemove(new KeyValuePair<int, Entry>(entry.TargetId, entry)))
             {
-                _entries.Remove(entry.TargetId);
                 entry.Retired = true;
                 await CloseIfUnusedAsync(entry);
             }
@@ -134,7 +131,7 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
         }
         finally
         {
-            _gate.Release();
+            gate.Release();
         }
     }
 
@@ -152,21 +149,11 @@ public sealed class SharedForwards(TimeProvider clock, ILogger<SharedForwards> l
 
     public async ValueTask DisposeAsync()
     {
-        await _gate.WaitAsync();
-        try
+        // From now on nothing new is kept (an acquire under way still hands out its forward, released at once).
+        _disposed = true;
+        foreach (var targetId in _gates.Keys)
         {
-            _disposed = true;
-            foreach (var entry in _entries.Values)
-            {
-                entry.Retired = true;
-                await CloseIfUnusedAsync(entry);
-            }
-
-            _entries.Clear();
-        }
-        finally
-        {
-            _gate.Release();
+            await CloseAsync(targetId);
         }
     }
 

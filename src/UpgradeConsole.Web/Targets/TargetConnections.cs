@@ -19,7 +19,6 @@ namespace UpgradeConsole.Web.Targets;
 /// </summary>
 public sealed class TargetConnections(
     DataDirectory data,
-    SshAgentPool agents,
     IDataProtectionProvider protection,
     IServiceScopeFactory scopes,
     AuditLog audit,
@@ -38,7 +37,7 @@ public sealed class TargetConnections(
 
     public string Protect(string secret) => _keys.Protect(secret);
 
-    public string ProtectKey(string privateKey) => _keys.Protect(SshAgentPool.NormalizeKey(privateKey));
+    public string ProtectKey(string privateKey) => _keys.Protect(SshKeys.Normalize(privateKey));
 
     /// <summary>A shell on the target over its chosen transport, with the host-key policy applied to everything it does.</summary>
     public async Task<IRemoteShell> ShellAsync(Target target, CancellationToken ct)
@@ -127,7 +126,6 @@ public sealed class TargetConnections(
     public async Task ForgetAsync(int targetId)
     {
         await CloseAsync(targetId);
-        agents.Forget(targetId);
         var dir = TargetDirectory(targetId);
         if (Directory.Exists(dir))
         {
@@ -269,7 +267,7 @@ public sealed class TargetConnections(
             Host = target.Host,
             Port = target.Port,
             User = target.SshUser,
-            Identity = await IdentityAsync(target, ct),
+            Identity = Identity(target),
             KnownHostsFile = await KnownHostsAsync(dir, "known_hosts", lines, ct),
             HostKeyAlgorithm = target.PinnedKeyType,
             ControlPath = Path.Combine(dir, "cm"),
@@ -294,7 +292,7 @@ public sealed class TargetConnections(
             Host = jump.Host,
             Port = jump.Port,
             User = jump.User,
-            Identity = await IdentityAsync(target, ct),
+            Identity = Identity(target),
             KnownHostsFile = await KnownHostsAsync(dir, "known_hosts.jump", [new HostKey(target.JumpPinnedKeyType!, target.JumpPinnedKey!).KnownHostsLine(jump.Host, jump.Port)], ct),
             HostKeyAlgorithm = target.JumpPinnedKeyType,
             ControlPath = Path.Combine(dir, "cmj"),
@@ -315,13 +313,10 @@ public sealed class TargetConnections(
         return path;
     }
 
-    private async Task<SshIdentity> IdentityAsync(Target target, CancellationToken ct) => target.AuthMethod switch
+    /// <summary>How the System OpenSSH client authenticates: never with a key stored in the dashboard (see <see cref="TargetService.OpenSshStoredKeyRefusal"/>).</summary>
+    private static SshIdentity Identity(Target target) => target.AuthMethod switch
     {
-        TargetAuthMethod.StoredKey when target.ProtectedKeyPassphrase is not null => throw new InvalidOperationException(
-            $"The stored key of {target.Name} has a passphrase, which the System OpenSSH client cannot be given here: choose SSH.NET, or use a key file or the dashboard user's ssh-agent."),
-        TargetAuthMethod.StoredKey when target.ProtectedPrivateKey is not null =>
-            new SshIdentity.Agent(await agents.SocketForAsync(target.Id, _keys.Unprotect(target.ProtectedPrivateKey), target.PrivateKeyFingerprint ?? "", ct)),
-        TargetAuthMethod.StoredKey => throw new InvalidOperationException($"{target.Name} has no stored key; an Admin must paste one."),
+        TargetAuthMethod.StoredKey => throw new InvalidOperationException($"{target.Name}: {TargetService.OpenSshStoredKeyRefusal}"),
         TargetAuthMethod.KeyFile => new SshIdentity.KeyFile(target.KeyFilePath!),
         _ => new SshIdentity.DashboardUser(),
     };

@@ -50,6 +50,14 @@ public sealed record DiscoveredFact(string Label, string Value, bool Problem = f
 /// </summary>
 public sealed class TargetService(AppDbContext db, TargetConnections connections, UpgradeConsole.Web.Runbooks.RunbookCatalog products, AuditLog audit, TimeProvider clock, UserAccess access, IServiceProvider services)
 {
+    /// <summary>
+    /// Why the System OpenSSH client takes no stored key: it could only be given one through a file or an
+    /// ssh-agent, and a stored key is decrypted into the dashboard's memory only (ADR 0014).
+    /// </summary>
+    public const string OpenSshStoredKeyRefusal =
+        "The System OpenSSH client does not take a key stored in the dashboard (it would have to be written to a file or an ssh-agent): " +
+        "choose SSH.NET for a stored key, or give the System OpenSSH client a key file on the dashboard's host or the dashboard user's ssh-agent.";
+
     public Task<List<Target>> ListAsync(CancellationToken ct = default) =>
         db.Set<Target>().AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
 
@@ -383,7 +391,7 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
             try
             {
                 // Parsed in memory (and decrypted with the passphrase): a key that cannot be used is refused now.
-                target.PrivateKeyFingerprint = SshKeys.Fingerprint(SshKeys.FromText(SshAgentPool.NormalizeKey(form.PrivateKey), passphrase, "pasted private key"));
+                target.PrivateKeyFingerprint = SshKeys.Fingerprint(SshKeys.FromText(SshKeys.Normalize(form.PrivateKey), passphrase, "pasted private key"));
             }
             catch (SshConnectionException ex)
             {
@@ -415,9 +423,9 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
             return "The dashboard user's ssh-agent works only with the System OpenSSH client: choose that transport, or store a key.";
         }
 
-        if (transport == SshTransport.OpenSsh && form.AuthMethod == TargetAuthMethod.StoredKey && target.ProtectedKeyPassphrase is not null)
+        if (transport == SshTransport.OpenSsh && form.AuthMethod == TargetAuthMethod.StoredKey)
         {
-            return "The System OpenSSH client cannot use a stored key that has a passphrase: choose SSH.NET, or store the key without one.";
+            return OpenSshStoredKeyRefusal;
         }
 
         if (transport == SshTransport.OpenSsh && (!string.IsNullOrWhiteSpace(form.HostCertificateAuthority) || !string.IsNullOrWhiteSpace(form.UserCertificate)))

@@ -3,16 +3,15 @@ namespace UpgradeConsole.Web.Targets;
 public static class TargetsSetup
 {
     /// <summary>
-    /// The targets feature: connections, the agent pool and <see cref="TargetService"/>. The pages are
+    /// The targets feature: connections and <see cref="TargetService"/>. The pages are
     /// interactive components that call the service (no endpoints of their own); the REST API maps its own.
     /// </summary>
     public static WebApplicationBuilder AddTargets(this WebApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<SshAgentPool>();
-        // Its start ends the agents a killed process left; its stop ends this process's agents.
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<SshAgentPool>());
         builder.Services.AddSingleton<SharedForwards>();
         builder.Services.AddSingleton<TargetConnections>();
+        // After the migrations (registered earlier): ends masters a killed process left, moves stored keys off OpenSSH.
+        builder.Services.AddHostedService<OpenSshAtStart>();
         builder.Services.AddScoped<TargetService>();
         builder.Services.AddOptions<TargetWorkOptions>().BindConfiguration(TargetWorkOptions.Section);
         builder.Services.AddSingleton<TargetWorkLimiter>();

@@ -64,8 +64,12 @@ public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
     [Fact]
     public async Task OverTheSystemOpenSshClient_AKeyTheServerRefuses_IsSaidPlainly_OnThePage_AndInTheApi()
     {
+        // The System OpenSSH client takes a key file (never a key stored in the dashboard).
         var (otherKey, _) = await SshServer.NewKeyAsync("ed25519");
-        var id = await CreateAsync("openssh-refused-key", ssh.Host, ssh.Port, otherKey, "OpenSsh");
+        var keyFile = Path.Combine(Directory.CreateTempSubdirectory("uc-other-key-").FullName, "id_ed25519");
+        File.WriteAllText(keyFile, otherKey);
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var id = await CreateAsync("openssh-refused-key", ssh.Host, ssh.Port, null, "OpenSsh", keyFile);
         using var pinned = await _api.PostAsJsonAsync($"/api/v1/targets/{id}/pin", new { fingerprint = await ssh.HostKeyFingerprintAsync() }, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.OK, pinned.StatusCode);
         var expected = $"{ssh.User}@{ssh.Host} refused the dashboard's key. Add its public key to ~{ssh.User}/.ssh/authorized_keys on the target, or check the SSH user.";
@@ -73,9 +77,10 @@ public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
         Assert.False(test.Succeeded);
         Assert.Equal(expected, test.Error);
         await AssertProblemAsync($"/api/v1/targets/{id}/fractal/users", expected);
+        Directory.Delete(Path.GetDirectoryName(keyFile)!, recursive: true);
     }
 
-    private async Task<int> CreateAsync(string name, string host, int port, string privateKey, string? transport = null)
+    private async Task<int> CreateAsync(string name, string host, int port, string? privateKey, string? transport = null, string? keyFile = null)
     {
         var fields = new Dictionary<string, object?>
         {
@@ -83,10 +88,18 @@ public sealed class ConnectionErrorsTests(SshServer ssh) : IAsyncLifetime
             ["host"] = host,
             ["port"] = port,
             ["sshUser"] = ssh.User,
-            ["authMethod"] = "StoredKey",
-            ["privateKey"] = privateKey,
+            ["authMethod"] = keyFile is null ? "StoredKey" : "KeyFile",
             ["workingDirectory"] = "/srv/fractal",
         };
+        if (keyFile is null)
+        {
+            fields["privateKey"] = privateKey;
+        }
+        else
+        {
+            fields["keyFilePath"] = keyFile;
+        }
+
         if (transport is not null)
         {
             // Left out otherwise: a client from before the choice existed gets the default.

@@ -86,7 +86,7 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
     public async Task TargetBehindAJumpHost_PinsBothKeys_AndConnectsThroughIt(string transport)
     {
         var fields = TargetFields("jumped");
-        fields["Transport"] = transport;
+        UseTransport(fields, transport);
         fields["JumpHost"] = $"{_ssh.User}@{_ssh.Host}:{_ssh.Port}";
         var id = await _app.AddTargetAsync(fields);
         var fingerprint = await _ssh.HostKeyFingerprintAsync();
@@ -225,10 +225,25 @@ public sealed class HostKeyPinningTests(Chromium chromium) : IAsyncLifetime
         ["WorkingDirectory"] = "~/fractal",
     };
 
+    /// <summary>
+    /// The target's client; the System OpenSSH client gets the key as a file on the dashboard's host (it takes no
+    /// key stored in the dashboard: <see cref="TargetService.OpenSshStoredKeyRefusal"/>).
+    /// </summary>
+    private void UseTransport(Dictionary<string, string> fields, string transport)
+    {
+        fields["Transport"] = transport;
+        if (transport == "OpenSsh")
+        {
+            fields.Remove("PrivateKey");
+            fields["AuthMethod"] = "KeyFile";
+            fields["KeyFilePath"] = _ssh.ClientKeyPath;
+        }
+    }
+
     private async Task<int> AddPinnedTargetAsync(string name, string transport = "SshNet")
     {
         var fields = TargetFields(name);
-        fields["Transport"] = transport;
+        UseTransport(fields, transport);
         var id = await _app.AddTargetAsync(fields);
         await _app.PinHostKeyAsync(id, await _ssh.HostKeyFingerprintAsync());
         return id;
