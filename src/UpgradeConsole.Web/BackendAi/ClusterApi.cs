@@ -88,15 +88,15 @@ public static class ClusterApi
             .WithSummary("Look at every host of the cluster now")
             .Produces<ClusterDto>();
 
-        hosts.MapPost("/hosts", async (int id, AddHostRequest input, ClusterService cluster, HttpContext http, CancellationToken ct) =>
-            Result(await cluster.AddAsync(id, new ClusterHostInput(input.Roles, input.Login) { Fingerprint = input.Fingerprint, Settings = input.Templates }, http.User, ct), id))
+        hosts.MapPost("/hosts", async (int id, AddHostRequest input, TargetService targets, ClusterService cluster, HttpContext http, CancellationToken ct) =>
+            await targets.FindAsync(id, ct) is null ? ApiProblems.NotFound("target") : Result(await cluster.AddAsync(id, new ClusterHostInput(input.Roles, input.Login) { Fingerprint = input.Fingerprint, Settings = input.Templates }, http.User, ct), id))
             .RequireAuthorization(ApiPolicies.Administer)
             .WithSummary("Add one host to a cluster")
             .WithDescription("roles: agent, manager, storage-proxy, webserver, app-proxy-coordinator, app-proxy-worker (several joined by commas); login: user@host:port. With fingerprint the host key is pinned at once if the host presents it; otherwise pin it before anything connects.")
             .Produces<List<ClusterHostDto>>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict);
 
-        hosts.MapPost("/hosts/paste", async (int id, PasteHostsRequest input, ClusterService cluster, HttpContext http, CancellationToken ct) =>
-            Result(await cluster.PasteAsync(id, input.Text, input.Templates, http.User, ct), id))
+        hosts.MapPost("/hosts/paste", async (int id, PasteHostsRequest input, TargetService targets, ClusterService cluster, HttpContext http, CancellationToken ct) =>
+            await targets.FindAsync(id, ct) is null ? ApiProblems.NotFound("target") : Result(await cluster.PasteAsync(id, input.Text, input.Templates, http.User, ct), id))
             .RequireAuthorization(ApiPolicies.Administer)
             .WithSummary("Add hosts from a pasted list")
             .WithDescription("One host a line: 'role user@host:port', optionally followed by the host key's SHA256 fingerprint. A bad line refuses the whole list (400, naming the line); nothing is saved.")
@@ -110,6 +110,11 @@ public static class ClusterApi
 
         hosts.MapGet("/hosts/{hostId:int}/host-keys", async (int id, int hostId, ClusterService cluster, HttpContext http, CancellationToken ct) =>
         {
+            if (!(await cluster.HostsAsync(id, http.User, ct)).Any(h => h.Id == hostId))
+            {
+                return ApiProblems.NotFound("host");
+            }
+
             var (keys, error) = await cluster.ScanAsync(id, hostId, http.User, ct);
             return error is not null
                 ? TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The host keys could not be read", detail: error)

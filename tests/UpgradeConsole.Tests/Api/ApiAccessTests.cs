@@ -56,6 +56,14 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("DELETE", "/api/v1/targets/{id:int}/webhooks/{webhookId:int}", "Admin"),
         ("GET", "/api/v1/targets/{id:int}/webhooks/{webhookId:int}/deliveries", "Admin"),
         ("GET", "/api/v1/targets/{id:int}/notifications/deliveries", "Admin"),
+        ("GET", "/api/v1/targets/{id:int}/hosts", "Viewer"),
+        ("GET", "/api/v1/targets/{id:int}/cluster", "Viewer"),
+        ("POST", "/api/v1/targets/{id:int}/cluster/discover", "Operator"),
+        ("POST", "/api/v1/targets/{id:int}/hosts", "Admin"),
+        ("POST", "/api/v1/targets/{id:int}/hosts/paste", "Admin"),
+        ("DELETE", "/api/v1/targets/{id:int}/hosts/{hostId:int}", "Admin"),
+        ("GET", "/api/v1/targets/{id:int}/hosts/{hostId:int}/host-keys", "Admin"),
+        ("POST", "/api/v1/targets/{id:int}/hosts/{hostId:int}/pin", "Admin"),
         ("GET", "/api/v1/audit", "Viewer"),
         ("POST", "/api/v1/audit/verify", "Viewer"),
     ];
@@ -93,7 +101,7 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         {
             // Ids that do not exist: the calls that get through change nothing (404, or 400 for an empty body).
             var path = pattern.Replace("{id:int}", "999999", StringComparison.Ordinal).Replace("{userId:int}", "1", StringComparison.Ordinal).Replace("{itemId:int}", "1", StringComparison.Ordinal)
-                .Replace("{webhookId:int}", "1", StringComparison.Ordinal);
+                .Replace("{webhookId:int}", "1", StringComparison.Ordinal).Replace("{hostId:int}", "1", StringComparison.Ordinal);
             foreach (var caller in Callers)
             {
                 using var client = ApiTokens.Client(_app.BaseUrl, caller == "none" ? null : _tokens[caller]);
