@@ -88,15 +88,15 @@ public static class ClusterApi
             .WithSummary("Look at every host of the cluster now")
             .Produces<ClusterDto>();
 
-        hosts.MapPost("/hosts", async (int id, AddHostRequest input, TargetService targets, ClusterService cluster, HttpContext http, CancellationToken ct) =>
-            await targets.FindAsync(id, ct) is null ? ApiProblems.NotFound("target") : Result(await cluster.AddAsync(id, new ClusterHostInput(input.Roles, input.Login) { Fingerprint = input.Fingerprint, Settings = input.Templates }, http.User, ct), id))
+        hosts.MapPost("/hosts", async (int id, AddHostRequest input, ClusterService cluster, HttpContext http, CancellationToken ct) =>
+            Result(await cluster.AddAsync(id, new ClusterHostInput(input.Roles, input.Login) { Fingerprint = input.Fingerprint, Settings = input.Templates }, http.User, ct), id))
             .RequireAuthorization(ApiPolicies.Administer)
             .WithSummary("Add one host to a cluster")
             .WithDescription("roles: agent, manager, storage-proxy, webserver, app-proxy-coordinator, app-proxy-worker (several joined by commas); login: user@host:port. With fingerprint the host key is pinned at once if the host presents it; otherwise pin it before anything connects.")
             .Produces<List<ClusterHostDto>>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict);
 
-        hosts.MapPost("/hosts/paste", async (int id, PasteHostsRequest input, TargetService targets, ClusterService cluster, HttpContext http, CancellationToken ct) =>
-            await targets.FindAsync(id, ct) is null ? ApiProblems.NotFound("target") : Result(await cluster.PasteAsync(id, input.Text, input.Templates, http.User, ct), id))
+        hosts.MapPost("/hosts/paste", async (int id, PasteHostsRequest input, ClusterService cluster, HttpContext http, CancellationToken ct) =>
+            Result(await cluster.PasteAsync(id, input.Text, input.Templates, http.User, ct), id))
             .RequireAuthorization(ApiPolicies.Administer)
             .WithSummary("Add hosts from a pasted list")
             .WithDescription("One host a line: 'role user@host:port', optionally followed by the host key's SHA256 fingerprint. A bad line refuses the whole list (400, naming the line); nothing is saved.")
@@ -110,13 +110,9 @@ public static class ClusterApi
 
         hosts.MapGet("/hosts/{hostId:int}/host-keys", async (int id, int hostId, ClusterService cluster, HttpContext http, CancellationToken ct) =>
         {
-            if (!(await cluster.HostsAsync(id, http.User, ct)).Any(h => h.Id == hostId))
-            {
-                return ApiProblems.NotFound("host");
-            }
-
             var (keys, error) = await cluster.ScanAsync(id, hostId, http.User, ct);
-            return error is not null
+            return error == ClusterService.NoSuchHost ? ApiProblems.NotFound("host")
+                : error is not null
                 ? TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The host keys could not be read", detail: error)
                 : (IResult)TypedResults.Ok(keys.Select(k => new ScannedKeyDto(k.Type, k.Fingerprint)).ToList());
         }).RequireAuthorization(ApiPolicies.Administer).WithSummary("Scan the host keys a cluster host presents now").Produces<List<ScannedKeyDto>>();
@@ -129,7 +125,9 @@ public static class ClusterApi
             }
 
             var result = await cluster.PinAsync(id, hostId, input.Fingerprint, http.User, ct);
-            return result.Succeeded ? (IResult)TypedResults.Ok(ClusterHostDto.From(result.Hosts[0])) : ApiProblems.Conflict(string.Join(" ", result.Errors));
+            return result.Succeeded ? TypedResults.Ok(ClusterHostDto.From(result.Hosts[0]))
+                : result.Failure == ClusterFailure.NotFound ? ApiProblems.NotFound("host")
+                : ApiProblems.Conflict(string.Join(" ", result.Errors));
         }).RequireAuthorization(ApiPolicies.Administer).WithSummary("Pin a cluster host's key by fingerprint").Produces<ClusterHostDto>();
         return api;
     }
@@ -149,9 +147,11 @@ public static class ClusterApi
         }
 
         var error = string.Join(" ", result.Errors);
-        return error.StartsWith("No such target", StringComparison.Ordinal) ? ApiProblems.NotFound("target")
-            : error.StartsWith("Line ", StringComparison.Ordinal) && !error.Contains("in the cluster already", StringComparison.Ordinal) && !error.Contains("presents", StringComparison.Ordinal) && !error.Contains("could not be read", StringComparison.Ordinal)
-                ? ApiProblems.Invalid("text", error)
-                : ApiProblems.Conflict(error);
+        return result.Failure switch
+        {
+            ClusterFailure.NotFound => ApiProblems.NotFound("target"),
+            ClusterFailure.Invalid => ApiProblems.Invalid("text", error),
+            _ => ApiProblems.Conflict(error),
+        };
     }
 }

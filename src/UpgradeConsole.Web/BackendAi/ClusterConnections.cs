@@ -12,7 +12,7 @@ namespace UpgradeConsole.Web.BackendAi;
 /// key (none pinned: refused; another key: the host is blocked and audited, once). One kept-alive connection per
 /// host, replaced when the host's pin or the target changes, all closed with the dashboard.
 /// </summary>
-public sealed class ClusterConnections(TargetConnections targets, IServiceScopeFactory scopes, AuditLog audit, TimeProvider clock, ILogger<ClusterConnections> logger) : IAsyncDisposable
+public sealed class ClusterConnections(TargetConnections targets, IServiceScopeFactory scopes, AuditLog audit, TimeProvider clock, Metrics.DashboardMetrics metrics, ILogger<ClusterConnections> logger) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<int, Pooled> _pool = new();
 
@@ -42,7 +42,8 @@ public sealed class ClusterConnections(TargetConnections targets, IServiceScopeF
                 old.Connection.DisposeAsync().AsTask().ContinueWith(static _ => { }, TaskScheduler.Default);
                 return Open(target, host, stamp);
             });
-        return new Guarded(new SshNetShell(pooled.Connection), ex => BlockAsync(target, host, ex));
+        // The targets' own guard: a changed key seen anywhere (also while waiting on a step) blocks this host.
+        return new TargetConnections.GuardedShell(new SshNetShell(pooled.Connection), ex => BlockAsync(target, host, ex), ex => metrics.SshFailed(target.Name, ex));
     }
 
     private Pooled Open(Target target, ClusterHost host, string stamp) => new(stamp, new SshNetConnection(new SshNetEndpoint
@@ -88,31 +89,4 @@ public sealed class ClusterConnections(TargetConnections targets, IServiceScopeF
     }
 
     private sealed record Pooled(string Stamp, SshNetConnection Connection);
-
-    private sealed class Guarded(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch) : IRemoteShell
-    {
-        public string Destination => inner.Destination;
-
-        public Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
-            GuardAsync(() => inner.RunAsync(script, cancellationToken, timeout));
-
-        public Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken) =>
-            GuardAsync(() => inner.StartAsync(script, cancellationToken));
-
-        public Task<IPortForward> ForwardAsync(string remoteHost, int remotePort, CancellationToken cancellationToken) =>
-            GuardAsync(() => inner.ForwardAsync(remoteHost, remotePort, cancellationToken));
-
-        private async Task<T> GuardAsync<T>(Func<Task<T>> action)
-        {
-            try
-            {
-                return await action();
-            }
-            catch (HostKeyMismatchException ex)
-            {
-                await onMismatch(ex);
-                throw;
-            }
-        }
-    }
 }

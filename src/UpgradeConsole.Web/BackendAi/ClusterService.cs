@@ -49,12 +49,27 @@ public sealed record ClusterHostInput(string Roles, string Login)
     public HostTemplates Settings { get; init; } = new();
 }
 
+/// <summary>Why a change to a cluster's hosts was refused: what the API answers (400, 404, 409).</summary>
+public enum ClusterFailure
+{
+    None,
+
+    /// <summary>The input itself is wrong (a bad line of the list).</summary>
+    Invalid,
+
+    /// <summary>No such target, or no such host in it.</summary>
+    NotFound,
+
+    /// <summary>The input is fine but the cluster or the host says no (there already, another key, unreachable).</summary>
+    Conflict,
+}
+
 /// <summary>An outcome for a page or the API: done, or why not (one line each).</summary>
-public sealed record ClusterResult(bool Succeeded, IReadOnlyList<string> Errors, IReadOnlyList<ClusterHost> Hosts)
+public sealed record ClusterResult(bool Succeeded, IReadOnlyList<string> Errors, IReadOnlyList<ClusterHost> Hosts, ClusterFailure Failure = ClusterFailure.None)
 {
     public static ClusterResult Ok(IReadOnlyList<ClusterHost> hosts) => new(true, [], hosts);
 
-    public static ClusterResult Fail(string error) => new(false, [error], []);
+    public static ClusterResult Fail(string error, ClusterFailure failure = ClusterFailure.Conflict) => new(false, [error], [], failure);
 }
 
 /// <summary>
@@ -64,6 +79,9 @@ public sealed record ClusterResult(bool Succeeded, IReadOnlyList<string> Errors,
 /// </summary>
 public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog audit, TimeProvider clock, ClusterConnections connections)
 {
+    /// <summary>What <see cref="ScanAsync"/> says of a host id the target does not have (the API answers 404).</summary>
+    public const string NoSuchHost = "No such host in this cluster.";
+
     public Task<List<ClusterHost>> HostsAsync(int targetId, CancellationToken ct) =>
         db.Set<ClusterHost>().AsNoTracking().Where(h => h.TargetId == targetId).OrderBy(h => h.Id).ToListAsync(ct);
 
@@ -80,7 +98,7 @@ public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog 
         var words = $"{input.Roles?.Replace(" ", "", StringComparison.Ordinal)} {input.Login?.Trim()}{(string.IsNullOrWhiteSpace(input.Fingerprint) ? "" : " " + input.Fingerprint.Trim())}";
         if (!ClusterHostList.TryParseLine(1, words, out var line, out var error))
         {
-            return ClusterResult.Fail(char.ToUpperInvariant(error![0]) + error[1..] + ".");
+            return ClusterResult.Fail(char.ToUpperInvariant(error![0]) + error[1..] + ".", ClusterFailure.Invalid);
         }
 
         return await AddLinesAsync(targetId, [line!], input.Settings, actor, "cluster-host.add", ct);
@@ -92,7 +110,7 @@ public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog 
         await access.RequireAsync(actor, Roles.Admin);
         if (!ClusterHostList.TryParse(text, out var lines, out var error))
         {
-            return ClusterResult.Fail(error!);
+            return ClusterResult.Fail(error!, ClusterFailure.Invalid);
         }
 
         return await AddLinesAsync(targetId, lines, settings, actor, "cluster-host.paste", ct);
@@ -103,7 +121,7 @@ public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog 
         var target = await db.Set<Target>().AsNoTracking().FirstOrDefaultAsync(t => t.Id == targetId, ct);
         if (target is null)
         {
-            return ClusterResult.Fail("No such target.");
+            return ClusterResult.Fail("No such target.", ClusterFailure.NotFound);
         }
 
         if (target.Product != BackendAiProduct.ProductId)
@@ -207,7 +225,7 @@ public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog 
         var host = await db.Set<ClusterHost>().FirstOrDefaultAsync(h => h.Id == hostId && h.TargetId == targetId, ct);
         if (host is null)
         {
-            return ClusterResult.Fail("No such host in this cluster.");
+            return ClusterResult.Fail(NoSuchHost, ClusterFailure.NotFound);
         }
 
         db.Remove(host);
@@ -224,7 +242,7 @@ public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog 
         var host = await db.Set<ClusterHost>().AsNoTracking().FirstOrDefaultAsync(h => h.Id == hostId && h.TargetId == targetId, ct);
         if (host is null)
         {
-            return ([], "No such host in this cluster.");
+            return ([], NoSuchHost);
         }
 
         try
@@ -243,7 +261,7 @@ public sealed class ClusterService(AppDbContext db, UserAccess access, AuditLog 
         var (keys, error) = await ScanAsync(targetId, hostId, actor, ct);
         if (error is not null)
         {
-            return ClusterResult.Fail(error);
+            return ClusterResult.Fail(error, error == NoSuchHost ? ClusterFailure.NotFound : ClusterFailure.Conflict);
         }
 
         var host = await db.Set<ClusterHost>().FirstAsync(h => h.Id == hostId, ct);

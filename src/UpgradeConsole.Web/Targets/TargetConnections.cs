@@ -331,7 +331,12 @@ public sealed class TargetConnections(
     private sealed record Pooled(Guid Version, SshNetConnection Connection);
 
     /// <summary>Applies the host-key policy to everything a shell does: a mismatch anywhere blocks the target.</summary>
-    private sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch, Action<Exception> onFailure) : IRemoteShell
+    /// <summary>
+    /// A shell that reports a changed host key (<paramref name="onMismatch"/>: block and audit) and counts SSH failures,
+    /// whatever raised them: a command, a step's start or its wait, a forward. Every connection the dashboard makes goes
+    /// through one (a target's, a cluster host's).
+    /// </summary>
+    internal sealed class GuardedShell(IRemoteShell inner, Func<HostKeyMismatchException, Task> onMismatch, Action<Exception> onFailure) : IRemoteShell
     {
         public string Destination => inner.Destination;
 
