@@ -6,8 +6,14 @@ using UpgradeConsole.Core.Remote;
 
 namespace UpgradeConsole.Core.Fleet;
 
-/// <summary>One host of a fleet: its label (unique in the fleet, shown as the log prefix) and its shell (one pinned connection).</summary>
-public sealed record FleetHost(string Label, IRemoteShell Shell);
+/// <summary>
+/// One host of a fleet: its label (unique in the fleet, shown as the log prefix), its shell (one pinned connection) and
+/// what only this host's step needs (its Python, its service commands), added to the step's environment.
+/// </summary>
+public sealed record FleetHost(string Label, IRemoteShell Shell)
+{
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>The step every host runs, detached, through <see cref="RemoteStepEngine"/>; each host has its own step directory.</summary>
 public sealed record FleetStep
@@ -264,7 +270,7 @@ public sealed class FleetExecutor : IDisposable
             {
                 try
                 {
-                    status = await engine.RunAsync(Step(location), OnLine, cancellationToken);
+                    status = await engine.RunAsync(Step(host, location), OnLine, cancellationToken);
                 }
                 catch (StepAlreadyStartedException)
                 {
@@ -284,7 +290,7 @@ public sealed class FleetExecutor : IDisposable
                 catch (StepNotStartedException)
                 {
                     // Unreachable before its start arrived: start it now (the marker still guards against a second start).
-                    status = await engine.RunAsync(Step(location), OnLine, cancellationToken);
+                    status = await engine.RunAsync(Step(host, location), OnLine, cancellationToken);
                 }
             }
 
@@ -334,11 +340,11 @@ public sealed class FleetExecutor : IDisposable
         return await engine.GetStatusAsync(location, cancellationToken);
     }
 
-    private RemoteStep Step(StepLocation location) => new()
+    private RemoteStep Step(FleetHost host, StepLocation location) => new()
     {
         Location = location,
         Script = _step.Script,
-        Environment = _step.Environment,
+        Environment = host.Environment.Count == 0 ? _step.Environment : new Dictionary<string, string>(_step.Environment.Concat(host.Environment).GroupBy(e => e.Key).Select(g => g.Last())),
         WorkingDirectory = _step.WorkingDirectory,
         Timeout = _step.Timeout,
         RunAsUser = _step.RunAsUser,

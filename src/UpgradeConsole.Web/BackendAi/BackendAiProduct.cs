@@ -13,8 +13,8 @@ public sealed class BackendAiProduct : IProduct
 
     public string Title => "Backend.AI cluster";
 
-    /// <summary>The minor and major runbooks come with the fleet engine (issue 16); none yet.</summary>
-    public IReadOnlyList<RunbookDefinition> Runbooks { get; } = [];
+    /// <summary>The minor (rolling) and major (downtime) runbooks, their host phases on the fleet executor.</summary>
+    public IReadOnlyList<RunbookDefinition> Runbooks => BackendAiRunbooks.All;
 
     public IReadOnlyList<ProductPage> TargetPages { get; } = [];
 

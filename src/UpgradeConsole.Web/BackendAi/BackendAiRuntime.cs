@@ -37,8 +37,15 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
 
     private static readonly TimeSpan HostTimeout = TimeSpan.FromSeconds(60);
 
-    public async Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct) =>
-        new BackendAiSession(await targetConnections.ShellAsync(target, ct));
+    /// <summary>
+    /// A phase's session is on the manager host, through its own pin (every host of a cluster is pinned on its own; the
+    /// target's address is the manager's). A cluster without a manager host yet falls back to the target's connection.
+    /// </summary>
+    public async Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct)
+    {
+        var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.RoleList.Contains(ClusterRoles.Manager));
+        return new BackendAiSession(manager is null ? await targetConnections.ShellAsync(target, ct) : connections.Shell(target, manager));
+    }
 
     /// <summary>Looks at every host, then at the manager's database.</summary>
     public async Task<ClusterFindings> DiscoverAsync(Target target, CancellationToken ct)
@@ -173,8 +180,119 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
     public Task<PreflightRun?> LatestPreflightAsync(int targetId, CancellationToken ct) =>
         db.Set<PreflightRun>().AsNoTracking().Where(p => p.TargetId == targetId).OrderByDescending(p => p.Id).FirstOrDefaultAsync(ct);
 
-    public Task<Plan> DiscoverPlanAsync(Target target, RunbookDefinition runbook, PlanOptions options, CancellationToken ct) =>
-        Task.FromResult(new Plan { Error = "Backend.AI's runbooks are not plugged in yet.", Target = target, Runbook = runbook });
+    /// <summary>The cluster's hosts (the runbooks' host phases read them when they run).</summary>
+    public ClusterService Cluster => cluster;
+
+    /// <summary>One pinned connection per host (the runbooks' host phases take their shells here).</summary>
+    public ClusterConnections Connections => connections;
+
+    /// <summary>
+    /// The plan of one hop: every host looked at, the installed version (the cluster's majority), the released
+    /// versions from the package index the manager's pip uses (with the target's pip options), and the hop checked
+    /// against the guide's rules; a hop of the other kind names the other runbook, a wanted version further away
+    /// names the chain (each hop is a run of its own).
+    /// </summary>
+    public async Task<Plan> DiscoverPlanAsync(Target target, RunbookDefinition runbook, PlanOptions options, CancellationToken ct)
+    {
+        Plan Refused(string why) => new() { Error = why, Target = target, Runbook = runbook };
+        try
+        {
+            var found = await DiscoverAsync(target, ct);
+            if (found.Hosts.Count == 0)
+            {
+                return Refused("The cluster has no hosts: add them on the target page.");
+            }
+
+            if (found.Spread.Majority is not { } installedText || !BackendAiVersion.TryParse(installedText, out var from, out _))
+            {
+                return Refused("The plan needs the cluster's version: no host reported one (" + found.Spread.Summary + ").");
+            }
+
+            var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.RoleList.Contains(ClusterRoles.Manager));
+            if (manager is null)
+            {
+                return Refused("No host of the cluster has the manager role.");
+            }
+
+            // Values reach the shell quoted, as variables the fixed script reads.
+            var listed = await connections.Shell(target, manager).RunAsync(
+                $"UC_PY={ShellWords.Quote(ClusterDiscovery.PythonOf(manager.PythonEnv))}\nUC_PIP_OPTIONS={ShellWords.Quote(target.PipOptions ?? "")}\n" + ReleasesScript, ct, HostTimeout);
+            var versions = ParseReleases(listed.Output);
+            if (listed.ExitCode != 0 || versions.Count == 0)
+            {
+                return Refused("The released versions could not be read from the package index the manager's pip uses (pip index versions backend.ai-manager): " + listed.Output.Trim());
+            }
+
+            var releases = BackendAiReleases.Read(versions, out var listError);
+            if (listError is not null)
+            {
+                return Refused("The package index lists a version that is not one: " + listError);
+            }
+
+            var wanted = options.ToVersion;
+            if (string.IsNullOrWhiteSpace(wanted))
+            {
+                var latest = releases.Versions.Max();
+                var chain = UpgradePath.Plan(releases, from, latest);
+                var first = chain.Hops.FirstOrDefault(h => (h.Kind == HopKind.Major) == (runbook.Id == BackendAiRunbooks.MajorId));
+                if (first is null || chain.Hops.Count == 0 || chain.Hops[0] != first)
+                {
+                    return Refused(chain.Hops.Count == 0 ? $"Backend.AI {from} is the latest release the package index lists." : $"Say which version to upgrade to: the next hop from {from} is {chain.Hops[0].To} ({chain.Hops[0].Kind.ToString().ToLowerInvariant()}).");
+                }
+
+                wanted = first.To.ToString();
+            }
+
+            if (!BackendAiVersion.TryParse(wanted, out var to, out var versionError))
+            {
+                return Refused(versionError ?? $"'{wanted}' is not a Backend.AI version.");
+            }
+
+            if (UpgradePath.Check(releases, from, to) is { } refusal)
+            {
+                var chain = UpgradePath.Plan(releases, from, to);
+                return Refused(chain.IsAllowed && chain.Hops.Count > 1
+                    ? $"{refusal.Reason} The allowed path is a chain of {chain.Hops.Count} upgrades, each a run of its own: {string.Join(", ", chain.Hops.Select(h => $"{h.From} → {h.To} ({h.Kind.ToString().ToLowerInvariant()})"))}. Plan the first: {chain.Hops[0].To}."
+                    : refusal.Reason);
+            }
+
+            var kind = UpgradePath.KindOf(from, to);
+            var wantedRunbook = kind == HopKind.Major ? BackendAiRunbooks.MajorId : BackendAiRunbooks.MinorId;
+            if (runbook.Id != wantedRunbook)
+            {
+                return Refused($"{from} → {to} is a {kind.ToString().ToLowerInvariant()} upgrade: plan it with the runbook {wantedRunbook}.");
+            }
+
+            return new Plan
+            {
+                Target = target,
+                Runbook = runbook,
+                FromVersion = from.ToString(),
+                ToVersion = to.ToString(),
+                Facts = new BackendAiPlanFacts(found, [.. releases.Versions.Select(v => v.ToString())], $"{from} → {to} ({kind.ToString().ToLowerInvariant()})"),
+                BackupDirectory = target.BackupDirectory,
+                Snapshot = new BackendAiPlanSnapshot { FromVersion = from.ToString(), ToVersion = to.ToString(), Hosts = found.Hosts.Count },
+            };
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or SshConnectionException or HostKeyNotPinnedException or TimeoutException or RemoteCommandException)
+        {
+            return Refused("The plan needs the cluster: " + ex.Message);
+        }
+    }
+
+    /// <summary>pip's own list of the released versions of the manager package, from the index the manager's pip uses.</summary>
+    private const string ReleasesScript = """
+        set -f
+        if "$UC_PY" -m pip --version >/dev/null 2>&1; then "$UC_PY" -m pip index versions $UC_PIP_OPTIONS backend.ai-manager 2>&1
+        else python3 -m pip --python "$UC_PY" index versions $UC_PIP_OPTIONS backend.ai-manager 2>&1; fi
+        """;
+
+    /// <summary>The "Available versions: a, b, c" line of <c>pip index versions</c>.</summary>
+    internal static IReadOnlyList<string> ParseReleases(string output)
+    {
+        var line = output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Available versions:", StringComparison.Ordinal));
+        return line is null ? [] : [.. line["Available versions:".Length..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
+    }
 }
 
 /// <summary>The Backend.AI preflight's checks, from what discovery found.</summary>

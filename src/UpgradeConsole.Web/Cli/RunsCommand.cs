@@ -521,7 +521,10 @@ internal static class RunsCommand
         var run = await client.GetAsync($"runs/{id}", ct);
         if (run["state"]!.GetValue<string>() == "WaitingForChecklist" && success == "Succeeded")
         {
-            await error.WriteLineAsync($"Every automatic phase is done. The run succeeds once people tick the manual checks at {run["url"]}:");
+            var goesOn = run["phases"]?.AsArray().Any(p => p!["state"]!.GetValue<string>() == "Pending") == true;
+            await error.WriteLineAsync(goesOn
+                ? $"The run waits for the manual checks at {run["url"]} before it goes on:"
+                : $"Every automatic phase is done. The run succeeds once people tick the manual checks at {run["url"]}:");
             foreach (var item in run["checklist"]!.AsArray().Where(i => !i!["done"]!.GetValue<bool>()))
             {
                 await error.WriteLineAsync($"  [ ] {item!["text"]}");
@@ -531,6 +534,12 @@ internal static class RunsCommand
             {
                 await Task.Delay(TimeSpan.FromSeconds(3), ct);
                 run = await client.GetAsync($"runs/{id}", ct);
+            }
+
+            if (run["state"]!.GetValue<string>() is "Running" or "Starting")
+            {
+                // A checklist before other phases: the run went on; follow it again from the last line shown.
+                return await WaitAsync(client, id, output, error, ct, success, LastSequence(run));
             }
         }
 

@@ -309,7 +309,10 @@ public sealed class RunDriver(
 
         next.State = PhaseState.Running;
         next.StartedAt ??= clock.GetUtcNow();
-        await FinishRunAsync(run, RunState.WaitingForChecklist, "Every automatic phase is done; tick the checklist to complete the run.", ct, stayActive: true);
+        var later = run.Phases.Where(p => !p.IsRollback && p.Index > next.Index).OrderBy(p => p.Index).FirstOrDefault();
+        await FinishRunAsync(run, RunState.WaitingForChecklist, later is null
+            ? "Every automatic phase is done; tick the checklist to complete the run."
+            : $"Tick the checklist ({next.Title}) for the run to go on with {later.Title}.", ct, stayActive: true);
         return null;
     }
 

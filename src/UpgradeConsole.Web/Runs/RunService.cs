@@ -577,6 +577,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return RunResult.Refused(closed);
         }
 
+        var continuing = false;
         item.Done = done;
         item.DoneBy = done ? actor.Identity?.Name : null;
         item.DoneAt = done ? clock.GetUtcNow() : null;
@@ -593,15 +594,30 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
                 phase.EndedAt = clock.GetUtcNow();
             }
 
-            run.State = RunState.Succeeded;
-            run.ActiveTargetId = null;
-            run.EndedAt = clock.GetUtcNow();
-            run.Message = "Succeeded; every manual check is ticked.";
+            if (phase is not null && run.Phases.Any(p => !p.IsRollback && p.Index > phase.Index && p.State == PhaseState.Pending))
+            {
+                // A checklist before other phases (Backend.AI: the changelog read, the downtime announced): the run goes on.
+                run.State = RunState.Running;
+                run.Message = "Every manual check is ticked; the run goes on.";
+                continuing = true;
+            }
+            else
+            {
+                run.State = RunState.Succeeded;
+                run.ActiveTargetId = null;
+                run.EndedAt = clock.GetUtcNow();
+                run.Message = "Succeeded; every manual check is ticked.";
+            }
         }
 
         run.Version = Guid.NewGuid();
         await db.SaveChangesAsync(ct);
         await audit.RecordAsync(actor, "run.checklist", run.TargetId, $"run {run.Id}", new { run = run.Id, item = item.Text, done, note = item.Note, runState = run.State.ToString() }, ct);
+        if (continuing)
+        {
+            await runJobs.ScheduleAsync(run.Id, ct);
+        }
+
         return RunResult.Ok(run.Id);
     }
 

@@ -23,6 +23,15 @@ public sealed class BackendAiCluster : IAsyncDisposable
 
     public const string DbPassword = "bai-db-Secret'9 $y";
 
+    /// <summary>The head revision of each release's manager (BackendAiDouble/revisions.py, head_of).</summary>
+    public static readonly IReadOnlyDictionary<string, string> Heads = new Dictionary<string, string>
+    {
+        ["23.09.9"] = "2c3d4e5f6071",
+        ["23.09.10"] = Revision,
+        ["24.03.0"] = "4e5f60718293",
+        ["24.03.1"] = "5f60718293a4",
+    };
+
     private static readonly string[] Releases = ["23.09.9", "23.09.10", "24.03.0", "24.03.1"];
     private static readonly SemaphoreSlim SharedGate = new(1, 1);
     private static Task<string>? _shared;
@@ -83,14 +92,38 @@ public sealed class BackendAiCluster : IAsyncDisposable
 
     public string ConfigPathTemplate => _root + "/h{port}/{config}";
 
-    public string StatusCommandTemplate => $"if test -f {_root}/h{{port}}/running; then echo active; else echo inactive; exit 3; fi";
+    public string StatusCommandTemplate => $"if test -f {_root}/h{{port}}/running && ! test -f {_root}/h{{port}}/broken; then echo active; else echo inactive; exit 3; fi";
+
+    /// <summary>The hosts' stop and start commands: the status file goes and comes back.</summary>
+    public string StopCommandTemplate => $"rm -f {_root}/h{{port}}/running";
+
+    public string StartCommandTemplate => $"touch {_root}/h{{port}}/running";
+
+    /// <summary>The stand-in wheels of every release (the targets' pip options point here: --no-index --find-links).</summary>
+    public string Wheels { get; private init; } = "";
+
+    /// <summary>The version of the backend.ai packages installed in <paramref name="node"/>'s venv now, per package.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> InstalledAsync(Node node)
+    {
+        var packages = node.Roles.Split(',').Select(r => "backend.ai-" + r).ToList();
+        var result = await ProcessRunner.RunAsync(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "venv", "bin", "python"),
+            ["-c", "import sys, importlib.metadata as m\nfor p in sys.argv[1:]: print(p, m.version(p))", .. packages]);
+        return result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToDictionary(p => p[0], p => p[1]);
+    }
+
+    /// <summary>Whether <paramref name="node"/>'s service runs now (its status file).</summary>
+    public bool IsRunning(Node node) => File.Exists(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "running"));
 
     public Node Manager => Nodes[0];
 
     public IEnumerable<Node> Agents => Nodes.Where(n => n.AgentId is not null);
 
     /// <summary>A manager (with the storage proxy), a web server and <paramref name="agents"/> agents, the last <paramref name="behind"/> of them on <see cref="BehindVersion"/>.</summary>
-    public static async Task<BackendAiCluster> CreateAsync(PostgresServer postgres, int agents = 5, int behind = 1)
+    /// <remarks>
+    /// With <paramref name="version"/> every host is on that release and the database at its head; with
+    /// <paramref name="ownVenvs"/> each host gets a venv of its own (a test that upgrades hosts), else a link to the shared one.
+    /// </remarks>
+    public static async Task<BackendAiCluster> CreateAsync(PostgresServer postgres, int agents = 5, int behind = 1, string? version = null, bool ownVenvs = false)
     {
         var shared = await SharedAsync();
         var servers = Enumerable.Range(0, agents + 2).Select(_ => new SshServer()).ToList();
@@ -103,12 +136,12 @@ public sealed class BackendAiCluster : IAsyncDisposable
 
         var nodes = new List<Node>
         {
-            new("manager,storage-proxy", servers[0], Version, null),
-            new("webserver", servers[1], Version, null),
+            new("manager,storage-proxy", servers[0], version ?? Version, null),
+            new("webserver", servers[1], version ?? Version, null),
         };
         for (var i = 0; i < agents; i++)
         {
-            nodes.Add(new Node("agent", servers[i + 2], i >= agents - behind ? BehindVersion : Version, $"i-agent{(i + 1).ToString("00", CultureInfo.InvariantCulture)}"));
+            nodes.Add(new Node("agent", servers[i + 2], version ?? (i >= agents - behind ? BehindVersion : Version), $"i-agent{(i + 1).ToString("00", CultureInfo.InvariantCulture)}"));
         }
 
         var id = Guid.NewGuid().ToString("N")[..10];
@@ -129,7 +162,7 @@ public sealed class BackendAiCluster : IAsyncDisposable
         {
             await conn.OpenAsync();
             var schema = await File.ReadAllTextAsync(Path.Combine(DoubleDirectory, "sql", "manager-schema.sql"));
-            var seed = new StringBuilder(schema).Append($"\nINSERT INTO alembic_version VALUES ('{Revision}');\n");
+            var seed = new StringBuilder(schema).Append(CultureInfo.InvariantCulture, $"\nINSERT INTO alembic_version VALUES ('{(version is null ? Revision : Heads[version])}');\n");
             foreach (var agent in nodes.Where(n => n.AgentId is not null))
             {
                 seed.Append(CultureInfo.InvariantCulture, $"INSERT INTO agents (id, addr, version) VALUES ('{agent.AgentId}', 'tcp://{agent.Ssh.Host}:{agent.Ssh.Port + 10000}', '{agent.Version}');\n");
@@ -149,7 +182,14 @@ public sealed class BackendAiCluster : IAsyncDisposable
             Directory.CreateDirectory(dir);
             File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
             var first = node.Roles.Split(',')[0];
-            File.CreateSymbolicLink(Path.Combine(dir, "venv"), Path.Combine(shared, $"venv-{first}-{node.Version}"));
+            if (ownVenvs)
+            {
+                await InstallAsync(Path.Combine(dir, "venv"), Path.Combine(shared, "wheels"), first, node.Version);
+            }
+            else
+            {
+                File.CreateSymbolicLink(Path.Combine(dir, "venv"), Path.Combine(shared, $"venv-{first}-{node.Version}"));
+            }
             await File.WriteAllTextAsync(Path.Combine(dir, "running"), "");
             if (node.Roles.Contains("manager", StringComparison.Ordinal))
             {
@@ -168,8 +208,9 @@ public sealed class BackendAiCluster : IAsyncDisposable
                     [manager]
                     num-proc = 2
                     """);
+                // alembic.ini is read by ConfigParser with interpolation: a '%' of the URL-escaped password is written '%%' (as alembic's docs say).
                 await File.WriteAllTextAsync(Path.Combine(dir, "alembic.ini"),
-                    $"[alembic]\nscript_location = ai.backend.manager.models:alembic\nsqlalchemy.url = postgresql://{role}:{Uri.EscapeDataString(DbPassword)}@127.0.0.1:{postgres.Port.ToString(CultureInfo.InvariantCulture)}/{database}\n");
+                    $"[alembic]\nscript_location = ai.backend.manager.models:alembic\nsqlalchemy.url = postgresql://{role}:{Uri.EscapeDataString(DbPassword).Replace("%", "%%", StringComparison.Ordinal)}@127.0.0.1:{postgres.Port.ToString(CultureInfo.InvariantCulture)}/{database}\n");
             }
             else if (node.AgentId is { } agentId)
             {
@@ -186,7 +227,13 @@ public sealed class BackendAiCluster : IAsyncDisposable
             }
         }
 
-        return new BackendAiCluster(nodes, servers, root, database, role, connection, postgres);
+        if (ownVenvs && ProcessRunner.IsRoot)
+        {
+            // The hosts' service user upgrades its own venv and stops and starts its own service (its status file).
+            await ProcessRunner.RunAsync("chown", ["-R", servers[0].User, .. nodes.Select(n => Path.Combine(root, "h" + n.Ssh.Port.ToString(CultureInfo.InvariantCulture)))]);
+        }
+
+        return new BackendAiCluster(nodes, servers, root, database, role, connection, postgres) { Wheels = Path.Combine(shared, "wheels") };
     }
 
     public static string DoubleDirectory => Path.Combine(AppContext.BaseDirectory, "BackendAiDouble");
@@ -248,16 +295,18 @@ public sealed class BackendAiCluster : IAsyncDisposable
         var wheels = Path.Combine(dir, "wheels");
         await ProcessRunner.RunAsync("/usr/bin/python3", [Path.Combine(DoubleDirectory, "build_wheel.py"), wheels, .. Releases]);
         (string Role, string Version)[] needed = [("manager", Version), ("webserver", Version), ("agent", Version), ("agent", BehindVersion)];
-        await Task.WhenAll(needed.Select(async n =>
-        {
-            var venv = Path.Combine(dir, $"venv-{n.Role}-{n.Version}");
-            await ProcessRunner.RunAsync("/usr/bin/python3", ["-m", "venv", "--without-pip", venv], timeout: TimeSpan.FromMinutes(5));
-            // The manager host also runs the storage proxy: both in its venv. Real pip (the system's, for this venv's Python).
-            string[] packages = n.Role == "manager" ? [$"backend.ai-manager=={n.Version}", $"backend.ai-storage-proxy=={n.Version}"] : [$"backend.ai-{n.Role}=={n.Version}"];
-            await ProcessRunner.RunAsync("/usr/bin/python3", ["-m", "pip", "--python", Path.Combine(venv, "bin", "python"), "install", "--quiet", "--disable-pip-version-check", "--no-index", "--find-links", wheels, .. packages],
-                timeout: TimeSpan.FromMinutes(5));
-        }));
+        await Task.WhenAll(needed.Select(n => InstallAsync(Path.Combine(dir, $"venv-{n.Role}-{n.Version}"), wheels, n.Role, n.Version)));
         return dir;
+    }
+
+    /// <summary>A venv made without pip, its role's package(s) installed by the system's real pip from the stand-in wheels.</summary>
+    private static async Task InstallAsync(string venv, string wheels, string role, string version)
+    {
+        await ProcessRunner.RunAsync("/usr/bin/python3", ["-m", "venv", "--without-pip", venv], timeout: TimeSpan.FromMinutes(5));
+        // The manager host also runs the storage proxy: both in its venv.
+        string[] packages = role == "manager" ? [$"backend.ai-manager=={version}", $"backend.ai-storage-proxy=={version}"] : [$"backend.ai-{role}=={version}"];
+        await ProcessRunner.RunAsync("/usr/bin/python3", ["-m", "pip", "--python", Path.Combine(venv, "bin", "python"), "install", "--quiet", "--disable-pip-version-check", "--no-index", "--find-links", wheels, .. packages],
+            timeout: TimeSpan.FromMinutes(5));
     }
 
     public async ValueTask DisposeAsync()

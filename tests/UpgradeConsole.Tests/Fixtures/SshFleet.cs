@@ -225,6 +225,9 @@ public sealed class SshFleet : IAsyncDisposable
             daemon.Dispose();
         }
 
+        // Steps run detached from sshd: a test that stopped while its steps waited (for a "go" file) leaves them
+        // running; whatever still runs from this fleet's homes ends with it.
+        await ProcessRunner.RunAsync("pkill", ["-f", Path.Combine(_root, "homes") + "/"], check: false);
         Directory.Delete(_root, recursive: true);
     }
 
