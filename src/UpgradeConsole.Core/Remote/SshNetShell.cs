@@ -140,12 +140,17 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
             _destination = destination;
             _execution = command.ExecuteAsync(CancellationToken.None);
             _stderr = ReadErrorsAsync(command);
+            Output = new PumpedOutput(command.OutputStream);
             _stdin = WriteScriptAsync(command, script);
         }
 
         public static ChannelProcess Begin(SshCommand command, string script, string destination) => new(command, script, destination);
 
-        public Stream Output => _command.OutputStream;
+        /// <summary>
+        /// The command's stdout, pumped by a thread of its own (<see cref="PumpedOutput"/>): a read sees a cancellation
+        /// even while the step prints nothing, and a waiting host holds no thread-pool thread.
+        /// </summary>
+        public Stream Output { get; }
 
         public async Task<RemoteResult> WaitAsync(CancellationToken cancellationToken)
         {
@@ -169,6 +174,7 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
         {
             // Disposing closes the channel: the remote sh loses its pipes, as when ssh is killed.
             _command.Dispose();
+            Output.Dispose();
             try
             {
                 await _execution;
@@ -202,17 +208,28 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
             }
         }
 
-        private static async Task<string> ReadErrorsAsync(SshCommand command)
+        /// <summary>Reads stderr to its end on a thread of its own (SSH.NET's pipe only blocks: see <see cref="PumpedOutput"/>).</summary>
+        private static Task<string> ReadErrorsAsync(SshCommand command)
         {
-            try
+            var stream = command.ExtendedOutputStream;
+            var result = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            PumpedOutput.StartThread("ssh-stderr", () =>
             {
-                using var reader = new StreamReader(command.ExtendedOutputStream, Utf8);
-                return await reader.ReadToEndAsync();
-            }
-            catch (Exception ex) when (IsLinkFailure(ex))
-            {
-                return "";
-            }
+                try
+                {
+                    using var reader = new StreamReader(stream, Utf8);
+                    result.SetResult(reader.ReadToEnd());
+                }
+                catch (Exception ex) when (IsLinkFailure(ex))
+                {
+                    result.SetResult("");
+                }
+                catch (Exception ex)
+                {
+                    result.SetException(ex);
+                }
+            });
+            return result.Task;
         }
 
         private static int SignalNumber(string signal) => signal switch

@@ -182,6 +182,36 @@ public abstract class RemoteShellContract(SshServer ssh, PostgresServer postgres
     }
 
     [Fact]
+    public async Task CancellingWhileASilentStepPrintsNothing_EndsTheFollow_AndTheStepCarriesOn()
+    {
+        // The step prints a line, then waits for a file without printing: the reader waits for data when cancelled.
+        var step = _remote.NewStep("silent", "echo waiting; while [ ! -e \"$HOME/.upgradeconsole-tests/runs/$RUN/go\" ]; do sleep 0.05; done; echo went",
+            new Dictionary<string, string> { ["RUN"] = _remote.RunId });
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var first = new TaskCompletionSource();
+        var running = _remote.Engine.RunAsync(step, _ =>
+        {
+            first.TrySetResult();
+            return ValueTask.CompletedTask;
+        }, stopping.Token);
+        await first.Task.WaitAsync(TestContext.Current.CancellationToken);
+
+        await stopping.CancelAsync();
+        // Ends as cancelled (the test's own token bounds the wait: a reader blind to the cancellation would hang here).
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken));
+
+        await ssh.RunAsync($"touch ~/.upgradeconsole-tests/runs/{_remote.RunId}/go");
+        var rest = new List<RemoteLogLine>();
+        await foreach (var line in _remote.Engine.FollowAsync(step.Location, 0, TestContext.Current.CancellationToken))
+        {
+            rest.Add(line);
+        }
+
+        Assert.Equal(["waiting", "went"], rest.Select(l => l.Text));
+        Assert.Equal(0, (await _remote.Engine.GetStatusAsync(step.Location, TestContext.Current.CancellationToken)).ExitCode);
+    }
+
+    [Fact]
     public async Task Start_Twice_IsRefused_AndTheScriptRunsOnce()
     {
         var step = _remote.NewStep("once", "echo ran >> \"$HOME/.upgradeconsole-tests/runs/$RUN/count\"", new Dictionary<string, string> { ["RUN"] = _remote.RunId });
