@@ -152,6 +152,8 @@ public static class FractalRunbooks
         PhaseExecution.Builtin(FractalRehearsal.CompareAsync))
     {
         Idempotent = true,
+        // Two reads of the scratch copy (10,000 users take seconds); held to it, so a read that never answers fails the rehearsal.
+        Timeout = TimeSpan.FromMinutes(10),
     };
 
     private static readonly PhaseDefinition RehearsalCleanup = new("rehearsal-cleanup", "Remove the scratch copy",

@@ -202,6 +202,8 @@ internal sealed class RecurringJobsAtStart(
 
         recurring.AddOrUpdate<Housekeeping>(Housekeeping.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3));
         recurring.AddOrUpdate<StepDirectoryCleanup>(StepDirectoryCleanup.JobId, h => h.RunAsync(CancellationToken.None), Cron.Daily(3, 30));
+        // Hourly: a rehearsal's copy holds disk room (a database, a venv, a dump) on a target that was away at its end.
+        recurring.AddOrUpdate<Rehearsals.RehearsalLeftovers>(Rehearsals.RehearsalLeftovers.JobId, h => h.RunAsync(CancellationToken.None), Cron.Hourly(20));
 
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();

@@ -6,6 +6,7 @@ public static class RehearsalsSetup
     public static WebApplicationBuilder AddRehearsals(this WebApplicationBuilder builder)
     {
         builder.Services.AddScoped<RehearsalService>();
+        builder.Services.AddScoped<RehearsalLeftovers>();
         return builder;
     }
 }

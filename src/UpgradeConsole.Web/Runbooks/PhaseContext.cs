@@ -67,6 +67,10 @@ public sealed class PhaseContext(
 
     public CancellationToken Cancellation => ct;
 
+    /// <summary>The same context whose work stops with <paramref name="token"/> (a phase held to its time limit).</summary>
+    public PhaseContext WithCancellation(CancellationToken token) =>
+        new(run, phase, runbook, target, session, product, engine, log, db, recovering, token) { AttemptStartedAt = AttemptStartedAt, Clock = Clock };
+
     /// <summary>The product's own session type (only the product's own phases ask).</summary>
     public T SessionAs<T>() where T : class, IProductSession => session as T ?? throw new InvalidOperationException($"The phase's session is not {typeof(T).Name}.");
 

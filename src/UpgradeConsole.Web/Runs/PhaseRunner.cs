@@ -9,9 +9,29 @@ public static class PhaseRunner
     public static async Task<PhaseOutcome> RunAsync(PhaseContext c, PhaseExecution execution, TimeSpan timeout, bool idempotent) => execution switch
     {
         RemoteExecution remote => await RemoteAsync(c, await remote.Script(c), timeout, idempotent),
+        BuiltinExecution builtin when c.Runbook.IsRehearsal => await LimitedAsync(c, builtin, timeout),
         BuiltinExecution builtin => await builtin.Run(c),
         _ => PhaseOutcome.Failed($"No execution for phase {c.Phase.Key}."),
     };
+
+    /// <summary>
+    /// A rehearsal's builtin phase (the compare) held to its declared time limit, as remote steps are: a rehearsal never
+    /// waits forever on a read, it fails saying so and its cleanup runs. (A real run's builtins are not limited yet:
+    /// their declared limits were never enforced, and env-write must not be stopped halfway.)
+    /// </summary>
+    private static async Task<PhaseOutcome> LimitedAsync(PhaseContext c, BuiltinExecution builtin, TimeSpan timeout)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(c.Cancellation);
+        using var timer = c.Clock.CreateTimer(_ => limit.Cancel(), null, timeout, Timeout.InfiniteTimeSpan);
+        try
+        {
+            return await builtin.Run(c.WithCancellation(limit.Token));
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !c.Cancellation.IsCancellationRequested)
+        {
+            return PhaseOutcome.Failed($"timed out after {timeout}");
+        }
+    }
 
     /// <summary>
     /// Runs a script as a detached remote step of this phase's attempt, or reattaches to it after a

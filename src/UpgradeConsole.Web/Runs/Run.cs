@@ -118,6 +118,12 @@ public sealed class Run
     public List<RunChecklistItem> Checklist { get; set; } = [];
 
     public bool IsActive => ActiveTargetId is not null;
+
+    /// <summary>
+    /// Whether the run may still change: it holds its target, or it has not ended. A rehearsal never holds the target's
+    /// slot (ADR 0022), so <see cref="IsActive"/> alone would call it finished from its first second.
+    /// </summary>
+    public bool MayChange => IsActive || EndedAt is null;
 }
 
 public sealed class RunPhase
@@ -230,6 +236,7 @@ internal sealed class RunConfiguration : IEntityTypeConfiguration<Run>
         builder.HasMany(r => r.Phases).WithOne().HasForeignKey(p => p.RunId).OnDelete(DeleteBehavior.Cascade);
         builder.HasMany(r => r.Checklist).WithOne().HasForeignKey(c => c.RunId).OnDelete(DeleteBehavior.Cascade);
         builder.Ignore(r => r.IsActive);
+        builder.Ignore(r => r.MayChange);
         builder.Ignore(r => r.RemoteRunId);
         builder.Property(r => r.RemoteKey).HasMaxLength(32);
         builder.Property(r => r.ScheduleJobId).HasMaxLength(64);

@@ -99,6 +99,12 @@ public sealed class RunDriver(
         catch (Exception ex) when (ex is SshConnectionException or HostKeyNotPinnedException or InvalidOperationException or TimeoutException)
         {
             // Not reachable: leave the checkpoint as it is; an operator retries when the target is back.
+            if (runbook.IsRehearsal && run.Phases.Any(p => p.StartedAt is not null) && run.Phases.FirstOrDefault(p => !p.IsRollback && p.State is PhaseState.Pending && runbook.Phase(p.Key) is { Finally: true }) is { } left)
+            {
+                // A rehearsal is not resumed: what it made on the target is recorded as left there, for the recurring cleanup.
+                left.Message = Rehearsals.RehearsalLeftovers.LeftMessage;
+            }
+
             await FinishRunAsync(run, rollingBack ? RunState.RollbackFailed : RunState.Failed, "The target cannot be reached: " + ex.Message, ct);
             return null;
         }

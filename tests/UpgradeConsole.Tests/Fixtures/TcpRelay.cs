@@ -14,6 +14,7 @@ public sealed class TcpRelay : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<(Socket Client, Socket Server)> _pairs = [];
     private readonly Task _accepting;
+    private bool _refusing;
 
     public TcpRelay(int targetPort)
     {
@@ -24,6 +25,13 @@ public sealed class TcpRelay : IAsyncDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>While set, a new connection is reset as soon as it arrives (the server looks down); live ones are left alone (see <see cref="CutAll"/>).</summary>
+    public bool Refusing
+    {
+        get => Volatile.Read(ref _refusing);
+        set => Volatile.Write(ref _refusing, value);
+    }
 
     /// <summary>Resets every relayed connection; returns how many there were.</summary>
     public int CutAll()
@@ -66,6 +74,12 @@ public sealed class TcpRelay : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             var client = await _listener.AcceptSocketAsync(_stop.Token);
+            if (Refusing)
+            {
+                Reset(client);
+                continue;
+            }
+
             var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             try
             {

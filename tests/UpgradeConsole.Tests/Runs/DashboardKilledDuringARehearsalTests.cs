@@ -54,6 +54,7 @@ public sealed class DashboardKilledDuringARehearsalTests(SshServer ssh, Postgres
         // Killed with the copy in place.
         Assert.Equal(1L, await ScratchDatabasesAsync(new NpgsqlConnectionStringBuilder(fractal.DatabaseConnection).Database!));
 
+        var log = "";
         await using (var second = await DashboardProcess.StartAsync(data))
         {
             using var api = ApiTokens.Client(second.BaseUrl, token);
@@ -65,13 +66,15 @@ public sealed class DashboardKilledDuringARehearsalTests(SshServer ssh, Postgres
             }, TimeSpan.FromMinutes(6), () => $"{run}\n{second.Output}");
             Assert.True(run.GetProperty("state").GetString() == "Succeeded", $"{run}\n{await api.GetStringAsync($"/api/v1/runs/{id}/log")}");
             Assert.Equal("rehearsal", run.GetProperty("kind").GetString());
-            var log = await api.GetStringAsync($"/api/v1/runs/{id}/log");
+            log = await api.GetStringAsync($"/api/v1/runs/{id}/log");
             Assert.Contains("continuing after an interruption", log, StringComparison.Ordinal);
             Assert.Contains("END - all ok.", log, StringComparison.Ordinal);
         }
 
         Assert.Equal(0L, await ScratchDatabasesAsync(new NpgsqlConnectionStringBuilder(fractal.DatabaseConnection).Database!));
-        Assert.Equal("0", (await ssh.RunAsync($"ls -d ~/.upgradeconsole/runs/run-{id}-*-scratch 2>/dev/null | wc -l")).StandardOutput.Trim());
+        // This rehearsal's own directory and dumps (another test's run {id} may be rehearsing beside it).
+        Assert.NotNull(RehearsalCopy.ScratchDirectory(log));
+        Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, fractal, id, log));
         Assert.Equal(envBefore, (await ssh.RunAsync($"sha256sum {workdir}/.fractal_server.env")).StandardOutput);
         Assert.Equal(usersBefore, await fractal.DumpUserTablesAsync());
         Assert.Equal("981d588fe248", await fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));

@@ -40,7 +40,7 @@ public sealed class RehearsalAndRealRunOnOneTargetTests(SshServer ssh, PostgresS
     public async Task RealRunStart_WhileARehearsalRuns_IsRefusedWithTheRehearsal_AndAcceptedOnceItEnded()
     {
         // The rehearsal's scratch venv waits for a file on the target: it stays running until the test lets it go.
-        var release = await HoldScratchVenvAsync();
+        var release = await HoldScratchVenvAsync(_app, _fractal, ssh);
         using var api = ApiTokens.Client(_app.BaseUrl, _token);
         var planned = await PlanAsync(api);
         using var started = await api.PostAsJsonAsync($"/api/v1/targets/{_fractal.TargetId}/rehearsals", new { runbook = Runbook }, TestContext.Current.CancellationToken);
@@ -96,11 +96,11 @@ public sealed class RehearsalAndRealRunOnOneTargetTests(SshServer ssh, PostgresS
     }
 
     /// <summary>A Python in front of the target's whose <c>-m venv</c> waits for a file; returns the file's path.</summary>
-    private async Task<string> HoldScratchVenvAsync()
+    internal static async Task<string> HoldScratchVenvAsync(UpgradeConsoleApplicationFactory app, FractalTarget fractal, SshServer ssh)
     {
-        var home = await _fractal.Host.AbsoluteDirectoryAsync();
+        var home = await fractal.Host.AbsoluteDirectoryAsync();
         var release = $"{home}/release-venv";
-        await _fractal.Host.WriteFileAsync("venv/bin/python-held", $$"""
+        await fractal.Host.WriteFileAsync("venv/bin/python-held", $$"""
             #!/bin/bash
             if [ "${1:-}" = "-m" ] && [ "${2:-}" = "venv" ]; then
               echo "held until {{release}} exists"
@@ -109,9 +109,9 @@ public sealed class RehearsalAndRealRunOnOneTargetTests(SshServer ssh, PostgresS
             exec "$(dirname "$0")/python" "$@"
             """);
         Assert.Equal(0, (await ssh.RunAsync($"chmod 755 {home}/venv/bin/python-held")).ExitCode);
-        await using var scope = _app.Services.CreateAsyncScope();
+        await using var scope = app.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var target = await db.Targets.SingleAsync(t => t.Id == _fractal.TargetId);
+        var target = await db.Targets.SingleAsync(t => t.Id == fractal.TargetId);
         target.PythonPath = $"{home}/venv/bin/python-held";
         await db.SaveChangesAsync();
         return release;

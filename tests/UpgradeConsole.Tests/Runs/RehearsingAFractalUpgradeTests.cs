@@ -157,8 +157,10 @@ public sealed class RehearsingAFractalUpgradeTests(SshServer ssh, PostgresServer
         await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE starts_with(datname, @db || '_rehearsal_')", conn);
         cmd.Parameters.AddWithValue("db", new NpgsqlConnectionStringBuilder(_fractal.DatabaseConnection).Database!);
         Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
-        var leftovers = await ssh.RunAsync($"ls -d ~/.upgradeconsole/runs/run-{rehearsalId}-*-scratch ~/upgradeconsole-backups/*rehearsal{rehearsalId}-* 2>/dev/null | wc -l");
-        Assert.Equal("0", leftovers.StandardOutput.Trim());
+        using var api = ApiTokens.Client(_app.BaseUrl, _operatorToken);
+        var log = await api.GetStringAsync($"/api/v1/runs/{rehearsalId}/log");
+        Assert.NotNull(RehearsalCopy.ScratchDirectory(log));
+        Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, _fractal, rehearsalId, log));
     }
 
     /// <summary>md5 of every table of the public schema, rows in a fixed order, as one string.</summary>

@@ -60,7 +60,8 @@ public sealed class RehearsingOnAConstrainedTargetTests(SshServer ssh, PostgresS
         Assert.DoesNotContain("pg_dump -Fc", log, StringComparison.Ordinal);
         Assert.DoesNotContain("creating the scratch database", log, StringComparison.Ordinal);
         Assert.Equal(0L, await ScratchDatabasesAsync(fractal));
-        Assert.Equal("0", (await ssh.RunAsync($"ls -d {runs}/run-{id}-*-scratch ~/upgradeconsole-backups/*rehearsal{id}-* 2>/dev/null | wc -l")).StandardOutput.Trim());
+        Assert.Equal("0", (await ssh.RunAsync($"ls -d {runs}/run-{id}-*-scratch 2>/dev/null | wc -l")).StandardOutput.Trim());
+        Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, fractal, id, log));
     }
 
     [Fact]
@@ -84,8 +85,8 @@ public sealed class RehearsingOnAConstrainedTargetTests(SshServer ssh, PostgresS
         Assert.Contains($"{home}/upgradeconsole-backups/", run.GetProperty("backup").GetProperty("path").GetString(), StringComparison.Ordinal);
 
         Assert.Equal(0L, await ScratchDatabasesAsync(fractal));
-        var leftovers = await ssh.RunAsync($"sudo -n -u {SshServer.ServiceUser} -H bash -c 'ls -d ~/.upgradeconsole/rehearsals/run-{id}-*-scratch ~/upgradeconsole-backups/*rehearsal{id}-* 2>/dev/null | wc -l'");
-        Assert.Equal("0", leftovers.StandardOutput.Trim());
+        Assert.NotNull(RehearsalCopy.ScratchDirectory(log));
+        Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, fractal, id, log, asUser: SshServer.ServiceUser));
         Assert.Equal("2.16.6", (await ssh.RunAsync($"{workdir}/venv/bin/python -m pip show fractal-server | sed -n 's/^Version: //p'")).StandardOutput.Trim());
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Npgsql;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Web.Runs;
@@ -47,7 +48,7 @@ public sealed class RehearsingWithoutCreatedbTests(SshServer ssh, PostgresServer
         Assert.Contains("stopped the throwaway cluster", log, StringComparison.Ordinal);
         var restore = run.GetProperty("phases").EnumerateArray().Single(p => p.GetProperty("key").GetString() == "rehearsal-restore");
         Assert.Contains("in the throwaway cluster on 127.0.0.1:", restore.GetProperty("message").GetString(), StringComparison.Ordinal);
-        await AssertGoneAsync(id);
+        await AssertGoneAsync(id, log);
     }
 
     [Fact]
@@ -68,7 +69,7 @@ public sealed class RehearsingWithoutCreatedbTests(SshServer ssh, PostgresServer
         Assert.Equal("Succeeded", states["rehearsal-cleanup"]);
         Assert.Contains("is active and verified but their user settings have project_dir=None.", log, StringComparison.Ordinal);
         Assert.Contains("stopped the throwaway cluster", log, StringComparison.Ordinal);
-        await AssertGoneAsync(id);
+        await AssertGoneAsync(id, log);
         Assert.Equal(usersBefore, await _fractal.DumpUserTablesAsync());
         Assert.Equal("981d588fe248", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
     }
@@ -88,12 +89,15 @@ public sealed class RehearsingWithoutCreatedbTests(SshServer ssh, PostgresServer
     }
 
     /// <summary>No postgres of the rehearsal's cluster runs, its scratch directory is gone, and no scratch database was made on the production server.</summary>
-    private async Task AssertGoneAsync(int id)
+    private async Task AssertGoneAsync(int id, string log)
     {
-        // The pattern cannot match its own command line: "[^ ]*" there is followed by a space.
-        var processes = await ssh.RunAsync($"pgrep -u {ssh.User} -f -- 'run-{id}-[^ ]*-scratch/pgcluster/data' | wc -l", check: false);
+        // This rehearsal's own scratch directory (another test's run {id} may be rehearsing beside it). The pattern cannot
+        // match its own command line: there "[/]" is followed by "pgcluster", not a slash.
+        var scratch = RehearsalCopy.ScratchDirectory(log);
+        Assert.NotNull(scratch);
+        var processes = await ssh.RunAsync($"pgrep -u {ssh.User} -f -- '{Regex.Escape(scratch)}[/]pgcluster/data' | wc -l", check: false);
         Assert.Equal("0", processes.StandardOutput.Trim());
-        Assert.Equal("0", (await ssh.RunAsync($"ls -d ~/.upgradeconsole/runs/run-{id}-*-scratch ~/upgradeconsole-backups/*rehearsal{id}-* 2>/dev/null | wc -l")).StandardOutput.Trim());
+        Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, _fractal, id, log));
         await using var conn = new NpgsqlConnection(postgres.AdminConnectionString);
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE starts_with(datname, @db || '_rehearsal_')", conn);
