@@ -31,11 +31,11 @@ internal static class FleetBenchmark
     private static readonly (string Name, string Command, int Lines)[] Steps =
         [("true", "true", 0), ("1,000 lines", "seq -f 'line %g of a thousand-line step' 1000", 1000)];
 
-    public static async Task<int> RunAsync(int hosts, int portsPerDaemon, int rounds)
+    public static async Task<int> RunAsync(int hosts, int portsPerDaemon, int rounds, bool ansible = true)
     {
         var pssh = PsshPaths.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("parallel-ssh not found: apt-get install pssh");
-        if (!File.Exists("/usr/bin/ansible"))
+        if (ansible && !File.Exists("/usr/bin/ansible"))
         {
             throw new InvalidOperationException("ansible not found: apt-get install ansible");
         }
@@ -65,7 +65,10 @@ internal static class FleetBenchmark
                 // Warm-up of every path (JIT, masters, connections); not timed.
                 await OursAsync(fleet, warmConnections, "true", 0, "warmup");
                 await ToolAsync(pssh, PsshArgs(fleet, hostsFile, work, commonSsh, controlDir, warm: true, "true"));
-                await ToolAsync("ansible", AnsibleArgs(inventory, "true"), Path.Combine(work, "ansible-warm.cfg"));
+                if (ansible)
+                {
+                    await ToolAsync("ansible", AnsibleArgs(inventory, "true"), Path.Combine(work, "ansible-warm.cfg"));
+                }
 
                 foreach (var (name, command, lines) in Steps)
                 {
@@ -76,7 +79,11 @@ internal static class FleetBenchmark
                     for (var r = 0; r < rounds; r++)
                     {
                         Add("pssh cold", await ToolAsync(pssh, PsshArgs(fleet, hostsFile, work, commonSsh, controlDir, warm: false, command)));
-                        Add("ansible cold", await ToolAsync("ansible", AnsibleArgs(inventory, command), Path.Combine(work, "ansible-cold.cfg")));
+                        if (ansible)
+                        {
+                            Add("ansible cold", await ToolAsync("ansible", AnsibleArgs(inventory, command), Path.Combine(work, "ansible-cold.cfg")));
+                        }
+
                         var fresh = fleet.Hosts.Select((_, i) => new SshNetConnection(fleet.Endpoint(i) with { ConnectTimeout = ConnectTimeout })).ToList();
                         try
                         {
@@ -92,7 +99,11 @@ internal static class FleetBenchmark
                         }
 
                         Add("pssh warm", await ToolAsync(pssh, PsshArgs(fleet, hostsFile, work, commonSsh, controlDir, warm: true, command)));
-                        Add("ansible warm", await ToolAsync("ansible", AnsibleArgs(inventory, command), Path.Combine(work, "ansible-warm.cfg")));
+                        if (ansible)
+                        {
+                            Add("ansible warm", await ToolAsync("ansible", AnsibleArgs(inventory, command), Path.Combine(work, "ansible-warm.cfg")));
+                        }
+
                         var warm = await OursAsync(fleet, warmConnections, command, lines, $"w{r}");
                         Add("executor warm", warm.Ms);
                         storedLines = warm.Stored;
@@ -101,12 +112,12 @@ internal static class FleetBenchmark
 
                     var m = results.ToDictionary(p => p.Key, p => Median(p.Value));
                     Console.WriteLine($"step: {name}");
-                    foreach (var key in Rows)
+                    foreach (var key in Rows.Where(results.ContainsKey))
                     {
                         Console.WriteLine(FormattableString.Invariant($"  {key,-14} {m[key],8:F0} ms   (rounds: {string.Join(" ", results[key].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))})"));
                     }
 
-                    Console.WriteLine(FormattableString.Invariant($"  ratio to parallel-ssh: cold {m["executor cold"] / m["pssh cold"]:F2}× (goal ≤ 1.1×), warm {m["executor warm"] / m["pssh warm"]:F2}× (goal ≤ 1.0×); ansible cold {m["ansible cold"] / m["pssh cold"]:F2}×, warm {m["ansible warm"] / m["pssh warm"]:F2}×"));
+                    Console.WriteLine(FormattableString.Invariant($"  ratio to parallel-ssh: cold {m["executor cold"] / m["pssh cold"]:F2}× (goal ≤ 1.1×), warm {m["executor warm"] / m["pssh warm"]:F2}× (goal ≤ 1.0×){(ansible ? FormattableString.Invariant($"; ansible cold {m["ansible cold"] / m["pssh cold"]:F2}×, warm {m["ansible warm"] / m["pssh warm"]:F2}×") : "; ansible not run")}"));
                     Console.WriteLine($"  lines stored (last warm round): {storedLines} = {hosts} hosts × {lines} lines, each once; {memory}");
                     Console.WriteLine($"  load: {Load()}");
                     Console.WriteLine();
@@ -192,11 +203,18 @@ internal static class FleetBenchmark
         var hosts = fleet.Hosts.Select((m, i) => new FleetHost(m.Label, new SshNetShell(connections[i]))).ToList();
         var log = new CountingLog();
         var peakLive = 0L;
+        var peakPending = 0L;
+        var peakThreads = 0;
         using var executor = new FleetExecutor(hosts, new FleetStep { RunId = "bench-fleet", StepId = round + "-" + Guid.NewGuid().ToString("N")[..8], Script = command }, log,
             new FleetOptions
             {
                 MaxConcurrency = Bound,
-                OnHostChanged = _ => Interlocked.Exchange(ref peakLive, Math.Max(Interlocked.Read(ref peakLive), GC.GetTotalMemory(false))),
+                OnHostChanged = _ =>
+                {
+                    Interlocked.Exchange(ref peakLive, Math.Max(Interlocked.Read(ref peakLive), GC.GetTotalMemory(false)));
+                    Interlocked.Exchange(ref peakPending, Math.Max(Interlocked.Read(ref peakPending), ThreadPool.PendingWorkItemCount));
+                    Interlocked.Exchange(ref peakThreads, Math.Max(Volatile.Read(ref peakThreads), ThreadPool.ThreadCount));
+                },
             });
         var clock = Stopwatch.StartNew();
         var outcome = await executor.RunAsync(CancellationToken.None);
@@ -219,7 +237,7 @@ internal static class FleetBenchmark
         }
 
         using var self = Process.GetCurrentProcess();
-        var memory = FormattableString.Invariant($"this process: working set {self.WorkingSet64 / 1048576.0:F0} MiB, peak {self.PeakWorkingSet64 / 1048576.0:F0} MiB, managed heap {GC.GetTotalMemory(false) / 1048576.0:F1} MiB (at host changes up to {peakLive / 1048576.0:F1} MiB) with {hosts.Count} connections and host logs held");
+        var memory = FormattableString.Invariant($"this process: working set {self.WorkingSet64 / 1048576.0:F0} MiB, peak {self.PeakWorkingSet64 / 1048576.0:F0} MiB, managed heap {GC.GetTotalMemory(false) / 1048576.0:F1} MiB (at host changes up to {peakLive / 1048576.0:F1} MiB) with {hosts.Count} connections and host logs held; thread pool: up to {peakThreads} threads, {peakPending} queued work items at host changes");
         return (ms, stored, memory);
     }
 

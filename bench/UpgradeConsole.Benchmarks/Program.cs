@@ -11,7 +11,7 @@ using UpgradeConsole.Core.Remote;
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- idle-streams [streams] [seconds]   (scripts/bench-idle-streams.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- target-ops [rounds]   (scripts/bench-target-ops.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- circuits ["1 10 25"] [seconds]   (scripts/bench-circuits.sh)
-//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- fleet [hosts=50] [ports per sshd=16] [rounds=3]   (scripts/bench-fleet.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- fleet [hosts=50] [ports per sshd=16] [rounds=3] [no-ansible]   (scripts/bench-fleet.sh)
 if (args.Length >= 1 && args[0] == "live-log")
 {
     return await UpgradeConsole.Benchmarks.LiveLogBenchmark.RunAsync(
@@ -52,7 +52,7 @@ if (args.Length >= 1 && args[0] == "circuits")
 if (args.Length >= 1 && args[0] == "fleet")
 {
     int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], CultureInfo.InvariantCulture) : fallback;
-    return await UpgradeConsole.Benchmarks.FleetBenchmark.RunAsync(Arg(1, 50), Arg(2, 16), Arg(3, 3));
+    return await UpgradeConsole.Benchmarks.FleetBenchmark.RunAsync(Arg(1, 50), Arg(2, 16), Arg(3, 3), ansible: args.Length <= 4 || args[4] != "no-ansible");
 }
 
 if (args.Length >= 1 && args[0] == "users")

@@ -154,14 +154,27 @@ public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = 
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(endpoint.ConnectTimeout);
+        // SSH.NET's ConnectAsync blocks its caller on the key exchange, service request and authentication: the
+        // blocking Connect runs on a thread of its own instead (see OwnThread); the wait for it honours cancellation,
+        // and disposing the client ends an abandoned handshake (its own waits end at ConnectionInfo.Timeout anyway).
+        var connecting = OwnThread.RunAsync("ssh-connect", () =>
+        {
+            client.Connect();
+            return client;
+        });
         try
         {
-            await client.ConnectAsync(timeout.Token);
-            return client;
+            return await connecting.WaitAsync(timeout.Token);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception ex)
         {
             client.Dispose();
+            _ = connecting.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
             throw SshNetErrors.Explain(ex, endpoint, presented, distrust);
         }
     }

@@ -32,7 +32,9 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
             try
             {
                 command = client.CreateCommand(IRemoteShell.RemoteCommand, Utf8);
-                return ChannelProcess.Begin(command, script, Destination);
+                // Opening the channel and the exec request are two round trips SSH.NET waits for on its caller's thread.
+                var begun = command;
+                return await OwnThread.RunAsync<IRemoteProcess>("ssh-exec", () => ChannelProcess.Begin(begun, script, Destination));
             }
             catch (Exception ex) when (IsLinkFailure(ex))
             {
