@@ -61,35 +61,47 @@ public sealed class SshServer : IAsyncLifetime
             | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         File.SetUnixFileMode(authorizedKeys, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 
-        Port = ProcessRunner.FreePort();
-        HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
-        await File.WriteAllTextAsync(KnownHostsPath, $"[{Host}]:{Port} {HostPublicKey}\n");
-        var config = Path.Combine(_root, "sshd_config");
-        await File.WriteAllLinesAsync(config,
-        [
-            $"Port {Port}",
-            $"ListenAddress {Host}",
-            $"HostKey {HostKeyPath}",
-            $"PidFile {Path.Combine(_root, "sshd.pid")}",
-            $"AuthorizedKeysFile {authorizedKeys}",
-            $"AllowUsers {User}",
-            "StrictModes no",
-            "UsePAM no",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes",
-            "PermitRootLogin prohibit-password",
-            "MaxSessions 64",
-            "MaxStartups 64:30:128",
-            "AcceptEnv LANG LC_*",
-            "Subsystem sftp internal-sftp",
-            "LogLevel VERBOSE",
-        ]);
+        // A free port can be taken by someone else's outgoing connection before sshd binds it: then another port.
+        for (var attempt = 1; ; attempt++)
+        {
+            Port = ProcessRunner.FreePort();
+            HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
+            await File.WriteAllTextAsync(KnownHostsPath, $"[{Host}]:{Port} {HostPublicKey}\n");
+            var config = Path.Combine(_root, "sshd_config");
+            await File.WriteAllLinesAsync(config,
+            [
+                $"Port {Port}",
+                $"ListenAddress {Host}",
+                $"HostKey {HostKeyPath}",
+                $"PidFile {Path.Combine(_root, "sshd.pid")}",
+                $"AuthorizedKeysFile {authorizedKeys}",
+                $"AllowUsers {User}",
+                "StrictModes no",
+                "UsePAM no",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "MaxSessions 64",
+                "MaxStartups 64:30:128",
+                "AcceptEnv LANG LC_*",
+                "Subsystem sftp internal-sftp",
+                "LogLevel VERBOSE",
+            ]);
 
-        _config = config;
-        StartDaemon();
-        ProcessRunner.CleanUpWhenTestProcessExits($"pkill -f {ProcessRunner.ShellQuote(config)}; rm -rf {ProcessRunner.ShellQuote(_root)}");
-        await WaitUntilListeningAsync();
+            _config = config;
+            StartDaemon();
+            ProcessRunner.CleanUpWhenTestProcessExits($"pkill -f {ProcessRunner.ShellQuote(config)}; rm -rf {ProcessRunner.ShellQuote(_root)}");
+            try
+            {
+                await WaitUntilListeningAsync();
+                break;
+            }
+            catch (InvalidOperationException ex) when (attempt < 5 && ex.Message.Contains("Address already in use", StringComparison.Ordinal))
+            {
+                // sshd exited without listening; the next attempt writes the config again with a new port.
+            }
+        }
     }
 
     private void StartDaemon()
