@@ -214,24 +214,18 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
         private static Task<string> ReadErrorsAsync(SshCommand command)
         {
             var stream = command.ExtendedOutputStream;
-            var result = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            PumpedOutput.StartThread("ssh-stderr", () =>
+            return OwnThread.RunAsync("ssh-stderr", () =>
             {
                 try
                 {
                     using var reader = new StreamReader(stream, Utf8);
-                    result.SetResult(reader.ReadToEnd());
+                    return reader.ReadToEnd();
                 }
                 catch (Exception ex) when (IsLinkFailure(ex))
                 {
-                    result.SetResult("");
-                }
-                catch (Exception ex)
-                {
-                    result.SetException(ex);
+                    return "";
                 }
             });
-            return result.Task;
         }
 
         private static int SignalNumber(string signal) => signal switch

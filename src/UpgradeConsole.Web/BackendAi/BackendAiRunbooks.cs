@@ -45,8 +45,6 @@ public static class BackendAiRunbooks
     public static BackendAiPlanSnapshot Snapshot(PhaseContext c) =>
         JsonSerializer.Deserialize<BackendAiPlanSnapshot>(c.Run.PlanJson, JsonSerializerOptions.Web) ?? new BackendAiPlanSnapshot();
 
-    private static bool IsManager(ClusterHost h) => h.RoleList.Contains(ClusterRoles.Manager);
-
     /// <summary>A phase on the hosts <paramref name="which"/> selects, each running <paramref name="script"/>.</summary>
     private static PhaseExecution OnHosts(Func<ClusterHost, bool> which, string script, bool rolling = false, Func<BackendAiPlanSnapshot, string>? version = null,
         Func<BackendAiPlanSnapshot, IReadOnlyDictionary<string, string>>? extra = null) =>
@@ -126,14 +124,11 @@ public static class BackendAiRunbooks
 
     private static readonly RollbackAction DatabaseBack = new("rb-database", _ => "Restore the manager's database from this run's verified dump",
         PhaseExecution.Builtin(_ => Task.FromResult(PhaseOutcome.Failed("Restoring the manager's database is not automated for Backend.AI yet: restore it from your own dump (pg_restore), then retry this action or mark it done."))),
-        TimeSpan.FromHours(2))
-    {
-        Refuse = _ => null,
-    };
+        TimeSpan.FromHours(2));
 
     private static PhaseDefinition ManagerPhase(string key, string title, string description, string script, bool pointOfNoReturn = false, IReadOnlyList<RollbackAction>? undo = null,
         Func<BackendAiPlanSnapshot, IReadOnlyDictionary<string, string>>? extra = null) =>
-        new(key, title, description, OnHosts(IsManager, script, extra: extra))
+        new(key, title, description, OnHosts(h => h.IsManager, script, extra: extra))
         {
             Idempotent = true,
             PointOfNoReturn = pointOfNoReturn,
@@ -156,7 +151,7 @@ public static class BackendAiRunbooks
             },
             Preflight(BackendAiChecks.HostsReachable, BackendAiChecks.OneVersion, BackendAiChecks.ManagerDatabase, Workloads.CheckId),
             new("schema-check", "Check for schema changes", "The new manager package's alembic head (installed in a scratch environment on the manager, removed afterwards) beside the database's current revision: the log says whether this release changes the schema. Nothing is stopped or changed.",
-                OnHosts(IsManager, BackendAiScripts.SchemaCheck))
+                OnHosts(h => h.IsManager, BackendAiScripts.SchemaCheck))
             {
                 Idempotent = true,
                 Timeout = TimeSpan.FromMinutes(15),
@@ -167,7 +162,7 @@ public static class BackendAiRunbooks
             ManagerPhase("manager-migrate", "Upgrade the manager's database", "alembic upgrade head with the manager's alembic.ini: the point of no return (the database schema changes).", BackendAiScripts.AlembicUpgrade, pointOfNoReturn: true, undo: [ComponentsBack, DatabaseBack]),
             ManagerPhase("manager-start", "Start the manager", "The manager host's start command, then its status command until healthy.", BackendAiScripts.Then(BackendAiScripts.Start, BackendAiScripts.Health(HealthSeconds))),
             new("components", "Upgrade the other components in rolling batches", "Host by host in batches (a quarter of the hosts at a time unless the plan says otherwise): stop, pip install -U, start, health check. The first failed host stops the rollout after its batch; the log says which hosts are on which version.",
-                OnHosts(h => !IsManager(h), BackendAiScripts.RollHost(HealthSeconds), rolling: true))
+                OnHosts(h => !h.IsManager, BackendAiScripts.RollHost(HealthSeconds), rolling: true))
             {
                 Idempotent = true,
                 Timeout = TimeSpan.FromMinutes(30),
@@ -212,7 +207,7 @@ public static class BackendAiRunbooks
                 BackendAiScripts.ApplyMissingRevisions, undo: [ComponentsBack, DatabaseBack], extra: s => new Dictionary<string, string> { ["UC_PREVIOUS"] = s.FromVersion }),
             ManagerPhase("manager-start", "Start the manager", "The manager host's start command, then its status command until healthy.", BackendAiScripts.Then(BackendAiScripts.Start, BackendAiScripts.Health(HealthSeconds))),
             new("components", "Upgrade every other component", "All hosts at once (bounded at 50 at a time): pip install -U, start, health check.",
-                OnHosts(h => !IsManager(h), BackendAiScripts.Then(BackendAiScripts.SkipWhenDone, BackendAiScripts.Install, BackendAiScripts.Start, BackendAiScripts.Health(HealthSeconds))))
+                OnHosts(h => !h.IsManager, BackendAiScripts.Then(BackendAiScripts.SkipWhenDone, BackendAiScripts.Install, BackendAiScripts.Start, BackendAiScripts.Health(HealthSeconds))))
             {
                 Idempotent = true,
                 Timeout = TimeSpan.FromMinutes(30),

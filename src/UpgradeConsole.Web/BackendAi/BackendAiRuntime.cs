@@ -43,7 +43,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
     /// </summary>
     public async Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct)
     {
-        var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.RoleList.Contains(ClusterRoles.Manager));
+        var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.IsManager);
         return new BackendAiSession(manager is null ? await targetConnections.ShellAsync(target, ct) : connections.Shell(target, manager));
     }
 
@@ -76,7 +76,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
         var manager = reports.FirstOrDefault(r => r.Report.Findings?.Database is not null);
         if (manager.Host is null)
         {
-            return findings with { DatabaseError = hosts.Any(h => h.RoleList.Contains(ClusterRoles.Manager)) ? "The manager's configuration could not be read (its [db] table)." : "No host of the cluster has the manager role." };
+            return findings with { DatabaseError = hosts.Any(h => h.IsManager) ? "The manager's configuration could not be read (its [db] table)." : "No host of the cluster has the manager role." };
         }
 
         var database = manager.Report.Findings!.Database!;
@@ -208,7 +208,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
                 return Refused("The plan needs the cluster's version: no host reported one (" + found.Spread.Summary + ").");
             }
 
-            var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.RoleList.Contains(ClusterRoles.Manager));
+            var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.IsManager);
             if (manager is null)
             {
                 return Refused("No host of the cluster has the manager role.");

@@ -54,6 +54,9 @@ public sealed class ClusterHost
 
     public IReadOnlyList<string> RoleList => Roles.Split(',', StringSplitOptions.RemoveEmptyEntries);
 
+    /// <summary>The host runs the manager (the cluster's entry point, its database's owner).</summary>
+    public bool IsManager => RoleList.Contains(Core.BackendAi.ClusterRoles.Manager);
+
     public string Address => Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 }
 

@@ -31,3 +31,43 @@ public static class LoopbackListener
         }
     }
 }
+
+/// <summary>Waits until a server a test started accepts connections, failing at once when it died instead.</summary>
+public static class Listening
+{
+    /// <summary>
+    /// Polls (<see cref="Eventually"/>) a TCP connect to <paramref name="host"/>:<paramref name="port"/> until it succeeds;
+    /// <paramref name="died"/> says why the server is gone (null while it runs), which ends the wait with that reason.
+    /// </summary>
+    public static async Task WaitAsync(string host, int port, Func<string?> died, TimeSpan timeout)
+    {
+        string? death = null;
+        var up = await Eventually.WithinAsync(async () =>
+        {
+            if ((death = died()) is not null)
+            {
+                return true;
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(host, port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }, timeout);
+        if (death is not null)
+        {
+            throw new InvalidOperationException(death);
+        }
+
+        if (!up)
+        {
+            throw new TimeoutException($"Nothing listened on {host}:{port} within {timeout}.");
+        }
+    }
+}

@@ -250,25 +250,8 @@ public sealed class SshFleet : IAsyncDisposable
         // Direct sshd ports are pinned in their own known_hosts for ClientArguments (the relays' ports are in KnownHostsPath).
         var member = _hosts.First(h => h.SshdPort == port);
         await File.AppendAllTextAsync(Path.Combine(_root, "known_hosts_sshd"), member.HostKey.KnownHostsLine("127.0.0.1", port) + "\n");
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (_daemons.FirstOrDefault(d => d.HasExited) is { } dead)
-            {
-                throw new InvalidOperationException($"sshd exited with {dead.ExitCode}");
-            }
-
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException) when (clock.Elapsed < TimeSpan.FromSeconds(30))
-            {
-                await Task.Delay(50);
-            }
-        }
+        await Listening.WaitAsync("127.0.0.1", port,
+            () => _daemons.FirstOrDefault(d => d.HasExited) is { } dead ? $"sshd exited with {dead.ExitCode}" : null, TimeSpan.FromSeconds(30));
     }
 
     private static async Task EnsureTestUserAsync()

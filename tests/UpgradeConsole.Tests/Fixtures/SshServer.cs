@@ -61,6 +61,8 @@ public sealed class SshServer : IAsyncLifetime
             | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         File.SetUnixFileMode(authorizedKeys, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 
+        ProcessRunner.CleanUpWhenTestProcessExits($"pkill -f {ProcessRunner.ShellQuote(Path.Combine(_root, "sshd_config"))}; rm -rf {ProcessRunner.ShellQuote(_root)}");
+
         // A free port can be taken by someone else's outgoing connection before sshd binds it: then another port.
         for (var attempt = 1; ; attempt++)
         {
@@ -91,7 +93,6 @@ public sealed class SshServer : IAsyncLifetime
 
             _config = config;
             StartDaemon();
-            ProcessRunner.CleanUpWhenTestProcessExits($"pkill -f {ProcessRunner.ShellQuote(config)}; rm -rf {ProcessRunner.ShellQuote(_root)}");
             try
             {
                 await WaitUntilListeningAsync();
@@ -300,26 +301,13 @@ public sealed class SshServer : IAsyncLifetime
 
     private async Task WaitUntilListeningAsync()
     {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        try
         {
-            if (_sshd!.HasExited)
-            {
-                throw new InvalidOperationException($"sshd exited with {_sshd.ExitCode}:\n{Log}");
-            }
-
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(Host, Port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(100);
-            }
+            await Listening.WaitAsync(Host, Port, () => _sshd!.HasExited ? $"sshd exited with {_sshd.ExitCode}:\n{Log}" : null, TimeSpan.FromSeconds(20));
         }
-
-        throw new TimeoutException($"sshd did not listen on {Port}:\n{Log}");
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"sshd did not listen on {Port}:\n{Log}");
+        }
     }
 }
