@@ -52,6 +52,13 @@ public sealed record FleetLogLine(string Host, int Attempt, long Sequence, Remot
 public interface IFleetLog
 {
     ValueTask WriteAsync(FleetLogLine line, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A host's state changed (started, reattached, succeeded, failed, unreachable): where the rollout keeps its
+    /// progress across a restart. Awaited before the host goes on, after every line it reported before the change
+    /// was written; the default keeps nothing.
+    /// </summary>
+    ValueTask HostChangedAsync(FleetHostStatus status, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }
 
 public sealed record FleetOptions
@@ -173,6 +180,26 @@ public sealed class FleetExecutor : IDisposable
     }
 
     /// <summary>
+    /// A rollout taken up again after it stopped (a person retried the phase): every failed or unreachable host is
+    /// run again first (at most <see cref="FleetOptions.MaxConcurrency"/> at a time: a failed one in a new step
+    /// directory, an unreachable one reattached), then the rollout goes on with the hosts still pending, under the policy.
+    /// </summary>
+    public async Task<FleetOutcome> RetryFailedThenRunAsync(CancellationToken cancellationToken)
+    {
+        var failed = Progress.Hosts.Where(h => h.IsFailure).Select(h => _byLabel[h.Label]).ToList();
+        await Task.WhenAll(failed.Select(h => RunInSlotAsync(h, stopWhenPolicySays: false, cancellationToken)));
+        return await RunAsync(cancellationToken);
+    }
+
+    /// <summary>Where the hosts stand, as an outcome (after <see cref="RetryHostAsync"/>): stopped while any host is still pending.</summary>
+    public FleetOutcome Current()
+    {
+        var batches = FleetBatches.Split(_hosts, _options.Batch).Count;
+        var hosts = Progress.Hosts;
+        return new FleetOutcome(hosts.Any(h => h.State == FleetHostState.Pending), batches, batches, hosts);
+    }
+
+    /// <summary>
     /// Runs <paramref name="label"/> alone, whatever the policy: a failed host in a new step directory, an unreachable one
     /// reattached to the step it may have started (never started twice), a pending one started.
     /// </summary>
@@ -230,7 +257,7 @@ public sealed class FleetExecutor : IDisposable
         var before = Progress.Begin(label, reattachRunning: true);
         var reattach = FleetProgress.Reattaches(before);
         var current = Progress[label];
-        Changed(current);
+        await ChangedAsync(current, cancellationToken);
         var attempt = current.Attempt;
         var location = Location(_step, label, attempt);
         var engine = new RemoteStepEngine(host.Shell, _options.Engine, _time, _logger);
@@ -249,7 +276,7 @@ public sealed class FleetExecutor : IDisposable
 
             if (sequence == current.LinesStored && !Progress[label].StepMayBeRunning)
             {
-                Progress.Started(label);
+                await ChangedAsync(Progress.Started(label), cancellationToken);
             }
 
             await _log.WriteAsync(new FleetLogLine(label, attempt, ++sequence, line), cancellationToken);
@@ -294,19 +321,19 @@ public sealed class FleetExecutor : IDisposable
                 }
             }
 
-            Changed(Finish(label, status));
+            await ChangedAsync(Finish(label, status), cancellationToken);
         }
         catch (HostKeyMismatchException ex)
         {
-            Changed(Progress.Unreachable(label, sent, ex.Message));
+            await ChangedAsync(Progress.Unreachable(label, sent, ex.Message), cancellationToken);
         }
         catch (SshConnectionException ex)
         {
-            Changed(Progress.Unreachable(label, sent, ex.Message));
+            await ChangedAsync(Progress.Unreachable(label, sent, ex.Message), cancellationToken);
         }
         catch (StepAlreadyStartedException ex)
         {
-            Changed(Progress.Fail(label, null, ex.Message));
+            await ChangedAsync(Progress.Fail(label, null, ex.Message), cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -316,7 +343,7 @@ public sealed class FleetExecutor : IDisposable
         }
         catch (Exception ex) when (ex is RemoteCommandException or IOException or TimeoutException or StepNotStartedException)
         {
-            Changed(Progress.Unreachable(label, sent, ex.Message));
+            await ChangedAsync(Progress.Unreachable(label, sent, ex.Message), cancellationToken);
         }
     }
 
@@ -350,9 +377,10 @@ public sealed class FleetExecutor : IDisposable
         RunAsUser = _step.RunAsUser,
     };
 
-    private void Changed(FleetHostStatus status)
+    private async Task ChangedAsync(FleetHostStatus status, CancellationToken cancellationToken)
     {
         _logger.LogInformation("Fleet step {Step}: {Host}", _step.StepId, status.Describe());
         _options.OnHostChanged?.Invoke(status);
+        await _log.HostChangedAsync(status, cancellationToken);
     }
 }

@@ -79,11 +79,19 @@ public sealed record RunbookDto(string Id, string Title, string Product, string?
 
 public sealed record PhaseDefinitionDto(string Key, string Title, bool Idempotent, bool PointOfNoReturn);
 
-public sealed record PlanRequest(string? Runbook, string? To, string? OAuthClient, bool DataMigration = false, Dictionary<string, string>? Overrides = null);
+/// <summary>BatchSize, FailuresAllowed: a rollout over many hosts (Backend.AI's minor runbook); left out, the runbook's default (a quarter of the hosts a batch, stop at the first failure).</summary>
+public sealed record PlanRequest(string? Runbook, string? To, string? OAuthClient, bool DataMigration = false, Dictionary<string, string>? Overrides = null, int? BatchSize = null, int? FailuresAllowed = null);
 
 public sealed record ReasonRequest(string? Reason);
 
-public sealed record RetryRequest(bool Confirm = false);
+/// <summary>Host: on a phase on many hosts, that failed host alone.</summary>
+public sealed record RetryRequest(bool Confirm = false, string? Host = null);
+
+/// <summary>One host of one phase on many hosts.</summary>
+public sealed record RunHostDto(string Phase, string Host, Core.Fleet.FleetHostState State, int Attempt, long Lines, bool StepMayBeRunning, int? ExitCode, string? Message, DateTimeOffset UpdatedAt)
+{
+    public static RunHostDto From(Runbooks.RunHostStep h) => new(h.PhaseKey, h.Host, h.State, h.Attempt, h.LinesBefore + h.LinesStored, h.StepMayBeRunning, h.ExitCode, h.Message, h.UpdatedAt);
+}
 
 /// <summary>Failing preflight checks of a run's failed preflight phase, each with the reason it may be passed.</summary>
 public sealed record PreflightOverrideRequest(Dictionary<string, string>? Overrides);

@@ -82,7 +82,18 @@ public static class RunsApi
                     extensions: new Dictionary<string, object?> { ["activeRun"] = active.Id });
             }
 
-            var result = await runs.PlanAsync(id, runbook!.Id, input.To, input.OAuthClient, input.Overrides ?? [], http.User, ct, dataMigration: input.DataMigration);
+            if (input.BatchSize is < 1)
+            {
+                return ApiProblems.Invalid("batchSize", "At least 1 host a batch (leave it out for the runbook's default, a quarter of the hosts).");
+            }
+
+            if (input.FailuresAllowed is < 0)
+            {
+                return ApiProblems.Invalid("failuresAllowed", "0 or more (0: the rollout stops at the first failed host).");
+            }
+
+            var result = await runs.PlanAsync(id, runbook!.Id, input.To, input.OAuthClient, input.Overrides ?? [], http.User, ct, dataMigration: input.DataMigration,
+                rollout: new Runbooks.RolloutChoice(input.BatchSize, input.FailuresAllowed));
             if (!result.Succeeded)
             {
                 return ApiProblems.Conflict(result.Error!);
@@ -93,7 +104,8 @@ public static class RunsApi
             return TypedResults.Created($"{ApiSetup.Prefix}/runs/{run.Id}", dto);
         }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
             .WithSummary("Plan a run")
-            .WithDescription("Builds the plan against the target as it is now (the last preflight must pass, or an Admin overrides each failing check with a reason) and records it. The run then waits for start (and approval, if the target requires one).")
+            .WithDescription("Builds the plan against the target as it is now (the last preflight must pass, or an Admin overrides each failing check with a reason) and records it. The run then waits for start (and approval, if the target requires one). " +
+                "A runbook that rolls over many hosts (backendai-minor) takes batchSize (hosts a batch, 1 to the hosts it acts on; default a quarter of them) and failuresAllowed (failed hosts the rollout tolerates before it stops; default 0); the major runbook takes failuresAllowed only.")
             .Produces<PlannedRunDto>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
         api.MapPost("/targets/{id:int}/rehearsals", async (int id, RehearsalRequest input, TargetService targets, Rehearsals.RehearsalService rehearsals, RunService runs, RunbookCatalog runbooks,
@@ -166,6 +178,15 @@ public static class RunsApi
             await runs.FindAsync(id, ct) is { } found ? TypedResults.Ok(await DtoAsync(found, db, http, ct)) : ApiProblems.NotFound("run"))
             .WithTags("Runs").WithSummary("A run's status, phases, checklist and backup").Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound);
 
+        run.MapGet("/hosts", async (int id, RunService runs, Runbooks.FleetPhaseStore fleet, CancellationToken ct) =>
+                await runs.FindAsync(id, ct) is null
+                    ? ApiProblems.NotFound("run")
+                    : TypedResults.Ok((await fleet.HostsAsync(id, ct)).Select(RunHostDto.From).ToList()))
+            .WithSummary("Each host of the run's phases on many hosts (Backend.AI): its state, attempt, exit code and message")
+            .WithDescription("One row per phase and host, in the phases' order and each phase's host order. State: Pending (not started), Running, Succeeded, Failed, Unreachable " +
+                "(stepMayBeRunning: reached before it went away, so its step may still run there). Empty for a run with no such phase.")
+            .Produces<List<RunHostDto>>().ProducesProblem(StatusCodes.Status404NotFound);
+
         run.MapGet("/plan", async (int id, RunService runs, CancellationToken ct) =>
             await runs.FindAsync(id, ct) is { } found
                 ? TypedResults.Text(found.PlanJson, "application/json; charset=utf-8")
@@ -203,10 +224,13 @@ public static class RunsApi
             .WithSummary("Cancel a planned run's scheduled start (it waits for a person again); ?reason= goes into the audit history")
             .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         run.MapPost("/retry", (int id, RetryRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
-                ActAsync(id, runs, db, http, () => runs.RetryAsync(id, input?.Confirm == true, http.User, ct), ct))
+                ActAsync(id, runs, db, http, () => runs.RetryAsync(id, input?.Confirm == true, http.User, ct, input?.Host), ct))
             .RequireAuthorization(ApiPolicies.Operate)
-            .WithSummary("Run the failed phase again")
-            .WithDescription("A phase that is not safe to run twice (update-db-data) needs {\"confirm\": true} after checking the target.")
+            .WithSummary("Run the failed phase again, or one failed host of it alone")
+            .WithDescription("A phase that is not safe to run twice (update-db-data) needs {\"confirm\": true} after checking the target. " +
+                "A phase on many hosts (Backend.AI): without a host, its failed and unreachable hosts run again, then the rollout goes on (hosts already done are not run again); " +
+                "with {\"host\": \"<address>\"} (a failed or unreachable host of the stopped phase, as GET /runs/{id}/hosts names it) that host runs alone, audited as run.retry-host, " +
+                "and the phase is done once every one of its hosts is.")
             .Produces<RunDto>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         run.MapPost("/preflight-overrides", (int id, PreflightOverrideRequest? input, RunService runs, AppDbContext db, HttpContext http, CancellationToken ct) =>
             {

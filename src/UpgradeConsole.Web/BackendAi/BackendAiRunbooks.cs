@@ -8,7 +8,7 @@ using UpgradeConsole.Web.Runs;
 namespace UpgradeConsole.Web.BackendAi;
 
 /// <summary>What a Backend.AI plan records (fixed once the run is planned).</summary>
-public sealed record BackendAiPlanSnapshot
+public sealed record BackendAiPlanSnapshot : IRolloutSnapshot
 {
     public string FromVersion { get; init; } = "";
 
@@ -21,6 +21,18 @@ public sealed record BackendAiPlanSnapshot
     public int FailuresAllowed { get; init; }
 
     public int Hosts { get; init; }
+
+    /// <summary>The hosts the components phase acts on (every host but the manager's).</summary>
+    public int OtherHosts { get; init; }
+
+    /// <summary>The minor runbook rolls; the major one stops and starts everything at once.</summary>
+    public bool Rolling { get; init; }
+
+    int IRolloutSnapshot.RollingHosts => OtherHosts;
+
+    bool IRolloutSnapshot.Rolls => Rolling;
+
+    IRolloutSnapshot IRolloutSnapshot.WithRollout(int batchSize, int failuresAllowed) => this with { BatchSize = batchSize, FailuresAllowed = failuresAllowed };
 }
 
 /// <summary>What the plan page and API show of a Backend.AI plan besides the phases.</summary>
@@ -45,7 +57,12 @@ public static class BackendAiRunbooks
     public static BackendAiPlanSnapshot Snapshot(PhaseContext c) =>
         JsonSerializer.Deserialize<BackendAiPlanSnapshot>(c.Run.PlanJson, JsonSerializerOptions.Web) ?? new BackendAiPlanSnapshot();
 
-    /// <summary>A phase on the hosts <paramref name="which"/> selects, each running <paramref name="script"/>.</summary>
+    /// <summary>
+    /// A phase on the hosts <paramref name="which"/> selects, each running <paramref name="script"/>, from the phase's
+    /// stored per-host progress: hosts that succeeded in an earlier attempt are not run again, a host found running is
+    /// reattached. A person's retry of the phase runs its failed hosts again, then goes on with the rollout; a retry of
+    /// one host (<see cref="RunPhase.RetryHost"/>) runs that host alone, and the phase is done once every host is.
+    /// </summary>
     private static PhaseExecution OnHosts(Func<ClusterHost, bool> which, string script, bool rolling = false, Func<BackendAiPlanSnapshot, string>? version = null,
         Func<BackendAiPlanSnapshot, IReadOnlyDictionary<string, string>>? extra = null) =>
         PhaseExecution.Builtin(async c =>
@@ -67,26 +84,93 @@ public static class BackendAiRunbooks
             var step = new FleetStep
             {
                 RunId = c.Run.RemoteRunId,
-                StepId = $"{c.Phase.Key}-{c.Phase.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+                // Hosts number their own attempts (a step directory per host and attempt): the phase's retries continue them.
+                StepId = c.Phase.Key,
                 Script = script,
                 Environment = extra?.Invoke(plan) ?? new Dictionary<string, string>(),
                 Timeout = c.Runbook.Phase(c.Phase.Key)?.Timeout,
             };
-            await c.WriteAsync($"{hosts.Count} host(s){(rolling ? $", in rolling batches of {batch.HostsPerBatch(hosts.Count).ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "")}: {string.Join(", ", hosts.Select(h => h.Address))}");
-            using var log = new RunFleetLog(c);
-            using var executor = new FleetExecutor(fleet, step, log, new FleetOptions { Batch = batch, Policy = new FleetFailurePolicy(plan.FailuresAllowed) });
-            var outcome = await executor.RunAsync(c.Cancellation);
+            var progress = await runtime.Fleet.LoadAsync(c.Run.Id, c.Phase, [.. fleet.Select(h => h.Label)], c.Cancellation);
+            var only = c.Phase.RetryHost;
+            if (only is not null && fleet.All(h => h.Label != only))
+            {
+                return PhaseOutcome.Failed($"{only} is not a host of this phase any more; retry the phase instead.");
+            }
+
+            var counts = string.Join(", ", Enum.GetValues<FleetHostState>().Select(s => (s, n: progress.Count(s))).Where(x => x.n > 0 && x.s != FleetHostState.Pending)
+                .Select(x => $"{x.n.ToString(System.Globalization.CultureInfo.InvariantCulture)} {x.s.ToString().ToLowerInvariant()}"));
+            await c.WriteAsync(only is not null
+                ? $"Retrying {only} alone (attempt {(progress[only].State == FleetHostState.Failed ? progress[only].Attempt + 1 : progress[only].Attempt).ToString(System.Globalization.CultureInfo.InvariantCulture)})."
+                : $"{hosts.Count} host(s){(rolling ? $", in rolling batches of {batch.HostsPerBatch(hosts.Count).ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "")}: {string.Join(", ", hosts.Select(h => h.Address))}" +
+                  (counts.Length > 0 ? $" (from an earlier attempt: {counts})" : ""));
+            using var log = new FleetPhaseLog(c, runtime.Fleet);
+            using var executor = new FleetExecutor(fleet, step, log, new FleetOptions { Batch = batch, Policy = new FleetFailurePolicy(plan.FailuresAllowed) }, progress);
+            FleetOutcome outcome;
+            if (only is not null)
+            {
+                await executor.RetryHostAsync(only, c.Cancellation);
+                outcome = executor.Current();
+            }
+            else
+            {
+                outcome = await executor.RetryFailedThenRunAsync(c.Cancellation);
+            }
+
             await log.FlushAsync();
-            foreach (var host in outcome.Hosts.Where(h => h.State != FleetHostState.Succeeded))
+            foreach (var host in outcome.Hosts.Where(h => h.State is not FleetHostState.Succeeded and not FleetHostState.Pending))
             {
                 await c.WriteAsync(host.Describe());
             }
 
+            var versions = VersionsSentence(outcome, plan, to, rolling);
+            if (versions.Length > 0)
+            {
+                await c.WriteAsync(versions);
+            }
+
             await c.WriteAsync(outcome.Summary);
-            return outcome.Succeeded
-                ? PhaseOutcome.Done(outcome.Summary) with { Facts = new { hosts = outcome.Hosts.Select(h => new { host = h.Label, state = h.State.ToString() }) } }
-                : PhaseOutcome.Failed(outcome.Summary + " Fix the host(s) and retry the phase: hosts already done are not run again.");
+            if (outcome.Succeeded)
+            {
+                return PhaseOutcome.Done(outcome.Summary) with { Facts = new { hosts = outcome.Hosts.Select(h => new { host = h.Label, state = h.State.ToString() }) } };
+            }
+
+            var pending = outcome.Hosts.Count(h => h.State == FleetHostState.Pending);
+            var failed = outcome.Hosts.Where(h => h.IsFailure).Select(h => h.Label).ToList();
+            var next = failed.Count > 0
+                ? $" Fix {string.Join(", ", failed)} and retry that host alone or the whole phase (hosts already done are not run again)."
+                : $" {pending.ToString(System.Globalization.CultureInfo.InvariantCulture)} host(s) not started yet: retry the phase to go on with the rollout.";
+            return PhaseOutcome.Failed(outcome.Summary + (only is not null ? $" {only}: {outcome.Hosts.Single(h => h.Label == only).State.ToString().ToLowerInvariant()}." : "") + next);
         });
+
+    /// <summary>For a rolling phase that did not finish: which hosts are on which version (succeeded: the new one; not started: the old).</summary>
+    private static string VersionsSentence(FleetOutcome outcome, BackendAiPlanSnapshot plan, string to, bool rolling)
+    {
+        if (!rolling || outcome.Succeeded)
+        {
+            return "";
+        }
+
+        var done = outcome.Hosts.Where(h => h.State == FleetHostState.Succeeded).Select(h => h.Label).ToList();
+        var waiting = outcome.Hosts.Where(h => h.State == FleetHostState.Pending).Select(h => h.Label).ToList();
+        var unknown = outcome.Hosts.Where(h => h.IsFailure).Select(h => h.Label).ToList();
+        var parts = new List<string>();
+        if (done.Count > 0)
+        {
+            parts.Add($"on {to}: {string.Join(", ", done)}");
+        }
+
+        if (waiting.Count > 0)
+        {
+            parts.Add($"still on {plan.FromVersion} (not started): {string.Join(", ", waiting)}");
+        }
+
+        if (unknown.Count > 0)
+        {
+            parts.Add($"failed mid-way (look at their lines; the versions phase reads them): {string.Join(", ", unknown)}");
+        }
+
+        return "Hosts " + string.Join("; ", parts) + ".";
+    }
 
     /// <summary>After the upgrade: every host of the cluster on the new version (discovery on every host).</summary>
     private static PhaseExecution VersionsCheck => PhaseExecution.Builtin(async c =>
@@ -97,7 +181,8 @@ public static class BackendAiRunbooks
         var off = found.Hosts.Where(h => h.Version != plan.ToVersion).ToList();
         foreach (var host in found.Hosts)
         {
-            await c.WriteAsync($"[{host.Address}] {string.Join(",", host.Roles)} {host.Version ?? host.Error ?? "no version read"}");
+            // Not under the "[host] " prefix: that marks the host's own output (counted to resume a fleet phase, ADR 0027).
+            await c.WriteAsync($"{host.Address}: {string.Join(",", host.Roles)} {host.Version ?? host.Error ?? "no version read"}");
         }
 
         return off.Count == 0
@@ -228,38 +313,4 @@ public static class BackendAiRunbooks
     };
 
     public static IReadOnlyList<RunbookDefinition> All { get; } = [Minor, Major];
-
-    /// <summary>Hosts' lines into the run's log under the phase, with the host's prefix; one writer at a time.</summary>
-    private sealed class RunFleetLog(PhaseContext c) : IFleetLog, IDisposable
-    {
-        public void Dispose() => _gate.Dispose();
-
-        private readonly SemaphoreSlim _gate = new(1, 1);
-
-        public async ValueTask WriteAsync(FleetLogLine line, CancellationToken cancellationToken)
-        {
-            await _gate.WaitAsync(cancellationToken);
-            try
-            {
-                await c.Log.WriteAsync(c.Phase, line.Prefixed, ct: cancellationToken);
-            }
-            finally
-            {
-                _gate.Release();
-            }
-        }
-
-        public async Task FlushAsync()
-        {
-            await _gate.WaitAsync(c.Cancellation);
-            try
-            {
-                await c.Log.FlushAsync(c.Cancellation);
-            }
-            finally
-            {
-                _gate.Release();
-            }
-        }
-    }
 }

@@ -29,7 +29,7 @@ public sealed class BackendAiSession(IRemoteShell shell) : IProductSession
 /// manager's database (alembic revision, compute sessions per agent) through an SSH forward from the manager host
 /// with the credentials of its own manager.toml, and the preflight whose workload check fails while sessions run.
 /// </summary>
-public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, ClusterConnections connections, TargetConnections targetConnections, AuditLog audit, TimeProvider clock)
+public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, ClusterConnections connections, TargetConnections targetConnections, FleetPhaseStore fleet, AuditLog audit, TimeProvider clock)
     : IProductRuntime, IProductDiscovery, IClusterDiscovery
 {
     /// <summary>At most this many hosts are looked at at once.</summary>
@@ -186,6 +186,9 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
     /// <summary>One pinned connection per host (the runbooks' host phases take their shells here).</summary>
     public ClusterConnections Connections => connections;
 
+    /// <summary>The fleet phases' per-host progress.</summary>
+    public FleetPhaseStore Fleet => fleet;
+
     /// <summary>
     /// The plan of one hop: every host looked at, the installed version (the cluster's majority), the released
     /// versions from the package index the manager's pip uses (with the target's pip options), and the hop checked
@@ -271,7 +274,14 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
                 ToVersion = to.ToString(),
                 Facts = new BackendAiPlanFacts(found, [.. releases.Versions.Select(v => v.ToString())], $"{from} → {to} ({kind.ToString().ToLowerInvariant()})"),
                 BackupDirectory = target.BackupDirectory,
-                Snapshot = new BackendAiPlanSnapshot { FromVersion = from.ToString(), ToVersion = to.ToString(), Hosts = found.Hosts.Count },
+                Snapshot = new BackendAiPlanSnapshot
+                {
+                    FromVersion = from.ToString(),
+                    ToVersion = to.ToString(),
+                    Hosts = found.Hosts.Count,
+                    OtherHosts = found.Hosts.Count(h => !h.Roles.Contains(ClusterRoles.Manager)),
+                    Rolling = kind != HopKind.Major,
+                },
             };
         }
         catch (Exception ex) when (ex is InvalidOperationException or SshConnectionException or HostKeyNotPinnedException or TimeoutException or RemoteCommandException)

@@ -25,6 +25,8 @@ internal static class RunsCommand
         var runbook = new Option<string>("--runbook") { Description = "The runbook id (fractal-2.16-to-2.17.0, fractal-release).", Required = true };
         var to = new Option<string?>("--to") { Description = "The version to upgrade to (the 2.17.0 runbook knows its own)." };
         var data = new Option<bool>("--data-migration") { Description = "Release runbook: also run fractalctl update-db-data." };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Backend.AI minor runbook: hosts a rolling batch (default: a quarter of the hosts)." };
+        var failuresAllowed = new Option<int?>("--failures-allowed") { Description = "Backend.AI: failed hosts the rollout tolerates before it stops (default 0)." };
         var wait = new Option<bool>("--wait") { Description = "Stream the log and wait for the end: exit 0 only when the run succeeded." };
         var timeout = new Option<int?>("--timeout") { Description = "With --wait: give up after this many minutes (exit 3; the run goes on)." };
         var overrides = new Option<string[]>("--override")
@@ -49,7 +51,7 @@ internal static class RunsCommand
         };
         var start = new Command("start", "Plan a run and start it (waiting for a second person's approval first when the target asks for one), or schedule its start (--at).")
         {
-            target, runbook, to, data, overrides, wait, timeout, at,
+            target, runbook, to, data, overrides, wait, timeout, at, batchSize, failuresAllowed,
         };
         start.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
         {
@@ -69,6 +71,7 @@ internal static class RunsCommand
                     {
                         runbook = parse.GetValue(runbook), to = parse.GetValue(to), dataMigration = parse.GetValue(data),
                         overrides = given.Count > 0 ? given.ToDictionary(o => o.Check, o => o.Reason, StringComparer.Ordinal) : null,
+                        batchSize = parse.GetValue(batchSize), failuresAllowed = parse.GetValue(failuresAllowed),
                     }, limit.Token);
                 var run = planned["run"]!;
                 var id = run["id"]!.GetValue<int>();
@@ -173,6 +176,37 @@ internal static class RunsCommand
         }));
         runs.Subcommands.Add(status);
 
+        var hostsJson = new Option<bool>("--json") { Description = "Print the API's JSON instead of a table." };
+        var hostsState = new Option<string?>("--state") { Description = "Only hosts in this state: Pending, Running, Succeeded, Failed, Unreachable." };
+        var hosts = new Command("hosts", "Show each host of a run's phases on many hosts (Backend.AI): phase, host, state, attempt, message. Exit 0; 1 when a host failed or is unreachable.")
+            { runId, hostsState, hostsJson };
+        hosts.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
+        {
+            var wanted = parse.GetValue(hostsState);
+            if (wanted is not null && !Enum.TryParse<Core.Fleet.FleetHostState>(wanted, ignoreCase: true, out _))
+            {
+                await error.WriteLineAsync($"--state: '{wanted}' is not one of Pending, Running, Succeeded, Failed, Unreachable.");
+                return Refused;
+            }
+
+            var rows = (await client.GetAsync($"runs/{parse.GetValue(runId)}/hosts", ct)).AsArray()
+                .Where(r => wanted is null || string.Equals(r!["state"]!.GetValue<string>(), wanted, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (parse.GetValue(hostsJson))
+            {
+                await output.WriteLineAsync(new JsonArray([.. rows.Select(r => r!.DeepClone())]).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                foreach (var row in rows)
+                {
+                    await output.WriteLineAsync($"{row!["phase"]}\t{row["host"]}\t{row["state"]}\tattempt {row["attempt"]}\t{row["message"]}".TrimEnd());
+                }
+            }
+
+            return rows.Any(r => r!["state"]!.GetValue<string>() is "Failed" or "Unreachable") ? RunFailed : Succeeded;
+        }));
+        runs.Subcommands.Add(hosts);
+
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep streaming new lines until the run stops moving." };
         var after = new Option<long>("--after") { Description = "Only lines after this sequence number." };
         var log = new Command("log", "Print a run's log (masked as stored).") { runId, follow, after };
@@ -209,7 +243,7 @@ internal static class RunsCommand
         foreach (var (verb, help, needsReason) in new (string, string, bool)[]
         {
             ("approve", "Approve a planned run (not your own).", false),
-            ("retry", "Run the failed phase again (--confirm for a phase not safe to run twice).", false),
+            ("retry", "Run the failed phase again (--confirm for a phase not safe to run twice; --host for one failed host of a phase on many hosts).", false),
             ("mark-done", "Declare the failed phase done.", true),
             ("rollback", "Roll back what the run changed.", true),
             ("abandon", "Abandon a stopped run; nothing is undone.", true),
@@ -218,6 +252,7 @@ internal static class RunsCommand
         {
             var reason = new Option<string?>("--reason") { Description = "Why (goes into the audit history).", Required = needsReason };
             var confirm = new Option<bool>("--confirm") { Description = "Retry a phase that is not safe to run twice, after checking the target." };
+            var retryHost = new Option<string?>("--host") { Description = "A phase on many hosts: run this failed or unreachable host alone (its address, as `runs hosts` prints it)." };
             var action = new Command(verb, help) { runId, reason };
             var actionWait = new Option<bool>("--wait")
             {
@@ -238,12 +273,13 @@ internal static class RunsCommand
             if (verb == "retry")
             {
                 action.Options.Add(confirm);
+                action.Options.Add(retryHost);
             }
 
             action.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
             {
                 var id = parse.GetValue(runId);
-                object body = verb == "retry" ? new { confirm = parse.GetValue(confirm) } : new { reason = parse.GetValue(reason) };
+                object body = verb == "retry" ? new { confirm = parse.GetValue(confirm), host = parse.GetValue(retryHost) } : new { reason = parse.GetValue(reason) };
                 var run = await client.PostAsync($"runs/{id}/{verb}", body, ct);
                 await output.WriteLineAsync($"Run {id}: {run["state"]}");
                 if (!parse.GetValue(actionWait))

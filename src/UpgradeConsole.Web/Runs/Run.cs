@@ -171,6 +171,12 @@ public sealed class RunPhase
     /// SQLite compares the former in SQL, the claim's condition needs that.
     /// </summary>
     public DateTime? LeaseExpiresAt { get; set; }
+
+    /// <summary>
+    /// This attempt of a phase on many hosts retries that one host alone (a person chose it on the run page, the API
+    /// or the CLI); null: the whole phase (its failed hosts again, then the rollout goes on).
+    /// </summary>
+    public string? RetryHost { get; set; }
 }
 
 /// <summary>
@@ -252,6 +258,7 @@ internal sealed class RunPhaseConfiguration : IEntityTypeConfiguration<RunPhase>
         builder.HasIndex(p => new { p.RunId, p.Index }).IsUnique();
         builder.Property(p => p.JobId).HasMaxLength(64);
         builder.Property(p => p.LeaseOwner).HasMaxLength(200);
+        builder.Property(p => p.RetryHost).HasMaxLength(300);
     }
 }
 

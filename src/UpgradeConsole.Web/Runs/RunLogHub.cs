@@ -271,6 +271,26 @@ public sealed class RunLogHub(AppDbContext db, UpgradeConsole.Web.Hosting.LiveCo
         }
     }
 
+    /// <summary>Only the lines of one host of a phase on many hosts (those under its <c>[host] </c> prefix), in order.</summary>
+    public static async Task WriteHostTextAsync(AppDbContext db, int runId, string host, HttpResponse response, CancellationToken ct)
+    {
+        var prefix = Core.Fleet.FleetLogLine.Prefix(host);
+        await foreach (var page in ChunkPagesAsync(db, runId, 0, long.MaxValue, 20 * MaxBatch, ct))
+        {
+            foreach (var chunk in page)
+            {
+                foreach (var line in chunk.Text.Split('\n'))
+                {
+                    if (line.StartsWith(prefix, StringComparison.Ordinal))
+                    {
+                        await response.WriteAsync(line, ct);
+                        await response.WriteAsync("\n", ct);
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>The chunks after <paramref name="after"/> up to <paramref name="last"/>, <paramref name="pageLines"/> lines a page.</summary>
     private static async IAsyncEnumerable<List<LogChunk>> ChunkPagesAsync(AppDbContext db, int runId, long after, long last, long pageLines, [EnumeratorCancellation] CancellationToken ct)
     {

@@ -33,7 +33,11 @@ public sealed record RunResult(bool Succeeded, string? Error = null, int? RunId 
 }
 
 /// <summary>What the run page shows: the run, its target's name, its runbook, and what the page needs besides.</summary>
-public sealed record RunView(Run Run, string TargetName, RunbookDefinition? Runbook, TimeSpan? ExpectedDuration, IReadOnlyList<CheckResult> FailingChecks, MaintenanceWindows Windows);
+public sealed record RunView(Run Run, string TargetName, RunbookDefinition? Runbook, TimeSpan? ExpectedDuration, IReadOnlyList<CheckResult> FailingChecks, MaintenanceWindows Windows)
+{
+    /// <summary>Each host of the run's phases on many hosts (empty for a run on one host).</summary>
+    public IReadOnlyList<Runbooks.RunHostStep> Hosts { get; init; } = [];
+}
 
 /// <summary>
 /// Plans, approves, starts and steers runs; every action is checked against the run's state and audited.
@@ -71,7 +75,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         }
 
         var expected = RunStateMachine.IsMoving(run.State) ? await plans.ExpectedDurationAsync(run.RunbookId, ct) : null;
-        return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone));
+        var hosts = await db.Set<Runbooks.RunHostStep>().AsNoTracking().Where(h => h.RunId == id).ToListAsync(ct);
+        return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone)) { Hosts = hosts };
     }
 
     public Task<Run?> ActiveRunAsync(int targetId, CancellationToken ct) =>
@@ -102,7 +107,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     public async Task<bool> IsAdminNowAsync(ClaimsPrincipal actor) => await access.CurrentRoleAsync(actor) == Roles.Admin;
 
     /// <summary>Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.</summary>
-    public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct, bool dataMigration = false)
+    public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct, bool dataMigration = false,
+        Runbooks.RolloutChoice? rollout = null)
     {
         await access.RequireAsync(actor, Roles.Operator);
         var runbook = runbooks.Find(runbookId);
@@ -135,6 +141,17 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         if (plan.Error is not null)
         {
             return RunResult.Fail(plan.Error);
+        }
+
+        if (rollout is { IsEmpty: false })
+        {
+            var (chosen, rolloutError) = rollout.ApplyTo(plan.Snapshot);
+            if (rolloutError is not null)
+            {
+                return RunResult.Fail(rolloutError);
+            }
+
+            plan = plan with { Snapshot = chosen! };
         }
 
         // The last preflight's failing checks stop the plan unless an Admin overrode each (the run checks again first).
@@ -183,7 +200,9 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return RunResult.Fail("Another run became active on this target meanwhile; only one run may be active per target.");
         }
 
-        await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration }, ct);
+        await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", rollout is { IsEmpty: false }
+            ? new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration, batchSize = rollout.BatchSize, failuresAllowed = rollout.FailuresAllowed }
+            : new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration }, ct);
         return RunResult.Ok(run.Id) with { Plan = plan };
     }
 
@@ -393,20 +412,56 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
     private static string LowerFirst(string text) => text.Length == 0 ? text : char.ToLowerInvariant(text[0]) + text[1..];
 
-    /// <summary>Runs a failed phase again. A non-idempotent one only with an explicit confirmation.</summary>
-    public Task<RunResult> RetryAsync(int runId, bool confirmNotIdempotent, ClaimsPrincipal actor, CancellationToken ct) => ChangeAsync(runId, actor, "run.retry", null, run =>
+    /// <summary>
+    /// Runs a failed phase again. A non-idempotent one only with an explicit confirmation. With <paramref name="host"/>,
+    /// a phase on many hosts runs that one failed or unreachable host alone (the rest of the rollout waits for a retry
+    /// of the whole phase); the phase is done once every one of its hosts is.
+    /// </summary>
+    public async Task<RunResult> RetryAsync(int runId, bool confirmNotIdempotent, ClaimsPrincipal actor, CancellationToken ct, string? host = null)
     {
-        if (Check(RunAction.Retry, run, actor, confirmNotIdempotent) is { } refusal)
+        host = string.IsNullOrWhiteSpace(host) ? null : host.Trim();
+        IReadOnlyList<Runbooks.RunHostStep> hosts = [];
+        if (host is not null)
         {
-            return refusal;
+            await access.RequireAsync(actor, Roles.Operator);
+            hosts = await db.Set<Runbooks.RunHostStep>().AsNoTracking().Where(h => h.RunId == runId).ToListAsync(ct);
         }
 
-        NextAttempt(run, StoppedPhase(run)!);
-        return null;
-    }, schedule: true, ct, confirmed: confirmNotIdempotent);
+        return await ChangeAsync(runId, actor, "run.retry", null, run =>
+        {
+            if (Check(RunAction.Retry, run, actor, confirmNotIdempotent) is { } refusal)
+            {
+                return refusal;
+            }
 
-    /// <summary>Sets a stopped phase up for its next attempt (a new step on the target) and the run moving again.</summary>
-    private static void NextAttempt(Run run, RunPhase phase)
+            var phase = StoppedPhase(run)!;
+            if (host is not null)
+            {
+                var ofPhase = hosts.Where(h => h.PhaseKey == phase.Key).ToList();
+                var row = ofPhase.FirstOrDefault(h => h.Host == host);
+                if (ofPhase.Count == 0)
+                {
+                    return new RunRefusal(RunAction.Retry, RefusalReason.NotInThisState, $"The phase \"{phase.Title}\" does not run on several hosts: retry the whole phase.");
+                }
+
+                if (row is null)
+                {
+                    return new RunRefusal(RunAction.Retry, RefusalReason.NotInThisState, $"{host} is not a host of the phase \"{phase.Title}\" (its hosts: {string.Join(", ", ofPhase.OrderBy(h => h.Index).Select(h => h.Host))}).");
+                }
+
+                if (!row.Status(row.LinesStored).IsFailure)
+                {
+                    return new RunRefusal(RunAction.Retry, RefusalReason.NotInThisState, $"{host} is {row.State.ToString().ToLowerInvariant()} in the phase \"{phase.Title}\": only a failed or unreachable host is retried alone.");
+                }
+            }
+
+            NextAttempt(run, phase, host);
+            return null;
+        }, schedule: true, ct, confirmed: confirmNotIdempotent, actionName: host is null ? null : () => "run.retry-host", host: host);
+    }
+
+    /// <summary>Sets a stopped phase up for its next attempt (a new step on the target; on one host alone when <paramref name="host"/> is given) and the run moving again.</summary>
+    private static void NextAttempt(Run run, RunPhase phase, string? host = null)
     {
         phase.State = PhaseState.Pending;
         phase.Attempt++;
@@ -414,6 +469,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         phase.LogOffset = 0;
         phase.Message = null;
         phase.ExitCode = null;
+        phase.RetryHost = host;
         run.State = RunStateMachine.Resumed(phase);
     }
 
@@ -628,7 +684,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         RunStateMachine.Check(action, run, RunbookOf(run), actor.Identity?.Name, confirmed);
 
     private async Task<RunResult> ChangeAsync(int runId, ClaimsPrincipal actor, string action, string? reason, Func<Run, RunRefusal?> change, bool schedule, CancellationToken ct, bool? confirmed = null,
-        Func<object>? details = null, Func<string>? actionName = null)
+        Func<object>? details = null, Func<string>? actionName = null, string? host = null)
     {
         await access.RequireAsync(actor, Roles.Operator);
         if (reason is not null && string.IsNullOrWhiteSpace(reason))
@@ -660,7 +716,9 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         }
 
         await audit.RecordAsync(actor, actionName?.Invoke() ?? action, run.TargetId, $"run {run.Id}",
-            details?.Invoke() is { } extra ? new { run = run.Id, state = run.State.ToString(), schedule = extra } : (object)new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
+            details?.Invoke() is { } extra ? new { run = run.Id, state = run.State.ToString(), schedule = extra }
+            : host is not null ? new { run = run.Id, state = run.State.ToString(), phase = stoppedPhase, host, confirmed }
+            : (object)new { run = run.Id, reason, state = run.State.ToString(), phase = stoppedPhase, confirmed }, ct);
         if (schedule && RunStateMachine.IsMoving(run.State))
         {
             await runJobs.ScheduleAsync(run.Id, ct);

@@ -16,6 +16,7 @@ public static class RunsSetup
         builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 64 * 1024);
         builder.Services.AddSingleton<DashboardNode>();
         builder.Services.AddSingleton<RunLogFirstErrors>();
+        builder.Services.AddSingleton<Runbooks.FleetPhaseStore>();
         builder.Services.AddHostedService<RunLogRelay>();
         return builder;
     }
@@ -27,9 +28,16 @@ public static class RunsSetup
 
         var run = app.MapGroup("/runs/{id:int}");
         // The whole log as text, streamed from the database in pages (works for millions of lines).
-        run.MapGet("/log.txt", async (int id, AppDbContext db, HttpContext http, CancellationToken ct) =>
+        // ?host=ADDRESS: only that host's lines of the phases on many hosts (the run page's host grid links here), shown in the tab.
+        run.MapGet("/log.txt", async (int id, string? host, AppDbContext db, HttpContext http, CancellationToken ct) =>
         {
             http.Response.ContentType = "text/plain; charset=utf-8";
+            if (!string.IsNullOrEmpty(host))
+            {
+                await RunLogHub.WriteHostTextAsync(db, id, host, http.Response, ct);
+                return;
+            }
+
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id}.log\"";
             await RunLogHub.WriteTextAsync(db, id, 0, long.MaxValue, http.Response, ct);
         }).RequireAuthorization(Policies.View);

@@ -156,13 +156,5 @@ public sealed class UpgradingABackendAiClusterTests(PostgresServer postgres) : I
         return (runId, log);
     }
 
-    private Task<ProcessRunner.Result> CliAsync(string[] args) =>
-        ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "UpgradeConsole.Web.dll"), .. args],
-            environment: new Dictionary<string, string?>
-            {
-                ["UPGRADECONSOLE_URL"] = _app.BaseUrl,
-                ["UPGRADECONSOLE_TOKEN"] = _adminToken,
-                ["DOTNET_ENVIRONMENT"] = "Production",
-            },
-            workingDirectory: AppContext.BaseDirectory, timeout: TimeSpan.FromMinutes(10), check: false);
+    private Task<ProcessRunner.Result> CliAsync(string[] args) => DashboardCli.RunAsync(_app.BaseUrl, _adminToken, args);
 }

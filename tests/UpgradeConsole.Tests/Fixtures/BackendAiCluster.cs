@@ -97,7 +97,7 @@ public sealed class BackendAiCluster : IAsyncDisposable
     /// <summary>The hosts' stop and start commands: the status file goes and comes back.</summary>
     public string StopCommandTemplate => $"rm -f {_root}/h{{port}}/running";
 
-    public string StartCommandTemplate => $"touch {_root}/h{{port}}/running";
+    public string StartCommandTemplate => $"if test -f {_root}/h{{port}}/broken; then echo 'the service failed to start (see its journal)' >&2; exit 1; fi; touch {_root}/h{{port}}/running";
 
     /// <summary>The stand-in wheels of every release (the targets' pip options point here: --no-index --find-links).</summary>
     public string Wheels { get; private init; } = "";
@@ -263,6 +263,11 @@ public sealed class BackendAiCluster : IAsyncDisposable
         ExecuteAsync("UPDATE kernels SET status = 'TERMINATED', terminated_at = now() WHERE status NOT IN ('TERMINATED', 'CANCELLED')");
 
     /// <summary>Stops a host's service (its status command then says inactive).</summary>
+    /// <summary>The host's service fails to start and reports unhealthy until <see cref="Mend"/>.</summary>
+    public void Break(Node node) => File.WriteAllText(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "broken"), "");
+
+    public void Mend(Node node) => File.Delete(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "broken"));
+
     public void StopService(Node node) => File.Delete(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "running"));
 
     public async Task ExecuteAsync(string sql)

@@ -22,9 +22,18 @@ public sealed class RunningAStepOnAFleetTests
     {
         public ConcurrentQueue<FleetLogLine> Lines { get; } = new();
 
+        /// <summary>Each state change told, with the host's lines of that attempt written when it was told.</summary>
+        public ConcurrentQueue<(FleetHostStatus Status, int LinesWritten)> Changes { get; } = new();
+
         public ValueTask WriteAsync(FleetLogLine line, CancellationToken cancellationToken)
         {
             Lines.Enqueue(line);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask HostChangedAsync(FleetHostStatus status, CancellationToken cancellationToken)
+        {
+            Changes.Enqueue((status, Lines.Count(l => l.Host == status.Label && l.Attempt == status.Attempt)));
             return ValueTask.CompletedTask;
         }
 
@@ -123,6 +132,41 @@ public sealed class RunningAStepOnAFleetTests
 
         Assert.Equal([.. Enumerable.Range(1, 25).Select(i => $"[host03] line {i} of host03"), "[host03] host03 is broken"], rig.Log.Of("host03", 1));
         Assert.Equal(10 * 26 + 26, rig.Log.Lines.Count);
+    }
+
+    [Fact]
+    public async Task AStoppedRolloutTakenUpAgain_RunsItsFailedHostFirst_ThenTheHostsNotStarted_AndNoHostThatSucceededAgain()
+    {
+        await using var rig = await Rig.StartAsync(6, portsPerDaemon: 3);
+        const string script = """
+            echo started >> "$HOME/starts"
+            echo "working on $UC_FLEET_HOST"
+            if [ "$UC_FLEET_HOST" = host03 ] && [ ! -e "$HOME/fixed" ]; then echo "host03 is broken"; exit 4; fi
+            echo "done on $UC_FLEET_HOST"
+            """;
+        using var executor = rig.Executor(script, new FleetOptions { Batch = FleetBatchSize.OfHosts(2) });
+        var stopped = await executor.RunAsync(TestContext.Current.CancellationToken);
+        Assert.True(stopped.Stopped, stopped.Summary);
+        Assert.Equal(["Succeeded", "Succeeded", "Failed", "Succeeded", "Pending", "Pending"], stopped.Hosts.Select(h => h.State.ToString()));
+
+        await rig.Fleet.RunAsync(2, "touch ~/fixed");
+        var outcome = await executor.RetryFailedThenRunAsync(TestContext.Current.CancellationToken);
+
+        Assert.True(outcome.Succeeded, Labels(outcome.Hosts));
+        Assert.Equal([1, 1, 2, 1, 1, 1], outcome.Hosts.Select(h => h.Attempt));
+        for (var i = 0; i < 6; i++)
+        {
+            // Only host03 started twice (its failed attempt, then the retry); the others once.
+            Assert.Equal(i == 2 ? "2" : "1", (await rig.Fleet.RunAsync(i, "wc -l < ~/starts")).StandardOutput.Trim());
+        }
+
+        rig.Log.AssertEachLineOnce();
+        // Every change was told after the host's lines before it: a store that keeps the changes counts them in the log.
+        Assert.All(rig.Log.Changes, c => Assert.Equal(c.Status.LinesStored, c.LinesWritten));
+        Assert.Equal(["Running", "Running", "Failed", "Running", "Running", "Succeeded"],
+            rig.Log.Changes.Where(c => c.Status.Label == "host03").Select(c => c.Status.State.ToString()));
+        Assert.Equal(["Succeeded", "Succeeded", "Succeeded", "Succeeded", "Succeeded", "Succeeded"],
+            outcome.Hosts.Select(h => rig.Log.Changes.Last(c => c.Status.Label == h.Label).Status.State.ToString()));
     }
 
     [Fact]

@@ -680,6 +680,65 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.ToTable("DataProtectionKeys", (string)null);
                 });
 
+            modelBuilder.Entity("UpgradeConsole.Web.Runbooks.RunHostStep", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("ExitCode")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Host")
+                        .IsRequired()
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("integer");
+
+                    b.Property<long>("LinesBefore")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("LinesStored")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Message")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)");
+
+                    b.Property<string>("PhaseKey")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<int>("RunId")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<bool>("StepMayBeRunning")
+                        .HasColumnType("boolean");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("RunId", "PhaseKey", "Host")
+                        .IsUnique();
+
+                    b.ToTable("RunHostSteps", (string)null);
+                });
+
             modelBuilder.Entity("UpgradeConsole.Web.Runs.Run", b =>
                 {
                     b.Property<int>("Id")
@@ -921,6 +980,10 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
 
                     b.Property<string>("Message")
                         .HasColumnType("text");
+
+                    b.Property<string>("RetryHost")
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
 
                     b.Property<int>("RunId")
                         .HasColumnType("integer");
@@ -1219,6 +1282,15 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.HasOne("UpgradeConsole.Web.Accounts.AppUser", null)
                         .WithMany()
                         .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("UpgradeConsole.Web.Runbooks.RunHostStep", b =>
+                {
+                    b.HasOne("UpgradeConsole.Web.Runs.Run", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });

@@ -1,0 +1,69 @@
+﻿using System;
+using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
+{
+    /// <inheritdoc />
+    public partial class FleetHostSteps : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.AddColumn<string>(
+                name: "RetryHost",
+                table: "RunPhases",
+                type: "TEXT",
+                maxLength: 300,
+                nullable: true);
+
+            migrationBuilder.CreateTable(
+                name: "RunHostSteps",
+                columns: table => new
+                {
+                    Id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    RunId = table.Column<int>(type: "INTEGER", nullable: false),
+                    PhaseKey = table.Column<string>(type: "TEXT", maxLength: 100, nullable: false),
+                    Host = table.Column<string>(type: "TEXT", maxLength: 300, nullable: false),
+                    Index = table.Column<int>(type: "INTEGER", nullable: false),
+                    State = table.Column<string>(type: "TEXT", maxLength: 20, nullable: false),
+                    Attempt = table.Column<int>(type: "INTEGER", nullable: false),
+                    LinesBefore = table.Column<long>(type: "INTEGER", nullable: false),
+                    LinesStored = table.Column<long>(type: "INTEGER", nullable: false),
+                    StepMayBeRunning = table.Column<bool>(type: "INTEGER", nullable: false),
+                    ExitCode = table.Column<int>(type: "INTEGER", nullable: true),
+                    Message = table.Column<string>(type: "TEXT", maxLength: 2000, nullable: true),
+                    UpdatedAt = table.Column<DateTimeOffset>(type: "TEXT", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_RunHostSteps", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_RunHostSteps_Runs_RunId",
+                        column: x => x.RunId,
+                        principalTable: "Runs",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_RunHostSteps_RunId_PhaseKey_Host",
+                table: "RunHostSteps",
+                columns: new[] { "RunId", "PhaseKey", "Host" },
+                unique: true);
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropTable(
+                name: "RunHostSteps");
+
+            migrationBuilder.DropColumn(
+                name: "RetryHost",
+                table: "RunPhases");
+        }
+    }
+}
