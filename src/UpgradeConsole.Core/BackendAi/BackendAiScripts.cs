@@ -60,6 +60,86 @@ public static class BackendAiScripts
 
         """;
 
+    /// <summary>
+    /// The manager's database settings from its own manager.toml (<c>[db]</c>: addr host/port, name, user, password,
+    /// as Backend.AI's sample config has them) as libpq's environment; the password never reaches the log or a command line.
+    /// </summary>
+    private const string DatabaseEnvironment = """
+        db_env() {
+          vars=$(python3 - "$UC_CONFIG_DIR/manager.toml" <<'PY'
+        import shlex, sys
+        try:
+            import tomllib
+        except ImportError:
+            sys.exit("[db] python3 has no tomllib (3.11 or later reads manager.toml)")
+        try:
+            with open(sys.argv[1], "rb") as f:
+                db = tomllib.load(f)["db"]
+            addr = db.get("addr") or {}
+            pairs = (("PGHOST", addr.get("host", "127.0.0.1")), ("PGPORT", addr.get("port", 5432)), ("PGUSER", db["user"]), ("PGPASSWORD", db["password"]), ("PGDATABASE", db["name"]))
+        except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
+            sys.exit(f"[db] cannot read the database settings of {sys.argv[1]}: {e!r}")
+        for k, v in pairs:
+            print(f"export {k}={shlex.quote(str(v))}")
+        PY
+          ) || exit 1
+          eval "$vars"
+        }
+        backup_file() {
+          case "$UC_BACKUP_FILE" in "~/"*) echo "$HOME/${UC_BACKUP_FILE#\~/}";; *) echo "$UC_BACKUP_FILE";; esac
+        }
+        revision() { psql -X -q -At -c "SELECT version_num FROM alembic_version" 2>/dev/null || echo none; }
+
+        """;
+
+    /// <summary>
+    /// The manager's database dumped (<c>pg_dump -Fc</c>, the service stopped) into <c>UC_BACKUP_FILE</c> and verified
+    /// (<c>pg_restore --list</c>); the last line is <c>UC-BACKUP size= sha256= ms= path=</c> (the Fractal backup's line).
+    /// </summary>
+    public static string DumpDatabase => Prologue + DatabaseEnvironment + """
+        db_env
+        command -v pg_dump >/dev/null || { echo "[backup] pg_dump is not installed on the manager host (the postgresql-client package)" >&2; exit 1; }
+        file=$(backup_file)
+        dir=$(dirname -- "$file")
+        mkdir -p -- "$dir"
+        chmod 700 -- "$dir"
+        echo "[backup] pg_dump -Fc of $PGDATABASE on $PGHOST:$PGPORT (alembic revision $(revision)) into $file"
+        start=$(date +%s%N)
+        pg_dump -Fc --no-password -f "$file.partial"
+        mv -f -- "$file.partial" "$file"
+        echo "[backup] verifying: pg_restore --list"
+        pg_restore --list "$file" > /dev/null
+        size=$(stat -c %s -- "$file")
+        if [ "$size" -le 0 ]; then echo "[backup] the dump is empty" >&2; exit 1; fi
+        sha=$(sha256sum -- "$file" | cut -d' ' -f1)
+        end=$(date +%s%N)
+        echo "UC-BACKUP size=$size sha256=$sha ms=$(( (end - start) / 1000000 )) path=$file"
+        """;
+
+    /// <summary>
+    /// The manager's database back from the run's dump, in place: the dump's SHA-256 checked against the one recorded,
+    /// the manager stopped, the other sessions of its database user ended, the public schema dropped and recreated (so
+    /// tables a newer revision added go too), <c>pg_restore</c>; the alembic revision read back.
+    /// </summary>
+    public static string RestoreDatabase => Prologue + DatabaseEnvironment + """
+        db_env
+        dump=$(backup_file)
+        [ -s "$dump" ] || { echo "[restore] $dump is missing or empty" >&2; exit 3; }
+        actual=$(sha256sum -- "$dump" | cut -d' ' -f1)
+        [ "$actual" = "$UC_BACKUP_SHA256" ] || { echo "[restore] $dump changed since it was verified (SHA-256 $actual, recorded $UC_BACKUP_SHA256); not restoring it" >&2; exit 3; }
+        echo "[restore] SHA-256 matches the one recorded at backup"
+        pg_restore --list "$dump" > /dev/null
+        echo "[restore] stopping the manager: $UC_STOP"
+        sh -c "$UC_STOP"
+        echo "[restore] alembic revision before: $(revision)"
+        psql -X -q -At -v ON_ERROR_STOP=1 -c "SELECT 'ended ' || count(pg_terminate_backend(pid)) || ' session(s)' FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = current_user;"
+        echo "[restore] dropping and recreating the public schema of $PGDATABASE"
+        psql -X -q -v ON_ERROR_STOP=1 -1 -c "SET client_min_messages = warning; SET lock_timeout = '60s'; DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+        echo "[restore] pg_restore"
+        pg_restore --no-owner --exit-on-error -d "$PGDATABASE" "$dump"
+        echo "[restore] done: alembic revision $(revision)"
+        """;
+
     /// <summary>Stops the host's components with its stop command, as written.</summary>
     public static string Stop => Prologue + """
         echo "[stop] $UC_STOP"
@@ -153,5 +233,5 @@ public static class BackendAiScripts
 
     /// <summary>The plan's words for a script, the host settings as placeholders (the commands shown are the ones that run).</summary>
     public static string Preview(string script, string version) =>
-        script.Replace(Prologue, "", StringComparison.Ordinal).Replace("$UC_VERSION", ShellWords.Quote(version), StringComparison.Ordinal);
+        script.Replace(Prologue, "", StringComparison.Ordinal).Replace(DatabaseEnvironment, "", StringComparison.Ordinal).Replace("$UC_VERSION", ShellWords.Quote(version), StringComparison.Ordinal);
 }

@@ -207,8 +207,72 @@ public static class BackendAiRunbooks
         OnHosts(_ => true, BackendAiScripts.Then(BackendAiScripts.Stop, BackendAiScripts.Install, BackendAiScripts.Start),
             version: s => s.FromVersion), TimeSpan.FromMinutes(30));
 
-    private static readonly RollbackAction DatabaseBack = new("rb-database", _ => "Restore the manager's database from this run's verified dump",
-        PhaseExecution.Builtin(_ => Task.FromResult(PhaseOutcome.Failed("Restoring the manager's database is not automated for Backend.AI yet: restore it from your own dump (pg_restore), then retry this action or mark it done."))),
+    /// <summary>The manager host's own settings as a step's environment (its Python, config directory, service commands).</summary>
+    private static Dictionary<string, string> ManagerEnvironment(PhaseContext c, ClusterHost manager, string version) =>
+        new(new BackendAiHostStep(manager.RoleList, manager.PythonEnv, manager.ConfigPath, manager.StopCommand, manager.StartCommand, manager.StatusCommand)
+            .Environment(version, c.Target.PipOptions));
+
+    /// <summary>
+    /// The manager's database dumped before anything migrates it (the manager stopped), verified, its size and SHA-256
+    /// recorded on the run: what the rollback restores past the point of no return.
+    /// </summary>
+    private static PhaseDefinition ManagerBackup => new("manager-backup", "Dump the manager's database",
+        "pg_dump -Fc of the manager's database (its settings read from the manager's own manager.toml) into the target's backup directory, verified with pg_restore --list; size and SHA-256 recorded on the run. A rollback past the point of no return restores it.",
+        PhaseExecution.Remote(c =>
+        {
+            if (((BackendAiSession)c.Session).Manager is not { } manager)
+            {
+                return Task.FromResult(RemoteScript.Refused("The cluster has no manager host: add it (role manager) before the upgrade."));
+            }
+
+            var run = c.Run;
+            // The run's remote id (its number and a random key) keeps dumps of different runs and dashboards apart in a shared directory.
+            var file = $"{c.Target.BackupDirectory.TrimEnd('/')}/backendai-{run.RemoteRunId}-{run.FromVersion}-manager.dump";
+            var environment = ManagerEnvironment(c, manager, run.FromVersion);
+            environment["UC_BACKUP_FILE"] = file;
+            BackupRecord? backup = null;
+            return Task.FromResult(new RemoteScript(BackendAiScripts.DumpDatabase, environment)
+            {
+                OnLine = line => backup ??= FractalScripts.ParseBackup(line),
+                Succeeded = async () =>
+                {
+                    if (backup is null)
+                    {
+                        return PhaseOutcome.Failed("The dump step did not report the dump's size and checksum.");
+                    }
+
+                    (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
+                    await c.SaveAsync();
+                    return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms");
+                },
+            });
+        }))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromHours(2),
+        Preview = p => BackendAiScripts.Preview(BackendAiScripts.DumpDatabase, p.ToVersion),
+    };
+
+    /// <summary>The manager's database back from this run's verified dump (the manager stopped; the components' rollback starts it again).</summary>
+    private static readonly RollbackAction DatabaseBack = new("rb-database", r => $"Restore the manager's database from this run's verified dump{(r.BackupPath is null ? "" : " " + r.BackupPath)}",
+        PhaseExecution.Remote(c =>
+        {
+            var run = c.Run;
+            if (((BackendAiSession)c.Session).Manager is not { } manager)
+            {
+                return Task.FromResult(RemoteScript.Refused("The cluster has no manager host any more: restore the manager's database by hand, then mark this action done."));
+            }
+
+            if (run.BackupPath is null || run.BackupSha256 is null)
+            {
+                return Task.FromResult(RemoteScript.Refused("This run took no dump of the manager's database: restore it from your own dump (pg_restore), then mark this action done."));
+            }
+
+            var environment = ManagerEnvironment(c, manager, run.FromVersion);
+            environment["UC_BACKUP_FILE"] = run.BackupPath;
+            environment["UC_BACKUP_SHA256"] = run.BackupSha256;
+            return Task.FromResult(new RemoteScript(BackendAiScripts.RestoreDatabase, environment));
+        }),
         TimeSpan.FromHours(2));
 
     private static PhaseDefinition ManagerPhase(string key, string title, string description, string script, bool pointOfNoReturn = false, IReadOnlyList<RollbackAction>? undo = null,
@@ -221,7 +285,7 @@ public static class BackendAiRunbooks
             Timeout = TimeSpan.FromMinutes(pointOfNoReturn ? 120 : 15),
             Preview = p => Preview(script, p),
             Rollback = undo ?? [],
-            RollbackText = undo is null ? null : "Every component back to the version upgraded from, host by host" + (undo.Contains(DatabaseBack) ? ", the manager's database restored from a dump." : "."),
+            RollbackText = undo is null ? null : (undo.Contains(DatabaseBack) ? "The manager's database restored from this run's dump, then every" : "Every") + " component back to the version upgraded from, host by host.",
         };
 
     /// <summary>The minor upgrade (same major): rolling batches for the components other than the manager.</summary>
@@ -243,6 +307,7 @@ public static class BackendAiRunbooks
                 Preview = p => Preview(BackendAiScripts.SchemaCheck, p),
             },
             ManagerPhase("manager-stop", "Stop the manager", "The manager host's stop command, as written for the host.", BackendAiScripts.Stop, undo: [ComponentsBack]),
+            ManagerBackup,
             ManagerPhase("manager-install", "Install the new manager", "pip install -U backend.ai-<role>==V for each role of the manager host, each version read back.", BackendAiScripts.Install, undo: [ComponentsBack]),
             ManagerPhase("manager-migrate", "Upgrade the manager's database", "alembic upgrade head with the manager's alembic.ini: the point of no return (the database schema changes).", BackendAiScripts.AlembicUpgrade, pointOfNoReturn: true, undo: [ComponentsBack, DatabaseBack]),
             ManagerPhase("manager-start", "Start the manager", "The manager host's start command, then its status command until healthy.", BackendAiScripts.Then(BackendAiScripts.Start, BackendAiScripts.Health(HealthSeconds))),
@@ -263,7 +328,7 @@ public static class BackendAiRunbooks
         ],
         ["I read the changelog between the two releases (" + ChangelogUrl + ")", "I know which hosts run compute sessions and their users were told"])
     {
-        RollbackOrder = [ComponentsBack, DatabaseBack],
+        RollbackOrder = [DatabaseBack, ComponentsBack],
     };
 
     /// <summary>The major upgrade: downtime, everything stopped, the manager migrated and its missing revisions applied, then everything started.</summary>
@@ -285,6 +350,7 @@ public static class BackendAiRunbooks
                 Rollback = [ComponentsBack],
                 RollbackText = "Every component back to the version upgraded from, host by host.",
             },
+            ManagerBackup,
             ManagerPhase("manager-install", "Install the new manager", "pip install -U backend.ai-<role>==V for each role of the manager host, each version read back.", BackendAiScripts.Install, undo: [ComponentsBack]),
             ManagerPhase("manager-migrate", "Upgrade the manager's database", "alembic upgrade head with the manager's alembic.ini: the point of no return.", BackendAiScripts.AlembicUpgrade, pointOfNoReturn: true, undo: [ComponentsBack, DatabaseBack]),
             ManagerPhase("manager-revisions", "Apply the revisions the prior release missed",
@@ -308,7 +374,7 @@ public static class BackendAiRunbooks
         ],
         ["The downtime was announced to every user", "No compute session is left running (the preflight refuses any, with no override)"])
     {
-        RollbackOrder = [ComponentsBack, DatabaseBack],
+        RollbackOrder = [DatabaseBack, ComponentsBack],
         NeverOverridden = new HashSet<string>([Workloads.CheckId], StringComparer.Ordinal),
     };
 

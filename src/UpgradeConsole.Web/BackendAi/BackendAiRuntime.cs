@@ -15,9 +15,12 @@ using UpgradeConsole.Web.Targets;
 namespace UpgradeConsole.Web.BackendAi;
 
 /// <summary>A connection to the cluster's manager (the target's own address) for a phase.</summary>
-public sealed class BackendAiSession(IRemoteShell shell) : IProductSession
+public sealed class BackendAiSession(IRemoteShell shell, ClusterHost? manager = null) : IProductSession
 {
     public IRemoteShell Shell => shell;
+
+    /// <summary>The manager host the shell reaches (null for a cluster without one yet).</summary>
+    public ClusterHost? Manager => manager;
 
     public IReadOnlyCollection<string> Secrets => [];
 
@@ -44,7 +47,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
     public async Task<IProductSession> OpenSessionAsync(Target target, CancellationToken ct)
     {
         var manager = (await cluster.HostsAsync(target.Id, ct)).FirstOrDefault(h => h.IsManager);
-        return new BackendAiSession(manager is null ? await targetConnections.ShellAsync(target, ct) : connections.Shell(target, manager));
+        return new BackendAiSession(manager is null ? await targetConnections.ShellAsync(target, ct) : connections.Shell(target, manager), manager);
     }
 
     /// <summary>Looks at every host, then at the manager's database.</summary>

@@ -32,27 +32,7 @@ public sealed class RetryingOneHostOfARolloutTests(Chromium chromium, PostgresSe
         _cluster = await BackendAiCluster.CreateAsync(postgres, agents: 4, version: "23.09.9", ownVenvs: true);
         _token = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "admin", Roles.Admin);
         _api = ApiTokens.Client(_app.BaseUrl, _token);
-        _targetId = await _app.AddTargetAsync(new()
-        {
-            ["Name"] = "bai-" + Guid.NewGuid().ToString("N")[..8],
-            ["Product"] = "backend.ai",
-            ["Host"] = _cluster.Manager.Ssh.Host,
-            ["Port"] = _cluster.Manager.Ssh.Port.ToString(CultureInfo.InvariantCulture),
-            ["SshUser"] = _cluster.User,
-            ["PrivateKey"] = _cluster.ClientKey,
-            ["WorkingDirectory"] = "/opt/backend.ai",
-            ["PipOptions"] = $"--no-index --find-links {_cluster.Wheels}",
-        });
-        var added = await _api.PostAsJsonAsync($"/api/v1/targets/{_targetId}/hosts/paste", new
-        {
-            text = await _cluster.HostListWithFingerprintsAsync(),
-            pythonEnv = _cluster.PythonEnvTemplate,
-            configPath = _cluster.ConfigPathTemplate,
-            statusCommand = _cluster.StatusCommandTemplate,
-            stopCommand = _cluster.StopCommandTemplate,
-            startCommand = _cluster.StartCommandTemplate,
-        });
-        Assert.True(added.StatusCode == HttpStatusCode.Created, await added.Content.ReadAsStringAsync());
+        _targetId = await BackendAiTarget.AddAsync(_app, _api, _cluster);
         _browser = await chromium.NewSessionAsync(_app.BaseUrl);
         await SigningInTests.SignInAsync(_browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
     }

@@ -30,27 +30,7 @@ public sealed class UpgradingABackendAiClusterTests(PostgresServer postgres) : I
         _cluster = await BackendAiCluster.CreateAsync(postgres, agents: 5, version: "23.09.9", ownVenvs: true);
         _adminToken = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "admin", Roles.Admin);
         _admin = ApiTokens.Client(_app.BaseUrl, _adminToken);
-        _targetId = await _app.AddTargetAsync(new()
-        {
-            ["Name"] = "bai-" + Guid.NewGuid().ToString("N")[..8],
-            ["Product"] = "backend.ai",
-            ["Host"] = _cluster.Manager.Ssh.Host,
-            ["Port"] = _cluster.Manager.Ssh.Port.ToString(CultureInfo.InvariantCulture),
-            ["SshUser"] = _cluster.User,
-            ["PrivateKey"] = _cluster.ClientKey,
-            ["WorkingDirectory"] = "/opt/backend.ai",
-            ["PipOptions"] = $"--no-index --find-links {_cluster.Wheels}",
-        });
-        var added = await _admin.PostAsJsonAsync($"/api/v1/targets/{_targetId}/hosts/paste", new
-        {
-            text = await _cluster.HostListWithFingerprintsAsync(),
-            pythonEnv = _cluster.PythonEnvTemplate,
-            configPath = _cluster.ConfigPathTemplate,
-            statusCommand = _cluster.StatusCommandTemplate,
-            stopCommand = _cluster.StopCommandTemplate,
-            startCommand = _cluster.StartCommandTemplate,
-        });
-        Assert.True(added.StatusCode == HttpStatusCode.Created, await added.Content.ReadAsStringAsync());
+        _targetId = await BackendAiTarget.AddAsync(_app, _admin, _cluster);
     }
 
     public async ValueTask DisposeAsync()
@@ -87,7 +67,7 @@ public sealed class UpgradingABackendAiClusterTests(PostgresServer postgres) : I
         var plan = await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{target}/plan?runbook=backendai-minor&to=23.09.10", ct);
         Assert.Equal(("23.09.9", "23.09.10"), (plan.GetProperty("fromVersion").GetString(), plan.GetProperty("toVersion").GetString()));
         var phases = plan.GetProperty("phases").EnumerateArray().ToList();
-        Assert.Equal(["changelog", "preflight", "schema-check", "manager-stop", "manager-install", "manager-migrate", "manager-start", "components", "versions"],
+        Assert.Equal(["changelog", "preflight", "schema-check", "manager-stop", "manager-backup", "manager-install", "manager-migrate", "manager-start", "components", "versions"],
             phases.Select(p => p.GetProperty("key").GetString()));
         Assert.Equal("manager-migrate", phases.Single(p => p.GetProperty("pointOfNoReturn").GetBoolean()).GetProperty("key").GetString());
         Assert.Contains("upgrade head", phases.Single(p => p.GetProperty("key").GetString() == "manager-migrate").GetProperty("commands").GetString(), StringComparison.Ordinal);

@@ -1,0 +1,131 @@
+using System.Text.RegularExpressions;
+using Npgsql;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Tests.Accounts;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.BackendAi;
+
+/// <summary>
+/// An Admin upgrades a Backend.AI cluster (a manager with the storage proxy, a web server and five agents on the real
+/// double) in Chromium: the minor hop 23.09.9 → 23.09.10 planned on the plan page with batches of three hosts, started
+/// on the run page, its changelog ticked there, watched to the end with the host grid; then the major hop → 24.03.0,
+/// where the plan page offers no batch size (nothing rolls), the downtime announced on the run page, and every host on
+/// the new version at the end.
+/// </summary>
+public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromium, PostgresServer postgres) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private BackendAiCluster _cluster = default!;
+    private BrowserSession _browser = default!;
+    private int _targetId;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        await _app.CreateFirstAdminAsync();
+        _cluster = await BackendAiCluster.CreateAsync(postgres, agents: 5, version: "23.09.9", ownVenvs: true);
+        var token = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "setup", Roles.Admin);
+        using (var api = ApiTokens.Client(_app.BaseUrl, token))
+        {
+            _targetId = await BackendAiTarget.AddAsync(_app, api, _cluster);
+        }
+
+        _browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(_browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_browser is not null)
+        {
+            await _browser.DisposeAsync();
+        }
+
+        await _app.DisposeAsync();
+        if (_cluster is not null)
+        {
+            await _cluster.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AMinorThenAMajorHop_PlannedStartedAndWatchedInTheBrowser()
+    {
+        var page = _browser.Page;
+
+        // The minor hop, in batches of three of the six hosts besides the manager.
+        await PlanAsync("backendai-minor", "23.09.10");
+        await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=manager-migrate] [data-testid=point-of-no-return]")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=manager-backup]")).ToBeVisibleAsync();
+        await page.FillAsync("#batch-size", "3");
+        await StartAndFinishAsync(checklistItems: 2);
+        var log = await LogTextAsync();
+        Assert.Contains("6 host(s), in rolling batches of 3: ", log, StringComparison.Ordinal);
+        var grid = page.GetByTestId("host-grid");
+        await Assertions.Expect(grid.Locator("tbody tr")).ToHaveCountAsync(6);
+        await Assertions.Expect(grid.Locator("tbody tr[data-state=Succeeded]")).ToHaveCountAsync(6);
+        await AssertEveryHostOnAsync("23.09.10", "3d4e5f607182", log);
+
+        // The major hop: nothing rolls, so no batch size; the missing revisions applied with the real command's name.
+        await PlanAsync("backendai-major", "24.03.0");
+        await Assertions.Expect(page.Locator("#batch-size")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#failures-allowed")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=manager-revisions]")).ToContainTextAsync("apply-missing-revisions");
+        await StartAndFinishAsync(checklistItems: 2);
+        log = await LogTextAsync();
+        Assert.Contains("backend.ai mgr schema apply-missing-revisions 23.09.10", log, StringComparison.Ordinal);
+        await AssertEveryHostOnAsync("24.03.0", "4e5f60718293", log);
+        Assert.DoesNotContain(BackendAiCluster.DbPassword, await page.ContentAsync(), StringComparison.Ordinal);
+        Assert.True(_browser.Problems.Count == 0, string.Join('\n', _browser.Problems));
+    }
+
+    private async Task PlanAsync(string runbook, string to)
+    {
+        var page = _browser.Page;
+        await _browser.GotoInteractiveAsync($"/targets/{_targetId}/plan");
+        await page.SelectOptionAsync("#runbook", runbook);
+        await page.FillAsync("#to", to);
+        await page.ClickAsync("#show-plan");
+        await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync(new Regex($"→ {Regex.Escape(to)}$"), new() { Timeout = 120_000 });
+    }
+
+    /// <summary>Plans the run shown, starts it on its page, ticks its checklist there when it asks, and waits for Succeeded.</summary>
+    private async Task StartAndFinishAsync(int checklistItems)
+    {
+        var page = _browser.Page;
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.ConfirmAsync("start");
+        await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("WaitingForChecklist", new() { Timeout = 120_000 });
+        for (var i = 0; i < checklistItems; i++)
+        {
+            await Assertions.Expect(page.Locator("[data-testid=checklist-item][data-done=true]")).ToHaveCountAsync(i);
+            await page.Locator("[data-testid=checklist-item][data-done=false] [data-testid=tick]").First.ClickAsync();
+        }
+
+        await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Running|WaitingForChecklist)$"), new() { Timeout = 480_000 });
+        Assert.True(await page.GetByTestId("run-state").TextContentAsync() == "Succeeded", await LogTextAsync());
+    }
+
+    private async Task<string> LogTextAsync()
+    {
+        var runId = _browser.Page.Url.Split('/').Last();
+        var response = await _browser.Page.APIRequest.GetAsync($"{_app.BaseUrl}/runs/{runId}/log.txt");
+        return await response.TextAsync();
+    }
+
+    private async Task AssertEveryHostOnAsync(string version, string head, string log)
+    {
+        foreach (var node in _cluster.Nodes)
+        {
+            Assert.All(await _cluster.InstalledAsync(node), p => Assert.True(p.Value == version, $"{node.Line}: {p.Key} {p.Value}\n{log}"));
+            Assert.True(_cluster.IsRunning(node), $"{node.Line} is not running");
+        }
+
+        await using var conn = new NpgsqlConnection(_cluster.DatabaseConnection);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT version_num FROM alembic_version", conn);
+        Assert.Equal(head, await cmd.ExecuteScalarAsync());
+    }
+}
