@@ -35,6 +35,7 @@ public sealed partial class ApiAccessTests : IAsyncLifetime
         ("POST", "/api/v1/targets/{id:int}/rehearsals", "Operator"),
         ("GET", "/api/v1/runs", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}", "Viewer"),
+        ("GET", "/api/v1/runs/{id:int}/hosts", "Viewer"),
         ("GET", "/api/v1/runs/{id:int}/plan", "Viewer"),
         ("POST", "/api/v1/runs/{id:int}/start", "Operator"),
         ("POST", "/api/v1/runs/{id:int}/approve", "Operator"),
