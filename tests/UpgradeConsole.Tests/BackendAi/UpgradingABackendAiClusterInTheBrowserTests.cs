@@ -83,11 +83,11 @@ public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromiu
     private async Task PlanAsync(string runbook, string to)
     {
         var page = _browser.Page;
-        await _browser.GotoInteractiveAsync($"/targets/{_targetId}/plan");
-        await page.SelectOptionAsync("#runbook", runbook);
-        await page.FillAsync("#to", to);
-        await page.ClickAsync("#show-plan");
+        // The plan page builds the plan its address names (what "Show the plan" navigates to): no race with the
+        // prerendered form, whose choices the interactive render would set back while the cluster is looked at.
+        await _browser.GotoInteractiveAsync($"/targets/{_targetId}/plan?runbook={runbook}&to={Uri.EscapeDataString(to)}");
         await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync(new Regex($"→ {Regex.Escape(to)}$"), new() { Timeout = 120_000 });
+        await Assertions.Expect(page.Locator("#runbook")).ToHaveValueAsync(runbook);
     }
 
     /// <summary>Plans the run shown, starts it on its page, ticks its checklist there when it asks, and waits for Succeeded.</summary>

@@ -46,7 +46,9 @@ public sealed class StepDirectoriesArePrivateTests(SshServer ssh) : IAsyncLifeti
         Assert.True(ProcessRunner.IsRoot, "This test needs the fixture's second account; run the suite as root (./scripts/test.sh in CI).");
         // Another account made the run directory first (0755, theirs) and left a step directory with a runner in it.
         var runs = $"~/.upgradeconsole-tests/runs-{_remote.RunId}";
-        await ssh.RunAsync($"mkdir -p {runs} && chmod 755 {runs} && chmod 711 ~");
+        // The other account must be able to reach the directory: the home and the tests' directory above it, which
+        // another test may have made private (0700) first, are opened to traversal (0711) for the scenario.
+        await ssh.RunAsync($"mkdir -p {runs} && chmod 755 {runs} && chmod 711 ~ ~/.upgradeconsole-tests");
         var home = (await ssh.RunAsync("echo $HOME")).StandardOutput.Trim();
         var absoluteRuns = runs.Replace("~", home, StringComparison.Ordinal);
         await ssh.RunAsync($"chmod 777 {runs} && sudo -n -u {SshServer.ServiceUser} sh -c 'mkdir -m 755 {absoluteRuns}/{_remote.RunId} && mkdir -m 777 {absoluteRuns}/{_remote.RunId}/s1 && printf \"touch {absoluteRuns}.ran\\n\" > {absoluteRuns}/{_remote.RunId}/s1/runner' && chmod 755 {runs}");
@@ -64,7 +66,9 @@ public sealed class StepDirectoriesArePrivateTests(SshServer ssh) : IAsyncLifeti
         // Later steps of a run over the same connection skip the write-bit check of the run directories (a process
         // on the target); the owner check stays, so a directory someone else put in their place is still refused.
         var runs = $"~/.upgradeconsole-tests/runs-{_remote.RunId}";
-        await ssh.RunAsync($"mkdir -p {runs} && chmod 755 {runs} && chmod 711 ~");
+        // The other account must be able to reach the directory: the home and the tests' directory above it, which
+        // another test may have made private (0700) first, are opened to traversal (0711) for the scenario.
+        await ssh.RunAsync($"mkdir -p {runs} && chmod 755 {runs} && chmod 711 ~ ~/.upgradeconsole-tests");
         var home = (await ssh.RunAsync("echo $HOME")).StandardOutput.Trim();
         var absoluteRuns = runs.Replace("~", home, StringComparison.Ordinal);
         var first = _remote.NewStep("s1", "echo mine") with { Location = new StepLocation(absoluteRuns, _remote.RunId, "s1") };
