@@ -104,17 +104,7 @@ public static class BackendAiScripts
         mkdir -p -- "$dir"
         chmod 700 -- "$dir"
         echo "[backup] pg_dump -Fc of $PGDATABASE on $PGHOST:$PGPORT (alembic revision $(revision)) into $file"
-        start=$(date +%s%N)
-        pg_dump -Fc --no-password -f "$file.partial"
-        mv -f -- "$file.partial" "$file"
-        echo "[backup] verifying: pg_restore --list"
-        pg_restore --list "$file" > /dev/null
-        size=$(stat -c %s -- "$file")
-        if [ "$size" -le 0 ]; then echo "[backup] the dump is empty" >&2; exit 1; fi
-        sha=$(sha256sum -- "$file" | cut -d' ' -f1)
-        end=$(date +%s%N)
-        echo "UC-BACKUP size=$size sha256=$sha ms=$(( (end - start) / 1000000 )) path=$file"
-        """;
+        """ + "\n" + Runbooks.FractalScripts.DumpAndVerify;
 
     /// <summary>
     /// The manager's database back from the run's dump, in place: the dump's SHA-256 checked against the one recorded,

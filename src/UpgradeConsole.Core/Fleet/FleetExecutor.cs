@@ -81,15 +81,22 @@ public sealed record FleetOutcome(bool Stopped, int Batches, int BatchesRun, IRe
 {
     public bool Succeeded => Hosts.All(h => h.State == FleetHostState.Succeeded);
 
+    /// <summary>Hosts per state, in the states' order, the states with none left out: "3 succeeded, 1 failed".</summary>
+    public static string Counts(IEnumerable<FleetHostStatus> hosts)
+    {
+        var list = hosts.ToList();
+        return string.Join(", ", Enum.GetValues<FleetHostState>()
+            .Select(s => (State: s, Count: list.Count(h => h.State == s)))
+            .Where(c => c.Count > 0)
+            .Select(c => $"{c.Count} {c.State.ToString().ToLowerInvariant()}"));
+    }
+
     /// <summary>One line: counts per state, and why the rollout stopped.</summary>
     public string Summary
     {
         get
         {
-            var counts = string.Join(", ", Enum.GetValues<FleetHostState>()
-                .Select(s => (State: s, Count: Hosts.Count(h => h.State == s)))
-                .Where(c => c.Count > 0)
-                .Select(c => $"{c.Count} {c.State.ToString().ToLowerInvariant()}"));
+            var counts = Counts(Hosts);
             var midStep = Hosts.Where(h => h.State == FleetHostState.Unreachable && h.StepMayBeRunning).Select(h => h.Label).ToList();
             var stop = Stopped
                 ? $"; stopped after batch {BatchesRun} of {Batches}: too many hosts failed ({string.Join(", ", Hosts.Where(h => h.IsFailure).Select(h => h.Label))})"

@@ -58,6 +58,14 @@ public static partial class FractalScripts
         mkdir -p -- "$dir"
         file="$dir"/{{ShellWords.Quote(fileName)}}
         echo "[backup] pg_dump -Fc of $PGDATABASE on $PGHOST:$PGPORT into $file"
+        {{DumpAndVerify}}
+        """;
+
+    /// <summary>
+    /// <c>pg_dump -Fc</c> of libpq's database into <c>$file</c> (through <c>$file.partial</c>), verified with
+    /// <c>pg_restore --list</c>, then the line <see cref="ParseBackup"/> reads: size, SHA-256, milliseconds, path.
+    /// </summary>
+    public const string DumpAndVerify = """
         start=$(date +%s%N)
         pg_dump -Fc --no-password -f "$file.partial"
         mv -f -- "$file.partial" "$file"

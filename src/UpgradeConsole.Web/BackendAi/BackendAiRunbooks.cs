@@ -78,7 +78,7 @@ public static class BackendAiRunbooks
             var to = version?.Invoke(plan) ?? plan.ToVersion;
             var fleet = hosts.Select(h => new FleetHost(h.Address, runtime.Connections.Shell(c.Target, h))
             {
-                Environment = new BackendAiHostStep(h.RoleList, h.PythonEnv, h.ConfigPath, h.StopCommand, h.StartCommand, h.StatusCommand).Environment(to, c.Target.PipOptions),
+                Environment = h.Step.Environment(to, c.Target.PipOptions),
             }).ToList();
             var batch = !rolling ? FleetBatchSize.All : FleetBatchSize.OfHosts(plan.BatchSize > 0 ? plan.BatchSize : Math.Max(1, hosts.Count / 4));
             var step = new FleetStep
@@ -97,8 +97,7 @@ public static class BackendAiRunbooks
                 return PhaseOutcome.Failed($"{only} is not a host of this phase any more; retry the phase instead.");
             }
 
-            var counts = string.Join(", ", Enum.GetValues<FleetHostState>().Select(s => (s, n: progress.Count(s))).Where(x => x.n > 0 && x.s != FleetHostState.Pending)
-                .Select(x => $"{x.n.ToString(System.Globalization.CultureInfo.InvariantCulture)} {x.s.ToString().ToLowerInvariant()}"));
+            var counts = FleetOutcome.Counts(progress.Hosts.Where(h => h.State != FleetHostState.Pending));
             await c.WriteAsync(only is not null
                 ? $"Retrying {only} alone (attempt {(progress[only].State == FleetHostState.Failed ? progress[only].Attempt + 1 : progress[only].Attempt).ToString(System.Globalization.CultureInfo.InvariantCulture)})."
                 : $"{hosts.Count} host(s){(rolling ? $", in rolling batches of {batch.HostsPerBatch(hosts.Count).ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "")}: {string.Join(", ", hosts.Select(h => h.Address))}" +
@@ -207,11 +206,6 @@ public static class BackendAiRunbooks
         OnHosts(_ => true, BackendAiScripts.Then(BackendAiScripts.Stop, BackendAiScripts.Install, BackendAiScripts.Start),
             version: s => s.FromVersion), TimeSpan.FromMinutes(30));
 
-    /// <summary>The manager host's own settings as a step's environment (its Python, config directory, service commands).</summary>
-    private static Dictionary<string, string> ManagerEnvironment(PhaseContext c, ClusterHost manager, string version) =>
-        new(new BackendAiHostStep(manager.RoleList, manager.PythonEnv, manager.ConfigPath, manager.StopCommand, manager.StartCommand, manager.StatusCommand)
-            .Environment(version, c.Target.PipOptions));
-
     /// <summary>
     /// The manager's database dumped before anything migrates it (the manager stopped), verified, its size and SHA-256
     /// recorded on the run: what the rollback restores past the point of no return.
@@ -222,30 +216,15 @@ public static class BackendAiRunbooks
         {
             if (((BackendAiSession)c.Session).Manager is not { } manager)
             {
-                return Task.FromResult(RemoteScript.Refused("The cluster has no manager host: add it (role manager) before the upgrade."));
+                return RemoteScript.Refused("The cluster has no manager host: add it (role manager) before the upgrade.");
             }
 
             var run = c.Run;
             // The run's remote id (its number and a random key) keeps dumps of different runs and dashboards apart in a shared directory.
             var file = $"{c.Target.BackupDirectory.TrimEnd('/')}/backendai-{run.RemoteRunId}-{run.FromVersion}-manager.dump";
-            var environment = ManagerEnvironment(c, manager, run.FromVersion);
-            environment["UC_BACKUP_FILE"] = file;
-            BackupRecord? backup = null;
-            return Task.FromResult(new RemoteScript(BackendAiScripts.DumpDatabase, environment)
-            {
-                OnLine = line => backup ??= FractalScripts.ParseBackup(line),
-                Succeeded = async () =>
-                {
-                    if (backup is null)
-                    {
-                        return PhaseOutcome.Failed("The dump step did not report the dump's size and checksum.");
-                    }
-
-                    (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
-                    await c.SaveAsync();
-                    return PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms");
-                },
-            });
+            var environment = new Dictionary<string, string>(manager.Step.Environment(run.FromVersion, c.Target.PipOptions)) { ["UC_BACKUP_FILE"] = file };
+            return DumpSteps.Recording(c, BackendAiScripts.DumpDatabase, environment, "dump",
+                backup => PhaseOutcome.Done($"{backup.Path}, {backup.Size} bytes, SHA-256 {backup.Sha256[..12]}…, {backup.Milliseconds} ms"));
         }))
     {
         Idempotent = true,
@@ -260,18 +239,20 @@ public static class BackendAiRunbooks
             var run = c.Run;
             if (((BackendAiSession)c.Session).Manager is not { } manager)
             {
-                return Task.FromResult(RemoteScript.Refused("The cluster has no manager host any more: restore the manager's database by hand, then mark this action done."));
+                return RemoteScript.Refused("The cluster has no manager host any more: restore the manager's database by hand, then mark this action done.");
             }
 
             if (run.BackupPath is null || run.BackupSha256 is null)
             {
-                return Task.FromResult(RemoteScript.Refused("This run took no dump of the manager's database: restore it from your own dump (pg_restore), then mark this action done."));
+                return RemoteScript.Refused("This run took no dump of the manager's database: restore it from your own dump (pg_restore), then mark this action done.");
             }
 
-            var environment = ManagerEnvironment(c, manager, run.FromVersion);
-            environment["UC_BACKUP_FILE"] = run.BackupPath;
-            environment["UC_BACKUP_SHA256"] = run.BackupSha256;
-            return Task.FromResult(new RemoteScript(BackendAiScripts.RestoreDatabase, environment));
+            var environment = new Dictionary<string, string>(manager.Step.Environment(run.FromVersion, c.Target.PipOptions))
+            {
+                ["UC_BACKUP_FILE"] = run.BackupPath,
+                ["UC_BACKUP_SHA256"] = run.BackupSha256,
+            };
+            return new RemoteScript(BackendAiScripts.RestoreDatabase, environment);
         }),
         TimeSpan.FromHours(2));
 

@@ -57,6 +57,9 @@ public sealed class ClusterHost
     /// <summary>The host runs the manager (the cluster's entry point, its database's owner).</summary>
     public bool IsManager => RoleList.Contains(Core.BackendAi.ClusterRoles.Manager);
 
+    /// <summary>What a step on this host needs of it (its Python, configuration, service commands), as the scripts' environment.</summary>
+    public Core.BackendAi.BackendAiHostStep Step => new(RoleList, PythonEnv, ConfigPath, StopCommand, StartCommand, StatusCommand);
+
     public string Address => Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 }
 

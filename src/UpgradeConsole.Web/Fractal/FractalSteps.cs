@@ -88,30 +88,9 @@ internal static class FractalSteps
             });
     }
 
-    /// <summary>
-    /// A step that makes (or verifies) a dump and reports it: once it has said the dump's path, size and checksum,
-    /// they are recorded on the run; a step that never said them fails, whatever its exit code.
-    /// </summary>
-    internal static RemoteScript RecordingDump(PhaseContext c, string script, string step, Func<BackupRecord, PhaseOutcome> done)
-    {
-        var run = c.Run;
-        BackupRecord? backup = null;
-        return new RemoteScript(script, FractalScripts.PostgresEnvironment(Fractal(c).Env))
-        {
-            OnLine = line => backup ??= FractalScripts.ParseBackup(line),
-            Succeeded = async () =>
-            {
-                if (backup is null)
-                {
-                    return PhaseOutcome.Failed($"The {step} step did not report the dump's size and checksum.");
-                }
-
-                (run.BackupPath, run.BackupSize, run.BackupSha256, run.BackupMilliseconds) = (backup.Path, backup.Size, backup.Sha256, backup.Milliseconds);
-                await c.SaveAsync();
-                return done(backup);
-            },
-        };
-    }
+    /// <summary>A dump step with the Fractal server's database settings (<see cref="DumpSteps.Recording"/>).</summary>
+    internal static RemoteScript RecordingDump(PhaseContext c, string script, string step, Func<BackupRecord, PhaseOutcome> done) =>
+        DumpSteps.Recording(c, script, FractalScripts.PostgresEnvironment(Fractal(c).Env), step, done);
 
     public static async Task<PhaseOutcome> EnvWriteAsync(PhaseContext c)
     {

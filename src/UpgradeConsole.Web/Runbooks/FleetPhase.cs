@@ -43,6 +43,9 @@ public sealed class RunHostStep
 
     public DateTimeOffset UpdatedAt { get; set; }
 
+    /// <summary>Failed or unreachable: what a rollout's policy counts, and what may be retried alone.</summary>
+    public bool IsFailure => State is FleetHostState.Failed or FleetHostState.Unreachable;
+
     public FleetHostStatus Status(long linesStored) => new(Host, State, Attempt, linesStored, StepMayBeRunning, ExitCode, Message);
 }
 
@@ -86,7 +89,11 @@ public sealed class FleetPhaseStore(IServiceScopeFactory scopes, TimeProvider cl
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var stored = await db.Set<RunHostStep>().Where(h => h.RunId == runId && h.PhaseKey == phase.Key).ToDictionaryAsync(h => h.Host, StringComparer.Ordinal, ct);
-        var counts = stored.Count == 0 ? new Dictionary<string, long>() : await CountLinesAsync(db, runId, phase.Index, ct);
+        // Only a host that will be reattached needs its stored lines counted in the log (a finished host's count was
+        // stored with its last change, and a failed one starts a new attempt): the phase's log is read only then.
+        var counts = stored.Values.Any(r => FleetProgress.Reattaches(r.Status(r.LinesStored)))
+            ? await CountLinesAsync(db, runId, phase.Index, ct)
+            : new Dictionary<string, long>();
         var now = clock.GetUtcNow();
         var statuses = new List<FleetHostStatus>();
         for (var i = 0; i < labels.Count; i++)
@@ -94,8 +101,8 @@ public sealed class FleetPhaseStore(IServiceScopeFactory scopes, TimeProvider cl
             var label = labels[i];
             if (stored.TryGetValue(label, out var row))
             {
-                var lines = Math.Max(0, counts.GetValueOrDefault(label) - row.LinesBefore);
-                statuses.Add(row.Status(lines));
+                var status = row.Status(row.LinesStored);
+                statuses.Add(FleetProgress.Reattaches(status) ? row.Status(Math.Max(0, counts.GetValueOrDefault(label) - row.LinesBefore)) : status);
                 continue;
             }
 
@@ -135,7 +142,7 @@ public sealed class FleetPhaseStore(IServiceScopeFactory scopes, TimeProvider cl
     }
 
     /// <summary>Each host's lines in the phase's stored log (all attempts): lines that start with its prefix.</summary>
-    private static async Task<Dictionary<string, long>> CountLinesAsync(AppDbContext db, int runId, int phaseIndex, CancellationToken ct)
+    private static async Task<IReadOnlyDictionary<string, long>> CountLinesAsync(AppDbContext db, int runId, int phaseIndex, CancellationToken ct)
     {
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         var texts = db.RunLogChunks.AsNoTracking().Where(c => c.RunId == runId && c.PhaseIndex == phaseIndex).OrderBy(c => c.FirstSequence).Select(c => c.Text).AsAsyncEnumerable();

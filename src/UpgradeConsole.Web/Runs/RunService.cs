@@ -420,12 +420,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
     public async Task<RunResult> RetryAsync(int runId, bool confirmNotIdempotent, ClaimsPrincipal actor, CancellationToken ct, string? host = null)
     {
         host = string.IsNullOrWhiteSpace(host) ? null : host.Trim();
-        IReadOnlyList<Runbooks.RunHostStep> hosts = [];
-        if (host is not null)
-        {
-            await access.RequireAsync(actor, Roles.Operator);
-            hosts = await db.Set<Runbooks.RunHostStep>().AsNoTracking().Where(h => h.RunId == runId).ToListAsync(ct);
-        }
+        // The rows are read before ChangeAsync checks the role (its check is the one that counts; nothing read here is shown).
+        IReadOnlyList<Runbooks.RunHostStep> hosts = host is null ? [] : await db.Set<Runbooks.RunHostStep>().AsNoTracking().Where(h => h.RunId == runId).ToListAsync(ct);
 
         return await ChangeAsync(runId, actor, "run.retry", null, run =>
         {
@@ -449,7 +445,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
                     return new RunRefusal(RunAction.Retry, RefusalReason.NotInThisState, $"{host} is not a host of the phase \"{phase.Title}\" (its hosts: {string.Join(", ", ofPhase.OrderBy(h => h.Index).Select(h => h.Host))}).");
                 }
 
-                if (!row.Status(row.LinesStored).IsFailure)
+                if (!row.IsFailure)
                 {
                     return new RunRefusal(RunAction.Retry, RefusalReason.NotInThisState, $"{host} is {row.State.ToString().ToLowerInvariant()} in the phase \"{phase.Title}\": only a failed or unreachable host is retried alone.");
                 }

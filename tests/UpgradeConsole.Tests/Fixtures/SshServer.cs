@@ -64,10 +64,10 @@ public sealed class SshServer : IAsyncLifetime
         ProcessRunner.CleanUpWhenTestProcessExits($"pkill -f {ProcessRunner.ShellQuote(Path.Combine(_root, "sshd_config"))}; rm -rf {ProcessRunner.ShellQuote(_root)}");
 
         // A free port can be taken by someone else's outgoing connection before sshd binds it: then another port.
+        HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
         for (var attempt = 1; ; attempt++)
         {
             Port = ProcessRunner.FreePort();
-            HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
             await File.WriteAllTextAsync(KnownHostsPath, $"[{Host}]:{Port} {HostPublicKey}\n");
             var config = Path.Combine(_root, "sshd_config");
             await File.WriteAllLinesAsync(config,
