@@ -28,9 +28,11 @@ internal static class CircuitsBenchmark
                 const emitted = [];
                 for (const r of records) {
                     for (const n of r.addedNodes) {
-                        const text = n.querySelector && n.querySelector('.uc-log-text');
-                        const m = text && /^(\d{13})\d{6} \d+$/.exec(text.textContent);
-                        if (m) { emitted.push(parseInt(m[1], 10)); }
+                        // js/run-log.js adds each batch of lines in a box of its own.
+                        for (const text of (n.querySelectorAll ? n.querySelectorAll('.uc-log-text') : [])) {
+                            const m = /^(\d{13})\d{6} \d+$/.exec(text.textContent);
+                            if (m) { emitted.push(parseInt(m[1], 10)); }
+                        }
                     }
                 }
                 if (emitted.length) {

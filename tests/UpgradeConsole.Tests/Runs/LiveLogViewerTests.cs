@@ -74,7 +74,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
             await page.GotoInteractiveAsync($"/runs/{_runId}");
             // The tail first: the last 2000 lines.
             await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
-            await Assertions.Expect(page.Locator("#log-lines > .uc-log-line").First).ToHaveAttributeAsync("data-seq", "1001");
+            await Assertions.Expect(page.Locator("#log-lines .uc-log-line").First).ToHaveAttributeAsync("data-seq", "1001");
         }
 
         // The run goes on; Bob reloads in the middle of it.
@@ -98,7 +98,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         foreach (var page in new[] { alice.Page, bob.Page })
         {
             await Assertions.Expect(page.Locator("#L4500")).ToBeAttachedAsync(new() { Timeout = 30_000 });
-            var sequences = await page.Locator("#log-lines > .uc-log-line").EvaluateAllAsync<long[]>("ls => ls.map(l => +l.dataset.seq)");
+            var sequences = await page.Locator("#log-lines .uc-log-line").EvaluateAllAsync<long[]>("ls => ls.map(l => +l.dataset.seq)");
             Assert.Equal(Enumerable.Range((int)sequences[0], sequences.Length).Select(i => (long)i), sequences);
             Assert.Equal(4500L, sequences[^1]);
             Assert.DoesNotContain("hunter2-secret", await page.ContentAsync(), StringComparison.Ordinal);
@@ -114,7 +114,7 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
 
         // Phase filter: only the pip lines stay visible.
         await alicePage.SelectOptionAsync("#log-phase", "1");
-        Assert.Equal(0, await alicePage.Locator("#log-lines > .uc-log-line[data-phase='0']:not([hidden])").CountAsync());
+        Assert.Equal(0, await alicePage.Locator("#log-lines .uc-log-line[data-phase='0']:not([hidden])").CountAsync());
         await Assertions.Expect(alicePage.Locator("#L4000")).ToBeVisibleAsync();
         await alicePage.SelectOptionAsync("#log-phase", "");
 

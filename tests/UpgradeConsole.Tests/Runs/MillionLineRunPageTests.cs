@@ -52,7 +52,7 @@ public sealed class MillionLineRunPageTests(Chromium chromium) : IAsyncLifetime
         await page.GotoAsync($"/runs/{_runId}");
         await Assertions.Expect(page.Locator($"#L{Total}")).ToBeAttachedAsync(new() { Timeout = 60_000 });
         var tailShown = clock.Elapsed;
-        var lines = page.Locator("#log-lines > .uc-log-line");
+        var lines = page.Locator("#log-lines .uc-log-line");
         Assert.Equal(2000, await lines.CountAsync());
         await Assertions.Expect(lines.First).ToHaveAttributeAsync("data-seq", (Total - 1999).ToString(System.Globalization.CultureInfo.InvariantCulture));
 
