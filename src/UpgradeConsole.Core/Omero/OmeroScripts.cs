@@ -171,10 +171,12 @@ public static partial class OmeroScripts
     }
 
     /// <summary>Step 2: <c>pg_dump -Fc</c> as the OMERO database user, verified with <c>pg_restore --list</c>, size and SHA-256.</summary>
-    public static string Backup(OmeroUpgradePlan p) => Header(p.Host) + $$"""
+    public static string Backup(OmeroUpgradePlan p) => Header(p.Host) + BackupBody(p.DumpFileName);
+
+    private static string BackupBody(string fileName) => $$"""
         db_env
         mkdir -p -- "$BACKUP"
-        file="$BACKUP"/{{ShellWords.Quote(p.DumpFileName)}}
+        file="$BACKUP"/{{ShellWords.Quote(fileName)}}
         echo "[backup] pg_dump -Fc of $PGDATABASE on $PGHOST:$PGPORT into $file"
         start=$(date +%s%N)
         pg_dump -Fc --no-password -f "$file.partial"

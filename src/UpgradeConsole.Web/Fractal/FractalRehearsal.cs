@@ -42,7 +42,7 @@ internal static partial class FractalRehearsal
     public static RemoteScript Dump(PhaseContext c)
     {
         var run = c.Run;
-        var borrowed = run.BackupPath is { } path && run.BackupSha256 is { } sha && !FractalScripts.IsRehearsalDump(path, run.Id);
+        var borrowed = run.BackupPath is { } path && run.BackupSha256 is { } sha && !RehearsalScripts.IsRehearsalDump(path, run.Id);
         var script = borrowed
             ? FractalScripts.RehearsalDump(FractalSteps.Host(c), Scratch(c), null, run.BackupPath!, run.BackupSha256!)
             : FractalScripts.RehearsalDump(FractalSteps.Host(c), Scratch(c), FractalScripts.RehearsalDumpName(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", run.Id, c.Phase.Attempt), null, null);
@@ -64,31 +64,8 @@ internal static partial class FractalRehearsal
             return RemoteScript.Refused("The rehearsal has no verified dump to restore.");
         }
 
-        int? port = null;
-        return new RemoteScript(FractalScripts.RehearsalRestore(FractalSteps.Host(c), Scratch(c), dump), FractalScripts.PostgresEnvironment(Fractal(c).Env))
-        {
-            OnLine = line =>
-            {
-                if (line.StartsWith(FractalScripts.ClusterMarker, StringComparison.Ordinal)
-                    && int.TryParse(line.AsSpan(FractalScripts.ClusterMarker.Length).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p))
-                {
-                    port = p;
-                }
-            },
-            Succeeded = () => Task.FromResult(port is { } p
-                ? PhaseOutcome.Done($"restored into {Scratch(c).Database} in the throwaway cluster on {ClusterHost}:{p}")
-                : PhaseOutcome.Done($"restored into {Scratch(c).Database} on the production server")),
-        };
+        return RehearsalSteps.Restore(FractalScripts.RehearsalRestore(FractalSteps.Host(c), Scratch(c), dump), FractalScripts.PostgresEnvironment(Fractal(c).Env), Scratch(c).Database);
     }
-
-    private const string ClusterHost = "127.0.0.1";
-
-    /// <summary>The throwaway cluster's port on the target, as the restore phase recorded it; null when the copy is on the production server.</summary>
-    public static int? ClusterPort(Runs.Run run) =>
-        run.Phases.FirstOrDefault(p => p.Key == "rehearsal-restore" && !p.IsRollback)?.Message is { } message
-        && ClusterPortPattern().Match(message) is { Success: true } m
-            ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
-            : null;
 
     /// <summary>
     /// The scratch directory's env files: the migrated one (what env-write would write) and the .old copy (what
@@ -136,10 +113,10 @@ internal static partial class FractalRehearsal
     {
         var plan = FractalSteps.Plan(c);
         MigratedData actual;
-        if (ClusterPort(c.Run) is { } port)
+        if (RehearsalSteps.ClusterPort(c.Run) is { } port)
         {
             // The copy is in the throwaway cluster on the target: a forward of its own to it, for this read.
-            await using var forward = await c.Shell.ForwardAsync(ClusterHost, port, c.Cancellation);
+            await using var forward = await c.Shell.ForwardAsync(RehearsalSteps.ClusterHost, port, c.Cancellation);
             actual = await Fractal(c).Database.WithEndpoint(forward.Host, forward.Port, Scratch(c).Database).MigratedDataAsync(c.Cancellation);
         }
         else
@@ -170,9 +147,6 @@ internal static partial class FractalRehearsal
     public static RemoteScript Cleanup(PhaseContext c) =>
         new(FractalScripts.RehearsalCleanup(FractalSteps.Host(c), Scratch(c), FractalScripts.RehearsalDumpPrefix(Fractal(c).Env.GetValueOrDefault("POSTGRES_DB") ?? "fractal", c.Run.Id)),
             FractalScripts.PostgresEnvironment(Fractal(c).Env));
-
-    [GeneratedRegex(@"throwaway cluster on 127\.0\.0\.1:([0-9]{1,5})\b")]
-    private static partial Regex ClusterPortPattern();
 
     [GeneratedRegex(@"^\s*(export\s+)?POSTGRES_DB\s*=")]
     private static partial Regex PostgresDbLine();

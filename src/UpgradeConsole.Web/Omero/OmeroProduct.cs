@@ -61,6 +61,9 @@ public sealed record OmeroPlanSnapshot
 
     public long? DatabaseSize { get; init; }
 
+    /// <summary>The production database's name (omero.db.name): a rehearsal's scratch database and dumps are named after it.</summary>
+    public string? Database { get; init; }
+
     /// <summary>Where the run's first phase downloads the zip from (the configured URL), when it was not on the host at planning.</summary>
     public string? DownloadUrl { get; init; }
 }

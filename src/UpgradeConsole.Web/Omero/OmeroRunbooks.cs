@@ -95,10 +95,10 @@ public static class OmeroRunbooks
         };
     });
 
-    /// <summary>The upgrade SQL: done only when the database reports the target version afterwards.</summary>
-    private static PhaseExecution UpgradeSql => PhaseExecution.Remote(c =>
+    /// <summary>The upgrade SQL of <paramref name="planOf"/>'s plan: done only when the database reports the target version afterwards.</summary>
+    private static PhaseExecution UpgradeSql(Func<PhaseContext, OmeroUpgradePlan> planOf) => PhaseExecution.Remote(c =>
     {
-        var plan = PlanOf(c);
+        var plan = planOf(c);
         OmeroDbVersion? now = null;
         return new RemoteScript(ScriptOf(plan, "upgrade-sql") ?? OmeroScripts.UpgradeSql(plan))
         {
@@ -143,9 +143,55 @@ public static class OmeroRunbooks
     {
         "backup" => Backup,
         "release" => FetchRelease,
-        "upgrade-sql" => UpgradeSql,
+        "upgrade-sql" => UpgradeSql(PlanOf),
         "checklist" => PhaseExecution.Manual,
         _ => Script(key, diagnostics: key is "start" or "post-checks"),
+    };
+
+    /// <summary>
+    /// The database phases, rehearsed (issue 18): the same scripts with OMERODIR the release unpacked in the rehearsal's
+    /// scratch directory, whose copy of config.xml points at the scratch database (<see cref="OmeroRehearsal.Plan"/>).
+    /// </summary>
+    private static PhaseExecution? RehearsalOf(string key) => key switch
+    {
+        "precheck" => PhaseExecution.Remote(c => new RemoteScript(OmeroScripts.Precheck(OmeroRehearsal.Plan(c)))),
+        "vacuum" => PhaseExecution.Remote(c => new RemoteScript(OmeroScripts.Vacuum(OmeroRehearsal.Plan(c)))),
+        "upgrade-sql" => UpgradeSql(OmeroRehearsal.Plan),
+        _ => null,
+    };
+
+    // A rehearsal's own phases (issue 18, ADR 0022): the copy before the rehearsed ones, the cleanup always.
+    private static readonly PhaseDefinition RehearsalDump = new("rehearsal-dump", "Take a verified dump (or check the recent one chosen)",
+        "pg_dump -Fc of the production database as the OMERO database user, verified with pg_restore --list, size and SHA-256 recorded; or the recent verified dump of an earlier run, checked against its recorded SHA-256. First, the room for the dump, the restored copy and the unpacked release is checked.",
+        PhaseExecution.Remote(OmeroRehearsal.Dump))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromHours(12),
+        Preview = _ => "the room check, then pg_dump -Fc into the backup directory as omero-<database>-rehearsal<id>-a1.dump, verified",
+    };
+
+    private static readonly PhaseDefinition RehearsalRestore = new("rehearsal-restore", "Restore it into a scratch database",
+        "CREATE DATABASE <db>_rehearsal_<run> on the same PostgreSQL server when the OMERO role may create databases, else a throwaway PostgreSQL cluster in the scratch directory; then pg_restore --exit-on-error into it.",
+        PhaseExecution.Remote(OmeroRehearsal.Restore))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromHours(12),
+    };
+
+    private static readonly PhaseDefinition RehearsalSetup = new("rehearsal-setup", "Unpack the new release in a scratch directory",
+        "Unzips the release into a scratch directory (not beside production), copies config.xml into it and points the copy at the scratch database with omero config set. Production's tree and config.xml are only read.",
+        PhaseExecution.Remote(OmeroRehearsal.Setup))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromMinutes(30),
+    };
+
+    private static readonly PhaseDefinition RehearsalCleanup = new("rehearsal-cleanup", "Remove the scratch copy",
+        "DROP DATABASE <db>_rehearsal_<run> WITH (FORCE) (or stop the throwaway cluster), remove the scratch directory and the rehearsal's own dump. Runs also after a failure.",
+        PhaseExecution.Remote(OmeroRehearsal.Cleanup))
+    {
+        Idempotent = true,
+        Timeout = TimeSpan.FromMinutes(30),
     };
 
     private static PhaseDefinition Phase(OmeroPhase core)
@@ -162,6 +208,7 @@ public static class OmeroRunbooks
             Rollback = undo,
             RollbackText = UndoText(undo),
             Preview = core.Manual is null ? p => Preview(p, core.Key) : _ => null,
+            Rehearse = RehearsalOf(core.Key),
         };
     }
 
@@ -184,6 +231,7 @@ public static class OmeroRunbooks
         [.. OmeroRunbook.Phases(Every).Single(p => p.Manual is not null).Manual!])
     {
         RollbackOrder = [SwitchBack, RestoreDatabase, StartPrevious],
+        Rehearsal = new RehearsalDefinition([RehearsalDump, RehearsalRestore, RehearsalSetup], [], RehearsalCleanup),
     };
 
     public static IReadOnlyList<RunbookDefinition> All { get; } = [Upgrade];

@@ -338,6 +338,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
                     OmeroPyMinimum = plan.OmeroPyMinimum,
                     DatabaseSize = discovery.DatabaseSizeBytes,
                     DownloadUrl = plan.DownloadUrl,
+                    Database = discovery.Database?.Name,
                 },
             };
         }

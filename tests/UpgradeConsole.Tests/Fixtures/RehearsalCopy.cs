@@ -6,7 +6,7 @@ using UpgradeConsole.Core.Runbooks;
 namespace UpgradeConsole.Tests.Fixtures;
 
 /// <summary>
-/// What a Fractal rehearsal made on the double's host, found by the names only this rehearsal has: the scratch directory
+/// What a rehearsal made on the double's host, found by the names only this rehearsal has: the scratch directory
 /// its log names, and dumps named after this target's own database. Never by a run-id glob: every test's dashboard numbers
 /// its runs from 1 and tests rehearse side by side as one SSH user, so <c>run-1-*-scratch</c> or <c>*rehearsal1-*</c> can be
 /// another test's copy, still in use (that made the rehearsal tests fail when run together).
@@ -20,10 +20,13 @@ public static partial class RehearsalCopy
     /// How many of the rehearsal's things are still on the host: its scratch directory (when the log names one) and its
     /// dumps in <paramref name="backups"/>. With <paramref name="asUser"/>, looked at as that user (a service user's home).
     /// </summary>
-    public static async Task<string> LeftAsync(SshServer ssh, FractalTarget fractal, int runId, string log, string backups = "~/upgradeconsole-backups", string? asUser = null)
+    public static Task<string> LeftAsync(SshServer ssh, FractalTarget fractal, int runId, string log, string backups = "~/upgradeconsole-backups", string? asUser = null) =>
+        LeftAsync(ssh, FractalScripts.RehearsalDumpPrefix(new NpgsqlConnectionStringBuilder(fractal.DatabaseConnection).Database!, runId), log, backups, asUser);
+
+    /// <summary>The same for any product: its rehearsal's dumps start with <paramref name="dumpPrefix"/> (<see cref="RehearsalScripts.DumpPrefix"/>).</summary>
+    public static async Task<string> LeftAsync(SshServer ssh, string dumpPrefix, string log, string backups, string? asUser = null)
     {
-        var database = new NpgsqlConnectionStringBuilder(fractal.DatabaseConnection).Database!;
-        var dumps = backups + "/" + ShellWords.Quote(FractalScripts.RehearsalDumpPrefix(database, runId)) + "*";
+        var dumps = backups + "/" + ShellWords.Quote(dumpPrefix) + "*";
         var paths = ScratchDirectory(log) is { } dir ? ShellWords.QuotePath(dir) + " " + dumps : dumps;
         var command = $"ls -d {paths} 2>/dev/null | wc -l";
         var result = await ssh.RunAsync(asUser is null ? command : $"sudo -n -u {asUser} -H bash -c {ShellWords.Quote(command)}");

@@ -29,6 +29,34 @@ public sealed class OmeroScriptsTests
     }
 
     [Fact]
+    public async Task RehearsalScripts_AreValidBash_EvenWithHostileValues_AndRunTheSqlFromTheScratchRelease()
+    {
+        var plan = Plan(server: Hostile, zip: Hostile + ".zip", vacuum: true);
+        var scratch = UpgradeConsole.Core.Runbooks.RehearsalScratch.For("omero", 7, Hostile, "run-7-x");
+        foreach (var script in new[]
+                 {
+                     OmeroScripts.RehearsalDump(plan, scratch, "omero-omero-rehearsal7-a1.dump", null, null),
+                     OmeroScripts.RehearsalDump(plan, scratch, null, Hostile + ".dump", new string('a', 64)),
+                     OmeroScripts.RehearsalRestore(plan, scratch, Hostile + ".dump"),
+                     OmeroScripts.RehearsalSetup(plan, scratch),
+                     OmeroScripts.RehearsalCleanup(plan, scratch, "omero-omero-rehearsal7-a"),
+                 })
+        {
+            var check = await ProcessRunner.RunAsync("bash", ["-n", "-c", script], check: false);
+            Assert.True(check.ExitCode == 0, check.StandardError + "\n" + script);
+        }
+
+        // The rehearsed phases read config.xml and the SQL from the release unpacked in the scratch directory and keep their output there.
+        var rehearsed = OmeroScripts.Rehearsed(Plan(server: Hostile), scratch);
+        Assert.Equal(scratch.Directory + "/OMERO.server-5.6.3-ice36", rehearsed.Host.ServerDirectory);
+        Assert.Equal(scratch.Directory, rehearsed.Host.BackupDirectory);
+        var r = await Bash(OmeroScripts.Header(rehearsed.Host) + "printf '%s' \"$OMERODIR\"");
+        Assert.Equal(scratch.Directory + "/OMERO.server-5.6.3-ice36", r.StandardOutput);
+        Assert.Equal("omero_rehearsal_7", scratch.Database);
+        Assert.False(File.Exists("/tmp/uc-pwned"));
+    }
+
+    [Fact]
     public async Task Header_CarriesHostileValuesAsExactlyThemselves()
     {
         var settings = new OmeroHostSettings(Hostile, Hostile + "v", Hostile + "b", []);

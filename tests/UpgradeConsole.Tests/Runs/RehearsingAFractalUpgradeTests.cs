@@ -137,7 +137,7 @@ public sealed class RehearsingAFractalUpgradeTests(SshServer ssh, PostgresServer
         var env = (await ssh.RunAsync($"sha256sum {workdir}/.fractal_server.env {workdir}/.fractal_server.env.old 2>&1; ls -a {workdir}")).StandardOutput;
         var version = (await ssh.RunAsync($"{workdir}/venv/bin/python -m pip show fractal-server | sed -n 's/^Version: //p'")).StandardOutput.Trim();
         var active = (await ssh.RunAsync($"{workdir}/service.sh is-active")).StandardOutput.Trim();
-        return (env, version, active, await TablesChecksumAsync(_fractal.DatabaseConnection));
+        return (env, version, active, await TableChecksums.EveryTableAsync(_fractal.DatabaseConnection));
     }
 
     private async Task AssertUntouchedAndCleanedAsync((string Env, string Version, string Active, string Tables) before, int rehearsalId)
@@ -161,32 +161,6 @@ public sealed class RehearsingAFractalUpgradeTests(SshServer ssh, PostgresServer
         var log = await api.GetStringAsync($"/api/v1/runs/{rehearsalId}/log");
         Assert.NotNull(RehearsalCopy.ScratchDirectory(log));
         Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, _fractal, rehearsalId, log));
-    }
-
-    /// <summary>md5 of every table of the public schema, rows in a fixed order, as one string.</summary>
-    private static async Task<string> TablesChecksumAsync(string connection)
-    {
-        await using var conn = new NpgsqlConnection(connection);
-        await conn.OpenAsync();
-        var tables = new List<string>();
-        await using (var list = new NpgsqlCommand("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename", conn))
-        await using (var reader = await list.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                tables.Add(reader.GetString(0));
-            }
-        }
-
-        var sums = new List<string>();
-        foreach (var table in tables)
-        {
-            await using var cmd = new NpgsqlCommand($"SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM public.\"{table}\" t", conn);
-            sums.Add($"{table}={await cmd.ExecuteScalarAsync()}");
-        }
-
-        Assert.NotEmpty(sums);
-        return string.Join('\n', sums);
     }
 
     private Task<ProcessRunner.Result> CliAsync(string[] args) =>
