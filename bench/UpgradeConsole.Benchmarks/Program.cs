@@ -6,6 +6,7 @@ using UpgradeConsole.Core.Remote;
 // passes its address). Not a test: it prints figures for the issue notes.
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- remote <host> <port> <user> <key> <known_hosts> [lines]
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count]   (scripts/bench-users.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- rehearsal [generated users=10000] [rehearsals=3] [upstream dump]   (scripts/bench-rehearsal-double.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- live-log [lines] [seconds at 2000/s]   (scripts/bench-live-log.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- idle-streams [streams] [seconds]   (scripts/bench-idle-streams.sh)
@@ -53,6 +54,14 @@ if (args.Length >= 1 && args[0] == "fleet")
 {
     int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], CultureInfo.InvariantCulture) : fallback;
     return await UpgradeConsole.Benchmarks.FleetBenchmark.RunAsync(Arg(1, 50), Arg(2, 16), Arg(3, 3), ansible: args.Length <= 4 || args[4] != "no-ansible");
+}
+
+if (args.Length >= 1 && args[0] == "rehearsal")
+{
+    return await UpgradeConsole.Benchmarks.RehearsalBenchmark.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3,
+        args.Length > 3 ? args[3] : null);
 }
 
 if (args.Length >= 1 && args[0] == "users")

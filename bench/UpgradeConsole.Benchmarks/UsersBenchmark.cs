@@ -57,15 +57,7 @@ internal static class UsersBenchmark
             await using var app = new UpgradeConsoleApplicationFactory();
             app.ServeOverKestrel();
             var admin = await app.CreateFirstAdminAsync();
-            // Users 1000…: 70 % migrated, 20 % left out (not verified), 10 % blocking (no project_dir).
-            var generate = $"""
-                INSERT INTO user_settings (id, slurm_accounts, slurm_user, project_dir)
-                    SELECT 1000 + i, '[]', 'user' || i, CASE WHEN i % 10 = 0 THEN NULL ELSE '/shared/projects/user' || i END FROM generate_series(1, {count}) i;
-                INSERT INTO user_oauth (id, email, hashed_password, is_active, is_superuser, is_verified, username, user_settings_id)
-                    SELECT 1000 + i, 'user' || i || '@example.org', 'x', true, false, i % 5 <> 1, 'user' || i, 1000 + i FROM generate_series(1, {count}) i;
-                INSERT INTO linkusergroup (group_id, user_id) SELECT 1, 1000 + i FROM generate_series(1, {count}) i;
-                """;
-            await using var fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres, extraSql: generate);
+            await using var fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres, extraSql: GeneratedUsers.Sql(count));
             var path = $"/targets/{fractal.TargetId}/users";
             Console.WriteLine($"{count + 10} users in the target's database; {Rounds} rounds each (after warm-up)");
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using UpgradeConsole.Core.Runbooks;
 
 namespace UpgradeConsole.Core.Fractal;
 
@@ -84,7 +85,7 @@ public static class FractalCheckIds
     public const string BackupSpace = "backup.space";
     public const string PgDump = "backup.pg_dump";
     public const string ServiceStatus = "service.status";
-    public const string RecentRehearsal = "rehearsal.recent";
+    public const string RecentRehearsal = CommonChecks.RecentRehearsalId;
 }
 
 /// <summary>
@@ -500,36 +501,9 @@ public static partial class PreflightChecks
             ? new(UpgradeConsole.Core.Runbooks.CommonChecks.ActiveRun, "No run is active on this target", CheckStatus.Pass, "No other run is planned or running.")
             : new(UpgradeConsole.Core.Runbooks.CommonChecks.ActiveRun, "No run is active on this target", CheckStatus.Fail, $"{f.ActiveRun} is active; finish or abandon it first.");
 
-    /// <summary>
-    /// Issue 18: a target may ask for a passing rehearsal newer than N days before a run; off by default (then it
-    /// passes and says so). Days counted from the rehearsal's end to the preflight.
-    /// </summary>
-    public static CheckResult RecentRehearsal(PreflightFacts f)
-    {
-        const string id = FractalCheckIds.RecentRehearsal;
-        const string title = "A recent passing rehearsal";
-        var fix = $"/targets/{f.TargetId}/plan";
-        if (f.RehearsalRequiredWithin is not { } within)
-        {
-            return new(id, title, CheckStatus.Pass, "This target does not ask for one before a run"
-                + (f.LatestPassingRehearsalEndedAt is { } at ? $" (the latest passing rehearsal ended {Days(f.CheckedAt - at)} ago)." : "."));
-        }
-
-        var asked = $"This target asks for a passing rehearsal newer than {Days(within)}";
-        if (f.LatestPassingRehearsal is not { } which || f.LatestPassingRehearsalEndedAt is not { } ended)
-        {
-            return new(id, title, CheckStatus.Fail, asked + "; it has none. Rehearse the upgrade from the plan page first.", fix, "Rehearse");
-        }
-
-        var age = f.CheckedAt - ended;
-        return age <= within
-            ? new(id, title, CheckStatus.Pass, $"{asked}: {which} passed {Days(age)} ago.")
-            : new(id, title, CheckStatus.Fail, $"{asked}; the latest, {which}, passed {Days(age)} ago. Rehearse again first.", fix, "Rehearse");
-    }
-
-    private static string Days(TimeSpan span) => span.TotalDays >= 1
-        ? span.TotalDays.ToString("0.#", CultureInfo.InvariantCulture) + " days"
-        : span.TotalHours.ToString("0.#", CultureInfo.InvariantCulture) + " hours";
+    /// <summary>Issue 18: a passing rehearsal newer than the target asks for (<see cref="CommonChecks.RecentRehearsal"/>).</summary>
+    public static CheckResult RecentRehearsal(PreflightFacts f) =>
+        CommonChecks.RecentRehearsal(f.TargetId, f.RehearsalRequiredWithin, f.LatestPassingRehearsal, f.LatestPassingRehearsalEndedAt, f.CheckedAt);
 
     private static string Size(long bytes) => bytes >= 1L << 30
         ? (bytes / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + " GiB"

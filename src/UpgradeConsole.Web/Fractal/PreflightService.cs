@@ -93,9 +93,7 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
     private async Task<PreflightFacts> GatherAsync(Target target, int? forRun, CancellationToken ct)
     {
         var active = await db.Set<Runs.Run>().AsNoTracking().FirstOrDefaultAsync(r => r.ActiveTargetId == target.Id && r.Id != forRun, ct);
-        var rehearsed = await db.Set<Runs.Run>().AsNoTracking()
-            .Where(r => r.TargetId == target.Id && r.RunbookId.EndsWith(Runbooks.RehearsalRunbooks.Suffix) && r.State == Runs.RunState.Succeeded && r.EndedAt != null)
-            .OrderByDescending(r => r.Id).Select(r => new { r.Id, r.EndedAt }).FirstOrDefaultAsync(ct);
+        var rehearsed = await Rehearsals.PassingRehearsal.LatestAsync(db, target.Id, ct);
         // The run's own preflight is a phase: it never waits behind people's requests.
         await using var context = forRun is null ? await access.OpenForPeopleAsync(target, ct) : await access.OpenAsync(target, ct);
         var shell = context.Shell;
@@ -149,7 +147,7 @@ public sealed class PreflightService(AppDbContext db, TargetService targets, Fra
             // The run that runs this preflight as its first phase does not count against itself.
             ActiveRun = active is null ? null : $"Run {active.Id} ({active.State})",
             RehearsalRequiredWithin = target.RequirePassingRehearsalWithin,
-            LatestPassingRehearsal = rehearsed is null ? null : $"rehearsal {rehearsed.Id}",
+            LatestPassingRehearsal = rehearsed is { } passed ? $"rehearsal {passed.Id}" : null,
             LatestPassingRehearsalEndedAt = rehearsed?.EndedAt,
             CheckedAt = clock.GetUtcNow(),
         };

@@ -284,6 +284,7 @@ public sealed class OmeroRuntime(AppDbContext db, TargetService targets, TargetC
         }
 
         checks.AddRange(evaluated);
+        checks.Add(await Rehearsals.PassingRehearsal.CheckAsync(db, target, clock.GetUtcNow(), ct));
         return checks;
     }
 

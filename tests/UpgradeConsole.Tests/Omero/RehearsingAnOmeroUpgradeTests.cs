@@ -23,6 +23,7 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
     private readonly UpgradeConsoleApplicationFactory _app = new();
     private OmeroTarget _omero = default!;
     private string _operatorToken = "";
+    private string _adminToken = "";
 
     public async ValueTask InitializeAsync()
     {
@@ -30,6 +31,7 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
         var admin = await _app.CreateFirstAdminAsync();
         await _app.CreateUserAsync(admin, "olivia@example.org", "Operator");
         _operatorToken = await ApiTokens.CreateAsync(_app, "olivia@example.org", "rehearsal script", "Operator");
+        _adminToken = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "settings script", "Admin");
         _omero = await OmeroTarget.CreateAsync(_app, ssh, postgres);
     }
 
@@ -45,6 +47,18 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
             await using var cmd = new NpgsqlCommand($"ALTER ROLE \"{new NpgsqlConnectionStringBuilder(_omero.Host.DatabaseConnection).Username}\" CREATEDB", conn);
             await cmd.ExecuteNonQueryAsync();
         }
+
+        // The target asks for a passing rehearsal newer than 7 days: OMERO's preflight fails that check until one passes.
+        using var settings = ApiTokens.Client(_app.BaseUrl, _adminToken);
+        var target = await settings.GetFromJsonAsync<JsonElement>($"/api/v1/targets/{_omero.TargetId}", TestContext.Current.CancellationToken);
+        using (var patch = await settings.PatchAsJsonAsync($"/api/v1/targets/{_omero.TargetId}", new { version = target.GetProperty("version").GetString(), requirePassingRehearsalWithinDays = 7 }, TestContext.Current.CancellationToken))
+        {
+            Assert.True(patch.IsSuccessStatusCode, await patch.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        }
+
+        var none = await RecentRehearsalCheckAsync(settings);
+        Assert.Equal("Fail", none.GetProperty("status").GetString());
+        Assert.Contains("newer than 7 days; it has none", none.GetProperty("explanation").GetString(), StringComparison.Ordinal);
 
         var before = await ProductionAsync();
 
@@ -82,6 +96,19 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
         Assert.True(latest.GetProperty("passed").GetBoolean());
         Assert.Contains($"omero-{Database}-rehearsal{id}-a1.dump", latest.GetProperty("dump").GetString(), StringComparison.Ordinal);
         Assert.Contains(latest.GetProperty("phases").EnumerateArray(), p => p.GetProperty("key").GetString() == "upgrade-sql" && p.GetProperty("seconds").GetDouble() > 0);
+
+        var passed = await RecentRehearsalCheckAsync(settings);
+        Assert.Equal("Pass", passed.GetProperty("status").GetString());
+        Assert.Contains($"rehearsal {id} passed", passed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Runs the target's preflight through the API and returns its recent-rehearsal check.</summary>
+    private async Task<JsonElement> RecentRehearsalCheckAsync(HttpClient api)
+    {
+        using var response = await api.PostAsync($"/api/v1/targets/{_omero.TargetId}/preflight", null, TestContext.Current.CancellationToken);
+        var body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(response.IsSuccessStatusCode, body);
+        return JsonDocument.Parse(body).RootElement.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("id").GetString() == "rehearsal.recent").Clone();
     }
 
     [Fact]
