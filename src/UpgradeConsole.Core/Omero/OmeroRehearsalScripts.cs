@@ -36,29 +36,44 @@ public static partial class OmeroScripts
 
     /// <summary>
     /// The plan the rehearsed phases run: the same upgrade, with OMERODIR the release unpacked in the scratch directory
-    /// (its config.xml the scratch copy, so <c>db_env</c> reaches the scratch database) and the scripts' output kept there.
+    /// (its config.xml the scratch copy, so <c>db_env</c> reaches the scratch database), the zip the one in the scratch
+    /// directory, and the scripts' output kept there.
     /// </summary>
     public static OmeroUpgradePlan Rehearsed(OmeroUpgradePlan p, RehearsalScratch scratch) =>
-        p with { Host = p.Host with { ServerDirectory = scratch.Directory + "/" + p.ReleaseName, BackupDirectory = scratch.Directory } };
+        p with
+        {
+            Host = p.Host with { ServerDirectory = scratch.Directory + "/" + p.ReleaseName, BackupDirectory = scratch.Directory },
+            // The setup links production's zip there, or downloads it there when it is not on the host.
+            ReleaseZip = scratch.Directory + "/" + System.IO.Path.GetFileName(p.ReleaseZip),
+        };
 
     /// <summary>
     /// Makes the scratch directory: the new release unpacked from its zip (as the switch would, but not beside
     /// production), production's config.xml copied into it and pointed at the scratch database with <c>omero config
     /// set</c> (at the throwaway cluster when the restore made one). Production's tree and config.xml are only read.
     /// </summary>
-    public static string RehearsalSetup(OmeroUpgradePlan p, RehearsalScratch scratch) => Header(p.Host) + $$"""
+    public static string RehearsalSetup(OmeroUpgradePlan p, RehearsalScratch scratch) => Header(p.Host) + ReleaseFunctions(p) + $$"""
         scratch={{ShellWords.QuotePath(scratch.Directory)}}
-        zip={{ShellWords.Quote(p.ReleaseZip)}}
         release={{ShellWords.Quote(p.ReleaseName)}}
         db={{ShellWords.Quote(scratch.Database)}}
         umask 077
         mkdir -p -- "$scratch"
         # Again after an interruption: everything but the throwaway cluster the restore made.
         find "$scratch" -mindepth 1 -maxdepth 1 ! -name {{RehearsalScripts.ClusterDirectory}} -exec rm -rf -- {} +
-        [ -f "$zip" ] || { echo "[rehearsal] the release zip $zip is not on the host; put it there (a real run's first phase would download it) and rehearse again"; exit 2; }
-        echo "[rehearsal] unpacking $zip into $scratch"
-        unzip -q -d "$scratch" "$zip"
-        [ -d "$scratch/$release/sql" ] || { echo "[rehearsal] $zip does not hold $release/sql: not an OMERO.server release"; exit 2; }
+        # The rehearsed phases read the zip from the scratch directory: a link to production's, or, when it is not on the
+        # host, the zip fetched as the run's release phase would, but into the scratch directory (removed at the end),
+        # never beside production.
+        src="$scratch/$(basename -- "$zip")"
+        if [ -f "$zip" ]; then
+          ln -s -- "$zip" "$src"
+        else
+          [ -n "$url" ] || { echo "[rehearsal] the release zip $zip is not on the host and no download URL is configured; put it there and rehearse again"; exit 2; }
+          download "$src.part" || exit 2
+          mv -f -- "$src.part" "$src"
+        fi
+        echo "[rehearsal] unpacking $src into $scratch"
+        unzip -q -d "$scratch" "$src"
+        [ -d "$scratch/$release/sql" ] || { echo "[rehearsal] $src does not hold $release/sql: not an OMERO.server release"; exit 2; }
         mkdir -p -- "$scratch/$release/etc/grid"
         cp -- "$OMERODIR/etc/grid/config.xml" "$scratch/$release/etc/grid/config.xml"
         export OMERODIR="$scratch/$release"

@@ -97,7 +97,26 @@ public static partial class OmeroScripts
     /// the host with curl into <c>.part</c>, checked the same way, and only then moved into place; a
     /// damaged or wrong download is removed and the phase fails before anything else changed.
     /// </summary>
-    public static string FetchRelease(OmeroUpgradePlan p) => Header(p.Host) + $$"""
+    public static string FetchRelease(OmeroUpgradePlan p) => Header(p.Host) + ReleaseFunctions(p) + """
+        if [ -f "$zip" ]; then
+          echo "[release] $zip is on the host; checking it"
+          whole "$zip"
+        elif [ -z "$url" ]; then
+          echo "[release] $zip is not on the host and no download URL is configured"
+          exit 1
+        else
+          download "$zip.part" || exit 1
+          mv -f -- "$zip.part" "$zip"
+        fi
+        echo "UC-RELEASE size=$(stat -c %s -- "$zip") sha256=$(sha256sum -- "$zip" | cut -d' ' -f1)"
+        """;
+
+    /// <summary>
+    /// Bash shared by the run's release phase and a rehearsal's setup: <c>$zip</c>, <c>$url</c>, <c>$top</c>;
+    /// <c>whole FILE</c> (a whole zip that holds this release) and <c>download PART</c> (<c>$url</c> fetched with curl
+    /// into PART and checked whole; a failed or damaged download is removed and said).
+    /// </summary>
+    private static string ReleaseFunctions(OmeroUpgradePlan p) => $$"""
         zip={{ShellWords.Quote(p.ReleaseZip)}}
         url={{ShellWords.Quote(p.DownloadUrl ?? "")}}
         top={{ShellWords.Quote(p.ReleaseName + "/")}}
@@ -107,23 +126,15 @@ public static partial class OmeroScripts
             echo "[release] $1 does not hold $top: it is not this release's zip"; return 1
           fi
         }
-        if [ -f "$zip" ]; then
-          echo "[release] $zip is on the host; checking it"
-          whole "$zip"
-        elif [ -z "$url" ]; then
-          echo "[release] $zip is not on the host and no download URL is configured"
-          exit 1
-        else
-          command -v curl >/dev/null || { echo "[release] curl is not installed on the host: put the zip at $zip instead"; exit 1; }
-          part="$zip.part"
+        download() {
+          command -v curl >/dev/null || { echo "[release] curl is not installed on the host: put the zip at $zip instead"; return 1; }
           echo "[release] downloading $url"
-          if ! curl --fail --silent --show-error --location --max-redirs 5 --connect-timeout 30 --retry 2 -o "$part" -- "$url"; then
-            rm -f -- "$part"; echo "[release] the download failed"; exit 1
+          if ! curl --fail --silent --show-error --location --max-redirs 5 --connect-timeout 30 --retry 2 -o "$1" -- "$url"; then
+            rm -f -- "$1"; echo "[release] the download failed"; return 1
           fi
-          if ! whole "$part"; then rm -f -- "$part"; exit 1; fi
-          mv -f -- "$part" "$zip"
-        fi
-        echo "UC-RELEASE size=$(stat -c %s -- "$zip") sha256=$(sha256sum -- "$zip" | cut -d' ' -f1)"
+          if ! whole "$1"; then rm -f -- "$1"; return 1; fi
+        }
+
         """;
 
     /// <summary>What <see cref="FetchRelease"/> reported: the zip's size and SHA-256, or null for any other line.</summary>
@@ -150,7 +161,7 @@ public static partial class OmeroScripts
 
         var step = p.Steps[0];
         return Header(p.Host) + $$"""
-            zip={{ShellWords.Quote(p.ReleaseZip)}}
+            zip={{ShellWords.QuotePath(p.ReleaseZip)}}
             member={{ShellWords.Quote(p.ReleaseName + "/" + step.PrecheckPath)}}
             expected={{ShellWords.Quote(step.ReadyLine)}}
             db_env

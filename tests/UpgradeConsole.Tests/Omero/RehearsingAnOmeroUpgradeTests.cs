@@ -21,12 +21,15 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
 {
     private const string Runbook = "omero-upgrade";
     private readonly UpgradeConsoleApplicationFactory _app = new();
+    private readonly FileServer _releases = new();
     private OmeroTarget _omero = default!;
     private string _operatorToken = "";
     private string _adminToken = "";
 
     public async ValueTask InitializeAsync()
     {
+        // Where this facility's hosts download OMERO releases from (used only for a release not on the host).
+        _app.WithSetting("UpgradeConsole:Omero:ReleaseUrl", _releases.Url("/omero/{version}/OMERO.server-{version}-ice36.zip"));
         _app.ServeOverKestrel();
         var admin = await _app.CreateFirstAdminAsync();
         await _app.CreateUserAsync(admin, "olivia@example.org", "Operator");
@@ -41,12 +44,7 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
     public async Task Rehearsal_OnAScratchDatabase_Passes_AndLeavesProductionUntouched()
     {
         // The OMERO role may create databases here: the copy is a scratch database on the production server.
-        await using (var conn = new NpgsqlConnection(postgres.AdminConnectionString))
-        {
-            await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"ALTER ROLE \"{new NpgsqlConnectionStringBuilder(_omero.Host.DatabaseConnection).Username}\" CREATEDB", conn);
-            await cmd.ExecuteNonQueryAsync();
-        }
+        await AllowCreatedbAsync();
 
         // The target asks for a passing rehearsal newer than 7 days: OMERO's preflight fails that check until one passes.
         using var settings = ApiTokens.Client(_app.BaseUrl, _adminToken);
@@ -100,6 +98,41 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
         var passed = await RecentRehearsalCheckAsync(settings);
         Assert.Equal("Pass", passed.GetProperty("status").GetString());
         Assert.Contains($"rehearsal {id} passed", passed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Rehearsal_OfAReleaseNotOnTheHost_DownloadsItIntoTheScratchDirectory_NotBesideProduction()
+    {
+        await AllowCreatedbAsync();
+        // The new release is not on the host: the configured URL serves it.
+        var zipName = $"OMERO.server-{OmeroHost.NewVersion}-ice36.zip";
+        var (moved, zipBase64) = await _omero.Host.RunAsync($"base64 -w0 server/{zipName} && rm server/{zipName}");
+        Assert.True(moved == 0, zipBase64);
+        var download = $"/omero/{OmeroHost.NewVersion}/{zipName}";
+        _releases.Put(download, Convert.FromBase64String(zipBase64.Trim()));
+        var before = await ProductionAsync();
+
+        var cli = await CliAsync(["runs", "rehearse", "--target", _omero.TargetId.ToString(CultureInfo.InvariantCulture), "--runbook", Runbook, "--to", OmeroHost.NewVersion, "--wait"]);
+        Assert.True(cli.ExitCode == 0, cli.Combined);
+        Assert.Contains("[release] downloading " + _releases.Url(download), cli.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("YOU HAVE SUCCESSFULLY UPGRADED YOUR DATABASE TO VERSION OMERO5.4__0", cli.StandardOutput, StringComparison.Ordinal);
+
+        using var api = ApiTokens.Client(_app.BaseUrl, _operatorToken);
+        var id = (await api.GetFromJsonAsync<JsonElement>($"/api/v1/runs?target={_omero.TargetId}", TestContext.Current.CancellationToken)).EnumerateArray().Single().GetProperty("id").GetInt32();
+        var log = await api.GetStringAsync($"/api/v1/runs/{id}/log", TestContext.Current.CancellationToken);
+        var scratch = RehearsalCopy.ScratchDirectory(log);
+        Assert.Contains($"[rehearsal] unpacking {scratch}/{zipName} into {scratch}", log, StringComparison.Ordinal);
+        // Production's listing (server/ included) is unchanged: the zip was not put beside OMERO.server.
+        await AssertUntouchedAndCleanedAsync(before, id, log);
+    }
+
+    /// <summary>The OMERO role may create databases: the rehearsal's copy is a scratch database on the production server.</summary>
+    private async Task AllowCreatedbAsync()
+    {
+        await using var conn = new NpgsqlConnection(postgres.AdminConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"ALTER ROLE \"{new NpgsqlConnectionStringBuilder(_omero.Host.DatabaseConnection).Username}\" CREATEDB", conn);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     /// <summary>Runs the target's preflight through the API and returns its recent-rehearsal check.</summary>
@@ -203,5 +236,6 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
     {
         await _omero.DisposeAsync();
         await _app.DisposeAsync();
+        _releases.Dispose();
     }
 }
