@@ -35,4 +35,14 @@ public static partial class RehearsalCopy
 
     [GeneratedRegex(@"\[rehearsal\] scratch directory (\S+) with")]
     private static partial Regex ScratchLine();
+
+    /// <summary>How many scratch databases of <paramref name="database"/> the server holds (only this target's: other tests rehearse on the same server meanwhile).</summary>
+    public static async Task<long> ScratchDatabasesAsync(PostgresServer postgres, string database)
+    {
+        await using var conn = new NpgsqlConnection(postgres.AdminConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE starts_with(datname, @db || '_rehearsal_')", conn);
+        cmd.Parameters.AddWithValue("db", database);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
 }

@@ -53,7 +53,7 @@ public sealed class DashboardKilledDuringAnOmeroRehearsalTests(SshServer ssh, Po
         }
 
         // Killed with the copy in place.
-        Assert.Equal(1L, await ScratchDatabasesAsync(database));
+        Assert.Equal(1L, await RehearsalCopy.ScratchDatabasesAsync(postgres, database));
 
         var log = "";
         await using (var second = await DashboardProcess.StartAsync(data))
@@ -71,21 +71,11 @@ public sealed class DashboardKilledDuringAnOmeroRehearsalTests(SshServer ssh, Po
             Assert.Contains("YOU HAVE SUCCESSFULLY UPGRADED YOUR DATABASE TO VERSION OMERO5.4__0", log, StringComparison.Ordinal);
         }
 
-        Assert.Equal(0L, await ScratchDatabasesAsync(database));
+        Assert.Equal(0L, await RehearsalCopy.ScratchDatabasesAsync(postgres, database));
         Assert.NotNull(RehearsalCopy.ScratchDirectory(log));
         Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, RehearsalScripts.DumpPrefix(OmeroScripts.RehearsalProduct, database, id), log, omero.Host.AbsoluteDirectory + "/backups"));
         Assert.Equal(configBefore, (await omero.Host.RunAsync("sha256sum server/OMERO.server/etc/grid/config.xml && readlink server/OMERO.server")).Output);
         Assert.Equal(tablesBefore, await TableChecksums.EveryTableAsync(omero.Host.DatabaseConnection));
         Assert.Equal("OMERO5.3__0", await omero.Host.DbVersionAsync());
-    }
-
-    private async Task<long> ScratchDatabasesAsync(string database)
-    {
-        await using var conn = new NpgsqlConnection(postgres.AdminConnectionString);
-        await conn.OpenAsync();
-        // Only this target's: other tests rehearse on the same server meanwhile.
-        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE starts_with(datname, @db || '_rehearsal_')", conn);
-        cmd.Parameters.AddWithValue("db", database);
-        return (long)(await cmd.ExecuteScalarAsync())!;
     }
 }

@@ -201,11 +201,7 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
         Assert.Equal("OMERO5.3__0", await _omero.Host.DbVersionAsync());
 
         // The copy is gone: no scratch database (only this target's: others rehearse on the server meanwhile), no scratch directory, no dump.
-        await using var conn = new NpgsqlConnection(postgres.AdminConnectionString);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE starts_with(datname, @db || '_rehearsal_')", conn);
-        cmd.Parameters.AddWithValue("db", Database);
-        Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
+        Assert.Equal(0L, await RehearsalCopy.ScratchDatabasesAsync(postgres, Database));
         Assert.NotNull(RehearsalCopy.ScratchDirectory(log));
         Assert.Equal("0", await RehearsalCopy.LeftAsync(ssh, RehearsalScripts.DumpPrefix(OmeroScripts.RehearsalProduct, Database, rehearsalId), log, _omero.Host.AbsoluteDirectory + "/backups"));
     }
@@ -222,15 +218,7 @@ public sealed class RehearsingAnOmeroUpgradeTests(SshServer ssh, PostgresServer 
         TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"rehearsed phases {rehearsed:0.00} s; overhead (dump+restore+setup+cleanup) {overhead:0.00} s; {each}"));
     }
 
-    private Task<ProcessRunner.Result> CliAsync(string[] args) =>
-        ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "UpgradeConsole.Web.dll"), .. args],
-            environment: new Dictionary<string, string?>
-            {
-                ["UPGRADECONSOLE_URL"] = _app.BaseUrl,
-                ["UPGRADECONSOLE_TOKEN"] = _operatorToken,
-                ["DOTNET_ENVIRONMENT"] = "Production",
-            },
-            workingDirectory: AppContext.BaseDirectory, timeout: TimeSpan.FromMinutes(8), check: false);
+    private Task<ProcessRunner.Result> CliAsync(string[] args) => DashboardCli.RunAsync(_app.BaseUrl, _operatorToken, args, TimeSpan.FromMinutes(8));
 
     public async ValueTask DisposeAsync()
     {

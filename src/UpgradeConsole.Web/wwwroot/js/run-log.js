@@ -298,8 +298,8 @@ function run(root, runId, handle) {
   });
   on(root.querySelector('#log-earlier'), 'click', function () {
     if (first <= 1) { return; }
-    invoke('Fetch', runId, Math.max(0, first - 1 - 1000)).then(function (lines) {
-      var older = lines.filter(function (l) { return l.sequence < first; });
+    invoke('Fetch', runId, Math.max(0, first - 1 - 1000)).then(function (fetched) {
+      var older = fetched.filter(function (l) { return l.sequence < first; });
       if (older.length === 0) { return; }
       var box = makeBox();
       older.forEach(function (l) { box.appendChild(makeLine(l)); });
