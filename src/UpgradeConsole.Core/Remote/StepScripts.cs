@@ -15,18 +15,22 @@ internal static class StepScripts
     /// <summary>
     /// Runs on the target as the session leader of a new session (setsid): so its process group
     /// is the step's, and cancel or timeout can stop the whole group. Writes the pid first and the
-    /// exit code last (temp file + rename), once, whoever finishes first (runner, watchdog, cancel).
-    /// The script runs in a bash of its own (so $$, $0 and exit mean what its author expects), or under sudo.
+    /// exit code last, once, whoever finishes first (runner, watchdog, cancel): the <c>.finished</c>
+    /// claim makes one writer, and a reader takes an exit file still empty for "not yet" (a two-field
+    /// line is one write). With the code goes the log's size, read from the offset of the log's own
+    /// descriptor (every writer of the step shares it), so an ended step's state needs no process.
+    /// A POSIX sh (no bash start per step); the script runs in a bash of its own (so $$, $0 and exit
+    /// mean what its author expects), or under sudo.
     /// </summary>
     private const string Runner = """
-        #!/bin/bash
-        # UpgradeConsole step runner: bash run <step dir> <timeout seconds, 0 = none> [run-as user]
+        #!/bin/sh
+        # UpgradeConsole step runner: sh runner <step dir> <timeout seconds, 0 = none> [run-as user]
         __uc_dir="$1"; __uc_limit="${2:-0}"; __uc_runas="${3:-}"
         __uc_finish() {
           set -C
           if ! { true > "$__uc_dir/.finished"; } 2>/dev/null; then set +C; return 0; fi
           set +C
-          printf '%s\n' "$1" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"
+          printf '%s %s\n' "$1" "$2" > "$__uc_dir/exit"
         }
         # What nohup did, without its process: a hang-up never stops the step (inherited by the script).
         trap '' HUP
@@ -47,14 +51,14 @@ internal static class StepScripts
             [ -e "$__uc_dir/exit" ] && exit 0
             : > "$__uc_dir/timed-out"
             echo "[upgradeconsole] the step ran longer than ${__uc_limit}s and is being stopped"
-            kill -TERM -- "-$$" 2>/dev/null
+            kill -TERM "-$$" 2>/dev/null
             sleep 10
             [ -e "$__uc_dir/exit" ] && exit 0
-            __uc_finish 124
-            kill -KILL -- "-$$" 2>/dev/null
+            __uc_finish 124 ""
+            kill -KILL "-$$" 2>/dev/null
           ) 2>/dev/null &
           __uc_watchdog=$!
-          # Not a job bash reports on: killing it below must not print "Killed" into the log.
+          # Not a job a shell reports on: killing it below must not print "Killed" into the log (bash; sh has no disown).
           disown "$__uc_watchdog" 2>/dev/null || true
         fi
         while :; do
@@ -68,9 +72,14 @@ internal static class StepScripts
           kill -KILL "$__uc_watchdog" 2>/dev/null
         fi
         [ -e "$__uc_dir/timed-out" ] && __uc_code=124
-        __uc_finish "$__uc_code"
+        # The log's size: the offset of stdout, the log opened for appending and shared by every writer of the step.
+        __uc_size=
+        if [ -r "/proc/$$/fdinfo/1" ]; then
+          while read -r __uc_k __uc_v; do [ "$__uc_k" = "pos:" ] && { __uc_size=$__uc_v; break; }; done < "/proc/$$/fdinfo/1"
+        fi
+        __uc_finish "$__uc_code" "$__uc_size"
         # The watchdog may have claimed the finish just before it was stopped: it is gone now, so write the code.
-        [ -e "$__uc_dir/exit" ] || { printf '%s\n' "$__uc_code" > "$__uc_dir/exit.tmp" && mv -f -- "$__uc_dir/exit.tmp" "$__uc_dir/exit"; }
+        [ -s "$__uc_dir/exit" ] || printf '%s %s\n' "$__uc_code" "$__uc_size" > "$__uc_dir/exit"
         """;
 
     /// <summary>The write bits of the three step directories, in one process (a step's fixed cost is mostly process starts).</summary>
@@ -87,8 +96,8 @@ internal static class StepScripts
     /// An ended step needs only its exit code and log size; the liveness checks run only otherwise.
     /// </summary>
     private const string PrintState = $$"""
-        __uc_code=; [ -e "$dir/exit" ] && read -r __uc_code < "$dir/exit"
-        __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null); [ -n "$__uc_size" ] || __uc_size=0
+        __uc_code=; __uc_size=; [ -e "$dir/exit" ] && read -r __uc_code __uc_size < "$dir/exit"
+        { [ -n "$__uc_code" ] && [ -n "$__uc_size" ]; } || __uc_size=$(stat -c %s -- "$dir/log" 2>/dev/null); [ -n "$__uc_size" ] || __uc_size=0
         __uc_cancelled=0; [ -e "$dir/cancelled" ] && __uc_cancelled=1
         __uc_timedout=0; [ -e "$dir/timed-out" ] && __uc_timedout=1
         if [ -n "$__uc_code" ]; then
@@ -170,15 +179,16 @@ internal static class StepScripts
             printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script" || exit 4
             : > "$dir/log" || exit 4
             set +C
-            setsid -w bash "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
+            setsid -w sh "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
             __uc_runner=$!
             echo "{{Started}} $__uc_runner" >&2
 
             """);
         if (follow)
         {
-            // The runner is this shell's child, so tail --pid sees its end at once (10 ms polls).
-            script.Append("tail -c +1 --pid=\"$__uc_runner\" -s 0.01 -f -- \"$dir/log\"\n");
+            // The runner is this shell's child, so tail --pid sees its end at its next poll: every 2 ms, because a
+            // short step's whole cost is a few process starts, and a poll is one kill(2) on the target.
+            script.Append("tail -c +1 --pid=\"$__uc_runner\" -s 0.002 -f -- \"$dir/log\"\n");
             script.Append(PrintState);
         }
 
