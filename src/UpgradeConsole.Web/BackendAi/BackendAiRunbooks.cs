@@ -102,7 +102,7 @@ public static class BackendAiRunbooks
                 ? $"Retrying {only} alone (attempt {(progress[only].State == FleetHostState.Failed ? progress[only].Attempt + 1 : progress[only].Attempt).ToString(System.Globalization.CultureInfo.InvariantCulture)})."
                 : $"{hosts.Count} host(s){(rolling ? $", in rolling batches of {batch.HostsPerBatch(hosts.Count).ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "")}: {string.Join(", ", hosts.Select(h => h.Address))}" +
                   (counts.Length > 0 ? $" (from an earlier attempt: {counts})" : ""));
-            using var log = new FleetPhaseLog(c, runtime.Fleet);
+            await using var log = new FleetPhaseLog(c, runtime.Fleet);
             using var executor = new FleetExecutor(fleet, step, log, new FleetOptions { Batch = batch, Policy = new FleetFailurePolicy(plan.FailuresAllowed) }, progress);
             FleetOutcome outcome;
             if (only is not null)

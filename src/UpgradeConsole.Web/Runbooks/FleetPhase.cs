@@ -164,14 +164,48 @@ public sealed class FleetPhaseStore(IServiceScopeFactory scopes, TimeProvider cl
 
 /// <summary>
 /// A fleet phase's hosts' lines into the run's log under the phase, with the host's prefix, one writer at a time; each
-/// host's state change stored after its lines (so a restarted phase counts them in the log).
+/// host's state change stored after its lines (so a restarted phase counts them in the log). Lines wait in the writer's
+/// chunk while more come; once every host has been quiet for <see cref="RunLogPump.QuietFlush"/> (a service that takes
+/// its time to start, a silent install) they are stored and shown, as a single host's step's are.
 /// </summary>
-public sealed class FleetPhaseLog(PhaseContext c, FleetPhaseStore store) : IFleetLog, IDisposable
+public sealed class FleetPhaseLog : IFleetLog, IAsyncDisposable
 {
+    private readonly PhaseContext c;
+    private readonly FleetPhaseStore store;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly CancellationTokenSource _stop;
+    private readonly Task _quietFlushes;
     private bool _replayEnded;
+    private long _lastWrite;
 
-    public void Dispose() => _gate.Dispose();
+    public FleetPhaseLog(PhaseContext c, FleetPhaseStore store)
+    {
+        this.c = c;
+        this.store = store;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(c.Cancellation);
+        _quietFlushes = FlushWhenQuietAsync(_stop.Token);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _quietFlushes;
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped with the phase.
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A store that failed under a quiet flush: the writer fails the phase's own next write or flush with it, so
+            // it is reported there (or the phase is ending on another error already, which this must not hide).
+        }
+
+        _stop.Dispose();
+        _gate.Dispose();
+    }
 
     public async ValueTask WriteAsync(FleetLogLine line, CancellationToken cancellationToken)
     {
@@ -187,6 +221,7 @@ public sealed class FleetPhaseLog(PhaseContext c, FleetPhaseStore store) : IFlee
             }
 
             await c.Log.WriteAsync(c.Phase, line.Prefixed, ct: cancellationToken);
+            Volatile.Write(ref _lastWrite, Environment.TickCount64);
         }
         finally
         {
@@ -218,6 +253,32 @@ public sealed class FleetPhaseLog(PhaseContext c, FleetPhaseStore store) : IFlee
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>Stores the pending lines once no line has come for <see cref="RunLogPump.QuietFlush"/>; a busy log is left to the writer's own chunking.</summary>
+    private async Task FlushWhenQuietAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(RunLogPump.QuietFlush);
+        while (await timer.WaitForNextTickAsync(ct))
+        {
+            if (!c.Log.HasPending || Environment.TickCount64 - Volatile.Read(ref _lastWrite) < RunLogPump.QuietFlush.TotalMilliseconds)
+            {
+                continue;
+            }
+
+            await _gate.WaitAsync(ct);
+            try
+            {
+                if (c.Log.HasPending)
+                {
+                    await c.Log.FlushAsync(ct);
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
         }
     }
 }

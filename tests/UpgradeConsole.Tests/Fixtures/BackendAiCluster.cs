@@ -97,7 +97,8 @@ public sealed class BackendAiCluster : IAsyncDisposable
     /// <summary>The hosts' stop and start commands: the status file goes and comes back.</summary>
     public string StopCommandTemplate => $"rm -f {_root}/h{{port}}/running";
 
-    public string StartCommandTemplate => $"if test -f {_root}/h{{port}}/broken; then echo 'the service failed to start (see its journal)' >&2; exit 1; fi; touch {_root}/h{{port}}/running";
+    /// <summary>The hosts' start command: fails on a broken host; a held host's service takes until <see cref="Release"/> to start.</summary>
+    public string StartCommandTemplate => $"if test -f {_root}/h{{port}}/broken; then echo 'the service failed to start (see its journal)' >&2; exit 1; fi; while test -f {_root}/h{{port}}/held; do sleep 0.1; done; touch {_root}/h{{port}}/running";
 
     /// <summary>The stand-in wheels of every release (the targets' pip options point here: --no-index --find-links).</summary>
     public string Wheels { get; private init; } = "";
@@ -267,6 +268,11 @@ public sealed class BackendAiCluster : IAsyncDisposable
     public void Break(Node node) => File.WriteAllText(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "broken"), "");
 
     public void Mend(Node node) => File.Delete(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "broken"));
+
+    /// <summary>The host's service is slow to start: its start command waits until <see cref="Release"/>.</summary>
+    public void Hold(Node node) => File.WriteAllText(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "held"), "");
+
+    public void Release(Node node) => File.Delete(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "held"));
 
     public void StopService(Node node) => File.Delete(Path.Combine(_root, "h" + node.Ssh.Port.ToString(CultureInfo.InvariantCulture), "running"));
 
