@@ -117,7 +117,10 @@ public sealed class UpgradingAlongAChainTests(PostgresServer postgres) : IAsyncL
         await TickWhenWaitingAsync(targetId, 1, started, ct);
         // The second hop waits for its announcement first; sessions start meanwhile, and its preflight finds them.
         var second = await HopAsync(targetId, 2, "WaitingForChecklist", started, ct);
-        await _cluster.PlantSessionsAsync();
+        await _cluster.ExecuteAsync("""
+            INSERT INTO kernels (session_id, session_name, cluster_role, cluster_idx, agent, status)
+            VALUES ('00000000-0000-0000-0000-0000000000b1', 'late', 'main', 0, 'i-agent01', 'RUNNING')
+            """);
         var tick = await CliAsync(["runs", "tick", second.ToString(CultureInfo.InvariantCulture), "--all", "--note", "announced"]);
         Assert.True(tick.ExitCode == 0, tick.Combined);
 
@@ -126,7 +129,8 @@ public sealed class UpgradingAlongAChainTests(PostgresServer postgres) : IAsyncL
         var run = await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/runs/{second}", ct);
         Assert.Equal("Failed", run.GetProperty("state").GetString());
         var preflight = run.GetProperty("phases").EnumerateArray().Single(p => p.GetProperty("key").GetString() == "preflight");
-        Assert.Equal("Failed", preflight.GetProperty("state").GetString());
+        Assert.True(preflight.GetProperty("state").GetString() == "Failed", preflight.ToString());
+        Assert.Contains("session", preflight.GetProperty("message").GetString(), StringComparison.OrdinalIgnoreCase);
         Assert.All(run.GetProperty("phases").EnumerateArray().Where(p => p.GetProperty("key").GetString() is "manager-install" or "manager-migrate" or "components"),
             p => Assert.Equal("Pending", p.GetProperty("state").GetString()));
         foreach (var node in _cluster.Nodes)
@@ -140,6 +144,37 @@ public sealed class UpgradingAlongAChainTests(PostgresServer postgres) : IAsyncL
         await NextHopAsync(first);
         Assert.Equal(2, (await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/runs?target={targetId}", ct)).GetArrayLength());
         Assert.True(run.GetProperty("chain").GetProperty("nextRunId").ValueKind == JsonValueKind.Null);
+    }
+
+    [Fact]
+    public async Task AChainWhoseStarterWasDemoted_StopsAfterTheHop_WithTheReasonOnTheRun()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var targetId = await BackendAiTarget.AddAsync(_app, _admin, _cluster);
+        var operatorEmail = await _app.SignedInEmailAsync(Roles.Operator);
+        var operatorToken = await ApiTokens.CreateAsync(_app, operatorEmail, "chain", Roles.Operator);
+
+        // The Operator starts the chain; while the first hop waits for its checklist an Admin makes them a Viewer.
+        var started = DashboardCli.RunAsync(_app.BaseUrl, operatorToken,
+            ["runs", "start", "--target", targetId.ToString(CultureInfo.InvariantCulture), "--runbook", "backendai-minor", "--to", "24.03.0", "--chain", "--wait"]);
+        var first = await HopAsync(targetId, 1, "WaitingForChecklist", started, ct);
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var accounts = scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Accounts.UserAdministration>();
+            var userId = (await accounts.ListAsync()).Single(u => u.Email == operatorEmail).Id;
+            Assert.True((await accounts.SetRoleAsync(userId, Roles.Viewer)).Succeeded);
+        }
+
+        await TickWhenWaitingAsync(targetId, 1, started, ct);
+        var finished = await started;
+        Assert.True(finished.ExitCode == 1, finished.Combined);
+        Assert.Contains($"The chain stopped after run {first}: Hop 2 of the chain (23.09.10 → 24.03.0 (major)) could not be planned", finished.Combined, StringComparison.Ordinal);
+
+        var run = await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/runs/{first}", ct);
+        Assert.Equal("Succeeded", run.GetProperty("state").GetString());
+        Assert.Contains("Your role (Viewer) does not allow this", run.GetProperty("chain").GetProperty("stopped").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, (await _admin.GetFromJsonAsync<JsonElement>($"/api/v1/runs?target={targetId}", ct)).GetArrayLength());
+        Assert.Single(await _app.AuditEventsAsync(), e => e.Action == "run.chain-stop" && e.Subject == $"run {first}");
     }
 
     /// <summary>The run of hop <paramref name="hop"/> of the target's chain, once it is in <paramref name="state"/>.</summary>
