@@ -343,9 +343,7 @@ public static class RunsApi
     private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct)
     {
         var target = await db.Targets.IgnoreQueryFilters().AsNoTracking().Where(t => t.Id == run.TargetId).Select(t => new { t.MaintenanceWindows, t.TimeZone }).FirstOrDefaultAsync(ct);
-        int? next = run.ChainId is { } chain
-            ? await db.Runs.AsNoTracking().Where(r => r.ChainId == chain && r.ChainIndex == run.ChainIndex + 1).Select(r => (int?)r.Id).FirstOrDefaultAsync(ct)
-            : null;
+        var next = await Chains.RunChain.NextRunIdAsync(db.Runs, run, ct);
         return RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}",
             UpgradeConsole.Core.Scheduling.MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone), next);
     }

@@ -90,8 +90,7 @@ public sealed class ChainJob(AppDbContext db, RunService runs, UserManager<AppUs
         }
     }
 
-    private Task<int?> NextRunAsync(ChainLink link, CancellationToken ct) =>
-        db.Runs.AsNoTracking().Where(r => r.ChainId == link.ChainId && r.ChainIndex == link.Index).Select(r => (int?)r.Id).FirstOrDefaultAsync(ct);
+    private Task<int?> NextRunAsync(ChainLink link, CancellationToken ct) => RunChain.RunOfHopAsync(db.Runs, link.ChainId, link.Index, ct);
 
     /// <summary>The chain stops at <paramref name="run"/>: the reason is kept on it (the run page shows it) and audited.</summary>
     private async Task StopAsync(Run run, ChainLink link, string reason, CancellationToken ct)

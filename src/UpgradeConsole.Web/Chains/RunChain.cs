@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
 using UpgradeConsole.Web.Runs;
 
 namespace UpgradeConsole.Web.Chains;
@@ -21,7 +22,7 @@ public sealed record ChainLink(string ChainId, int Index, IReadOnlyList<ChainHop
     public static ChainLink First(IReadOnlyList<ChainHop> hops) => new(Guid.NewGuid().ToString("N"), 1, hops);
 }
 
-/// <summary>The pure rules of a chain of runs: what a run says of its chain, and whether a next hop is due after it.</summary>
+/// <summary>The rules of a chain of runs: what a run says of its chain, whether a next hop is due after it (both pure), and which run a hop is.</summary>
 public static class RunChain
 {
     /// <summary>The hops recorded on a run of a chain (empty for a run on its own).</summary>
@@ -38,6 +39,14 @@ public static class RunChain
         run.ChainHopsJson = JsonSerializer.Serialize(link.Hops, JsonSerializerOptions.Web);
         run.ChainPreviousRunId = link.PreviousRunId;
     }
+
+    /// <summary>The run of hop <paramref name="index"/> of chain <paramref name="chainId"/>, if it was created.</summary>
+    public static Task<int?> RunOfHopAsync(IQueryable<Run> runs, string chainId, int index, CancellationToken ct) =>
+        runs.AsNoTracking().Where(r => r.ChainId == chainId && r.ChainIndex == index).Select(r => (int?)r.Id).FirstOrDefaultAsync(ct);
+
+    /// <summary>The run of the hop after <paramref name="run"/> (null for a run on its own, the last hop, or before the job created it).</summary>
+    public static Task<int?> NextRunIdAsync(IQueryable<Run> runs, Run run, CancellationToken ct) =>
+        run is { ChainId: { } chain, ChainIndex: { } index } ? RunOfHopAsync(runs, chain, index + 1, ct) : Task.FromResult<int?>(null);
 
     /// <summary>"hop 1 of 2 of the chain 23.09.9 → 24.03.0", or null for a run on its own.</summary>
     public static string? Describe(Run run) =>

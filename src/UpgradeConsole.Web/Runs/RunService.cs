@@ -79,9 +79,7 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
         var expected = RunStateMachine.IsMoving(run.State) ? await plans.ExpectedDurationAsync(run.RunbookId, ct) : null;
         var hosts = await db.Set<Runbooks.RunHostStep>().AsNoTracking().Where(h => h.RunId == id).ToListAsync(ct);
-        var next = run.ChainId is { } chain
-            ? await db.Runs.AsNoTracking().Where(r => r.ChainId == chain && r.ChainIndex == run.ChainIndex + 1).Select(r => (int?)r.Id).FirstOrDefaultAsync(ct)
-            : null;
+        var next = await Chains.RunChain.NextRunIdAsync(db.Runs, run, ct);
         return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone)) { Hosts = hosts, NextChainRunId = next };
     }
 

@@ -1,3 +1,5 @@
+using UpgradeConsole.Core.BackendAi;
+using UpgradeConsole.Web.BackendAi;
 using UpgradeConsole.Web.Chains;
 using UpgradeConsole.Web.Runs;
 
@@ -66,6 +68,16 @@ public sealed class RunChainTests
 
         Assert.Null(RunChain.Next(last, null, null));
         Assert.Null(RunChain.Next(new Run { State = RunState.Succeeded }, null, null));
+    }
+
+    [Fact]
+    public void ChainHopOf_ThePlannersChain_NamesEachHopsRunbook()
+    {
+        var releases = BackendAiReleases.Read(["23.09.9", "23.09.10", "24.03.0"], out var error);
+        Assert.Null(error);
+        var chain = UpgradePath.Plan(releases, BackendAiVersion.Parse("23.09.9"), BackendAiVersion.Parse("24.03.0"));
+
+        Assert.Equal(TwoHops, chain.Hops.Select(BackendAiRuntime.ChainHopOf));
     }
 
     [Fact]
