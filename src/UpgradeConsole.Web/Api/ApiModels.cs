@@ -80,7 +80,9 @@ public sealed record RunbookDto(string Id, string Title, string Product, string?
 public sealed record PhaseDefinitionDto(string Key, string Title, bool Idempotent, bool PointOfNoReturn);
 
 /// <summary>BatchSize, FailuresAllowed: a rollout over many hosts (Backend.AI's minor runbook); left out, the runbook's default (a quarter of the hosts a batch, stop at the first failure).</summary>
-public sealed record PlanRequest(string? Runbook, string? To, string? OAuthClient, bool DataMigration = false, Dictionary<string, string>? Overrides = null, int? BatchSize = null, int? FailuresAllowed = null);
+/// <summary>A run to plan. <c>Chain</c>: a version further than one hop away is planned as a chain of runs, this run its first hop (ADR 0028).</summary>
+public sealed record PlanRequest(string? Runbook, string? To, string? OAuthClient, bool DataMigration = false, Dictionary<string, string>? Overrides = null, int? BatchSize = null, int? FailuresAllowed = null,
+    bool Chain = false);
 
 public sealed record ReasonRequest(string? Reason);
 
@@ -99,10 +101,35 @@ public sealed record PreflightOverrideRequest(Dictionary<string, string>? Overri
 public sealed record ChecklistRequest(bool Done = true, string? Note = null);
 
 public sealed record RunSummaryDto(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State, string PlannedBy, DateTimeOffset PlannedAt, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
-    DateTimeOffset? ScheduledAt = null, string Kind = RunKinds.Run)
+    DateTimeOffset? ScheduledAt = null, string Kind = RunKinds.Run, RunChainDto? Chain = null)
 {
     public static RunSummaryDto From(Run r) => new(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State, r.PlannedBy, r.PlannedAt, r.StartedAt, r.EndedAt,
-        r.State == RunState.Planned ? r.ScheduledAt : null, RunKinds.Of(r));
+        r.State == RunState.Planned ? r.ScheduledAt : null, RunKinds.Of(r), RunChainDto.From(r));
+}
+
+/// <summary>
+/// The chain of runs (ADR 0028) a run is a hop of: which hop of how many, the chain's ends, every hop as approved, the
+/// runs before and after (the next once the job created it), and why the chain stopped at this run if it did. Null for a run on its own.
+/// </summary>
+public sealed record RunChainDto(string Id, int Hop, int Hops, string FromVersion, string ToVersion, IReadOnlyList<ChainHopDto> Path, int? PreviousRunId, int? NextRunId, string? Stopped)
+{
+    public static RunChainDto? From(Run r, int? nextRunId = null)
+    {
+        if (r.ChainId is null)
+        {
+            return null;
+        }
+
+        var hops = Chains.RunChain.Hops(r);
+        return new(r.ChainId, r.ChainIndex ?? 0, r.ChainLength ?? hops.Count, hops.Count > 0 ? hops[0].From : r.FromVersion, r.ChainTo ?? r.ToVersion,
+            [.. hops.Select(ChainHopDto.From)], r.ChainPreviousRunId, nextRunId, r.ChainStop);
+    }
+}
+
+/// <summary>One hop of a chain: its versions, kind (minor, major) and runbook.</summary>
+public sealed record ChainHopDto(string FromVersion, string ToVersion, string Kind, string Runbook)
+{
+    public static ChainHopDto From(Chains.ChainHop h) => new(h.From, h.To, h.Kind, h.Runbook);
 }
 
 /// <summary>A run's kind in the API: an upgrade run, or a rehearsal of one on a copy.</summary>
@@ -132,9 +159,9 @@ public sealed record RunDto(
     string? StartedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
     int PhasesDone, int PhasesTotal, BackupDto? Backup,
     IReadOnlyList<PhaseDto> Phases, IReadOnlyList<ChecklistItemDto> Checklist, long LastLogSequence, string Url,
-    ScheduleDto? Schedule = null, string Kind = RunKinds.Run)
+    ScheduleDto? Schedule = null, string Kind = RunKinds.Run, RunChainDto? Chain = null)
 {
-    public static RunDto From(Run r, long lastSequence, string baseUrl, UpgradeConsole.Core.Scheduling.MaintenanceWindows? windows = null)
+    public static RunDto From(Run r, long lastSequence, string baseUrl, UpgradeConsole.Core.Scheduling.MaintenanceWindows? windows = null, int? nextRunId = null)
     {
         var phases = r.Phases.OrderBy(p => p.Index).ToList();
         var counted = phases.Where(p => !p.IsRollback && p.State != PhaseState.Skipped).ToList();
@@ -148,7 +175,7 @@ public sealed record RunDto(
             r is { State: RunState.Planned, ScheduledAt: { } at } && windows is not null
                 ? new ScheduleDto(at, windows.Local(at), r.ScheduledBy, windows.Zone.Id, windows.Describe())
                 : null,
-            RunKinds.Of(r));
+            RunKinds.Of(r), RunChainDto.From(r, nextRunId));
     }
 }
 
@@ -168,7 +195,7 @@ public sealed record PlannedRunDto(RunDto Run, PlanDto Plan);
 public sealed record PlanDto(
     int TargetId, string Runbook, string? FromVersion, string ToVersion, IReadOnlyList<PlannedPhaseDto> Phases,
     EnvMigrationDto? EnvFile, PlanUsersDto Users, long? DatabaseSize, string BackupDirectory, double? ExpectedSeconds,
-    PreflightSummaryDto? Preflight, RehearsalSummaryDto? LatestRehearsal = null)
+    PreflightSummaryDto? Preflight, RehearsalSummaryDto? LatestRehearsal = null, IReadOnlyList<ChainHopDto>? Chain = null)
 {
     public static PlanDto From(Plan plan) => new(
         plan.Target!.Id, plan.Runbook!.Id, plan.FromVersion, plan.ToVersion,
@@ -182,7 +209,8 @@ public sealed record PlanDto(
             [.. plan.Users.Where(u => u.Outcome == MigrationOutcome.Blocks).Select(u => u.User.Email)]),
         plan.DatabaseSize, plan.BackupDirectory, plan.ExpectedDuration?.TotalSeconds,
         plan.Preflight is { } p ? new PreflightSummaryDto(p.Id, p.At, p.Passed, p.Failed, p.Warnings) : null,
-        plan.LatestRehearsal is { } r ? RehearsalSummaryDto.From(r) : null);
+        plan.LatestRehearsal is { } r ? RehearsalSummaryDto.From(r) : null,
+        plan.Chain.Count > 0 ? [.. plan.Chain.Select(ChainHopDto.From)] : null);
 }
 
 /// <summary>The latest rehearsal of the plan's runbook on the target: when, which dump, outcome, duration, each phase's.</summary>

@@ -23,7 +23,7 @@ public static class RunsApi
                 [.. r.Phases.Select(p => new PhaseDefinitionDto(p.Key, p.Title, p.Idempotent, p.PointOfNoReturn))], r.Checklist)).ToList()))
             .WithTags("Runbooks").WithSummary("List the runbooks");
 
-        api.MapGet("/targets/{id:int}/plan", async (int id, string? runbook, string? to, string? oauthClient, bool? dataMigration, TargetService targets, PlanBuilder plans, RunbookCatalog runbooks, CancellationToken ct) =>
+        api.MapGet("/targets/{id:int}/plan", async (int id, string? runbook, string? to, string? oauthClient, bool? dataMigration, bool? chain, TargetService targets, PlanBuilder plans, RunbookCatalog runbooks, CancellationToken ct) =>
         {
             if (runbooks.Find(runbook ?? "") is null or { IsRehearsal: true })
             {
@@ -35,11 +35,12 @@ public static class RunsApi
                 return ApiProblems.NotFound("target");
             }
 
-            var plan = await plans.BuildAsync(id, runbook!, to, oauthClient, ct, dataMigration == true);
+            var plan = await plans.BuildAsync(id, runbook!, to, oauthClient, ct, dataMigration == true, chain == true);
             return plan.Error is not null ? ApiProblems.Conflict(plan.Error) : TypedResults.Ok(PlanDto.From(plan));
         }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
             .WithSummary("Preview the plan of a run (nothing is recorded)")
-            .WithDescription("What the plan page shows: every phase with its exact commands, the env-file changes with their reasons and the diff (secrets masked), who will and will not be migrated, the backup location and database size, the expected duration, the last preflight.")
+            .WithDescription("What the plan page shows: every phase with its exact commands, the env-file changes with their reasons and the diff (secrets masked), who will and will not be migrated, the backup location and database size, the expected duration, the last preflight. " +
+                "chain=true: a version further than one hop away is planned as a chain of runs (Backend.AI); the plan is its first hop and lists every hop under chain.")
             .Produces<PlanDto>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
         api.MapPost("/targets/{id:int}/runs", async (int id, PlanRequest input, TargetService targets, RunService runs, RunbookCatalog runbooks, AppDbContext db, HttpContext http, CancellationToken ct) =>
@@ -93,7 +94,7 @@ public static class RunsApi
             }
 
             var result = await runs.PlanAsync(id, runbook!.Id, input.To, input.OAuthClient, input.Overrides ?? [], http.User, ct, dataMigration: input.DataMigration,
-                rollout: new Runbooks.RolloutChoice(input.BatchSize, input.FailuresAllowed));
+                rollout: new Runbooks.RolloutChoice(input.BatchSize, input.FailuresAllowed), chain: input.Chain);
             if (!result.Succeeded)
             {
                 return ApiProblems.Conflict(result.Error!);
@@ -105,6 +106,7 @@ public static class RunsApi
         }).RequireAuthorization(ApiPolicies.Operate).WithTags("Runs")
             .WithSummary("Plan a run")
             .WithDescription("Builds the plan against the target as it is now (the last preflight must pass, or an Admin overrides each failing check with a reason) and records it. The run then waits for start (and approval, if the target requires one). " +
+                "chain: true plans a version further than one hop away as a chain of runs, this run its first hop; each next hop is planned, carries this approval and starts by itself when the one before succeeds (ADR 0028). " +
                 "A runbook that rolls over many hosts (backendai-minor) takes batchSize (hosts a batch, 1 to the hosts it acts on; default a quarter of them) and failuresAllowed (failed hosts the rollout tolerates before it stops; default 0); the major runbook takes failuresAllowed only.")
             .Produces<PlannedRunDto>(StatusCodes.Status201Created).ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
@@ -341,8 +343,9 @@ public static class RunsApi
     private static async Task<RunDto> DtoAsync(Run run, AppDbContext db, HttpContext http, CancellationToken ct)
     {
         var target = await db.Targets.IgnoreQueryFilters().AsNoTracking().Where(t => t.Id == run.TargetId).Select(t => new { t.MaintenanceWindows, t.TimeZone }).FirstOrDefaultAsync(ct);
+        var next = await Chains.RunChain.NextRunIdAsync(db.Runs, run, ct);
         return RunDto.From(run, await RunLogHub.LastSequenceAsync(db, run.Id, ct), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}",
-            UpgradeConsole.Core.Scheduling.MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone));
+            UpgradeConsole.Core.Scheduling.MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone), next);
     }
 
     /// <summary>

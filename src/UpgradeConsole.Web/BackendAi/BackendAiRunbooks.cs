@@ -310,6 +310,7 @@ public static class BackendAiRunbooks
         ["I read the changelog between the two releases (" + ChangelogUrl + ")", "I know which hosts run compute sessions and their users were told"])
     {
         RollbackOrder = [DatabaseBack, ComponentsBack],
+        PlansChains = true,
     };
 
     /// <summary>The major upgrade: downtime, everything stopped, the manager migrated and its missing revisions applied, then everything started.</summary>
@@ -356,6 +357,7 @@ public static class BackendAiRunbooks
         ["The downtime was announced to every user", "No compute session is left running (the preflight refuses any, with no override)"])
     {
         RollbackOrder = [DatabaseBack, ComponentsBack],
+        PlansChains = true,
         NeverOverridden = new HashSet<string>([Workloads.CheckId], StringComparer.Ordinal),
     };
 

@@ -254,12 +254,20 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
                 return Refused(versionError ?? $"'{wanted}' is not a Backend.AI version.");
             }
 
+            IReadOnlyList<Chains.ChainHop> hops = [];
             if (UpgradePath.Check(releases, from, to) is { } refusal)
             {
                 var chain = UpgradePath.Plan(releases, from, to);
-                return Refused(chain.IsAllowed && chain.Hops.Count > 1
-                    ? $"{refusal.Reason} The allowed path is a chain of {chain.Hops.Count} upgrades, each a run of its own: {string.Join(", ", chain.Hops.Select(h => $"{h.From} → {h.To} ({h.Kind.ToString().ToLowerInvariant()})"))}. Plan the first: {chain.Hops[0].To}."
-                    : refusal.Reason);
+                if (!options.Chain || !chain.IsAllowed || chain.Hops.Count < 2)
+                {
+                    return Refused(chain.IsAllowed && chain.Hops.Count > 1
+                        ? $"{refusal.Reason} The allowed path is a chain of {chain.Hops.Count} upgrades, each a run of its own: {string.Join(", ", chain.Hops.Select(h => $"{h.From} → {h.To} ({h.Kind.ToString().ToLowerInvariant()})"))}. Plan the first: {chain.Hops[0].To}."
+                        : refusal.Reason);
+                }
+
+                // A chain asked for (ADR 0028): this run is its first hop; each next hop is planned afresh when the one before succeeds.
+                hops = [.. chain.Hops.Select(ChainHopOf)];
+                to = chain.Hops[0].To;
             }
 
             var kind = UpgradePath.KindOf(from, to);
@@ -273,6 +281,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
             {
                 Target = target,
                 Runbook = runbook,
+                Chain = hops,
                 FromVersion = from.ToString(),
                 ToVersion = to.ToString(),
                 Facts = new BackendAiPlanFacts(found, [.. releases.Versions.Select(v => v.ToString())], $"{from} → {to} ({kind.ToString().ToLowerInvariant()})"),
@@ -292,6 +301,10 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
             return Refused("The plan needs the cluster: " + ex.Message);
         }
     }
+
+    /// <summary>A hop of the planner's chain with the runbook that runs it.</summary>
+    internal static Chains.ChainHop ChainHopOf(UpgradeHop hop) =>
+        new(hop.From.ToString(), hop.To.ToString(), hop.Kind.ToString().ToLowerInvariant(), hop.Kind == HopKind.Major ? BackendAiRunbooks.MajorId : BackendAiRunbooks.MinorId);
 
     /// <summary>pip's own list of the released versions of the manager package, from the index the manager's pip uses.</summary>
     private const string ReleasesScript = """

@@ -28,6 +28,11 @@ internal static class RunsCommand
         var batchSize = new Option<int?>("--batch-size") { Description = "Backend.AI minor runbook: hosts a rolling batch (default: a quarter of the hosts)." };
         var failuresAllowed = new Option<int?>("--failures-allowed") { Description = "Backend.AI: failed hosts the rollout tolerates before it stops (default 0)." };
         var wait = new Option<bool>("--wait") { Description = "Stream the log and wait for the end: exit 0 only when the run succeeded." };
+        var chain = new Option<bool>("--chain")
+        {
+            Description = "Backend.AI: a --to further than one hop away is planned as a chain of runs, this run its first hop; each next hop is planned and started " +
+                "when the one before succeeds, and the first failure stops the chain. With --wait: follows each next run until the chain ends; the exit code is the last run's.",
+        };
         var timeout = new Option<int?>("--timeout") { Description = "With --wait: give up after this many minutes (exit 3; the run goes on)." };
         var overrides = new Option<string[]>("--override")
         {
@@ -51,7 +56,7 @@ internal static class RunsCommand
         };
         var start = new Command("start", "Plan a run and start it (waiting for a second person's approval first when the target asks for one), or schedule its start (--at).")
         {
-            target, runbook, to, data, overrides, wait, timeout, at, batchSize, failuresAllowed,
+            target, runbook, to, data, overrides, wait, timeout, at, batchSize, failuresAllowed, chain,
         };
         start.SetAction((parse, ct) => WithClientAsync(env, error, async client =>
         {
@@ -71,11 +76,21 @@ internal static class RunsCommand
                     {
                         runbook = parse.GetValue(runbook), to = parse.GetValue(to), dataMigration = parse.GetValue(data),
                         overrides = given.Count > 0 ? given.ToDictionary(o => o.Check, o => o.Reason, StringComparer.Ordinal) : null,
-                        batchSize = parse.GetValue(batchSize), failuresAllowed = parse.GetValue(failuresAllowed),
+                        batchSize = parse.GetValue(batchSize), failuresAllowed = parse.GetValue(failuresAllowed), chain = parse.GetValue(chain),
                     }, limit.Token);
                 var run = planned["run"]!;
                 var id = run["id"]!.GetValue<int>();
                 await output.WriteLineAsync($"Planned run {id}: {run["fromVersion"]} → {run["toVersion"]} ({run["url"]})");
+                if (run["chain"] is { } planChain)
+                {
+                    await output.WriteLineAsync($"Hop {planChain["hop"]} of a chain of {planChain["hops"]}: " +
+                        string.Join(", ", planChain["path"]!.AsArray().Select(h => $"{h!["fromVersion"]} → {h["toVersion"]} ({h["kind"]})")));
+                }
+
+                // With --chain, --wait follows the chain's runs one after the other (without it, exactly the one run as before).
+                Func<int, Task<int>> follow = parse.GetValue(chain)
+                    ? first => FollowChainAsync(client, first, output, error, limit.Token)
+                    : first => WaitAsync(client, first, output, error, limit.Token);
                 if (run["requiresApproval"]!.GetValue<bool>())
                 {
                     await error.WriteLineAsync($"Run {id} needs a second Operator's or Admin's approval: {run["url"]}");
@@ -106,12 +121,12 @@ internal static class RunsCommand
                 {
                     var scheduled = await client.PostAsync($"runs/{id}/schedule", new { at = when }, limit.Token);
                     await output.WriteLineAsync($"Scheduled run {id} to start at {scheduled["schedule"]?["atLocal"]}.");
-                    return parse.GetValue(wait) ? await WaitAsync(client, id, output, error, limit.Token) : Succeeded;
+                    return parse.GetValue(wait) ? await follow(id) : Succeeded;
                 }
 
                 await client.PostAsync($"runs/{id}/start", null, limit.Token);
                 await output.WriteLineAsync($"Started run {id}.");
-                return parse.GetValue(wait) ? await WaitAsync(client, id, output, error, limit.Token) : Succeeded;
+                return parse.GetValue(wait) ? await follow(id) : Succeeded;
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
@@ -507,6 +522,43 @@ internal static class RunsCommand
         }));
         preflight.Subcommands.Add(run);
         return [runs, preflight];
+    }
+
+    /// <summary>
+    /// Follows a chain of runs (ADR 0028): each run as <c>--wait</c> follows one, then, when it succeeded and hops are
+    /// left, the next run once the dashboard's job created it (or the reason the chain stopped). The last run's exit code.
+    /// </summary>
+    private static async Task<int> FollowChainAsync(ApiClient client, int id, TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        while (true)
+        {
+            var code = await WaitAsync(client, id, output, error, ct);
+            var run = await client.GetAsync($"runs/{id}", ct);
+            if (code != Succeeded || run["chain"] is not { } chain || chain["hop"]!.GetValue<int>() >= chain["hops"]!.GetValue<int>())
+            {
+                return code;
+            }
+
+            while (chain["nextRunId"] is null && chain["stopped"] is null)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), ct);
+                chain = (await client.GetAsync($"runs/{id}", ct))["chain"]!;
+            }
+
+            if (chain["nextRunId"] is null)
+            {
+                await error.WriteLineAsync($"The chain stopped after run {id}: {chain["stopped"]}");
+                return RunFailed;
+            }
+
+            id = chain["nextRunId"]!.GetValue<int>();
+            await output.WriteLineAsync($"Following run {id}: hop {chain["hop"]!.GetValue<int>() + 1} of {chain["hops"]} of the chain {chain["fromVersion"]} → {chain["toVersion"]}.");
+            if ((await client.GetAsync($"runs/{id}", ct))["chain"]?["stopped"] is { } notStarted)
+            {
+                await error.WriteLineAsync($"The chain stopped at run {id}: {notStarted}");
+                return RunFailed;
+            }
+        }
     }
 
     /// <summary>

@@ -50,6 +50,7 @@ public static class JobsSetup
         services.AddOptions<HousekeepingOptions>().BindConfiguration(HousekeepingOptions.Section);
         services.AddScoped<RunJob>();
         services.AddScoped<ScheduledStartJob>();
+        services.AddScoped<Chains.ChainJob>();
         services.AddScoped<Housekeeping>();
         services.AddScoped<StepDirectoryCleanup>();
 

@@ -31,7 +31,11 @@ public sealed record RunFilter
 /// <summary>A run as the list shows it: its phases counted, not loaded into the circuit.</summary>
 public sealed record RunListRow(int Id, int TargetId, string RunbookId, string FromVersion, string ToVersion, RunState State,
     int PhasesDone, int Phases, DateTimeOffset PlannedAt, string PlannedBy, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt,
-    DateTimeOffset? ScheduledAt = null, string? ScheduledLocal = null);
+    DateTimeOffset? ScheduledAt = null, string? ScheduledLocal = null, int? ChainIndex = null, int? ChainLength = null, string? ChainTo = null)
+{
+    /// <summary>"hop 1 of 2 → 24.03.0" for a hop of a chain of runs (ADR 0028), else null.</summary>
+    public string? Chain => ChainIndex is null ? null : $"hop {ChainIndex} of {ChainLength} → {ChainTo}";
+}
 
 /// <summary>
 /// The runs list: pages of runs, newest first, filtered and keyset-paged in the database, for a person
@@ -75,7 +79,8 @@ public sealed class RunList(AppDbContext db, UserAccess access)
         var to = filter.To?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
         var rows = query.OrderByDescending(r => r.Id).Select(r => new RunListRow(r.Id, r.TargetId, r.RunbookId, r.FromVersion, r.ToVersion, r.State,
             r.Phases.Count(p => !p.IsRollback && (p.State == PhaseState.Succeeded || p.State == PhaseState.MarkedDone || p.State == PhaseState.Skipped)),
-            r.Phases.Count(p => !p.IsRollback), r.PlannedAt, r.PlannedBy, r.StartedAt, r.EndedAt, r.State == RunState.Planned ? r.ScheduledAt : null));
+            r.Phases.Count(p => !p.IsRollback), r.PlannedAt, r.PlannedBy, r.StartedAt, r.EndedAt, r.State == RunState.Planned ? r.ScheduledAt : null,
+            null, r.ChainIndex, r.ChainLength, r.ChainTo));
         var page = new List<RunListRow>(size + 1);
         await foreach (var run in rows.AsAsyncEnumerable().WithCancellation(ct))
         {

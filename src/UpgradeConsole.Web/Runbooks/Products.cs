@@ -11,8 +11,11 @@ public sealed record ProductPage(string Title, string Icon, string PathTemplate,
     public string PathFor(int targetId) => PathTemplate.Replace("{id}", targetId.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 }
 
-/// <summary>What the plan page and API may choose besides the runbook.</summary>
-public sealed record PlanOptions(string? ToVersion, string? OAuthClient, bool DataMigration);
+/// <summary>
+/// What the plan page and API may choose besides the runbook. <paramref name="Chain"/>: a wanted version further than one
+/// hop away is planned as a chain of runs (ADR 0028), its first hop now, instead of being refused.
+/// </summary>
+public sealed record PlanOptions(string? ToVersion, string? OAuthClient, bool DataMigration, bool Chain = false);
 
 /// <summary>
 /// A product the dashboard upgrades, plugged in once: its runbooks and its extra pages (this,

@@ -147,6 +147,9 @@ public sealed record RunbookDefinition(string Id, string Title, string Product, 
     /// <summary>The only version this runbook goes to (null: the plan asks for one).</summary>
     public string? FixedToVersion { get; init; }
 
+    /// <summary>Whether the plan page offers to plan a version further than one hop away as a chain of runs (ADR 0028).</summary>
+    public bool PlansChains { get; init; }
+
     /// <summary>Whether the plan asks which OAuth client to keep (several 2.16 clients become one).</summary>
     public bool AsksForOAuthClient { get; init; }
 

@@ -46,12 +46,15 @@ public sealed record Plan
 
     /// <summary>What the run records for its phases to read later (the product's own type; no secrets).</summary>
     public object Snapshot { get; init; } = new();
+
+    /// <summary>Every hop of the chain this plan is the first hop of (ADR 0028); empty for a run on its own.</summary>
+    public IReadOnlyList<Chains.ChainHop> Chain { get; init; } = [];
 }
 
 /// <summary>Builds the plan of a runbook on a target: the product says what is there, each phase shows its own commands.</summary>
 public sealed class PlanBuilder(TargetService targets, RunbookCatalog runbooks, IServiceProvider services, Persistence.AppDbContext db)
 {
-    public async Task<Plan> BuildAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, CancellationToken ct, bool dataMigration = false)
+    public async Task<Plan> BuildAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, CancellationToken ct, bool dataMigration = false, bool chain = false)
     {
         var target = await targets.FindAsync(targetId, ct);
         // No runbook named: the first of the target's product.
@@ -72,7 +75,7 @@ public sealed class PlanBuilder(TargetService targets, RunbookCatalog runbooks, 
         }
 
         var product = RunbookCatalog.Runtime(services, runbook);
-        var found = await product.DiscoverPlanAsync(target, runbook, new PlanOptions(toVersion, oauthClient, dataMigration), ct);
+        var found = await product.DiscoverPlanAsync(target, runbook, new PlanOptions(toVersion, oauthClient, dataMigration, chain), ct);
         if (found.Error is not null)
         {
             return found;

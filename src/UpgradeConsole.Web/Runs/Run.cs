@@ -113,6 +113,27 @@ public sealed class Run
     /// <summary>The run's directory name under the target's step directory.</summary>
     public string RemoteRunId => $"run-{Id}-{RemoteKey}";
 
+    /// <summary>The chain (a run of runs, ADR 0028) this run is a hop of; null for a run on its own. Every hop of one chain shares it.</summary>
+    public string? ChainId { get; set; }
+
+    /// <summary>Which hop of its chain this run is (1 for the first); unique within the chain, so a second delivery of the next-hop job cannot make a second run.</summary>
+    public int? ChainIndex { get; set; }
+
+    /// <summary>How many hops the chain had when it was planned.</summary>
+    public int? ChainLength { get; set; }
+
+    /// <summary>The version the whole chain ends at.</summary>
+    public string? ChainTo { get; set; }
+
+    /// <summary>Every hop of the chain as planned and approved (JSON of <see cref="Chains.ChainHop"/>): the next-hop job takes its runbook from here.</summary>
+    public string? ChainHopsJson { get; set; }
+
+    /// <summary>The hop before this one (null for the first).</summary>
+    public int? ChainPreviousRunId { get; set; }
+
+    /// <summary>Why the chain stopped at this run although nothing of the run itself failed (the next hop could not be planned or started).</summary>
+    public string? ChainStop { get; set; }
+
     public List<RunPhase> Phases { get; set; } = [];
 
     public List<RunChecklistItem> Checklist { get; set; } = [];
@@ -246,6 +267,9 @@ internal sealed class RunConfiguration : IEntityTypeConfiguration<Run>
         builder.Ignore(r => r.RemoteRunId);
         builder.Property(r => r.RemoteKey).HasMaxLength(32);
         builder.Property(r => r.ScheduleJobId).HasMaxLength(64);
+        builder.Property(r => r.ChainId).HasMaxLength(32);
+        builder.Property(r => r.ChainTo).HasMaxLength(64);
+        builder.HasIndex(r => new { r.ChainId, r.ChainIndex }).IsUnique();
     }
 }
 

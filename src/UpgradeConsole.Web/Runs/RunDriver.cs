@@ -37,6 +37,7 @@ public sealed class RunDriver(
     RunbookCatalog runbooks,
     AuditLog audit,
     TimeProvider clock,
+    Hangfire.IBackgroundJobClient jobs,
     ILogger<RunDriver> logger) : IRunPhaseDriver
 {
     /// <summary>
@@ -335,6 +336,7 @@ public sealed class RunDriver(
         run.Version = Guid.NewGuid();
         await db.SaveChangesAsync(ct);
         await audit.RecordAsync("system", "run.state", run.TargetId, $"run {run.Id}", new { run = run.Id, state = state.ToString(), message }, ct);
+        Chains.ChainJob.EnqueueAfter(jobs, run);
     }
 
     /// <summary>A manual phase (the checklist) is not run: the run waits at it for people.</summary>

@@ -37,6 +37,9 @@ public sealed record RunView(Run Run, string TargetName, RunbookDefinition? Runb
 {
     /// <summary>Each host of the run's phases on many hosts (empty for a run on one host).</summary>
     public IReadOnlyList<Runbooks.RunHostStep> Hosts { get; init; } = [];
+
+    /// <summary>For a hop of a chain of runs: the run of the next hop, once the chain's job created it.</summary>
+    public int? NextChainRunId { get; init; }
 }
 
 /// <summary>
@@ -76,7 +79,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
 
         var expected = RunStateMachine.IsMoving(run.State) ? await plans.ExpectedDurationAsync(run.RunbookId, ct) : null;
         var hosts = await db.Set<Runbooks.RunHostStep>().AsNoTracking().Where(h => h.RunId == id).ToListAsync(ct);
-        return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone)) { Hosts = hosts };
+        var next = await Chains.RunChain.NextRunIdAsync(db.Runs, run, ct);
+        return new RunView(run, target?.Name ?? "?", runbook, expected, failing, MaintenanceWindows.Of(target?.MaintenanceWindows, target?.TimeZone)) { Hosts = hosts, NextChainRunId = next };
     }
 
     public Task<Run?> ActiveRunAsync(int targetId, CancellationToken ct) =>
@@ -97,18 +101,23 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             $"{what} cannot start while rehearsal {rehearsalId} is running on this target (it uses the server's database and disk); start it once the rehearsal has ended, or cancel the rehearsal's step.");
 
     /// <summary>The plan page's preview for <paramref name="actor"/> (Operator held now): nothing is recorded.</summary>
-    public async Task<Plan> PreviewAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, bool dataMigration, ClaimsPrincipal actor, CancellationToken ct = default)
+    public async Task<Plan> PreviewAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, bool dataMigration, ClaimsPrincipal actor, bool chain = false, CancellationToken ct = default)
     {
         await access.RequireAsync(actor, Roles.Operator);
-        return await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct, dataMigration);
+        return await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct, dataMigration, chain);
     }
 
     /// <summary>Whether <paramref name="actor"/> is an Admin now (the plan page offers overrides to Admins only).</summary>
     public async Task<bool> IsAdminNowAsync(ClaimsPrincipal actor) => await access.CurrentRoleAsync(actor) == Roles.Admin;
 
-    /// <summary>Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.</summary>
+    /// <summary>
+    /// Records a planned run (its plan snapshot included). One active run per target: the database refuses a second.
+    /// <paramref name="chain"/>: a version further than one hop away is planned as a chain of runs, this run its first hop
+    /// (ADR 0028). <paramref name="link"/>: the next hop of a chain, planned by <see cref="Chains.ChainJob"/> with the
+    /// approval of the chain's first hop; the cluster must be on the version the hop starts from.
+    /// </summary>
     public async Task<RunResult> PlanAsync(int targetId, string runbookId, string? toVersion, string? oauthClient, IReadOnlyDictionary<string, string> overrides, ClaimsPrincipal actor, CancellationToken ct, bool dataMigration = false,
-        Runbooks.RolloutChoice? rollout = null)
+        Runbooks.RolloutChoice? rollout = null, bool chain = false, Chains.ChainLink? link = null)
     {
         await access.RequireAsync(actor, Roles.Operator);
         var runbook = runbooks.Find(runbookId);
@@ -137,10 +146,16 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             return RunResult.Fail($"Run {active.Id} is already active on this target ({active.State}); finish, roll back or abandon it first.");
         }
 
-        var plan = await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct, dataMigration);
+        var plan = await plans.BuildAsync(targetId, runbookId, toVersion, oauthClient, ct, dataMigration, chain && link is null);
         if (plan.Error is not null)
         {
             return RunResult.Fail(plan.Error);
+        }
+
+        if (link is not null && (plan.FromVersion != link.Hop.From || plan.ToVersion != link.Hop.To))
+        {
+            return RunResult.Fail($"The cluster is on {plan.FromVersion ?? "no readable version"}, not on {link.Hop.From} where hop {link.Index} of the chain ({link.Hop}) starts; nothing was changed for it. " +
+                "Look at the cluster's hosts, then plan the rest of the chain again.");
         }
 
         if (rollout is { IsEmpty: false })
@@ -190,6 +205,17 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
             }).ToList(),
             Checklist = runbook.Checklist.Select((text, i) => new RunChecklistItem { Index = i, Text = text }).ToList(),
         };
+        if (link is not null)
+        {
+            Chains.RunChain.Link(run, link);
+            run.ApprovedBy = link.ApprovedBy;
+            run.ApprovedAt = link.ApprovedAt;
+        }
+        else if (plan.Chain.Count > 1)
+        {
+            Chains.RunChain.Link(run, Chains.ChainLink.First(plan.Chain));
+        }
+
         db.Runs.Add(run);
         try
         {
@@ -203,6 +229,12 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         await audit.RecordAsync(actor, "run.plan", targetId, $"run {run.Id}", rollout is { IsEmpty: false }
             ? new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration, batchSize = rollout.BatchSize, failuresAllowed = rollout.FailuresAllowed }
             : new { run = run.Id, runbook = runbookId, from = run.FromVersion, to = run.ToVersion, overrides, oauthClient = run.OAuthClient, dataMigration }, ct);
+        if (link is null && run.ChainId is not null)
+        {
+            await audit.RecordAsync(actor, "run.chain-plan", targetId, $"run {run.Id}",
+                new { run = run.Id, chain = run.ChainId, to = run.ChainTo, hops = plan.Chain.Select(h => h.ToString()).ToList() }, ct);
+        }
+
         return RunResult.Ok(run.Id) with { Plan = plan };
     }
 
@@ -669,6 +701,8 @@ public sealed class RunService(AppDbContext db, RunJob runJobs, PlanBuilder plan
         {
             await runJobs.ScheduleAsync(run.Id, ct);
         }
+
+        Chains.ChainJob.EnqueueAfter(jobs, run);
 
         return RunResult.Ok(run.Id);
     }

@@ -7,7 +7,8 @@ namespace UpgradeConsole.Tests.Fixtures;
 /// <summary>A Backend.AI target for a <see cref="BackendAiCluster"/>: the target (the manager's address), then every host pasted with its pinned key and the cluster's templates.</summary>
 public static class BackendAiTarget
 {
-    public static async Task<int> AddAsync(UpgradeConsoleApplicationFactory app, HttpClient api, BackendAiCluster cluster)
+    /// <summary>Adds the target and its hosts; <paramref name="requireApproval"/>: a second person approves each run before it starts.</summary>
+    public static async Task<int> AddAsync(UpgradeConsoleApplicationFactory app, HttpClient api, BackendAiCluster cluster, bool requireApproval = false)
     {
         var targetId = await app.AddTargetAsync(new()
         {
@@ -19,6 +20,7 @@ public static class BackendAiTarget
             ["PrivateKey"] = cluster.ClientKey,
             ["WorkingDirectory"] = "/opt/backend.ai",
             ["PipOptions"] = $"--no-index --find-links {cluster.Wheels}",
+            ["RequireApproval"] = requireApproval ? "true" : "false",
         });
         using var added = await api.PostAsJsonAsync($"/api/v1/targets/{targetId}/hosts/paste", new
         {

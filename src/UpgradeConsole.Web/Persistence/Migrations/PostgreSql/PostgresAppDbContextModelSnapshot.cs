@@ -768,6 +768,29 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.Property<long?>("BackupSize")
                         .HasColumnType("bigint");
 
+                    b.Property<string>("ChainHopsJson")
+                        .HasColumnType("text");
+
+                    b.Property<string>("ChainId")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<int?>("ChainIndex")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("ChainLength")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("ChainPreviousRunId")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("ChainStop")
+                        .HasColumnType("text");
+
+                    b.Property<string>("ChainTo")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<DateTimeOffset?>("EndedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -849,6 +872,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.PostgreSql
                     b.HasKey("Id");
 
                     b.HasIndex("ActiveTargetId")
+                        .IsUnique();
+
+                    b.HasIndex("ChainId", "ChainIndex")
                         .IsUnique();
 
                     b.HasIndex("TargetId", "PlannedAt");

@@ -741,6 +741,29 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.Property<long?>("BackupSize")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("ChainHopsJson")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ChainId")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("ChainIndex")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("ChainLength")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("ChainPreviousRunId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ChainStop")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ChainTo")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTimeOffset?>("EndedAt")
                         .HasColumnType("TEXT");
 
@@ -822,6 +845,9 @@ namespace UpgradeConsole.Web.Persistence.Migrations.Sqlite
                     b.HasKey("Id");
 
                     b.HasIndex("ActiveTargetId")
+                        .IsUnique();
+
+                    b.HasIndex("ChainId", "ChainIndex")
                         .IsUnique();
 
                     b.HasIndex("TargetId", "PlannedAt");
