@@ -37,6 +37,12 @@ public sealed class ChainJob(AppDbContext db, RunService runs, UserManager<AppUs
             return;
         }
 
+        if (previous.ChainStop is not null)
+        {
+            logger.LogInformation("Run {Run}: its chain stopped already ({Reason}); this delivery does nothing.", previousRunId, previous.ChainStop);
+            return;
+        }
+
         if (await NextRunAsync(link, ct) is { } existing)
         {
             logger.LogInformation("Run {Run}: hop {Hop} of its chain is run {Next} already; this delivery does nothing.", previousRunId, link.Index, existing);

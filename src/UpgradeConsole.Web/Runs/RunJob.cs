@@ -52,6 +52,12 @@ public sealed class RunJob(
 
     private static readonly HashSet<string> WaitingStates = new([EnqueuedState.StateName, ScheduledState.StateName, AwaitingState.StateName], StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>How long a chain's next-hop job may take to create the next run before the recovery enqueues it again.</summary>
+    private static readonly TimeSpan ChainJobGrace = TimeSpan.FromMinutes(1);
+
+    /// <summary>A hop that succeeded longer ago than this is left to people (the run page shows it as the chain's last run).</summary>
+    private static readonly TimeSpan ChainJobRecoveryLimit = TimeSpan.FromDays(1);
+
     /// <summary>Asks Hangfire to move the run on from its checkpoint (after a start, retry, mark-done or rollback).</summary>
     public async Task ScheduleAsync(int runId, CancellationToken ct)
     {
@@ -183,6 +189,33 @@ public sealed class RunJob(
             var due = run.ScheduledAt!.Value.ToUnixTimeMilliseconds();
             var started = jobs.Enqueue<ScheduledStartJob>(j => j.StartAsync(run.Id, due, CancellationToken.None));
             await db.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(s => s.SetProperty(r => r.ScheduleJobId, started), ct);
+        }
+
+        await RecoverChainsAsync(ct);
+    }
+
+    /// <summary>
+    /// A hop of a chain that succeeded a while ago with neither a next run nor a reason the chain stopped: its next-hop job
+    /// was lost (the node died between committing the success and enqueuing it, or the job was deleted under /jobs).
+    /// Enqueued again; the job creates nothing when the next hop's run exists already (ADR 0028).
+    /// </summary>
+    private async Task RecoverChainsAsync(CancellationToken ct)
+    {
+        var hops = await db.Runs.AsNoTracking()
+            .Where(r => r.State == RunState.Succeeded && r.ChainId != null && r.ChainIndex < r.ChainLength && r.ChainStop == null)
+            .Select(r => new { r.Id, r.ChainId, r.ChainIndex, r.EndedAt }).ToListAsync(ct);
+        // Compared here, not in SQL (SQLite cannot compare DateTimeOffset values); the grace gives the job enqueued with the success its time.
+        var now = clock.GetUtcNow();
+        foreach (var hop in hops.Where(h => h.EndedAt < now - ChainJobGrace && h.EndedAt > now - ChainJobRecoveryLimit))
+        {
+            if (await Chains.RunChain.RunOfHopAsync(db.Runs, hop.ChainId!, hop.ChainIndex!.Value + 1, ct) is not null)
+            {
+                continue;
+            }
+
+            logger.LogWarning("Run {Run} is hop {Hop} of chain {Chain}, succeeded at {At}, and the next hop has neither a run nor a stop reason; enqueuing its job again",
+                hop.Id, hop.ChainIndex, hop.ChainId, hop.EndedAt);
+            jobs.Enqueue<Chains.ChainJob>(j => j.NextHopAsync(hop.Id, CancellationToken.None));
         }
     }
 
