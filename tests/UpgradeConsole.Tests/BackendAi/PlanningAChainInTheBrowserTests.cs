@@ -1,0 +1,73 @@
+using System.Text.RegularExpressions;
+using UpgradeConsole.Core.Accounts;
+using UpgradeConsole.Tests.Accounts;
+using UpgradeConsole.Tests.Fixtures;
+
+namespace UpgradeConsole.Tests.BackendAi;
+
+/// <summary>
+/// An Admin plans a Backend.AI version two hops away on the plan page in Chromium (a cluster on the real double at
+/// 23.09.9, asked for 24.03.0): without the chain the plan is refused and names it; with "plan the whole chain" the page
+/// lists both hops with their runbooks, the button plans the chain, and the new run's page says which hop it is.
+/// </summary>
+public sealed class PlanningAChainInTheBrowserTests(Chromium chromium, PostgresServer postgres) : IAsyncLifetime
+{
+    private readonly UpgradeConsoleApplicationFactory _app = new();
+    private BackendAiCluster _cluster = default!;
+    private BrowserSession _browser = default!;
+    private int _targetId;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app.ServeOverKestrel();
+        await _app.CreateFirstAdminAsync();
+        _cluster = await BackendAiCluster.CreateAsync(postgres, agents: 2, version: "23.09.9", ownVenvs: true);
+        var token = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "setup", Roles.Admin);
+        using (var api = ApiTokens.Client(_app.BaseUrl, token))
+        {
+            _targetId = await BackendAiTarget.AddAsync(_app, api, _cluster);
+        }
+
+        _browser = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(_browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_browser is not null)
+        {
+            await _browser.DisposeAsync();
+        }
+
+        await _app.DisposeAsync();
+        if (_cluster is not null)
+        {
+            await _cluster.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AVersionTwoHopsAway_IsRefusedAlone_AndPlannedAsAChainOfTwoRuns()
+    {
+        var page = _browser.Page;
+        await _browser.GotoInteractiveAsync($"/targets/{_targetId}/plan?runbook=backendai-minor&to=24.03.0");
+        await Assertions.Expect(page.GetByTestId("plan-refused")).ToContainTextAsync("23.09.9 → 23.09.10 (minor), 23.09.10 → 24.03.0 (major)", new() { Timeout = 120_000 });
+        await Assertions.Expect(page.GetByTestId("plan-chain")).ToHaveCountAsync(0);
+
+        // The chain asked for: the address carries it, the plan is the first hop's, and every hop is listed with its runbook.
+        await page.CheckAsync("#chain");
+        await page.ClickAsync("#show-plan");
+        await page.WaitForURLAsync(new Regex("chain=true"));
+        await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync(new Regex("→ 23\\.09\\.10$"), new() { Timeout = 120_000 });
+        var hops = page.GetByTestId("plan-chain-hop");
+        await Assertions.Expect(hops).ToHaveTextAsync(["23.09.9 → 23.09.10 (minor, runbook backendai-minor)", "23.09.10 → 24.03.0 (major, runbook backendai-major)"]);
+        await Assertions.Expect(page.Locator("#create-run")).ToHaveTextAsync("Plan the chain of 2 runs");
+
+        await page.ClickAsync("#create-run");
+        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await Assertions.Expect(page.GetByTestId("run-chain-hop")).ToHaveTextAsync("This run is hop 1 of 2 of the chain 23.09.9 → 24.03.0.");
+        await Assertions.Expect(page.GetByTestId("run-chain-previous")).ToHaveCountAsync(0);
+        Assert.Contains(await _app.AuditEventsAsync(), e => e.Action == "run.chain-plan");
+        Assert.True(_browser.Problems.Count == 0, string.Join('\n', _browser.Problems));
+    }
+}
