@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
+using Npgsql;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Accounts;
@@ -44,12 +45,22 @@ public sealed class ReleaseUpgradeWithApprovalTests(Chromium chromium, SshServer
         await using var browser = await chromium.NewSessionAsync(_app.BaseUrl);
         var page = browser.Page;
         await Accounts.SigningInTests.SignInAsync(page, "olga@example.org", plannerPassword);
+        // She chooses while the page is still looking at the target: the default plan arriving afterwards must not put
+        // back the default runbook over her choice. The test holds the target's schema table (the plan reads the revision
+        // from it), so the page is still looking when she chooses, however fast the rest of the discovery is.
+        await using var holder = new NpgsqlConnection(_fractal.DatabaseConnection);
+        await holder.OpenAsync();
+        var hold = await holder.BeginTransactionAsync();
+        await using (var lockTable = new NpgsqlCommand("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE", holder, hold))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
         await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
-        // She chooses while the page is still looking at the target (discovery over SSH takes a while):
-        // the default plan arriving afterwards must not put back the default runbook over her choice.
         await Assertions.Expect(page.GetByTestId("plan-loading")).ToBeVisibleAsync();
         await page.SelectOptionAsync("#runbook", "fractal-release");
         await page.FillAsync("#to", "2.16.7");
+        await hold.RollbackAsync();
         await Assertions.Expect(page.GetByTestId("plan-loading")).ToHaveCountAsync(0);
         await Assertions.Expect(page.Locator("#runbook")).ToHaveValueAsync("fractal-release");
         await Assertions.Expect(page.Locator("#to")).ToHaveValueAsync("2.16.7");
