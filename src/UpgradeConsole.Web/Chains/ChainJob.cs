@@ -33,13 +33,7 @@ public sealed class ChainJob(AppDbContext db, RunService runs, UserManager<AppUs
         var first = previous?.ChainId is { } chainId ? await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.ChainId == chainId && r.ChainIndex == 1, ct) : null;
         if (previous is null || first is null || RunChain.Next(previous, first.ApprovedBy, first.ApprovedAt) is not { } link)
         {
-            logger.LogInformation("Run {Run}: no next hop is due (not a hop of a chain, not succeeded, or the last hop).", previousRunId);
-            return;
-        }
-
-        if (previous.ChainStop is not null)
-        {
-            logger.LogInformation("Run {Run}: its chain stopped already ({Reason}); this delivery does nothing.", previousRunId, previous.ChainStop);
+            logger.LogInformation("Run {Run}: no next hop is due (not a hop of a chain, not succeeded, the last hop, or the chain stopped).", previousRunId);
             return;
         }
 

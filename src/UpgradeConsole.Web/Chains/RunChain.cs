@@ -54,11 +54,12 @@ public static class RunChain
 
     /// <summary>
     /// The link of the hop after <paramref name="run"/>, when one is due: the run is a hop of a chain, it succeeded, and it
-    /// is not the last hop. Null otherwise (a failed, cancelled or rolled-back hop stops the chain).
+    /// is not the last hop, and the chain was not stopped after it. Null otherwise (a failed, cancelled or rolled-back hop
+    /// stops the chain, and so does a stop reason recorded on it: a later delivery of its job does nothing).
     /// </summary>
     public static ChainLink? Next(Run run, string? approvedBy, DateTimeOffset? approvedAt)
     {
-        if (run is not { ChainId: { } chain, ChainIndex: { } index, State: RunState.Succeeded })
+        if (run is not { ChainId: { } chain, ChainIndex: { } index, State: RunState.Succeeded, ChainStop: null })
         {
             return null;
         }

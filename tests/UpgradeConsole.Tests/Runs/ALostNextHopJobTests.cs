@@ -16,12 +16,6 @@ namespace UpgradeConsole.Tests.Runs;
 /// </summary>
 public sealed class ALostNextHopJobTests : IAsyncLifetime
 {
-    private static readonly IReadOnlyList<ChainHop> TwoHops =
-    [
-        new("23.09.9", "23.09.10", "minor", "backendai-minor"),
-        new("23.09.10", "24.03.0", "major", "backendai-major"),
-    ];
-
     private readonly UpgradeConsoleApplicationFactory _app = new();
 
     public async ValueTask InitializeAsync() => await _app.CreateFirstAdminAsync();
@@ -81,7 +75,7 @@ public sealed class ALostNextHopJobTests : IAsyncLifetime
             EndedAt = endedAt,
             ChainStop = stopped,
         };
-        RunChain.Link(run, ChainLink.First(TwoHops));
+        RunChain.Link(run, ChainLink.First(RunChainTests.TwoHops));
         db.Runs.Add(run);
         await db.SaveChangesAsync();
         return run.Id;

@@ -8,7 +8,8 @@ namespace UpgradeConsole.Tests.Runs;
 /// <summary>The pure rules of a chain of runs (ADR 0028): what a hop records, how it is described, when a next hop is due.</summary>
 public sealed class RunChainTests
 {
-    private static readonly IReadOnlyList<ChainHop> TwoHops =
+    /// <summary>23.09.9 → 24.03.0: a minor hop, then a major one (shared with the tests that seed chains).</summary>
+    internal static readonly IReadOnlyList<ChainHop> TwoHops =
     [
         new("23.09.9", "23.09.10", "minor", "backendai-minor"),
         new("23.09.10", "24.03.0", "major", "backendai-major"),
