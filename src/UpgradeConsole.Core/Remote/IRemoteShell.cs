@@ -16,6 +16,13 @@ public interface IRemoteProcess : IAsyncDisposable
     Task<RemoteResult> WaitAsync(CancellationToken cancellationToken);
 }
 
+/// <summary>A remote command whose standard input stays open for more writes after its script (a long-lived helper's requests).</summary>
+public interface IRemoteSession : IRemoteProcess
+{
+    /// <summary>The command's standard input, after the script; disposing it (or the session) sends end-of-file.</summary>
+    Stream Input { get; }
+}
+
 /// <summary>A local end of a forward to a port (or socket) on the target's side; closed when disposed.</summary>
 public interface IPortForward : IAsyncDisposable
 {
@@ -56,6 +63,18 @@ public interface IRemoteShell
     /// from the target (a host starting with '/' names a directory holding PostgreSQL's Unix socket).
     /// </summary>
     Task<IPortForward> ForwardAsync(string remoteHost, int remotePort, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The connection under this shell (shells are cheap views of one), for what is kept per connection, such as
+    /// its step helper; null when there is nothing to key on.
+    /// </summary>
+    object? Connection => null;
+
+    /// <summary>
+    /// Starts <paramref name="script"/> like <see cref="StartAsync"/>, but leaves standard input open after it, for a
+    /// program the script starts to read; null when the transport cannot.
+    /// </summary>
+    Task<IRemoteSession?> OpenSessionAsync(string script, CancellationToken cancellationToken) => Task.FromResult<IRemoteSession?>(null);
 }
 
 /// <summary>What both shells share.</summary>

@@ -18,7 +18,19 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
     public Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
         RemoteShells.CollectAsync(this, script, timeout, cancellationToken);
 
-    public Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken)
+    /// <summary>One key per ControlMaster socket: shells over the same master share what is kept per connection.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> Masters = new(StringComparer.Ordinal);
+
+    object? IRemoteShell.Connection => Masters.GetOrAdd(Endpoint.ControlPath, _ => new object());
+
+    public Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken) =>
+        Task.FromResult<IRemoteProcess>(Begin(script, keepInput: false));
+
+    /// <summary>One long-lived ssh process over the master, its standard input kept open after the script.</summary>
+    public Task<IRemoteSession?> OpenSessionAsync(string script, CancellationToken cancellationToken) =>
+        Task.FromResult<IRemoteSession?>(Begin(script, keepInput: true));
+
+    private SshProcess Begin(string script, bool keepInput)
     {
         var start = new ProcessStartInfo("ssh")
         {
@@ -36,7 +48,7 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
         start.ArgumentList.Add(Endpoint.Destination);
         start.ArgumentList.Add(IRemoteShell.RemoteCommand);
         var process = Process.Start(start) ?? throw new SshConnectionException("Could not start the ssh client.");
-        return Task.FromResult<IRemoteProcess>(new SshProcess(process, script, Endpoint));
+        return new SshProcess(process, script, Endpoint, keepInput);
     }
 
     /// <summary>
@@ -137,7 +149,7 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
         return string.IsNullOrEmpty(line) ? "the connection was closed" : line;
     }
 
-    private sealed class SshProcess : IRemoteProcess
+    private sealed class SshProcess : IRemoteSession
     {
         private readonly Process _process;
         private readonly SshEndpoint _endpoint;
@@ -145,15 +157,17 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
         private readonly Task _stdin;
         private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-        public SshProcess(Process process, string script, SshEndpoint endpoint)
+        public SshProcess(Process process, string script, SshEndpoint endpoint, bool keepInput)
         {
             _process = process;
             _endpoint = endpoint;
             _stderr = process.StandardError.ReadToEndAsync();
-            _stdin = WriteScriptAsync(process, script);
+            _stdin = WriteScriptAsync(process, script, keepInput);
         }
 
         public Stream Output => _process.StandardOutput.BaseStream;
+
+        public Stream Input => _process.StandardInput.BaseStream;
 
         public async Task<RemoteResult> WaitAsync(CancellationToken cancellationToken)
         {
@@ -203,13 +217,17 @@ public sealed class OpenSshShell(SshEndpoint endpoint) : IRemoteShell
             }
         }
 
-        private static async Task WriteScriptAsync(Process process, string script)
+        private static async Task WriteScriptAsync(Process process, string script, bool keepInput)
         {
             try
             {
                 var bytes = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(script);
                 await process.StandardInput.BaseStream.WriteAsync(bytes);
-                process.StandardInput.Close();
+                await process.StandardInput.BaseStream.FlushAsync();
+                if (!keepInput)
+                {
+                    process.StandardInput.Close();
+                }
             }
             catch (IOException)
             {

@@ -22,6 +22,12 @@ public sealed record RemoteEngineOptions
 
     /// <summary>Time limit of the engine's own short control commands.</summary>
     public TimeSpan ControlTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Start and follow steps through the connection's step helper where the target has python3 (<see cref="StepHelper"/>);
+    /// off, or without python3, every step goes through a shell command of its own.
+    /// </summary>
+    public bool UseStepHelper { get; init; } = true;
 }
 
 /// <summary>
@@ -69,7 +75,7 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
         {
             var before = splitter.ConsumedOffset;
             var pass = new Pass();
-            await foreach (var line in StreamAsync(StepScripts.Follow(location, before), splitter, pass, cancellationToken))
+            await foreach (var line in StreamAsync(ct => shell.StartAsync(StepScripts.Follow(location, before), ct), splitter, pass, cancellationToken))
             {
                 yield return line;
             }
@@ -115,14 +121,31 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
 
     /// <summary>
     /// Starts the step, hands every line to <paramref name="onLine"/>, and returns its final status.
-    /// Start and log travel in one SSH session; if that session breaks, following resumes from the
-    /// last complete line as after a restart.
+    /// Start and log travel in one SSH session (or through the connection's step helper); if that breaks,
+    /// following resumes from the last complete line as after a restart.
     /// </summary>
     public async Task<RemoteStepStatus> RunAsync(RemoteStep step, Func<RemoteLogLine, ValueTask> onLine, CancellationToken cancellationToken)
     {
+        if (_options.UseStepHelper && await StepHelper.ForAsync(shell, _time, _logger, cancellationToken) is { } helper)
+        {
+            if (await RunOnceAsync(step, onLine, ct => helper.StartAsync(step, ct), lastTry: false, cancellationToken) is { } status)
+            {
+                return status;
+            }
+
+            // Its start marker is absent, so it never ran: the shell path may start it.
+            _logger.LogInformation("The step helper on {Destination} went away before {Step} started; starting it through the shell", shell.Destination, step.Location);
+        }
+
+        return (await RunOnceAsync(step, onLine, ct => shell.StartAsync(StepScripts.StartAndFollow(step, ParentsChecked(step.Location)), ct), lastTry: true, cancellationToken))!;
+    }
+
+    /// <returns>The step's final status; null only when not <paramref name="lastTry"/> and the link failed before the step started.</returns>
+    private async Task<RemoteStepStatus?> RunOnceAsync(RemoteStep step, Func<RemoteLogLine, ValueTask> onLine, Func<CancellationToken, Task<IRemoteProcess>> open, bool lastTry, CancellationToken cancellationToken)
+    {
         var splitter = new LogLineSplitter(0, _options.MaxLineBytes);
         var pass = new Pass();
-        await foreach (var line in StreamAsync(StepScripts.StartAndFollow(step, ParentsChecked(step.Location)), splitter, pass, cancellationToken))
+        await foreach (var line in StreamAsync(open, splitter, pass, cancellationToken))
         {
             await onLine(line);
         }
@@ -150,6 +173,11 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
         if (!pass.StandardError.Contains(StepScripts.Started, StringComparison.Ordinal)
             && (await GetStatusAsync(step.Location, cancellationToken)).State == RemoteStepState.NotStarted)
         {
+            if (!lastTry && pass.Failure is not null)
+            {
+                return null;
+            }
+
             throw pass.Failure ?? new RemoteCommandException($"Could not start step {step.Location}: {pass.StandardError.Trim()}", -1, pass.StandardError);
         }
 
@@ -178,12 +206,12 @@ public sealed class RemoteStepEngine(IRemoteShell shell, RemoteEngineOptions? op
     private static string RunDirectoryKey(StepLocation location) => location.RunsDirectory + "\n" + location.RunId;
 
     /// <summary>Reads one session's stdout into lines; records its stderr, end state and any failure in <paramref name="pass"/>.</summary>
-    private async IAsyncEnumerable<RemoteLogLine> StreamAsync(string script, LogLineSplitter splitter, Pass pass, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private static async IAsyncEnumerable<RemoteLogLine> StreamAsync(Func<CancellationToken, Task<IRemoteProcess>> open, LogLineSplitter splitter, Pass pass, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         IRemoteProcess process;
         try
         {
-            process = await shell.StartAsync(script, cancellationToken);
+            process = await open(cancellationToken);
         }
         catch (SshConnectionException ex) when (ex is not HostKeyMismatchException)
         {

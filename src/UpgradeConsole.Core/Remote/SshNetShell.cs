@@ -21,7 +21,15 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
     public Task<RemoteResult> RunAsync(string script, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
         RemoteShells.CollectAsync(this, script, timeout, cancellationToken);
 
-    public async Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken)
+    object? IRemoteShell.Connection => Connection;
+
+    public async Task<IRemoteProcess> StartAsync(string script, CancellationToken cancellationToken) =>
+        await BeginAsync(script, keepInput: false, cancellationToken);
+
+    public async Task<IRemoteSession?> OpenSessionAsync(string script, CancellationToken cancellationToken) =>
+        await BeginAsync(script, keepInput: true, cancellationToken);
+
+    private async Task<ChannelProcess> BeginAsync(string script, bool keepInput, CancellationToken cancellationToken)
     {
         // A link that died since the last command is noticed only when a channel is opened on it:
         // reconnect once, then report.
@@ -34,7 +42,7 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
                 command = client.CreateCommand(IRemoteShell.RemoteCommand, Utf8);
                 // Opening the channel and the exec request are two round trips SSH.NET waits for on its caller's thread.
                 var begun = command;
-                return await OwnThread.RunAsync<IRemoteProcess>("ssh-exec", () => ChannelProcess.Begin(begun, script, Destination));
+                return await OwnThread.RunAsync("ssh-exec", () => ChannelProcess.Begin(begun, script, Destination, keepInput));
             }
             catch (Exception ex) when (IsLinkFailure(ex))
             {
@@ -126,8 +134,8 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
         }
     }
 
-    /// <summary>One <c>sh -s</c> on a channel: the script on stdin, stdout as a stream, stderr collected.</summary>
-    private sealed class ChannelProcess : IRemoteProcess
+    /// <summary>One <c>sh -s</c> on a channel: the script on stdin (kept open after it for a session), stdout as a stream, stderr collected.</summary>
+    private sealed class ChannelProcess : IRemoteSession
     {
         private readonly SshCommand _command;
         private readonly string _destination;
@@ -136,17 +144,22 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
         private readonly Task _stdin;
         private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-        private ChannelProcess(SshCommand command, string script, string destination)
+        private ChannelProcess(SshCommand command, string script, string destination, bool keepInput)
         {
             _command = command;
             _destination = destination;
             _execution = command.ExecuteAsync(CancellationToken.None);
             _stderr = ReadErrorsAsync(command);
             Output = new PumpedOutput(command.OutputStream);
-            _stdin = WriteScriptAsync(command, script);
+            var input = command.CreateInputStream();
+            Input = input;
+            _stdin = WriteScriptAsync(input, script, keepInput);
         }
 
-        public static ChannelProcess Begin(SshCommand command, string script, string destination) => new(command, script, destination);
+        public static ChannelProcess Begin(SshCommand command, string script, string destination, bool keepInput) => new(command, script, destination, keepInput);
+
+        /// <summary>Standard input after the script (a session's; a plain command's is closed after its script).</summary>
+        public Stream Input { get; }
 
         /// <summary>
         /// The command's stdout, pumped by a thread of its own (<see cref="PumpedOutput"/>): a read sees a cancellation
@@ -197,12 +210,15 @@ public sealed class SshNetShell(SshNetConnection connection) : IRemoteShell
             }
         }
 
-        private static async Task WriteScriptAsync(SshCommand command, string script)
+        private static async Task WriteScriptAsync(Stream input, string script, bool keepInput)
         {
             try
             {
-                await using var input = command.CreateInputStream();
                 await input.WriteAsync(Utf8.GetBytes(script));
+                if (!keepInput)
+                {
+                    await input.DisposeAsync();
+                }
             }
             catch (Exception ex) when (IsLinkFailure(ex) || ex is InvalidOperationException)
             {

@@ -22,7 +22,7 @@ internal static class StepScripts
     /// A POSIX sh (no bash start per step); the script runs in a bash of its own (so $$, $0 and exit
     /// mean what its author expects), or under sudo.
     /// </summary>
-    private const string Runner = """
+    internal const string Runner = """
         #!/bin/sh
         # UpgradeConsole step runner: sh runner <step dir> <timeout seconds, 0 = none> [run-as user]
         __uc_dir="$1"; __uc_limit="${2:-0}"; __uc_runas="${3:-}"
@@ -128,6 +128,48 @@ internal static class StepScripts
     /// </param>
     public static string Start(RemoteStep step, bool follow = false, bool parentsChecked = false)
     {
+        var payload = Payload(step);
+        var timeout = TimeoutSeconds(step);
+        var script = new StringBuilder();
+        script.Append("umask 077\n");
+        script.Append("runs=").Append(ShellWords.QuotePath(step.Location.RunsDirectory)).Append('\n');
+        script.Append("dir=").Append(step.Location.ShellWord).Append('\n');
+        // Nothing is run from a directory another user could write to or own: a runner or script planted
+        // there would run as the SSH user. Every directory of the step's path is created owner-only and
+        // checked (ours, no group or other write bit) before anything is written or started; the runner
+        // travels with each step into the step's own directory instead of being shared and reused.
+        script.Append(CultureInfo.InvariantCulture, $$"""
+            __uc_refuse() { echo "[upgradeconsole] refusing to start: $1 is not a directory of $(id -un) closed to other users (owner-only writes)" >&2; exit 5; }
+            mkdir -p -- "$dir" || exit 4
+            for __uc_d in "$runs" "${dir%/*}" "$dir"; do
+              { [ -d "$__uc_d" ] && [ ! -L "$__uc_d" ] && [ -O "$__uc_d" ]; } || __uc_refuse "$__uc_d"
+            done
+            {{(parentsChecked ? "" : WriteBitsCheck)}}
+            set -C
+            if ! { true > "$dir/.started"; } 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
+            printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$dir/runner" || exit 4
+            printf '%s' {{ShellWords.Quote(payload)}} > "$dir/script" || exit 4
+            : > "$dir/log" || exit 4
+            set +C
+            setsid -w sh "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
+            __uc_runner=$!
+            echo "{{Started}} $__uc_runner" >&2
+
+            """);
+        if (follow)
+        {
+            // The runner is this shell's child, so tail --pid sees its end at its next poll: every 2 ms, because a
+            // short step's whole cost is a few process starts, and a poll is one kill(2) on the target.
+            script.Append("tail -c +1 --pid=\"$__uc_runner\" -s 0.002 -f -- \"$dir/log\"\n");
+            script.Append(PrintState);
+        }
+
+        return script.ToString();
+    }
+
+    /// <summary>The step's script file: its environment, working directory and script (what the runner's bash runs).</summary>
+    internal static string Payload(RemoteStep step)
+    {
         var payload = new StringBuilder();
         payload.Append("# UpgradeConsole step ").Append(step.Location.StepId).Append('\n');
         foreach (var (name, value) in step.Environment.OrderBy(kv => kv.Key, StringComparer.Ordinal))
@@ -157,43 +199,12 @@ internal static class StepScripts
             throw new ArgumentException($"'{user}' is not a valid user name.", nameof(step));
         }
 
-        var timeout = step.Timeout is { } t ? ((long)Math.Ceiling(t.TotalSeconds)).ToString(CultureInfo.InvariantCulture) : "0";
-        var script = new StringBuilder();
-        script.Append("umask 077\n");
-        script.Append("runs=").Append(ShellWords.QuotePath(step.Location.RunsDirectory)).Append('\n');
-        script.Append("dir=").Append(step.Location.ShellWord).Append('\n');
-        // Nothing is run from a directory another user could write to or own: a runner or script planted
-        // there would run as the SSH user. Every directory of the step's path is created owner-only and
-        // checked (ours, no group or other write bit) before anything is written or started; the runner
-        // travels with each step into the step's own directory instead of being shared and reused.
-        script.Append(CultureInfo.InvariantCulture, $$"""
-            __uc_refuse() { echo "[upgradeconsole] refusing to start: $1 is not a directory of $(id -un) closed to other users (owner-only writes)" >&2; exit 5; }
-            mkdir -p -- "$dir" || exit 4
-            for __uc_d in "$runs" "${dir%/*}" "$dir"; do
-              { [ -d "$__uc_d" ] && [ ! -L "$__uc_d" ] && [ -O "$__uc_d" ]; } || __uc_refuse "$__uc_d"
-            done
-            {{(parentsChecked ? "" : WriteBitsCheck)}}
-            set -C
-            if ! { true > "$dir/.started"; } 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
-            printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$dir/runner" || exit 4
-            printf '%s' {{ShellWords.Quote(payload.ToString())}} > "$dir/script" || exit 4
-            : > "$dir/log" || exit 4
-            set +C
-            setsid -w sh "$dir/runner" "$dir" {{ShellWords.Quote(timeout)}} {{ShellWords.Quote(step.RunAsUser ?? "")}} < /dev/null >> "$dir/log" 2>&1 &
-            __uc_runner=$!
-            echo "{{Started}} $__uc_runner" >&2
-
-            """);
-        if (follow)
-        {
-            // The runner is this shell's child, so tail --pid sees its end at its next poll: every 2 ms, because a
-            // short step's whole cost is a few process starts, and a poll is one kill(2) on the target.
-            script.Append("tail -c +1 --pid=\"$__uc_runner\" -s 0.002 -f -- \"$dir/log\"\n");
-            script.Append(PrintState);
-        }
-
-        return script.ToString();
+        return payload.ToString();
     }
+
+    /// <summary>The runner's time limit argument: whole seconds, 0 for none.</summary>
+    internal static string TimeoutSeconds(RemoteStep step) =>
+        step.Timeout is { } t ? ((long)Math.Ceiling(t.TotalSeconds)).ToString(CultureInfo.InvariantCulture) : "0";
 
     public static string Status(StepLocation location) => $"""
         dir={location.ShellWord}

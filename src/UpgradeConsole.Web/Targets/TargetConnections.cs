@@ -349,6 +349,11 @@ public sealed class TargetConnections(
         public Task<IPortForward> ForwardAsync(string remoteHost, int remotePort, CancellationToken cancellationToken) =>
             GuardAsync(() => inner.ForwardAsync(remoteHost, remotePort, cancellationToken));
 
+        public object? Connection => inner.Connection;
+
+        public async Task<IRemoteSession?> OpenSessionAsync(string script, CancellationToken cancellationToken) =>
+            await GuardAsync(() => inner.OpenSessionAsync(script, cancellationToken)) is { } session ? new GuardedSession(session, this) : null;
+
         public async Task<T> GuardAsync<T>(Func<Task<T>> action)
         {
             try
@@ -366,6 +371,17 @@ public sealed class TargetConnections(
                 onFailure(ex);
                 throw;
             }
+        }
+
+        private sealed class GuardedSession(IRemoteSession inner, GuardedShell shell) : IRemoteSession
+        {
+            public Stream Output => inner.Output;
+
+            public Stream Input => inner.Input;
+
+            public Task<RemoteResult> WaitAsync(CancellationToken cancellationToken) => shell.GuardAsync(() => inner.WaitAsync(cancellationToken));
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
         }
 
         private sealed class GuardedProcess(IRemoteProcess inner, GuardedShell shell) : IRemoteProcess

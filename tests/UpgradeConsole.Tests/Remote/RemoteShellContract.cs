@@ -13,17 +13,23 @@ public sealed class RemoteShellOverOpenSshTests(SshServer ssh, PostgresServer po
 public sealed class RemoteShellOverSshNetTests(SshServer ssh, PostgresServer postgres) : RemoteShellContract(ssh, postgres, SshTransport.SshNet);
 
 /// <summary>
+/// The contract suite with every step started through a shell command of its own (what a target without python3 gets):
+/// the classes above start and follow steps through the connection's step helper.
+/// </summary>
+public sealed class RemoteShellWithoutTheStepHelperTests(SshServer ssh, PostgresServer postgres) : RemoteShellContract(ssh, postgres, SshTransport.SshNet, stepHelper: false);
+
+/// <summary>
 /// What every <see cref="IRemoteShell"/> must do, against the real sshd: detached steps, byte-offset
 /// logs, reattach after a cut link, cancel and timeouts, sudo, quoting, host keys, forwarding.
 /// Run once per transport by the two classes above.
 /// </summary>
-public abstract class RemoteShellContract(SshServer ssh, PostgresServer postgres, SshTransport transport) : IAsyncLifetime
+public abstract class RemoteShellContract(SshServer ssh, PostgresServer postgres, SshTransport transport, bool stepHelper = true) : IAsyncLifetime
 {
     private RemoteSession _remote = default!;
 
     public ValueTask InitializeAsync()
     {
-        _remote = new RemoteSession(ssh, new RemoteEngineOptions { CancelGrace = TimeSpan.FromSeconds(2), MaxLineBytes = 1024 }, transport);
+        _remote = new RemoteSession(ssh, new RemoteEngineOptions { CancelGrace = TimeSpan.FromSeconds(2), MaxLineBytes = 1024, UseStepHelper = stepHelper }, transport);
         return ValueTask.CompletedTask;
     }
 
