@@ -5,7 +5,6 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 
 namespace UpgradeConsole.Core.Remote;
@@ -150,19 +149,25 @@ internal sealed class StepHelper
     /// <exception cref="SshConnectionException">The helper is gone; the step was not sent.</exception>
     public async Task<IRemoteProcess> StartAsync(RemoteStep step, CancellationToken cancellationToken)
     {
-        var payload = StepScripts.Payload(step);
+        byte[][] fields =
+        [
+            Utf8.GetBytes(step.Location.RunsDirectory),
+            Utf8.GetBytes(step.Location.ToString()),
+            Utf8.GetBytes(StepScripts.TimeoutSeconds(step)),
+            Utf8.GetBytes(step.RunAsUser ?? ""),
+            Utf8.GetBytes(StepScripts.Runner + "\n"),
+            Utf8.GetBytes(StepScripts.Payload(step)),
+        ];
         var id = Interlocked.Increment(ref _nextId);
-        var request = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+        var head = string.Create(CultureInfo.InvariantCulture, $"run {id} {string.Join(' ', fields.Select(f => f.Length))}\n");
+        var request = new byte[Encoding.ASCII.GetByteCount(head) + fields.Sum(f => f.Length)];
+        var at = Encoding.ASCII.GetBytes(head, request);
+        foreach (var field in fields)
         {
-            ["op"] = "run",
-            ["id"] = id,
-            ["runs"] = step.Location.RunsDirectory,
-            ["dir"] = step.Location.ToString(),
-            ["runner"] = Convert.ToBase64String(Utf8.GetBytes(StepScripts.Runner + "\n")),
-            ["script"] = Convert.ToBase64String(Utf8.GetBytes(payload)),
-            ["timeout"] = StepScripts.TimeoutSeconds(step),
-            ["runas"] = step.RunAsUser ?? "",
-        });
+            field.CopyTo(request, at);
+            at += field.Length;
+        }
+
         var running = new HelperStep(this, id);
         _steps[id] = running;
         Active(+1);
@@ -190,14 +195,10 @@ internal sealed class StepHelper
 
     private async Task SendAsync(byte[] request, CancellationToken cancellationToken)
     {
-        var frame = new byte[request.Length + 12];
-        var head = Encoding.ASCII.GetBytes(request.Length.ToString(CultureInfo.InvariantCulture) + "\n");
-        head.CopyTo(frame, 0);
-        request.CopyTo(frame, head.Length);
         await _writeGate.WaitAsync(cancellationToken);
         try
         {
-            await _session.Input.WriteAsync(frame.AsMemory(0, head.Length + request.Length), CancellationToken.None);
+            await _session.Input.WriteAsync(request, CancellationToken.None);
             await _session.Input.FlushAsync(CancellationToken.None);
         }
         finally
@@ -215,7 +216,7 @@ internal sealed class StepHelper
 
         try
         {
-            await SendAsync(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["op"] = "drop", ["id"] = id }), CancellationToken.None);
+            await SendAsync(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"drop {id}\n")), CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or SshConnectionException or InvalidOperationException or Renci.SshNet.Common.SshException)
         {
