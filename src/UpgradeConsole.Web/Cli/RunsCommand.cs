@@ -142,7 +142,7 @@ internal static class RunsCommand
             Description = "Restore the newest verified dump of an earlier run of this target started within this many hours, instead of taking a fresh one.",
         };
         var rehearse = new Command("rehearse",
-            "Rehearse a run's database phases on a copy (scratch database, venv and env file); production is never stopped or changed. " +
+            "Rehearse a run's database phases on a copy (a scratch database, and the new release with a copy of its configuration in a scratch directory); production is never stopped or changed. " +
             "With --wait: exit 0 when the rehearsal passed and matched the plan's prediction, 1 when it failed (the copy is removed either way).")
         {
             target, runbook, to, data, reuse, wait, timeout,
