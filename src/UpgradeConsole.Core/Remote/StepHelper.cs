@@ -29,6 +29,7 @@ internal sealed class StepHelper
     private const string Missing = "UC:NO-HELPER";
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
     private static readonly ConditionalWeakTable<object, Slot> Slots = new();
+    private static readonly byte[] RunnerBytes = Utf8.GetBytes(StepScripts.RunnerFile);
 
     /// <summary>
     /// What the channel's <c>sh -s</c> runs. The shell reads this script only (the dashboard writes the first request
@@ -155,7 +156,7 @@ internal sealed class StepHelper
             Utf8.GetBytes(step.Location.ToString()),
             Utf8.GetBytes(StepScripts.TimeoutSeconds(step)),
             Utf8.GetBytes(step.RunAsUser ?? ""),
-            Utf8.GetBytes(StepScripts.Runner + "\n"),
+            RunnerBytes,
             Utf8.GetBytes(StepScripts.Payload(step)),
         ];
         var id = Interlocked.Increment(ref _nextId);
@@ -176,15 +177,16 @@ internal sealed class StepHelper
             ObjectDisposedException.ThrowIf(_dead, this);
             await SendAsync(request, cancellationToken);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception ex)
         {
-            running.Fail(Gone(ex));
-            throw Gone(ex);
-        }
-        catch
-        {
-            running.Fail(Gone(null));
-            throw;
+            var gone = Gone(ex);
+            running.Fail(gone);
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            throw gone;
         }
 
         return running;

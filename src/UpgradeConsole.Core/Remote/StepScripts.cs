@@ -22,7 +22,7 @@ internal static class StepScripts
     /// A POSIX sh (no bash start per step); the script runs in a bash of its own (so $$, $0 and exit
     /// mean what its author expects), or under sudo.
     /// </summary>
-    internal const string Runner = """
+    private const string Runner = """
         #!/bin/sh
         # UpgradeConsole step runner: sh runner <step dir> <timeout seconds, 0 = none> [run-as user]
         __uc_dir="$1"; __uc_limit="${2:-0}"; __uc_runas="${3:-}"
@@ -81,6 +81,11 @@ internal static class StepScripts
         # The watchdog may have claimed the finish just before it was stopped: it is gone now, so write the code.
         [ -s "$__uc_dir/exit" ] || printf '%s %s\n' "$__uc_code" "$__uc_size" > "$__uc_dir/exit"
         """;
+
+    /// <summary>The runner's file, as the step directory holds it; and as a shell word, for the start script.</summary>
+    internal static readonly string RunnerFile = Runner + "\n";
+
+    private static readonly string QuotedRunnerFile = ShellWords.Quote(RunnerFile);
 
     /// <summary>The write bits of the three step directories, in one process (a step's fixed cost is mostly process starts).</summary>
     private const string WriteBitsCheck = """
@@ -147,7 +152,7 @@ internal static class StepScripts
             {{(parentsChecked ? "" : WriteBitsCheck)}}
             set -C
             if ! { true > "$dir/.started"; } 2>/dev/null; then echo '{{AlreadyStarted}}' >&2; exit 3; fi
-            printf '%s' {{ShellWords.Quote(Runner + "\n")}} > "$dir/runner" || exit 4
+            printf '%s' {{QuotedRunnerFile}} > "$dir/runner" || exit 4
             printf '%s' {{ShellWords.Quote(payload)}} > "$dir/script" || exit 4
             : > "$dir/log" || exit 4
             set +C

@@ -35,14 +35,14 @@ os.umask(0o077)
 user = pwd.getpwuid(os.geteuid()).pw_name
 
 
-def write_all(data):
+def write_all(fd, data):
     view = memoryview(data)
     while view:
-        view = view[os.write(1, view):]
+        view = view[os.write(fd, view):]
 
 
 def send(ident, kind, data=b''):
-    write_all(b'%d %s %d\n' % (ident, kind, len(data)) + data)
+    write_all(1, b'%d %s %d\n' % (ident, kind, len(data)) + data)
 
 
 def path(p):
@@ -61,15 +61,9 @@ def create(name, data):
     # set -C: never over an existing file.
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        write_all_fd(fd, data)
+        write_all(fd, data)
     finally:
         os.close(fd)
-
-
-def write_all_fd(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def spawn(argv, log):
@@ -160,7 +154,8 @@ def finish(step):
             size = '0'
     cancelled = int(os.path.exists(d + '/cancelled'))
     timedout = int(os.path.exists(d + '/timed-out'))
-    pid = '' if code else (b' '.join(read_first(d + '/pid')).decode() or '')
+    pids = [] if code else read_first(d + '/pid')
+    pid = pids[0].decode() if pids else ''
     send(step.ident, b'e', ('UC:STATE started=1 exit=%s size=%s pid=%s alive=0 starting=0 cancelled=%d timedout=%d\n'
                             % (code, size, pid, cancelled, timedout)).encode())
     send(step.ident, b'x', b'0')
@@ -206,7 +201,7 @@ def main():
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    write_all(b'UC:HELPER 1\n')
+    write_all(1, b'UC:HELPER 1\n')
     pending = b''
     poll = POLL_MIN
     while True:

@@ -373,18 +373,12 @@ public sealed class TargetConnections(
             }
         }
 
-        private sealed class GuardedSession(IRemoteSession inner, GuardedShell shell) : IRemoteSession
+        private sealed class GuardedSession(IRemoteSession inner, GuardedShell shell) : GuardedProcess(inner, shell), IRemoteSession
         {
-            public Stream Output => inner.Output;
-
             public Stream Input => inner.Input;
-
-            public Task<RemoteResult> WaitAsync(CancellationToken cancellationToken) => shell.GuardAsync(() => inner.WaitAsync(cancellationToken));
-
-            public ValueTask DisposeAsync() => inner.DisposeAsync();
         }
 
-        private sealed class GuardedProcess(IRemoteProcess inner, GuardedShell shell) : IRemoteProcess
+        private class GuardedProcess(IRemoteProcess inner, GuardedShell shell) : IRemoteProcess
         {
             public Stream Output => inner.Output;
 
