@@ -1,6 +1,4 @@
 using System.Text.RegularExpressions;
-using UpgradeConsole.Core.Accounts;
-using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
 
 namespace UpgradeConsole.Tests.BackendAi;
@@ -12,45 +10,23 @@ namespace UpgradeConsole.Tests.BackendAi;
 /// </summary>
 public sealed class PlanningAChainInTheBrowserTests(Chromium chromium, PostgresServer postgres) : IAsyncLifetime
 {
-    private readonly UpgradeConsoleApplicationFactory _app = new();
-    private BackendAiCluster _cluster = default!;
-    private BrowserSession _browser = default!;
-    private int _targetId;
+    private BackendAiInTheBrowser _rig = default!;
 
-    public async ValueTask InitializeAsync()
-    {
-        _app.ServeOverKestrel();
-        await _app.CreateFirstAdminAsync();
-        _cluster = await BackendAiCluster.CreateAsync(postgres, agents: 2, version: "23.09.9", ownVenvs: true);
-        var token = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "setup", Roles.Admin);
-        using (var api = ApiTokens.Client(_app.BaseUrl, token))
-        {
-            _targetId = await BackendAiTarget.AddAsync(_app, api, _cluster);
-        }
-
-        _browser = await chromium.NewSessionAsync(_app.BaseUrl);
-        await SigningInTests.SignInAsync(_browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-    }
+    public async ValueTask InitializeAsync() => _rig = await BackendAiInTheBrowser.StartAsync(chromium, postgres, agents: 2, version: "23.09.9");
 
     public async ValueTask DisposeAsync()
     {
-        if (_browser is not null)
+        if (_rig is not null)
         {
-            await _browser.DisposeAsync();
-        }
-
-        await _app.DisposeAsync();
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
+            await _rig.DisposeAsync();
         }
     }
 
     [Fact]
     public async Task AVersionTwoHopsAway_IsRefusedAlone_AndPlannedAsAChainOfTwoRuns()
     {
-        var page = _browser.Page;
-        await _browser.GotoInteractiveAsync($"/targets/{_targetId}/plan?runbook=backendai-minor&to=24.03.0");
+        var page = _rig.Browser.Page;
+        await _rig.Browser.GotoInteractiveAsync($"/targets/{_rig.TargetId}/plan?runbook=backendai-minor&to=24.03.0");
         await Assertions.Expect(page.GetByTestId("plan-refused")).ToContainTextAsync("23.09.9 → 23.09.10 (minor), 23.09.10 → 24.03.0 (major)", new() { Timeout = 120_000 });
         await Assertions.Expect(page.GetByTestId("plan-chain")).ToHaveCountAsync(0);
 
@@ -67,7 +43,7 @@ public sealed class PlanningAChainInTheBrowserTests(Chromium chromium, PostgresS
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
         await Assertions.Expect(page.GetByTestId("run-chain-hop")).ToHaveTextAsync("This run is hop 1 of 2 of the chain 23.09.9 → 24.03.0.");
         await Assertions.Expect(page.GetByTestId("run-chain-previous")).ToHaveCountAsync(0);
-        Assert.Contains(await _app.AuditEventsAsync(), e => e.Action == "run.chain-plan");
-        Assert.True(_browser.Problems.Count == 0, string.Join('\n', _browser.Problems));
+        Assert.Contains(await _rig.App.AuditEventsAsync(), e => e.Action == "run.chain-plan");
+        Assert.True(_rig.Browser.Problems.Count == 0, string.Join('\n', _rig.Browser.Problems));
     }
 }

@@ -1,7 +1,5 @@
 using System.Text.RegularExpressions;
 using Npgsql;
-using UpgradeConsole.Core.Accounts;
-using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
 
 namespace UpgradeConsole.Tests.BackendAi;
@@ -15,44 +13,22 @@ namespace UpgradeConsole.Tests.BackendAi;
 /// </summary>
 public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromium, PostgresServer postgres) : IAsyncLifetime
 {
-    private readonly UpgradeConsoleApplicationFactory _app = new();
-    private BackendAiCluster _cluster = default!;
-    private BrowserSession _browser = default!;
-    private int _targetId;
+    private BackendAiInTheBrowser _rig = default!;
 
-    public async ValueTask InitializeAsync()
-    {
-        _app.ServeOverKestrel();
-        await _app.CreateFirstAdminAsync();
-        _cluster = await BackendAiCluster.CreateAsync(postgres, agents: 5, version: "23.09.9", ownVenvs: true);
-        var token = await ApiTokens.CreateAsync(_app, UpgradeConsoleApplicationFactory.AdminEmail, "setup", Roles.Admin);
-        using (var api = ApiTokens.Client(_app.BaseUrl, token))
-        {
-            _targetId = await BackendAiTarget.AddAsync(_app, api, _cluster);
-        }
-
-        _browser = await chromium.NewSessionAsync(_app.BaseUrl);
-        await SigningInTests.SignInAsync(_browser.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
-    }
+    public async ValueTask InitializeAsync() => _rig = await BackendAiInTheBrowser.StartAsync(chromium, postgres, agents: 5, version: "23.09.9");
 
     public async ValueTask DisposeAsync()
     {
-        if (_browser is not null)
+        if (_rig is not null)
         {
-            await _browser.DisposeAsync();
-        }
-
-        await _app.DisposeAsync();
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
+            await _rig.DisposeAsync();
         }
     }
 
     [Fact]
     public async Task AMinorThenAMajorHop_PlannedStartedAndWatchedInTheBrowser()
     {
-        var page = _browser.Page;
+        var page = _rig.Browser.Page;
 
         // The minor hop, in batches of three of the six hosts besides the manager.
         await PlanAsync("backendai-minor", "23.09.10");
@@ -77,15 +53,15 @@ public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromiu
         Assert.Contains("backend.ai mgr schema apply-missing-revisions 23.09.10", log, StringComparison.Ordinal);
         await AssertEveryHostOnAsync("24.03.0", "4e5f60718293", log);
         Assert.DoesNotContain(BackendAiCluster.DbPassword, await page.ContentAsync(), StringComparison.Ordinal);
-        Assert.True(_browser.Problems.Count == 0, string.Join('\n', _browser.Problems));
+        Assert.True(_rig.Browser.Problems.Count == 0, string.Join('\n', _rig.Browser.Problems));
     }
 
     private async Task PlanAsync(string runbook, string to)
     {
-        var page = _browser.Page;
+        var page = _rig.Browser.Page;
         // The plan page builds the plan its address names (what "Show the plan" navigates to): no race with the
         // prerendered form, whose choices the interactive render would set back while the cluster is looked at.
-        await _browser.GotoInteractiveAsync($"/targets/{_targetId}/plan?runbook={runbook}&to={Uri.EscapeDataString(to)}");
+        await _rig.Browser.GotoInteractiveAsync($"/targets/{_rig.TargetId}/plan?runbook={runbook}&to={Uri.EscapeDataString(to)}");
         await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync(new Regex($"→ {Regex.Escape(to)}$"), new() { Timeout = 120_000 });
         await Assertions.Expect(page.Locator("#runbook")).ToHaveValueAsync(runbook);
     }
@@ -93,7 +69,7 @@ public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromiu
     /// <summary>Plans the run shown, starts it on its page, ticks its checklist there when it asks, and waits for Succeeded.</summary>
     private async Task StartAndFinishAsync(int checklistItems)
     {
-        var page = _browser.Page;
+        var page = _rig.Browser.Page;
         await page.ClickAsync("#create-run");
         await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
         await page.ConfirmAsync("start");
@@ -110,20 +86,20 @@ public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromiu
 
     private async Task<string> LogTextAsync()
     {
-        var runId = _browser.Page.Url.Split('/').Last();
-        var response = await _browser.Page.APIRequest.GetAsync($"{_app.BaseUrl}/runs/{runId}/log.txt");
+        var runId = _rig.Browser.Page.Url.Split('/').Last();
+        var response = await _rig.Browser.Page.APIRequest.GetAsync($"{_rig.App.BaseUrl}/runs/{runId}/log.txt");
         return await response.TextAsync();
     }
 
     private async Task AssertEveryHostOnAsync(string version, string head, string log)
     {
-        foreach (var node in _cluster.Nodes)
+        foreach (var node in _rig.Cluster.Nodes)
         {
-            Assert.All(await _cluster.InstalledAsync(node), p => Assert.True(p.Value == version, $"{node.Line}: {p.Key} {p.Value}\n{log}"));
-            Assert.True(_cluster.IsRunning(node), $"{node.Line} is not running");
+            Assert.All(await _rig.Cluster.InstalledAsync(node), p => Assert.True(p.Value == version, $"{node.Line}: {p.Key} {p.Value}\n{log}"));
+            Assert.True(_rig.Cluster.IsRunning(node), $"{node.Line} is not running");
         }
 
-        await using var conn = new NpgsqlConnection(_cluster.DatabaseConnection);
+        await using var conn = new NpgsqlConnection(_rig.Cluster.DatabaseConnection);
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand("SELECT version_num FROM alembic_version", conn);
         Assert.Equal(head, await cmd.ExecuteScalarAsync());

@@ -282,13 +282,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
 
         // The dashboard keeps no idle connection, so catch it in the act: a lock held here makes its
         // query wait, and PostgreSQL shows the waiting session without a client address (a Unix socket).
-        await using var holder = new Npgsql.NpgsqlConnection(_fractal.DatabaseConnection);
-        await holder.OpenAsync();
-        await using var tx = await holder.BeginTransactionAsync();
-        await using (var lockCmd = new Npgsql.NpgsqlCommand("LOCK TABLE user_oauth IN ACCESS EXCLUSIVE MODE", holder, tx))
-        {
-            await lockCmd.ExecuteNonQueryAsync();
-        }
+        await using var held = await TableLock.HoldAsync(_fractal.DatabaseConnection, "user_oauth", "ACCESS EXCLUSIVE");
 
         var request = api.GetAsync($"/api/v1/targets/{_fractal.TargetId}/fractal/users");
         long viaSocket = 0;
@@ -296,7 +290,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'UpgradeConsole' AND client_addr IS NULL AND datname = current_database() AND wait_event_type = 'Lock'")) > 0,
             TimeSpan.FromSeconds(10));
 
-        await tx.RollbackAsync();
+        await held.ReleaseAsync();
         var body = await (await request).ExpectOkAsync();
         Assert.Contains("bob@example.org", body, StringComparison.Ordinal);
         Assert.Equal(1, viaSocket);

@@ -55,13 +55,7 @@ public sealed class DashboardKilledDuringTheOmeroSqlTests(SshServer ssh, Postgre
             workingDirectory: AppContext.BaseDirectory)).StandardOutput.Trim();
 
         // The upgrade SQL will wait inside its transaction for this lock (pg_dump and the precheck only read: SHARE lets them).
-        await using var holder = new NpgsqlConnection(_omero.Host.DatabaseConnection);
-        await holder.OpenAsync();
-        var hold = await holder.BeginTransactionAsync();
-        await using (var lockTable = new NpgsqlCommand("LOCK TABLE adminprivilege IN SHARE MODE", holder, hold))
-        {
-            await lockTable.ExecuteNonQueryAsync();
-        }
+        await using var hold = await TableLock.HoldAsync(_omero.Host.DatabaseConnection, "adminprivilege", "SHARE");
 
         var privilegesBefore = await _omero.Host.ScalarAsync<long>("SELECT count(*) FROM adminprivilege");
 
@@ -85,7 +79,7 @@ public sealed class DashboardKilledDuringTheOmeroSqlTests(SshServer ssh, Postgre
             using var api = ApiTokens.Client(second.BaseUrl, token);
             await Eventually.TrueAsync(async () => (await api.GetStringAsync($"/api/v1/runs/{runId}/log")).Contains("continuing after an interruption", StringComparison.Ordinal),
                 TimeSpan.FromMinutes(2), () => second.Output);
-            await hold.RollbackAsync();
+            await hold.ReleaseAsync();
 
             JsonElement run = default;
             await Eventually.TrueAsync(async () =>

@@ -2,7 +2,6 @@ using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
-using Npgsql;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Web.Runs;
 using UpgradeConsole.Web.Accounts;
@@ -48,19 +47,13 @@ public sealed class ReleaseUpgradeWithApprovalTests(Chromium chromium, SshServer
         // She chooses while the page is still looking at the target: the default plan arriving afterwards must not put
         // back the default runbook over her choice. The test holds the target's schema table (the plan reads the revision
         // from it), so the page is still looking when she chooses, however fast the rest of the discovery is.
-        await using var holder = new NpgsqlConnection(_fractal.DatabaseConnection);
-        await holder.OpenAsync();
-        var hold = await holder.BeginTransactionAsync();
-        await using (var lockTable = new NpgsqlCommand("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE", holder, hold))
-        {
-            await lockTable.ExecuteNonQueryAsync();
-        }
+        await using var hold = await TableLock.HoldAsync(_fractal.DatabaseConnection, "alembic_version", "ACCESS EXCLUSIVE");
 
         await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await Assertions.Expect(page.GetByTestId("plan-loading")).ToBeVisibleAsync();
         await page.SelectOptionAsync("#runbook", "fractal-release");
         await page.FillAsync("#to", "2.16.7");
-        await hold.RollbackAsync();
+        await hold.ReleaseAsync();
         await Assertions.Expect(page.GetByTestId("plan-loading")).ToHaveCountAsync(0);
         await Assertions.Expect(page.Locator("#runbook")).ToHaveValueAsync("fractal-release");
         await Assertions.Expect(page.Locator("#to")).ToHaveValueAsync("2.16.7");
