@@ -84,6 +84,8 @@ internal static class UsersBenchmark
             // (2) First meaningful paint: a fresh navigation each round (a new circuit), to the first rows.
             var paint = new List<double>();
             var contentful = new List<double>();
+            var responded = new List<double>();
+            var parsed = new List<double>();
             for (var i = -2; i < Rounds; i++)
             {
                 await page.GotoAsync("about:blank");
@@ -94,17 +96,28 @@ internal static class UsersBenchmark
                     () => {
                         const nav = performance.getEntriesByType('navigation')[0];
                         const fcp = performance.getEntriesByName('first-contentful-paint')[0];
-                        return [performance.now() - (nav ? nav.startTime : 0), fcp ? fcp.startTime : -1];
+                        return [performance.now() - (nav ? nav.startTime : 0), fcp ? fcp.startTime : -1, nav ? nav.responseEnd : -1, nav ? nav.domInteractive : -1];
                     }
                     """);
+                if (i == 5)
+                {
+                    Console.WriteLine(await page.EvaluateAsync<string>("""
+                        () => JSON.stringify({nav: performance.getEntriesByType('navigation')[0], res: performance.getEntriesByType('resource').map(r => [r.name, r.startTime, r.responseEnd, r.transferSize, r.decodedBodySize, r.renderBlockingStatus]), paint: performance.getEntriesByType('paint')})
+                        """));
+                }
+
                 if (i >= 0)
                 {
                     paint.Add(measured[0]);
                     contentful.Add(measured[1]);
+                    responded.Add(measured[2]);
+                    parsed.Add(measured[3]);
                 }
             }
 
-            Print("first contentful paint (the shell)", contentful);
+            Print("navigation: the page's last byte", responded);
+            Print("navigation: the page parsed (domInteractive)", parsed);
+            Print("first contentful paint", contentful);
             Print("first meaningful paint (navigation to the first user rows)", paint);
 
             // (3) Round trips on one open page.

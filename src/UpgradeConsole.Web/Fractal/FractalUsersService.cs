@@ -56,11 +56,11 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     /// target's database (one read shared by everyone asking within seconds, <see cref="TargetReads"/>: a grid's
     /// sort, filter and page clicks reuse it), then filters, sorts and cuts the page here; only the page leaves.
     /// </summary>
-    public async Task<UsersSlice> PageAsync(int targetId, UsersQuery query, ClaimsPrincipal viewer, CancellationToken ct)
+    public async Task<UsersSlice> PageAsync(int targetId, UsersQuery query, ClaimsPrincipal viewer, CancellationToken ct, TimeSpan? orOlderUpTo = null)
     {
         ArgumentNullException.ThrowIfNull(query);
         await people.RequireAsync(viewer, Roles.Viewer);
-        var view = await LoadAsync(targetId, ct);
+        var view = await LoadAsync(targetId, ct, orOlderUpTo);
         var matching = query.Apply(view.Verdicts).ToList();
         var size = Math.Clamp(query.PageSize, 1, 1000);
         var pages = Math.Max(1, (matching.Count + size - 1) / size);
@@ -73,14 +73,17 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
     /// The target's users with their verdicts: one read over SSH answers everyone asking at about the same time
     /// (<see cref="TargetReads"/>), in a scope of its own so that no caller's leaving ends it for the others.
     /// </summary>
-    public async Task<UsersView> LoadAsync(int targetId, CancellationToken ct)
+    public async Task<UsersView> LoadAsync(int targetId, CancellationToken ct, TimeSpan? orOlderUpTo = null)
     {
-        return await reads.SharedAsync(targetId, "fractal.users", async readCt =>
+        return await reads.SharedAsync(targetId, UsersRead, async readCt =>
         {
             await using var scope = scopes.CreateAsyncScope();
             return await scope.ServiceProvider.GetRequiredService<FractalUsersService>().ReadAsync(targetId, readCt);
-        }, ct);
+        }, ct, orOlderUpTo);
     }
+
+    /// <summary>The key of the users read in <see cref="TargetReads"/> (and in its <see cref="TargetReads.Refreshed"/>).</summary>
+    public const string UsersRead = "fractal.users";
 
     private async Task<UsersView> ReadAsync(int targetId, CancellationToken ct)
     {

@@ -61,6 +61,8 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await Assertions.Expect(Page.GetByTestId("count-left-out")).ToContainTextAsync("2");
         await Assertions.Expect(Page.GetByTestId("count-migrated")).ToContainTextAsync("4");
         await Assertions.Expect(Page.GetByTestId("count-all")).ToContainTextAsync("10");
+        // The target's own backend, read from its env file, and what 2.17 makes of it.
+        await Assertions.Expect(Page.GetByTestId("users-backend")).ToHaveTextAsync("Backend slurm → 2.17 resource type slurm_sudo");
 
         var expected = new Dictionary<string, (string Outcome, string Reason)>
         {
@@ -100,11 +102,52 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     }
 
     [Fact]
+    public async Task FirstResponse_AlreadyHoldsTheFirstPageOfRows_FilteredAsTheAddressSays()
+    {
+        // Rendered on the server with the rows (not an empty grid that fills in once the circuit is up).
+        var html = await (await _admin.GetAsync(UsersPath + "?filter=blocking")).ExpectOkAsync();
+        Assert.Contains("data-email=\"bob@example.org\"", html, StringComparison.Ordinal);
+        Assert.Contains("data-email=\"erin@example.org\"", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-email=\"alice@example.org\"", html, StringComparison.Ordinal);
+        Assert.Contains("4 user(s), page 1 of 1", html, StringComparison.Ordinal);
+        Assert.Contains("data-outcome=\"Blocks\"", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheCircuitTakesOverThePrerenderedRows_WithoutEmptyingTheGrid()
+    {
+        await using var session = await chromium.NewSessionAsync(_app.BaseUrl);
+        await SigningInTests.SignInAsync(session.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        // Counts every moment the grid had rows and then none, from the parsed document on (a circuit whose first
+        // render had an empty grid would replace the prerendered rows with none for a moment).
+        await session.Page.AddInitScriptAsync("""
+            (() => {
+              let seen = false;
+              window.ucRowsEmptied = 0;
+              const check = () => {
+                const rows = document.querySelectorAll('[data-testid=fractal-user]').length;
+                if (rows > 0) { seen = true; } else if (seen) { window.ucRowsEmptied++; seen = false; }
+              };
+              new MutationObserver(check).observe(document, { subtree: true, childList: true });
+              document.addEventListener('DOMContentLoaded', check);
+            })();
+            """);
+        await OpenAsync(page: session.Page);
+        // A sort is answered after the grid's own first load (the circuit handles events in order).
+        await session.Page.Locator("#sort-email").ClickAsync();
+        await Assertions.Expect(session.Page.Locator("[data-testid=fractal-user]").First).ToHaveAttributeAsync("data-email", "admin@fractal.xy");
+        await session.Page.Locator("#sort-email").ClickAsync();
+        await Assertions.Expect(session.Page.Locator("[data-testid=fractal-user]").First).ToHaveAttributeAsync("data-email", "ivan@example.org");
+        Assert.Equal(0, await session.Page.EvaluateAsync<int>("() => window.ucRowsEmptied"));
+    }
+
+    [Fact]
     public async Task InlineFixes_TurnBlockingUsersIntoMigrated_AndAreAudited()
     {
         await OpenAsync();
 
         // bob: set project_dir.
+        await Row("bob@example.org").GetByTestId("edit-row").ClickAsync();
         await Row("bob@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/bob");
         await Row("bob@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("bob@example.org").GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
@@ -113,14 +156,22 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await Assertions.Expect(Page.GetByTestId("count-migrated")).ToContainTextAsync("5");
 
         // frank: set slurm_user.
+        await Row("frank@example.org").GetByTestId("edit-row").ClickAsync();
+        // One row holds the editor at a time: bob's closed, showing what was saved.
+        await Assertions.Expect(Page.GetByTestId("row-editor")).ToHaveCountAsync(1);
+        await Assertions.Expect(Row("bob@example.org").GetByTestId("project-dir")).ToHaveTextAsync("/shared/projects/bob");
         await Row("frank@example.org").GetByTestId("slurm-user-input").FillAsync("frank");
         await Row("frank@example.org").GetByTestId("slurm-user-save").ClickAsync();
         await Assertions.Expect(Outcome(Row("frank@example.org"))).ToHaveAttributeAsync("data-outcome", "Migrated");
+        await Row("frank@example.org").GetByTestId("edit-done").ClickAsync();
+        await Assertions.Expect(Page.GetByTestId("row-editor")).ToHaveCountAsync(0);
+        await Assertions.Expect(Row("frank@example.org").GetByTestId("slurm-user")).ToHaveTextAsync("frank");
 
         // erin: create the settings row, then fill it.
         await Row("erin@example.org").GetByTestId("create-settings").ClickAsync();
         await Assertions.Expect(Row("erin@example.org").GetByTestId("row-message")).ToHaveTextAsync("Settings row created.");
         await Assertions.Expect(Row("erin@example.org").GetByTestId("reasons")).ToContainTextAsync("project_dir is not set");
+        await Row("erin@example.org").GetByTestId("edit-row").ClickAsync();
         await Row("erin@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/erin");
         await Row("erin@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("erin@example.org").GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
@@ -195,6 +246,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
     public async Task ProjectDir_LikeShellInjectionOrRelative_IsRefused(string value)
     {
         await OpenAsync();
+        await Row("bob@example.org").GetByTestId("edit-row").ClickAsync();
         await Row("bob@example.org").GetByTestId("project-dir-input").FillAsync(value);
         await Row("bob@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("bob@example.org").GetByTestId("row-error")).ToContainTextAsync("project_dir");
@@ -208,6 +260,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         // Someone else (Fractal's own admin page, say) sets bob's project_dir meanwhile.
         await _fractal.ExecuteAsync("UPDATE user_settings SET project_dir = '/elsewhere/bob' WHERE id = 3");
 
+        await Row("bob@example.org").GetByTestId("edit-row").ClickAsync();
         await Row("bob@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/bob");
         await Row("bob@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("bob@example.org").GetByTestId("row-error")).ToContainTextAsync("Someone changed this user");
@@ -224,10 +277,12 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await SigningInTests.SignInAsync(other.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
         await OpenAsync(page: other.Page);
 
+        await Row(other.Page, "ivan@example.org").GetByTestId("edit-row").ClickAsync();
         await Row(other.Page, "ivan@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/ivan-first");
         await Row(other.Page, "ivan@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row(other.Page, "ivan@example.org").GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
 
+        await Row("ivan@example.org").GetByTestId("edit-row").ClickAsync();
         await Row("ivan@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/ivan-second");
         await Row("ivan@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row("ivan@example.org").GetByTestId("row-error")).ToContainTextAsync("Someone changed this user");
@@ -306,7 +361,9 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await OpenAsync(page: viewer.Page);
         await Assertions.Expect(Row(viewer.Page, "bob@example.org")).ToBeVisibleAsync();
         await Assertions.Expect(Outcome(Row(viewer.Page, "bob@example.org"))).ToHaveAttributeAsync("data-outcome", "Blocks");
-        await Assertions.Expect(viewer.Page.GetByTestId("project-dir-input")).ToHaveCountAsync(0);
+        await Assertions.Expect(viewer.Page.GetByTestId("edit-row")).ToHaveCountAsync(0);
+        await Assertions.Expect(viewer.Page.GetByTestId("check-dir")).ToHaveCountAsync(0);
+        await Assertions.Expect(Row(viewer.Page, "alice@example.org").GetByTestId("project-dir")).ToHaveTextAsync("/shared/projects/alice");
         await Assertions.Expect(viewer.Page.GetByTestId("select-user")).ToHaveCountAsync(0);
         await Assertions.Expect(viewer.Page.Locator("#bulk-activate")).ToHaveCountAsync(0);
         await Assertions.Expect(viewer.Page.Locator("#open-pattern")).ToHaveCountAsync(0);
@@ -328,7 +385,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await using var olga = await chromium.NewSessionAsync(_app.BaseUrl);
         await SigningInTests.SignInAsync(olga.Page, "olga@example.org", password);
         await OpenAsync(page: olga.Page);
-        await Assertions.Expect(Row(olga.Page, "bob@example.org").GetByTestId("project-dir-input")).ToBeVisibleAsync();
+        await Assertions.Expect(Row(olga.Page, "bob@example.org").GetByTestId("edit-row")).ToBeVisibleAsync();
 
         await using (var scope = _app.Services.CreateAsyncScope())
         {
@@ -337,6 +394,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
             Assert.True((await accounts.SetRoleAsync(id, "Viewer")).Succeeded);
         }
 
+        await Row(olga.Page, "bob@example.org").GetByTestId("edit-row").ClickAsync();
         await Row(olga.Page, "bob@example.org").GetByTestId("project-dir-input").FillAsync("/shared/projects/bob");
         await Row(olga.Page, "bob@example.org").GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(Row(olga.Page, "bob@example.org").GetByTestId("row-error")).ToContainTextAsync("Your role (Viewer) does not allow this");

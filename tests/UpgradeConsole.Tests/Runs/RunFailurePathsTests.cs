@@ -70,6 +70,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await page.GotoAsync($"/targets/{_fractal.TargetId}/users");
         await page.WaitForInteractiveAsync();
         var alice = UpgradeConsole.Tests.Fractal.FixingUsersBeforeTheUpgradeTests.Row(page, "alice@example.org");
+        await alice.GetByTestId("edit-row").ClickAsync();
         await alice.GetByTestId("project-dir-input").FillAsync("/shared/projects/alice");
         await alice.GetByTestId("project-dir-save").ClickAsync();
         await Assertions.Expect(alice.GetByTestId("row-message")).ToHaveTextAsync("project_dir saved.");
