@@ -48,6 +48,58 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FollowingKeepsTheNewestLineInView_ScrollingUpPauses_AndFollowCatchesUp()
+    {
+        var writer = new RunLogWriter(_app.Services.GetRequiredService<IServiceScopeFactory>(), _runId, [], TimeProvider.System);
+        await WriteAsync(writer, 1, 3000);
+        await using var viewer = await chromium.NewSessionAsync(_app.BaseUrl);
+        await Accounts.SigningInTests.SignInAsync(viewer.Page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        var page = viewer.Page;
+        await page.GotoInteractiveAsync($"/runs/{_runId}");
+        await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
+
+        // Lines arrive in many small batches (drawn a frame at a time): the view follows to the newest, never pausing itself.
+        await WriteAsync(writer, 3001, 5000, pace: true);
+        await Assertions.Expect(page.Locator("#L5000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
+        await Assertions.Expect(page.Locator("#log-follow")).ToBeCheckedAsync();
+        await page.WaitForFunctionAsync(AtTheBottom);
+        await Assertions.Expect(page.GetByTestId("log-status")).ToContainTextAsync("live");
+
+        // The reader scrolls up: following pauses, and what comes meanwhile is not drawn under them.
+        await page.EvaluateAsync("() => { document.getElementById('log-lines').scrollTop = 0; }");
+        await Assertions.Expect(page.Locator("#log-follow")).Not.ToBeCheckedAsync();
+        await Assertions.Expect(page.GetByTestId("log-status")).ToContainTextAsync("Paused (scrolled up)");
+        await WriteAsync(writer, 5001, 5300);
+        await Assertions.Expect(page.Locator("#log-lines")).ToHaveJSPropertyAsync("scrollTop", 0);
+
+        // Follow again: the lines written meanwhile are fetched, in order, and the view is at the newest.
+        await page.Locator("#log-follow").CheckAsync();
+        await Assertions.Expect(page.Locator("#L5300")).ToBeAttachedAsync(new() { Timeout = 30_000 });
+        await page.WaitForFunctionAsync(AtTheBottom);
+        var sequences = await page.Locator("#log-lines .uc-log-line").EvaluateAllAsync<long[]>("ls => ls.map(l => +l.dataset.seq)");
+        Assert.Equal(Enumerable.Range((int)sequences[0], sequences.Length).Select(i => (long)i), sequences);
+        Assert.Equal(5300L, sequences[^1]);
+    }
+
+    private const string AtTheBottom = "() => { const v = document.getElementById('log-lines'); return v.scrollHeight - v.scrollTop - v.clientHeight < 8; }";
+
+    private async Task WriteAsync(RunLogWriter writer, int from, int to, bool pace = false)
+    {
+        for (var i = from; i <= to; i++)
+        {
+            await writer.WriteAsync(_phases[0], $"backup line {i}");
+            if (pace && i % 50 == 0)
+            {
+                // Pacing the writer like a running step (not waiting for anything).
+                await writer.FlushAsync();
+                await Task.Delay(20);
+            }
+        }
+
+        await writer.FlushAsync();
+    }
+
+    [Fact]
     public async Task TwoViewersWatchLive_OneReloadsMidStream_AndBothEndWithEveryLine()
     {
         var writer = new RunLogWriter(_app.Services.GetRequiredService<IServiceScopeFactory>(), _runId, ["hunter2-secret"], TimeProvider.System);

@@ -145,6 +145,24 @@ function run(root, runId, handle) {
 
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
+  // Where the view was last scrolled to follow the log: a scroll above it is the reader's, anything else is not.
+  var followedTo = 0;
+  function stickToBottom() { view.scrollTop = view.scrollHeight; followedTo = view.scrollTop; }
+
+  // A new box counts at its placeholder height (content-visibility) until it is first drawn, after the follow
+  // scroll; when it takes its real height, a following view goes down again, before that frame is painted.
+  var newestBox = null;
+  var boxSizes = typeof ResizeObserver === 'function'
+    ? new ResizeObserver(function () { if (follow.checked) { stickToBottom(); } })
+    : null;
+  if (boxSizes) { handle.cleanups.push(function () { boxSizes.disconnect(); }); }
+  function watchNewest(box) {
+    if (!boxSizes) { return; }
+    if (newestBox) { boxSizes.unobserve(newestBox); }
+    newestBox = box;
+    boxSizes.observe(box);
+  }
+
   // Appends lines after `last`; a gap is fetched first, so the view is always 1 contiguous range.
   function append(lines) {
     busy = busy.then(function () { return appendNow(lines); }).catch(function (e) { setStatus('Error: ' + e); });
@@ -168,12 +186,12 @@ function run(root, runId, handle) {
       last = l.sequence;
       total++;
     });
-    if (box.firstElementChild) { view.appendChild(box); shown += box.childElementCount; }
+    if (box.firstElementChild) { view.appendChild(box); shown += box.childElementCount; watchNewest(box); }
     // Bounded scrollback: the oldest lines leave the page, a box at a time (the download has them all).
     while (shown > KEEP && view.childElementCount > 1) { shown -= view.firstElementChild.childElementCount; view.removeChild(view.firstElementChild); }
     var top = view.querySelector('.uc-log-line');
     first = top ? parseInt(top.getAttribute('data-seq'), 10) : first;
-    if (follow.checked) { view.scrollTop = view.scrollHeight; }
+    if (follow.checked) { stickToBottom(); }
     setStatus('Lines ' + first + '–' + last + ' shown · live');
     return Promise.resolve();
   }
@@ -259,13 +277,18 @@ function run(root, runId, handle) {
   // Back after a cut: ask for exactly what is missing.
   connection.onreconnected(function () { invoke('Join', runId, last).then(append); });
 
+  // Scrolling up pauses. A box of lines laid out at its real height after the follow scroll (boxes out of view
+  // keep a placeholder height until drawn) leaves the view above the bottom without anyone scrolling: back down.
   on(view, 'scroll', function () {
-    if (!atBottom() && follow.checked && document.activeElement !== follow) { follow.checked = false; setStatus('Paused (scrolled up) · lines ' + first + '–' + last); }
+    if (!follow.checked || document.activeElement === follow || atBottom()) { return; }
+    if (view.scrollTop >= followedTo - 8) { stickToBottom(); return; }
+    follow.checked = false;
+    setStatus('Paused (scrolled up) · lines ' + first + '–' + last);
   });
   on(follow, 'change', function () {
     if (follow.checked) {
       // Back to live: catch up from the last line shown.
-      invoke('Fetch', runId, last).then(append).then(function () { view.scrollTop = view.scrollHeight; });
+      invoke('Fetch', runId, last).then(append).then(stickToBottom);
     }
   });
   on(phaseFilter, 'change', function () {
