@@ -88,6 +88,12 @@ public sealed class PreflightTests(Chromium chromium, SshServer ssh, PostgresSer
         ILocator Row(string email) => FixingUsersBeforeTheUpgradeTests.Row(page, email);
         async Task SaveAsync(string email, string field, string value, string done)
         {
+            // A row's fields are open while it is the row being edited (one at a time).
+            if (await Row(email).GetByTestId($"{field}-input").CountAsync() == 0)
+            {
+                await Row(email).GetByTestId("edit-row").ClickAsync();
+            }
+
             await Row(email).GetByTestId($"{field}-input").FillAsync(value);
             await Row(email).GetByTestId($"{field}-save").ClickAsync();
             await Assertions.Expect(Row(email).GetByTestId("row-message")).ToHaveTextAsync(done);

@@ -29,8 +29,8 @@ public sealed class SharedReadsOfATargetTests
 
     private static readonly TimeSpan UpToAMinute = TimeSpan.FromMinutes(1);
 
-    /// <summary>A read that answers "read N" once <paramref name="gate"/> (if any) opens.</summary>
-    private Func<CancellationToken, Task<string>> Read(TaskCompletionSource? gate = null) => async _ =>
+    /// <summary>A read that answers <paramref name="label"/> (else "read N", N counting the reads begun) once <paramref name="gate"/> (if any) opens.</summary>
+    private Func<CancellationToken, Task<string>> Read(TaskCompletionSource? gate = null, string? label = null) => async _ =>
     {
         var n = Interlocked.Increment(ref _calls);
         if (gate is not null)
@@ -38,7 +38,7 @@ public sealed class SharedReadsOfATargetTests
             await gate.Task;
         }
 
-        return $"read {n}";
+        return label ?? $"read {n}";
     };
 
     [Fact]
@@ -57,8 +57,7 @@ public sealed class SharedReadsOfATargetTests
     public async Task PastItsTime_APageGetsTheOlderResultAtOnce_OneReadReplacesIt_AndThePageIsTold()
     {
         var ct = TestContext.Current.CancellationToken;
-        await _reads.SharedAsync(7, "users", Read(), ct);
-        _clock.Advance(TimeSpan.FromSeconds(10));
+        await FirstReadAgedAsync(TimeSpan.FromSeconds(10), ct);
 
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var refreshed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -78,23 +77,15 @@ public sealed class SharedReadsOfATargetTests
         Assert.Equal(2, _calls);
     }
 
-    [Fact]
-    public async Task PastItsTime_ACallerThatAllowsNoOlderResult_WaitsForANewRead()
+    [Theory]
+    [InlineData(10, null)] // past its time, and the caller takes no older result (the API, the CLI, preflight)
+    [InlineData(120, 60)] // older than the page takes
+    public async Task PastWhatTheCallerTakes_TheCallerWaitsForANewRead(int ageSeconds, int? takesUpToSeconds)
     {
         var ct = TestContext.Current.CancellationToken;
-        await _reads.SharedAsync(7, "users", Read(), ct);
-        _clock.Advance(TimeSpan.FromSeconds(10));
-        Assert.Equal("read 2", await _reads.SharedAsync(7, "users", Read(), ct));
-        Assert.Empty(_refreshed);
-    }
-
-    [Fact]
-    public async Task OlderThanThePageAllows_ThePageWaitsForANewRead_Too()
-    {
-        var ct = TestContext.Current.CancellationToken;
-        await _reads.SharedAsync(7, "users", Read(), ct);
-        _clock.Advance(TimeSpan.FromMinutes(2));
-        Assert.Equal("read 2", await _reads.SharedAsync(7, "users", Read(), ct, UpToAMinute));
+        await FirstReadAgedAsync(TimeSpan.FromSeconds(ageSeconds), ct);
+        TimeSpan? takes = takesUpToSeconds is { } up ? TimeSpan.FromSeconds(up) : null;
+        Assert.Equal("read 2", await _reads.SharedAsync(7, "users", Read(), ct, takes));
         Assert.Empty(_refreshed);
     }
 
@@ -102,13 +93,12 @@ public sealed class SharedReadsOfATargetTests
     public async Task AChangeThroughTheDashboardDuringTheBackgroundRead_KeepsThatReadOut_AndNobodyIsTold()
     {
         var ct = TestContext.Current.CancellationToken;
-        await _reads.SharedAsync(7, "users", Read(), ct);
-        _clock.Advance(TimeSpan.FromSeconds(10));
+        await FirstReadAgedAsync(TimeSpan.FromSeconds(10), ct);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var before = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         Func<CancellationToken, Task<string>> heldRead = async token =>
         {
-            var result = await Read(gate)(token);
+            var result = await Read(gate, "begun before the fix")(token);
             _ = Task.Run(() => before.TrySetResult(result), CancellationToken.None);
             return result;
         };
@@ -117,11 +107,11 @@ public sealed class SharedReadsOfATargetTests
         // The fix lands while the background read (begun before it) is under way: the next caller reads afresh,
         // and the older background read, once done, is not put in place of the newer one.
         _reads.Forget(7);
-        Assert.Equal("read 3", await _reads.SharedAsync(7, "users", Read(), ct));
+        Assert.Equal("after the fix", await _reads.SharedAsync(7, "users", Read(label: "after the fix"), ct));
         gate.SetResult();
-        Assert.Equal("read 2", await before.Task.WaitAsync(TimeSpan.FromSeconds(10), ct));
-        Assert.Equal("read 3", await _reads.SharedAsync(7, "users", Read(), ct));
-        Assert.Equal("read 3", await _reads.SharedAsync(7, "users", Read(), ct, UpToAMinute));
+        Assert.Equal("begun before the fix", await before.Task.WaitAsync(TimeSpan.FromSeconds(10), ct));
+        Assert.Equal("after the fix", await _reads.SharedAsync(7, "users", Read(), ct));
+        Assert.Equal("after the fix", await _reads.SharedAsync(7, "users", Read(), ct, UpToAMinute));
         Assert.Empty(_refreshed);
     }
 
@@ -129,8 +119,7 @@ public sealed class SharedReadsOfATargetTests
     public async Task AFailedBackgroundRead_LeavesTheOlderResult_AndTheNextPageAskTriesAgain()
     {
         var ct = TestContext.Current.CancellationToken;
-        await _reads.SharedAsync(7, "users", Read(), ct);
-        _clock.Advance(TimeSpan.FromSeconds(10));
+        await FirstReadAgedAsync(TimeSpan.FromSeconds(10), ct);
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Func<CancellationToken, Task<string>> failing = async _ =>
         {
@@ -142,8 +131,15 @@ public sealed class SharedReadsOfATargetTests
 
         Assert.Equal("read 1", await _reads.SharedAsync(7, "users", failing, ct, UpToAMinute));
         await failed.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        await Eventually.TrueAsync(async () => await _reads.SharedAsync(7, "users", Read(), ct, UpToAMinute) == "read 3", TimeSpan.FromSeconds(10));
+        await Eventually.TrueAsync(async () => await _reads.SharedAsync(7, "users", Read(label: "after the failure"), ct, UpToAMinute) == "after the failure", TimeSpan.FromSeconds(10));
         Assert.Single(_refreshed);
+    }
+
+    /// <summary>A first read ("read 1"), then the clock moved on by <paramref name="age"/>.</summary>
+    private async Task FirstReadAgedAsync(TimeSpan age, CancellationToken ct)
+    {
+        Assert.Equal("read 1", await _reads.SharedAsync(7, "users", Read(), ct));
+        _clock.Advance(age);
     }
 
     private sealed class ManualClock : TimeProvider
