@@ -58,8 +58,8 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         await page.GotoInteractiveAsync($"/runs/{_runId}");
         await Assertions.Expect(page.Locator("#L3000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
 
-        // Lines arrive in many small batches (drawn a frame at a time): the view follows to the newest, never pausing itself.
-        await WriteAsync(writer, 3001, 5000, pace: true);
+        // Lines arrive in many small batches, each drawn before the next is written: the view follows to the newest, never pausing itself.
+        await WriteAsync(writer, 3001, 5000, drawnBy: page);
         await Assertions.Expect(page.Locator("#L5000")).ToBeAttachedAsync(new() { Timeout = 30_000 });
         await Assertions.Expect(page.Locator("#log-follow")).ToBeCheckedAsync();
         await page.WaitForFunctionAsync(AtTheBottom);
@@ -83,16 +83,16 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
 
     private const string AtTheBottom = "() => { const v = document.getElementById('log-lines'); return v.scrollHeight - v.scrollTop - v.clientHeight < 8; }";
 
-    private async Task WriteAsync(RunLogWriter writer, int from, int to, bool pace = false)
+    /// <summary>Writes lines <paramref name="from"/>–<paramref name="to"/>; with <paramref name="drawnBy"/>, 50 at a time, each batch once the page has drawn the last.</summary>
+    private async Task WriteAsync(RunLogWriter writer, int from, int to, IPage? drawnBy = null)
     {
         for (var i = from; i <= to; i++)
         {
             await writer.WriteAsync(_phases[0], $"backup line {i}");
-            if (pace && i % 50 == 0)
+            if (drawnBy is not null && i % 50 == 0)
             {
-                // Pacing the writer like a running step (not waiting for anything).
                 await writer.FlushAsync();
-                await Task.Delay(20);
+                await Assertions.Expect(drawnBy.Locator($"#L{i}")).ToBeAttachedAsync(new() { Timeout = 30_000 });
             }
         }
 
