@@ -30,4 +30,15 @@ fi
 
 dotnet --info >/dev/null
 dotnet tool restore >/dev/null
-dotnet test UpgradeConsole.sln --logger "console;verbosity=normal" "$@"
+# The run's output is kept so that its last lines name the tests that failed (a CI log shows only its tail).
+log="$(mktemp -t uc-test-XXXXXX.log)"
+set +e
+dotnet test UpgradeConsole.sln --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "Tests that failed:"
+  grep -E '^\s+Failed [A-Za-z]' "$log" | sed -E 's/^\s+//' | sort -u || echo "(none named: the run itself failed; see above)"
+fi
+rm -f "$log"
+exit "$status"

@@ -140,6 +140,7 @@ public sealed class SshNetConnection(SshNetEndpoint endpoint, ILogger? logger = 
         {
             Timeout = endpoint.ConnectTimeout,
         };
+        Ed25519Certificates.ReadHostCertificatesWhole(info);
         RestrictHostKeyAlgorithms(info, endpoint);
         PreferFastCiphers(info);
         var client = new SshClient(info) { KeepAliveInterval = endpoint.KeepAlive };

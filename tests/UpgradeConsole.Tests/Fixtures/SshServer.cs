@@ -128,16 +128,27 @@ public sealed class SshServer : IAsyncLifetime
     private string _config = "";
 
     /// <summary>
-    /// Restarts sshd on the same port with a brand-new host key: to the dashboard it looks exactly
-    /// like a reinstalled server, or a man-in-the-middle.
+    /// Restarts sshd on the same port with a brand-new host key (or <paramref name="privateKey"/>, an OpenSSH private
+    /// key of the test's own): to the dashboard it looks exactly like a reinstalled server, or a man-in-the-middle.
     /// </summary>
-    public async Task RotateHostKeyAsync()
+    public async Task RotateHostKeyAsync(string? privateKey = null)
     {
         _sshd!.Kill(entireProcessTree: true);
         await _sshd.WaitForExitAsync();
         File.Delete(HostKeyPath);
         File.Delete(HostKeyPath + ".pub");
-        await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "uc-test-host-rotated", "-f", HostKeyPath]);
+        if (privateKey is null)
+        {
+            await ProcessRunner.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "uc-test-host-rotated", "-f", HostKeyPath]);
+        }
+        else
+        {
+            await File.WriteAllTextAsync(HostKeyPath, privateKey);
+            File.SetUnixFileMode(HostKeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            var publicKey = await ProcessRunner.RunAsync("ssh-keygen", ["-y", "-f", HostKeyPath]);
+            await File.WriteAllTextAsync(HostKeyPath + ".pub", publicKey.StandardOutput);
+        }
+
         HostPublicKey = (await File.ReadAllTextAsync(HostKeyPath + ".pub")).Trim();
         await File.WriteAllTextAsync(KnownHostsPath, $"[{Host}]:{Port} {HostPublicKey}\n");
         StartDaemon();
