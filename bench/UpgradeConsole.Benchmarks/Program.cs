@@ -5,7 +5,7 @@ using UpgradeConsole.Core.Remote;
 // Benchmarks of the remote engine against a real sshd (scripts/bench-remote.sh starts one and
 // passes its address). Not a test: it prints figures for the issue notes.
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- remote <host> <port> <user> <key> <known_hosts> [lines]
-//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count]   (scripts/bench-users.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- users [count] [--trace]   (scripts/bench-users-grid.sh; --trace: where the tab's main thread spends its time)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- rehearsal [generated users=10000] [rehearsals=3] [upstream dump]   (scripts/bench-rehearsal-double.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- live-log [lines] [seconds at 2000/s]   (scripts/bench-live-log.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
@@ -66,7 +66,8 @@ if (args.Length >= 1 && args[0] == "rehearsal")
 
 if (args.Length >= 1 && args[0] == "users")
 {
-    return await UpgradeConsole.Benchmarks.UsersBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000);
+    return await UpgradeConsole.Benchmarks.UsersBenchmark.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000, trace: args.Contains("--trace"));
 }
 
 if (args.Length < 6 || args[0] != "remote")

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using UpgradeConsole.Tests.Fixtures;
 
@@ -30,16 +31,20 @@ internal static class UsersBenchmark
                 return (rows.length ? rows[0].getAttribute('data-email') + '|' + rows[rows.length - 1].getAttribute('data-email') : '') + '|' + (count ? count.textContent : '');
             };
             const before = state();
+            const received = window.ucReceived.length;
             const start = performance.now();
             let first = -1;
-            const timer = setTimeout(() => { observer.disconnect(); resolve([-1, -1]); }, 60000);
+            const timer = setTimeout(() => { observer.disconnect(); resolve([-1, -1, -1, -1, -1]); }, 60000);
             const observer = new MutationObserver(() => {
                 if (first < 0) { first = performance.now() - start; }
                 if (state() !== before) {
                     observer.disconnect();
                     clearTimeout(timer);
                     const changed = performance.now() - start;
-                    requestAnimationFrame(() => resolve([performance.now() - start, first, changed]));
+                    // The server's answer: the last WebSocket message that arrived before the rows changed.
+                    const answers = window.ucReceived.slice(received);
+                    const answer = answers.length ? answers[answers.length - 1] : [start - 1, 0];
+                    requestAnimationFrame(() => resolve([performance.now() - start, first, changed, answer[0] - start, answer[1]]));
                 }
             });
             observer.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
@@ -47,7 +52,23 @@ internal static class UsersBenchmark
         })
         """;
 
-    public static async Task<int> RunAsync(int count)
+    // Every WebSocket message the page receives, with the time it arrived (before Blazor handles it) and its size.
+    private const string RecordWebSocketMessages = """
+        (() => {
+          const Native = window.WebSocket;
+          window.ucReceived = [];
+          window.WebSocket = class extends Native {
+            constructor(...args) {
+              super(...args);
+              this.addEventListener('message', e => {
+                window.ucReceived.push([performance.now(), typeof e.data === 'string' ? e.data.length : (e.data.byteLength || e.data.size || 0)]);
+              });
+            }
+          };
+        })();
+        """;
+
+    public static async Task<int> RunAsync(int count, bool trace = false)
     {
         // The app factory finds the dashboard's content root through the test assembly; from here, say it.
         Environment.SetEnvironmentVariable("ASPNETCORE_TEST_CONTENTROOT_UPGRADECONSOLE_WEB", Path.Combine(TestPaths.RepositoryRoot, "src", "UpgradeConsole.Web"));
@@ -60,6 +81,14 @@ internal static class UsersBenchmark
         try
         {
             await using var app = new UpgradeConsoleApplicationFactory();
+            // For comparing: how long a read of the target's users answers everyone (default 3 s; past it, the page
+            // is answered from the older read while one read in the background replaces it).
+            if (Environment.GetEnvironmentVariable("UC_BENCH_READ_CACHE_FOR") is { Length: > 0 } cacheFor)
+            {
+                app.WithSetting("UpgradeConsole:TargetWork:ReadCacheFor", cacheFor);
+                Console.WriteLine($"reads of the target kept for {cacheFor}");
+            }
+
             app.ServeOverKestrel();
             var admin = await app.CreateFirstAdminAsync();
             await using var fractal = await FractalTarget.CreateAsync(app, admin, ssh, postgres, extraSql: GeneratedUsers.Sql(count));
@@ -89,6 +118,7 @@ internal static class UsersBenchmark
             // (2) First meaningful paint: a fresh navigation each round (a new circuit), to the frame that first draws
             // user rows. Timed in the page from the document's start: the first frame (requestAnimationFrame) after a
             // row is in the document, and the first task after that frame (its paint is done by then).
+            await page.AddInitScriptAsync(RecordWebSocketMessages);
             await page.AddInitScriptAsync("""
                 (() => {
                   const observer = new MutationObserver(() => {
@@ -138,9 +168,35 @@ internal static class UsersBenchmark
             // (3) Round trips on one open page.
             await page.WaitForInteractiveAsync();
             await Assertions.Expect(page.GetByTestId("users-count")).ToContainTextAsync("page 1 of");
+            var reads = app.Services.GetRequiredService<UpgradeConsole.Web.Targets.TargetReads>();
+            var readsBefore = reads.Performed;
+            var roundTrips = Stopwatch.StartNew();
             await RoundTripsAsync("sort by e-mail (asc / desc / none)", page.Locator("#sort-email"), page.Locator("#sort-email"));
             await RoundTripsAsync("filter (blocking / all)", page.GetByTestId("count-blocking"), page.GetByTestId("count-all"));
             await RoundTripsAsync("page (next / previous)", page.GetByRole(AriaRole.Button, new() { Name = "Next page" }), page.GetByRole(AriaRole.Button, new() { Name = "Previous page" }));
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"reads of the target during the round trips: {reads.Performed - readsBefore} in {roundTrips.Elapsed.TotalSeconds:0.0} s"));
+            if (trace)
+            {
+                // Where the tab's own time goes (on a loaded machine, relative figures only).
+                await RendererTrace.PrintAsync(chromium.Browser, "a fresh navigation to the first rows", async () =>
+                {
+                    await page.GotoAsync("about:blank");
+                    await page.GotoAsync(path, new() { WaitUntil = WaitUntilState.Commit });
+                    await page.WaitForFunctionAsync("() => window.ucFirstRows > 0", null, new() { Timeout = 60_000 });
+                });
+                await page.WaitForInteractiveAsync();
+                await Assertions.Expect(page.GetByTestId("users-count")).ToContainTextAsync("page 1 of");
+                await RendererTrace.PrintAsync(chromium.Browser, "ten sort round trips", async () =>
+                {
+                    for (var i = 0; i < 10; i++)
+                    {
+                        await page.Locator("#sort-email").EvaluateAsync<double[]>(ClickAndWait);
+                    }
+                });
+            }
+
             return 0;
         }
         finally
@@ -156,6 +212,9 @@ internal static class UsersBenchmark
         var times = new List<double>();
         var answered = new List<double>();
         var changed = new List<double>();
+        var arrived = new List<double>();
+        var applied = new List<double>();
+        var sizes = new List<double>();
         for (var i = -2; i < Rounds; i++)
         {
             var target = i % 2 == 0 ? first : second;
@@ -171,18 +230,24 @@ internal static class UsersBenchmark
                 times.Add(elapsed[0]);
                 answered.Add(elapsed[1]);
                 changed.Add(elapsed[2]);
+                arrived.Add(elapsed[3]);
+                applied.Add(elapsed[2] - elapsed[3]);
+                sizes.Add(elapsed[4]);
             }
         }
 
         Print(name + " round trip", times);
         Print("  of which: click to the page's first change", answered);
         Print("  of which: click to the rows' change", changed);
+        Print("  of which: click to the answer's arrival (the server's part, and the network)", arrived);
+        Print("  of which: the answer's arrival to the rows' change (Blazor applying it)", applied);
+        Print("  the answer's size (characters)", sizes, "");
     }
 
-    private static void Print(string what, List<double> times)
+    private static void Print(string what, List<double> times, string unit = " ms")
     {
         times.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{what}: median {times[times.Count / 2]:0} ms, p95 {times[(int)Math.Ceiling(times.Count * 0.95) - 1]:0} ms, max {times[^1]:0} ms (n={times.Count})"));
+            $"{what}: median {times[times.Count / 2]:0}{unit}, p95 {times[(int)Math.Ceiling(times.Count * 0.95) - 1]:0}{unit}, max {times[^1]:0}{unit} (n={times.Count})"));
     }
 }
