@@ -9,7 +9,6 @@ namespace UpgradeConsole.Web.Api;
 public static class FractalApi
 {
     private static readonly string[] Filters = ["all", "blocking", "left-out", "migrated"];
-    private static readonly string[] Sorts = ["id", "email", "outcome", "project_dir"];
 
     public static RouteGroupBuilder MapFractalApi(this RouteGroupBuilder api)
     {
@@ -48,9 +47,9 @@ public static class FractalApi
                 errors["filter"] = [$"One of: {string.Join(", ", Filters)}."];
             }
 
-            if (sort is not null && !Sorts.Contains(sort))
+            if (sort is not null && !UsersQuery.Sorts.Contains(sort))
             {
-                errors["sort"] = [$"One of: {string.Join(", ", Sorts)}."];
+                errors["sort"] = [$"One of: {string.Join(", ", UsersQuery.Sorts)}."];
             }
 
             if (page is < 1)
@@ -75,7 +74,7 @@ public static class FractalApi
 
             var view = await service.LoadAsync(id, ct);
             var size = pageSize ?? UsersQuery.DefaultPageSize;
-            var matching = new UsersQuery(filter ?? "all", q, sort ?? "id").Apply(view.Verdicts).ToList();
+            var matching = view.Matching(new UsersQuery(filter ?? "all", q, sort ?? "id"));
             var number = page ?? 1;
             return TypedResults.Ok(new FractalUsersPage(matching.Count, number, size,
                 view.Count(MigrationOutcome.Migrated), view.Count(MigrationOutcome.LeftOut), view.Count(MigrationOutcome.Blocks), view.Backend,

@@ -12,6 +12,21 @@ namespace UpgradeConsole.Web.Fractal;
 public sealed record UsersView(Target Target, string Backend, IReadOnlyList<UserVerdict> Verdicts)
 {
     public int Count(MigrationOutcome outcome) => Verdicts.Count(v => v.Outcome == outcome);
+
+    /// <summary>The counts over all users, worked out once per read.</summary>
+    public UsersCounts Counts => _counts ??= UsersCounts.Of(Verdicts);
+
+    private UsersCounts? _counts;
+
+    // One read answers many pages (every sort, filter and page within a minute): each filter and sort's order, without
+    // a search, is worked out once per read (4 filters × 4 sorts × 2 directions at most); a search is ordered each time.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Filter, string Sort, bool Descending), UserVerdict[]> _ordered = new();
+
+    /// <summary>The users <paramref name="query"/> matches, in its order (every page of them).</summary>
+    public IReadOnlyList<UserVerdict> Matching(UsersQuery query) =>
+        string.IsNullOrWhiteSpace(query.Search) && UsersQuery.Filters.Contains(query.Filter) && UsersQuery.Sorts.Contains(query.Sort)
+            ? _ordered.GetOrAdd((query.Filter, query.Sort, query.Descending), _ => [.. query.Apply(Verdicts)])
+            : [.. query.Apply(Verdicts)];
 }
 
 /// <summary>How many users each outcome holds, over all users (not only the page shown).</summary>
@@ -61,11 +76,11 @@ public sealed class FractalUsersService(TargetService targets, FractalAccess acc
         ArgumentNullException.ThrowIfNull(query);
         await people.RequireAsync(viewer, Roles.Viewer);
         var view = await LoadAsync(targetId, ct, orOlderUpTo);
-        var matching = query.Apply(view.Verdicts).ToList();
+        var matching = view.Matching(query);
         var size = Math.Clamp(query.PageSize, 1, 1000);
         var pages = Math.Max(1, (matching.Count + size - 1) / size);
         var page = Math.Clamp(query.Page, 1, pages);
-        return new UsersSlice(view.Target.Id, view.Target.Name, view.Backend, UsersCounts.Of(view.Verdicts), matching.Count,
+        return new UsersSlice(view.Target.Id, view.Target.Name, view.Backend, view.Counts, matching.Count,
             [.. matching.Skip((page - 1) * size).Take(size)]);
     }
 

@@ -10,6 +10,9 @@ public sealed record UsersQuery(string Filter = "all", string? Search = null, st
     /// <summary>The filters the page and the API know.</summary>
     public static IReadOnlyList<string> Filters { get; } = ["all", "blocking", "left-out", "migrated"];
 
+    /// <summary>The sorts the page and the API know (anything else sorts by id).</summary>
+    public static IReadOnlyList<string> Sorts { get; } = ["id", "email", "outcome", "project_dir"];
+
     public IEnumerable<UserVerdict> Apply(IEnumerable<UserVerdict> verdicts)
     {
         var filtered = Filter switch
