@@ -86,6 +86,16 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await Assertions.Expect(Outcome(Row("bob@example.org"))).ToHaveTextAsync("Blocks the upgrade");
         await Assertions.Expect(Outcome(Row("carol@example.org"))).ToHaveTextAsync("Left out: will lose access");
         await Assertions.Expect(Row("alice@example.org")).ToContainTextAsync("All, lab-a");
+        // The flags say what they show (dave is not active; carol not verified; admin a superuser), and their icons
+        // are drawn: a Material icon as a mask, 20 px square, in the text's colour (green when set).
+        await Assertions.Expect(Row("dave@example.org").GetByRole(AriaRole.Img, new() { Name = "not active", Exact = true })).ToBeVisibleAsync();
+        await Assertions.Expect(Row("carol@example.org").GetByRole(AriaRole.Img, new() { Name = "not verified", Exact = true })).ToBeVisibleAsync();
+        var superuser = Row("admin@fractal.xy").GetByRole(AriaRole.Img, new() { Name = "superuser", Exact = true });
+        await Assertions.Expect(superuser).ToHaveAttributeAsync("title", "superuser");
+        var drawn = await superuser.EvaluateAsync<string[]>("e => { const s = getComputedStyle(e); return [s.maskImage || s.webkitMaskImage, s.width, s.backgroundColor]; }");
+        Assert.StartsWith("url(\"data:image/svg+xml,", drawn[0], StringComparison.Ordinal);
+        Assert.Equal("20px", drawn[1]);
+        Assert.NotEqual("rgba(0, 0, 0, 0)", drawn[2]);
         await _browser.ScreenshotAsync("fractal-users");
         // The database password never reaches the page.
         Assert.DoesNotContain(FractalTarget.DbPassword, await Page.ContentAsync(), StringComparison.Ordinal);
