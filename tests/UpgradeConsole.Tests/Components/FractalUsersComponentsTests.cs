@@ -160,4 +160,40 @@ public sealed class FractalUsersComponentsTests : MudComponentContext
     [InlineData("x;id", false)]
     public void SlurmUserField_AcceptsOnlyAUserName(string value, bool valid) =>
         Assert.Equal(valid, UsersPage.SlurmUserProblem(value) is null);
+
+    [Fact]
+    public void UsersToolbar_IsDrawnAgainOnlyWhenWhatItShowsChanged()
+    {
+        string? searched = null;
+        bool? bulk = null;
+        ComponentParameterCollectionBuilder<UsersToolbar> Parameters(ComponentParameterCollectionBuilder<UsersToolbar> p, int selected, bool busy = false) => p
+            .Add(c => c.Search, "bob")
+            .Add(c => c.CanEdit, true)
+            .Add(c => c.Busy, busy)
+            .Add(c => c.Selected, selected)
+            .Add(c => c.OnSearch, EventCallback.Factory.Create<string?>(this, v => searched = v))
+            .Add(c => c.OnBulk, EventCallback.Factory.Create<bool>(this, v => bulk = v));
+        var cut = Render<UsersToolbar>(p => Parameters(p, 0));
+        Assert.True(cut.Find("#bulk-activate").HasAttribute("disabled"));
+
+        // The grid draws its toolbar with every page of rows: the same values draw nothing.
+        cut.Render(p => Parameters(p, 0));
+        cut.Render(p => Parameters(p, 0));
+        Assert.Equal(1, cut.RenderCount);
+
+        // A new selection count draws it (and its children) again; the same count after that does not.
+        cut.Render(p => Parameters(p, 2));
+        var drawn = cut.RenderCount;
+        Assert.True(drawn > 1);
+        cut.Render(p => Parameters(p, 2));
+        Assert.Equal(drawn, cut.RenderCount);
+        Assert.Equal("2 selected", cut.Find("[data-testid=selected-count]").TextContent);
+        cut.Find("#bulk-deactivate").Click();
+        Assert.False(bulk);
+
+        cut.Render(p => Parameters(p, 2, busy: true));
+        Assert.True(cut.Find("#bulk-activate").HasAttribute("disabled"));
+        cut.Find("#user-search").Input("carol");
+        cut.WaitForAssertion(() => Assert.Equal("carol", searched));
+    }
 }
