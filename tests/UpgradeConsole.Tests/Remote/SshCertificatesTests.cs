@@ -28,9 +28,7 @@ public sealed class SshCertificatesTests : IAsyncLifetime
     public async Task HostCertificateOfThePinnedCa_IsTrusted_WithoutAPinnedHostKey()
     {
         await ServeHostCertificateAsync(_hostCa, "127.0.0.1", "-5m:+1h");
-        await using var connection = new SshNetConnection(Endpoint(await FingerprintAsync(_hostCa)));
-        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
-        Assert.Equal(_ssh.User, result.Output.Trim());
+        await SignsInAsync(Endpoint(await FingerprintAsync(_hostCa)));
     }
 
     [Fact]
@@ -87,9 +85,7 @@ public sealed class SshCertificatesTests : IAsyncLifetime
         var refused = await FailureAsync(RemoteSession.Endpoint(_ssh, _ssh.Port, pinned) with { Keys = [SshKeys.FromText(privateKey, null)] });
         Assert.Equal(SshFailure.KeyRefused, refused.Failure);
 
-        await using var connection = new SshNetConnection(RemoteSession.Endpoint(_ssh, _ssh.Port, pinned) with { Keys = [SshKeys.FromText(privateKey, null, certificate: certificate)] });
-        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
-        Assert.Equal(_ssh.User, result.Output.Trim());
+        await SignsInAsync(RemoteSession.Endpoint(_ssh, _ssh.Port, pinned) with { Keys = [SshKeys.FromText(privateKey, null, certificate: certificate)] });
     }
 
     /// <summary>
@@ -120,9 +116,7 @@ public sealed class SshCertificatesTests : IAsyncLifetime
         Assert.Equal(Convert.FromBase64String(PublicKeyStartingFFC2.Split(' ')[1])[^32..], Ed25519Certificates.CertifiedKey(blob));
         Assert.Equal(Ed25519Certificates.CertifiedKey(blob), Ed25519Certificates.PublicKeyOf(blob).PublicKey);
 
-        await using var connection = new SshNetConnection(RemoteSession.Endpoint(_ssh, _ssh.Port, RemoteSession.ServerKey(_ssh)) with { Keys = [SshKeys.FromText(KeyStartingFFC2, null, certificate: certificate)] });
-        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
-        Assert.Equal(_ssh.User, result.Output.Trim());
+        await SignsInAsync(RemoteSession.Endpoint(_ssh, _ssh.Port, RemoteSession.ServerKey(_ssh)) with { Keys = [SshKeys.FromText(KeyStartingFFC2, null, certificate: certificate)] });
     }
 
     [Fact]
@@ -130,9 +124,7 @@ public sealed class SshCertificatesTests : IAsyncLifetime
     {
         await _ssh.RotateHostKeyAsync(KeyStartingFFC2);
         await ServeHostCertificateAsync(_hostCa, "127.0.0.1", "-5m:+1h");
-        await using var connection = new SshNetConnection(Endpoint(await FingerprintAsync(_hostCa)));
-        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
-        Assert.Equal(_ssh.User, result.Output.Trim());
+        await SignsInAsync(Endpoint(await FingerprintAsync(_hostCa)));
     }
 
     [Fact]
@@ -191,6 +183,14 @@ public sealed class SshCertificatesTests : IAsyncLifetime
 
     private static async Task<string> FingerprintAsync(string key) =>
         (await ProcessRunner.RunAsync("ssh-keygen", ["-l", "-E", "sha256", "-f", key + ".pub"])).StandardOutput.Split(' ')[1];
+
+    /// <summary>Connects to the server through <paramref name="endpoint"/> and runs <c>id -un</c> there as its user.</summary>
+    private async Task SignsInAsync(SshNetEndpoint endpoint)
+    {
+        await using var connection = new SshNetConnection(endpoint);
+        var result = await new SshNetShell(connection).RunAsync("id -un", TestContext.Current.CancellationToken);
+        Assert.Equal(_ssh.User, result.Output.Trim());
+    }
 
     private static async Task<SshConnectionException> FailureAsync(SshNetEndpoint endpoint)
     {
