@@ -42,7 +42,7 @@ internal static class CircuitsBenchmark
         }
         """;
 
-    public static async Task<int> RunAsync(int[] tabCounts, int seconds)
+    public static async Task<int> RunAsync(int[] tabCounts, int seconds, bool trace = false)
     {
         Environment.SetEnvironmentVariable("ASPNETCORE_TEST_CONTENTROOT_UPGRADECONSOLE_WEB", Path.Combine(TestPaths.RepositoryRoot, "src", "UpgradeConsole.Web"));
         var ssh = new SshServer();
@@ -64,7 +64,7 @@ internal static class CircuitsBenchmark
             Console.WriteLine($"Run page tabs in one Chromium, SQLite, Release; live log 2,000 lines/s for {seconds} s per row; {Environment.ProcessorCount} cores (shared with other work: figures under load)");
             foreach (var tabs in tabCounts)
             {
-                await MeasureAsync(app, remote, browser.Context, tabs, seconds, print: true);
+                await MeasureAsync(app, remote, browser.Context, tabs, seconds, print: true, trace ? chromium.Browser : null);
             }
 
             return 0;
@@ -76,7 +76,9 @@ internal static class CircuitsBenchmark
         }
     }
 
-    private static async Task MeasureAsync(UpgradeConsoleApplicationFactory app, RemoteSession remote, IBrowserContext context, int tabs, int seconds, bool print)
+    // traceWith: when set, the live part runs under a DevTools trace, and the tab's main-thread time is printed by
+    // event (the latencies are then measured under tracing too).
+    private static async Task MeasureAsync(UpgradeConsoleApplicationFactory app, RemoteSession remote, IBrowserContext context, int tabs, int seconds, bool print, IBrowser? traceWith = null)
     {
         var (runId, phases) = await RunSeed.AddRunningRunAsync(app.Services, TimeProvider.System.GetUtcNow());
         var writer = new RunLogWriter(app.Services.GetRequiredService<IServiceScopeFactory>(), runId, [], TimeProvider.System);
@@ -112,24 +114,30 @@ internal static class CircuitsBenchmark
         var paced = $"python3 -c \"import time\nstart=time.time()\nfor i in range({total}):\n  t=start+i/{rate}\n  d=t-time.time()\n  d>0 and time.sleep(d)\n  print(time.time_ns(), i, flush=True)\"";
         var location = remote.Step("circuits-" + runId);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        await remote.Engine.StartAsync(new UpgradeConsole.Core.Remote.RemoteStep { Location = location, Script = paced }, CancellationToken.None);
-        await RunLogPump.PumpAsync(remote.Engine, location, phases[0], writer, null, CancellationToken.None);
-        await writer.FlushAsync();
-        long lastSequence;
-        await using (var scope = app.Services.CreateAsyncScope())
+        var paused = 0;
+        string last = "";
+        async Task LiveAsync()
         {
-            lastSequence = await RunLogHub.LastSequenceAsync(scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Persistence.AppDbContext>(), runId, CancellationToken.None);
+            await remote.Engine.StartAsync(new UpgradeConsole.Core.Remote.RemoteStep { Location = location, Script = paced }, CancellationToken.None);
+            await RunLogPump.PumpAsync(remote.Engine, location, phases[0], writer, null, CancellationToken.None);
+            await writer.FlushAsync();
+            long lastSequence;
+            await using (var scope = app.Services.CreateAsyncScope())
+            {
+                lastSequence = await RunLogHub.LastSequenceAsync(scope.ServiceProvider.GetRequiredService<UpgradeConsole.Web.Persistence.AppDbContext>(), runId, CancellationToken.None);
+            }
+
+            last = lastSequence.ToString(CultureInfo.InvariantCulture);
+            // Every tab shows the last line, or has stopped following (js/run-log.js pauses a view that is not at its
+            // bottom when lines arrive, e.g. when the page cannot keep up): counted, not waited for.
+            foreach (var page in pages)
+            {
+                await page.Locator($"#L{last}, #log-follow:not(:checked)").First.WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 300_000 });
+                paused += await page.Locator($"#L{last}").CountAsync() == 0 ? 1 : 0;
+            }
         }
 
-        var last = lastSequence.ToString(CultureInfo.InvariantCulture);
-        // Every tab shows the last line, or has stopped following (js/run-log.js pauses a view that is not at its
-        // bottom when lines arrive, e.g. when the page cannot keep up): counted, not waited for.
-        var paused = 0;
-        foreach (var page in pages)
-        {
-            await page.Locator($"#L{last}, #log-follow:not(:checked)").First.WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 300_000 });
-            paused += await page.Locator($"#L{last}").CountAsync() == 0 ? 1 : 0;
-        }
+        await (traceWith is null ? LiveAsync() : RendererTrace.PrintAsync(traceWith, $"{tabs} tab(s) following the live log", LiveAsync));
 
         cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
         var peakRss = PeakResidentMiB();

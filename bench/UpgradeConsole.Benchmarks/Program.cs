@@ -11,7 +11,7 @@ using UpgradeConsole.Core.Remote;
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- phase-jobs [runs]   (scripts/bench-phase-jobs.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- idle-streams [streams] [seconds]   (scripts/bench-idle-streams.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- target-ops [rounds]   (scripts/bench-target-ops.sh)
-//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- circuits ["1 10 25"] [seconds]   (scripts/bench-circuits.sh)
+//   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- circuits ["1 10 25"] [seconds] [--trace]   (scripts/bench-circuits.sh)
 //   dotnet run -c Release --project bench/UpgradeConsole.Benchmarks -- fleet [hosts=50] [ports per sshd=16] [rounds=3] [no-ansible]   (scripts/bench-fleet.sh)
 if (args.Length >= 1 && args[0] == "live-log")
 {
@@ -47,7 +47,7 @@ if (args.Length >= 1 && args[0] == "circuits")
 {
     // circuits "1 10 25" [seconds of live log per row]
     var tabs = (args.Length > 1 ? args[1] : "1 10 25").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
-    return await UpgradeConsole.Benchmarks.CircuitsBenchmark.RunAsync(tabs, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
+    return await UpgradeConsole.Benchmarks.CircuitsBenchmark.RunAsync(tabs, args.Length > 2 && args[2] != "--trace" ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20, trace: args.Contains("--trace"));
 }
 
 if (args.Length >= 1 && args[0] == "fleet")
