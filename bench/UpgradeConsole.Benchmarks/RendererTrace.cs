@@ -53,23 +53,31 @@ internal static class RendererTrace
             }
         }
 
-        var complete = new List<(long Start, long Duration, string Name)>();
+        var complete = new List<((int Pid, int Tid) Thread, long Start, long Duration, string Name)>();
         foreach (var e in events)
         {
-            if (e.GetProperty("ph").GetString() == "X" && e.TryGetProperty("dur", out var dur)
-                && mainThreads.Contains((e.GetProperty("pid").GetInt32(), e.GetProperty("tid").GetInt32())))
+            var thread = (e.GetProperty("pid").GetInt32(), e.GetProperty("tid").GetInt32());
+            if (e.GetProperty("ph").GetString() == "X" && e.TryGetProperty("dur", out var dur) && mainThreads.Contains(thread))
             {
-                complete.Add((e.GetProperty("ts").GetInt64(), dur.GetInt64(), e.GetProperty("name").GetString() ?? "?"));
+                complete.Add((thread, e.GetProperty("ts").GetInt64(), dur.GetInt64(), e.GetProperty("name").GetString() ?? "?"));
             }
         }
 
-        // Self time: an event's duration less that of the events nested directly in it (same thread, by time).
-        complete.Sort((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Duration.CompareTo(a.Duration));
+        // Self time: an event's duration less that of the events nested directly in it, on its own thread (a
+        // navigation may have two renderers' main threads, the old page's and the new one's).
+        complete.Sort((a, b) => a.Thread != b.Thread ? a.Thread.CompareTo(b.Thread) : a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Duration.CompareTo(a.Duration));
         var self = new Dictionary<string, long>();
         var stack = new Stack<(long End, string Name)>();
         long busy = 0;
-        foreach (var (start, duration, name) in complete)
+        (int, int)? current = null;
+        foreach (var (thread, start, duration, name) in complete)
         {
+            if (thread != current)
+            {
+                stack.Clear();
+                current = thread;
+            }
+
             while (stack.Count > 0 && stack.Peek().End <= start)
             {
                 stack.Pop();

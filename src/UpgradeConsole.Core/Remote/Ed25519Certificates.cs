@@ -95,8 +95,7 @@ public static class Ed25519Certificates
         return blob;
     }
 
-    private static string Fingerprint(byte[] key) =>
-        "SHA256:" + Convert.ToBase64String(System.Security.Cryptography.SHA256.HashData(PlainBlob(key))).TrimEnd('=');
+    private static string Fingerprint(byte[] key) => HostKeyScanner.FromBlob(PlainBlob(key)).Fingerprint;
 
     private static ReadOnlySpan<byte> ReadString(byte[] blob, ref int offset)
     {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using Renci.SshNet;
 
@@ -83,8 +82,8 @@ public static class SshKeys
     /// <summary>The key's public fingerprint as <c>ssh-add -l</c> shows it: <c>SHA256:… (ED25519)</c>.</summary>
     public static string Fingerprint(IPrivateKeySource key)
     {
-        var blob = key.HostKeyAlgorithms.Last().Data; // after any certificate: the key alone
-        var type = HostKeyScanner.FromBlob(blob).Type;
+        var publicKey = HostKeyScanner.FromBlob(key.HostKeyAlgorithms.Last().Data); // after any certificate: the key alone
+        var type = publicKey.Type;
         var kind = type switch
         {
             "ssh-ed25519" => "ED25519",
@@ -92,6 +91,6 @@ public static class SshKeys
             _ when type.StartsWith("ecdsa-", StringComparison.Ordinal) => "ECDSA",
             _ => type,
         };
-        return $"SHA256:{Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('=')} ({kind})";
+        return $"{publicKey.Fingerprint} ({kind})";
     }
 }

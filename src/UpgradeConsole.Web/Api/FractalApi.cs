@@ -8,8 +8,6 @@ namespace UpgradeConsole.Web.Api;
 /// <summary>Preflight (run: Operator; latest: everyone) and the Fractal users of a target, with the users page's fixes.</summary>
 public static class FractalApi
 {
-    private static readonly string[] Filters = ["all", "blocking", "left-out", "migrated"];
-
     public static RouteGroupBuilder MapFractalApi(this RouteGroupBuilder api)
     {
         var target = api.MapGroup("/targets/{id:int}");
@@ -42,9 +40,9 @@ public static class FractalApi
         target.MapGet("/fractal/users", async (int id, string? filter, string? q, string? sort, int? page, int? pageSize, TargetService targets, FractalUsersService service, CancellationToken ct) =>
         {
             var errors = new Dictionary<string, string[]>();
-            if (filter is not null && !Filters.Contains(filter))
+            if (filter is not null && !UsersQuery.Filters.Contains(filter))
             {
-                errors["filter"] = [$"One of: {string.Join(", ", Filters)}."];
+                errors["filter"] = [$"One of: {string.Join(", ", UsersQuery.Filters)}."];
             }
 
             if (sort is not null && !UsersQuery.Sorts.Contains(sort))
@@ -77,7 +75,7 @@ public static class FractalApi
             var matching = view.Matching(new UsersQuery(filter ?? "all", q, sort ?? "id"));
             var number = page ?? 1;
             return TypedResults.Ok(new FractalUsersPage(matching.Count, number, size,
-                view.Count(MigrationOutcome.Migrated), view.Count(MigrationOutcome.LeftOut), view.Count(MigrationOutcome.Blocks), view.Backend,
+                view.Counts.Migrated, view.Counts.LeftOut, view.Counts.Blocks, view.Backend,
                 [.. matching.Skip((number - 1) * size).Take(size).Select(FractalUserDto.From)]));
         }).WithTags("Fractal users").AddEndpointFilter(EnvFileProblems).WithSummary("List the Fractal users with what 2.17.0 will do to each")
             .WithDescription("filter: all, blocking, left-out, migrated; q: part of the e-mail; sort: id, email, outcome, project_dir. The counts are over all users.")
