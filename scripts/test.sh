@@ -39,6 +39,8 @@ set -e
 if [ "$status" -ne 0 ]; then
   echo "Tests that failed:"
   grep -E '^\s+Failed [A-Za-z]' "$log" | sed -E 's/^\s+//' | sort -u || echo "(none named: the run itself failed; see above)"
+  # And why: each failure's message and the first lines of its stack (a CI log keeps only its tail).
+  awk '/^[[:space:]]+Failed [A-Za-z]/ { n = 14 } n > 0 { print; n-- }' "$log" | cut -c1-300
 fi
 rm -f "$log"
 exit "$status"

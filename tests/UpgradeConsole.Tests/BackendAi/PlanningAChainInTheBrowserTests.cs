@@ -33,14 +33,14 @@ public sealed class PlanningAChainInTheBrowserTests(Chromium chromium, PostgresS
         // The chain asked for: the address carries it, the plan is the first hop's, and every hop is listed with its runbook.
         await page.CheckAsync("#chain");
         await page.ClickAsync("#show-plan");
-        await page.WaitForURLAsync(new Regex("chain=true"));
+        await page.WaitForAddressAsync(new Regex("chain=true"));
         await Assertions.Expect(page.GetByTestId("plan-versions")).ToHaveTextAsync(new Regex("→ 23\\.09\\.10$"), new() { Timeout = 120_000 });
         var hops = page.GetByTestId("plan-chain-hop");
         await Assertions.Expect(hops).ToHaveTextAsync(["23.09.9 → 23.09.10 (minor, runbook backendai-minor)", "23.09.10 → 24.03.0 (major, runbook backendai-major)"]);
         await Assertions.Expect(page.Locator("#create-run")).ToHaveTextAsync("Plan the chain of 2 runs");
 
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         await Assertions.Expect(page.GetByTestId("run-chain-hop")).ToHaveTextAsync("This run is hop 1 of 2 of the chain 23.09.9 → 24.03.0.");
         await Assertions.Expect(page.GetByTestId("run-chain-previous")).ToHaveCountAsync(0);
         Assert.Contains(await _rig.App.AuditEventsAsync(), e => e.Action == "run.chain-plan");

@@ -71,7 +71,7 @@ public sealed class UpgradingABackendAiClusterInTheBrowserTests(Chromium chromiu
     {
         var page = _rig.Browser.Page;
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         await page.ConfirmAsync("start");
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("WaitingForChecklist", new() { Timeout = 120_000 });
         for (var i = 0; i < checklistItems; i++)

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 
 namespace UpgradeConsole.Tests.Fixtures;
@@ -143,4 +144,14 @@ public static class InteractivePages
     /// </summary>
     public static Task WaitForInteractiveAsync(this IPage page) =>
         Assertions.Expect(page.Locator("#uc-app")).ToHaveAttributeAsync("data-interactive", "true");
+
+    /// <summary>
+    /// Waits until the page's address matches <paramref name="address"/>, by polling it. An interactive page moves by
+    /// <c>history.pushState</c> (NavigationManager, or a link Blazor intercepts), often before the click that caused it
+    /// has returned; <see cref="IPage.WaitForURLAsync(Regex, PageWaitForURLOptions?)"/> then sometimes waits for a
+    /// navigation that has already happened and times out with the right address showing (seen half the time on
+    /// /audit and /runs filters). A full page load after a form post is still waited for with WaitForURLAsync.
+    /// </summary>
+    public static Task WaitForAddressAsync(this IPage page, Regex address) =>
+        Assertions.Expect(page).ToHaveURLAsync(address, new() { Timeout = 30_000 });
 }

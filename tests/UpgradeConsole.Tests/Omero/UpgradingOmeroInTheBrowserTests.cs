@@ -83,7 +83,7 @@ public sealed class UpgradingOmeroInTheBrowserTests(Chromium chromium, SshServer
         await Assertions.Expect(page.GetByTestId("plan-users")).ToHaveCountAsync(0);
         Assert.DoesNotContain(OmeroHost.DbPassword, await page.ContentAsync(), StringComparison.Ordinal);
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
         await Assertions.Expect(page.GetByTestId("approval-wait")).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("#action-start")).ToHaveCountAsync(0);

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using UpgradeConsole.Tests.Accounts;
@@ -52,7 +53,7 @@ public sealed class FollowingRunsInTheListTests(Chromium chromium) : IAsyncLifet
         // Filters: by state, in the address; a window before anything happened is empty.
         await page.SelectOptionAsync("#state", "Failed");
         await page.ClickAsync("#runs-apply");
-        await page.WaitForURLAsync("**/runs?state=Failed");
+        await page.WaitForAddressAsync(new Regex(@"/runs\?state=Failed$"));
         await Assertions.Expect(page.Locator($"[data-testid=run-row-id][data-id='{second}']")).ToHaveCountAsync(0);
         await Assertions.Expect(page.Locator("tr:has([data-testid=run-row-id])")).ToHaveCountAsync(1);
         await browser.GotoInteractiveAsync("/runs?to=2000-01-01");

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using UpgradeConsole.Tests.Accounts;
 using UpgradeConsole.Tests.Fixtures;
 using UpgradeConsole.Tests.Security;
@@ -143,7 +144,7 @@ public sealed class EveryPageInTheBrowserTests(Chromium chromium) : IAsyncLifeti
 
         // The drawer's links lead on; a page not moved to the interactive shell yet loads in full.
         await runs.ClickAsync();
-        await browser.Page.WaitForURLAsync(_app.BaseUrl + "/runs");
+        await browser.Page.WaitForAddressAsync(new Regex("/runs$"));
         await Assertions.Expect(browser.Page.Locator("h1")).ToHaveTextAsync("Runs");
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }

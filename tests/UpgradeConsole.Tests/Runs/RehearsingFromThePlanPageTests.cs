@@ -58,7 +58,7 @@ public sealed class RehearsingFromThePlanPageTests(Chromium chromium, SshServer 
         await Assertions.Expect(required).ToContainTextAsync("Needed before a run: This target asks for a passing rehearsal newer than 7 days; it has none.");
 
         await page.ClickAsync("#rehearse");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         var id = page.Url.Split('?', '#')[0].Split('/').Last();
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Planned|Running)$"), new() { Timeout = 360_000 });
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("Succeeded");

@@ -63,7 +63,7 @@ public sealed class ReleaseUpgradeWithApprovalTests(Chromium chromium, SshServer
         await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=pip-install]")).ToContainTextAsync("fractal-server==2.16.7");
         await Assertions.Expect(page.Locator("[data-testid=plan-phase][data-key=set-db] [data-testid=point-of-no-return]")).ToBeVisibleAsync();
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
         await Assertions.Expect(page.Locator("[data-testid=run-phase][data-key=update-db-data]")).ToHaveAttributeAsync("data-state", "Skipped");
 

@@ -42,7 +42,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await Assertions.Expect(page.GetByTestId("plan-error")).ToContainTextAsync("Every active, verified user has what the backend needs");
         await page.Locator("[id='override-users.blocking']").FillAsync("testing the failure path");
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         await page.ConfirmAsync("start");
 
         await ExpectSettledAsync(page, "Failed");
@@ -106,7 +106,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await Accounts.SigningInTests.SignInAsync(page, "oscar@example.org", operatorPassword);
         await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         await page.ConfirmAsync("start");
         await ExpectSettledAsync(page, "WaitingForChecklist");
         Assert.Equal("83bc2ad3ffcc", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
@@ -134,7 +134,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         // The target is free again: a new run may be planned.
         await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         Assert.True(browser.Problems.Count == 0, string.Join('\n', browser.Problems));
     }
 
@@ -149,7 +149,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await Accounts.SigningInTests.SignInAsync(page, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
         await page.GotoInteractiveAsync($"/targets/{_fractal.TargetId}/plan");
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
         await page.ConfirmAsync("start");
         await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("double: pausing 120 s", new() { Timeout = 180_000 });

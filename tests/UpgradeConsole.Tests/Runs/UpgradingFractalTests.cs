@@ -41,7 +41,7 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
         await browser.ScreenshotAsync("run-plan");
 
         await page.ClickAsync("#create-run");
-        await page.WaitForURLAsync(new Regex("/runs/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("Planned");
         await page.ConfirmAsync("start");

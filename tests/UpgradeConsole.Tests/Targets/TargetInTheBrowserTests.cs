@@ -42,7 +42,7 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
         await _admin.GotoInteractiveAsync("/targets");
         await Assertions.Expect(page.GetByTestId("targets-empty")).ToBeVisibleAsync();
         await page.ClickAsync("#add-target");
-        await page.WaitForURLAsync(new Regex("/targets/new$"));
+        await page.WaitForAddressAsync(new Regex("/targets/new$"));
 
         // The form's rules are shown per field, before anything is sent to the service: the required
         // fields first, then the rules that read several fields.
@@ -71,7 +71,7 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
         await page.FillAsync("#status", _fractal.StatusCommand);
         await _admin.ScreenshotAsync("target-new");
         await page.ClickAsync("#save-target");
-        await page.WaitForURLAsync(new Regex("/targets/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/targets/[0-9]+$"));
         await Assertions.Expect(page.GetByTestId("hostkey-state").First).ToHaveTextAsync("Not pinned");
 
         // Unpinned: the dashboard refuses to connect at all.
@@ -109,7 +109,7 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
         Assert.DoesNotContain(Password, html, StringComparison.Ordinal);
         Assert.DoesNotContain("jwt secret value", html, StringComparison.Ordinal);
         await page.ClickAsync("#edit-target");
-        await page.WaitForURLAsync(new Regex("/targets/[0-9]+/edit$"));
+        await page.WaitForAddressAsync(new Regex("/targets/[0-9]+/edit$"));
         await Assertions.Expect(page.GetByTestId("stored-key")).ToContainTextAsync("SHA256:");
         var edit = await page.ContentAsync();
         Assert.DoesNotContain(ssh.ClientKey.Split('\n')[1], edit, StringComparison.Ordinal);
@@ -123,13 +123,13 @@ public sealed class TargetInTheBrowserTests(Chromium chromium, SshServer ssh) : 
 
         // Deleting asks first; cancelling keeps the target, confirming removes it.
         await row.Locator("a").First.ClickAsync();
-        await page.WaitForURLAsync(new Regex("/targets/[0-9]+$"));
+        await page.WaitForAddressAsync(new Regex("/targets/[0-9]+$"));
         await page.ClickAsync("#delete-target");
         await page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = "Cancel", Exact = true }).ClickAsync();
         await Assertions.Expect(page.Locator(".mud-dialog")).ToHaveCountAsync(0);
         await page.ClickAsync("#delete-target");
         await page.Locator(".mud-dialog").GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
-        await page.WaitForURLAsync(new Regex("/targets$"));
+        await page.WaitForAddressAsync(new Regex("/targets$"));
         await Assertions.Expect(page.GetByTestId("targets-empty")).ToBeVisibleAsync();
         var deleted = Assert.Single(await _app.AuditEventsAsync(), e => e.Action == "target.delete");
         Assert.Equal(UpgradeConsoleApplicationFactory.AdminEmail, deleted.Actor);
