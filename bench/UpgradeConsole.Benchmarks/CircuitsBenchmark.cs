@@ -28,7 +28,7 @@ internal static class CircuitsBenchmark
                 const emitted = [];
                 for (const r of records) {
                     for (const n of r.addedNodes) {
-                        // js/run-log.js adds each batch of lines in a box of its own.
+                        // js/run-log.js adds each batch of lines in a box of its own, in the view's shadow root.
                         for (const text of (n.querySelectorAll ? n.querySelectorAll('.uc-log-text') : [])) {
                             const m = /^(\d{13})\d{6} \d+$/.exec(text.textContent);
                             if (m) { emitted.push(parseInt(m[1], 10)); }
@@ -38,7 +38,7 @@ internal static class CircuitsBenchmark
                 if (emitted.length) {
                     requestAnimationFrame(() => { const now = Date.now(); for (const e of emitted) { window.__ucLatencies.push(now - e); } });
                 }
-            }).observe(view, { childList: true });
+            }).observe(view.shadowRoot.querySelector('.uc-log-list'), { childList: true });
         }
         """;
 

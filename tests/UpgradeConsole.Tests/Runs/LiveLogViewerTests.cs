@@ -163,6 +163,27 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
 
         // ANSI colours become classes.
         await Assertions.Expect(alicePage.Locator("#L1500 .ansi-fg-31")).ToHaveTextAsync("ERROR: disk full");
+        // The lines live in the view's shadow root, styled by their own sheet alone (the page's rules never reach
+        // them), yet in the page's palette and font: the error colour, line numbers not underlined, no ligatures.
+        var look = await alicePage.Locator("#L1500").EvaluateAsync<string[]>("""
+            l => {
+              const root = l.getRootNode();
+              const probe = document.createElement('span');
+              probe.style.color = 'var(--mud-palette-error)';
+              document.getElementById('log-lines').after(probe);
+              const error = getComputedStyle(probe).color;
+              probe.remove();
+              return [
+                root instanceof ShadowRoot ? root.host.id : 'not in a shadow root',
+                String(root.styleSheets.length),
+                getComputedStyle(l.querySelector('.ansi-fg-31')).color === error ? 'error colour' : getComputedStyle(l.querySelector('.ansi-fg-31')).color,
+                getComputedStyle(l.querySelector('a.uc-log-no')).textDecorationLine,
+                getComputedStyle(l).fontVariantLigatures,
+                getComputedStyle(l).fontFamily === getComputedStyle(document.getElementById('log-lines')).fontFamily ? 'view font' : getComputedStyle(l).fontFamily,
+              ];
+            }
+            """);
+        Assert.Equal(["log-lines", "1", "error colour", "none", "none", "view font"], look);
 
         // Phase filter: only the pip lines stay visible.
         await alicePage.SelectOptionAsync("#log-phase", "1");

@@ -7,6 +7,8 @@
 // Each batch of lines goes into a box of its own (.uc-log-chunk), never straight into the view: with
 // thousands of sibling lines, the dashboard's stylesheets made Chromium restyle every line at each append
 // (measured: 0.8 s per append of 100 lines with 20,000 shown, 10 ms in boxes; ./scripts/bench-circuits.sh).
+// The boxes live in a shadow root of the view with a stylesheet of their own (css/run-log-lines.css): a following
+// tab spent most of its time matching every new line against the dashboard's and MudBlazor's rules (ADR 0012).
 
 var signalRLoading = null;
 
@@ -25,7 +27,7 @@ function loadSignalR(url) {
   return signalRLoading;
 }
 
-export function attach(root, runId, signalRUrl) {
+export function attach(root, runId, signalRUrl, linesStyleUrl) {
   var handle = { disposed: false, connection: null, cleanups: [] };
   handle.dispose = function () {
     handle.disposed = true;
@@ -33,7 +35,7 @@ export function attach(root, runId, signalRUrl) {
     if (handle.connection) { return handle.connection.stop(); }
   };
   loadSignalR(signalRUrl).then(function () {
-    if (!handle.disposed) { run(root, runId, handle); }
+    if (!handle.disposed) { run(root, runId, linesStyleUrl, handle); }
   }, function (e) {
     var status = root.querySelector('#log-status');
     if (status) { status.textContent = 'Not connected: ' + e.message + ' (the full log is a download away)'; }
@@ -41,15 +43,33 @@ export function attach(root, runId, signalRUrl) {
   return handle;
 }
 
-function run(root, runId, handle) {
+// The view (#log-lines) scrolls; its shadow root holds the stylesheet of the lines and the list of boxes. Resolves
+// once the stylesheet is there (or could not be loaded: the lines are still readable unstyled).
+function linesOf(view, styleUrl) {
+  var shadow = view.shadowRoot || view.attachShadow({ mode: 'open' });
+  shadow.textContent = '';
+  var style = document.createElement('link');
+  style.rel = 'stylesheet';
+  style.href = styleUrl;
+  var list = document.createElement('div');
+  list.className = 'uc-log-list';
+  var ready = new Promise(function (resolve) { style.onload = resolve; style.onerror = resolve; });
+  shadow.appendChild(style);
+  shadow.appendChild(list);
+  return { shadow: shadow, list: list, ready: ready };
+}
+
+function run(root, runId, linesStyleUrl, handle) {
   var view = root.querySelector('#log-lines');
+  var inside = linesOf(view, linesStyleUrl);
+  var list = inside.list;
   var status = root.querySelector('#log-status');
   var follow = root.querySelector('#log-follow');
   var phaseFilter = root.querySelector('#log-phase');
   var search = root.querySelector('#log-search');
   var searchCount = root.querySelector('#log-search-count');
   var TAIL = 2000, KEEP = 20000;
-  var first = 0, last = 0, busy = Promise.resolve(), total = 0, shown = 0;
+  var first = 0, last = 0, busy = inside.ready, total = 0, shown = 0;
   var positionKey = 'uc-log-position-' + runId;
 
   var connection = new signalR.HubConnectionBuilder()
@@ -108,7 +128,7 @@ function run(root, runId, handle) {
     return box;
   }
 
-  function lines() { return view.querySelectorAll('.uc-log-line'); }
+  function lines() { return list.querySelectorAll('.uc-log-line'); }
 
   function makeLine(l) {
     var div = document.createElement('div');
@@ -141,7 +161,7 @@ function run(root, runId, handle) {
   }
 
   // Scrolls the log (not the page) so that `line` sits in the middle.
-  function centre(line) { view.scrollTop = line.offsetTop - view.clientHeight / 2; }
+  function centre(line) { view.scrollTop += line.getBoundingClientRect().top - view.getBoundingClientRect().top - view.clientHeight / 2; }
 
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
@@ -186,10 +206,10 @@ function run(root, runId, handle) {
       last = l.sequence;
       total++;
     });
-    if (box.firstElementChild) { view.appendChild(box); shown += box.childElementCount; watchNewest(box); }
+    if (box.firstElementChild) { list.appendChild(box); shown += box.childElementCount; watchNewest(box); }
     // Bounded scrollback: the oldest lines leave the page, a box at a time (the download has them all).
-    while (shown > KEEP && view.childElementCount > 1) { shown -= view.firstElementChild.childElementCount; view.removeChild(view.firstElementChild); }
-    var top = view.querySelector('.uc-log-line');
+    while (shown > KEEP && list.childElementCount > 1) { shown -= list.firstElementChild.childElementCount; list.removeChild(list.firstElementChild); }
+    var top = list.querySelector('.uc-log-line');
     first = top ? parseInt(top.getAttribute('data-seq'), 10) : first;
     if (follow.checked) { stickToBottom(); }
     setStatus('Lines ' + first + '–' + last + ' shown · live');
@@ -200,11 +220,11 @@ function run(root, runId, handle) {
     // Replace the view with the lines from `from` on (a link to a line, the first error).
     follow.checked = false;
     return invoke('Fetch', runId, Math.max(0, from - 50)).then(function (lines) {
-      view.textContent = '';
+      list.textContent = '';
       first = 0; last = 0; shown = 0;
       return appendNow(lines);
     }).then(function () {
-      var target = view.querySelector('#L' + from);
+      var target = inside.shadow.getElementById('L' + from);
       if (target) { target.classList.add('uc-log-target'); centre(target); }
       setStatus('Lines ' + first + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
     });
@@ -213,8 +233,9 @@ function run(root, runId, handle) {
   // Where a paused reader was (the top line in view), kept for this tab: a reload or a server restart comes back there.
   function topLine() {
     var all = lines();
+    var top = view.getBoundingClientRect().top;
     for (var i = 0; i < all.length; i++) {
-      if (!all[i].hidden && all[i].offsetTop + all[i].offsetHeight > view.scrollTop) { return parseInt(all[i].getAttribute('data-seq'), 10); }
+      if (!all[i].hidden && all[i].getBoundingClientRect().bottom > top) { return parseInt(all[i].getAttribute('data-seq'), 10); }
     }
     return 0;
   }
@@ -253,8 +274,9 @@ function run(root, runId, handle) {
     }).catch(function (e) { setStatus('Not connected: ' + e + ' (the full log is a download away)'); });
   }
 
-  // A line number is a link to the line; handled here, before the page's router sees the click.
-  on(view, 'click', function (e) {
+  // A line number is a link to the line; handled here, before the page's router sees the click (a click inside the
+  // shadow root reaches the document as one on the view, so it is handled in the shadow root).
+  on(inside.shadow, 'click', function (e) {
     var link = e.target.closest ? e.target.closest('a.uc-log-no') : null;
     if (!link) { return; }
     e.preventDefault();
@@ -296,16 +318,16 @@ function run(root, runId, handle) {
   });
   on(search, 'input', function () {
     Array.prototype.forEach.call(lines(), applyFilters);
-    var matches = view.querySelectorAll('.uc-log-match');
+    var matches = list.querySelectorAll('.uc-log-match');
     searchCount.textContent = search.value ? matches.length + ' match' + (matches.length === 1 ? '' : 'es') : '';
   });
   on(search, 'keydown', function (e) {
     if (e.key !== 'Enter') { return; }
     e.preventDefault();
-    var matches = Array.prototype.filter.call(view.querySelectorAll('.uc-log-match'), function (m) { return !m.hidden; });
+    var matches = Array.prototype.filter.call(list.querySelectorAll('.uc-log-match'), function (m) { return !m.hidden; });
     if (matches.length === 0) { return; }
     follow.checked = false;
-    var current = view.querySelector('.uc-log-current');
+    var current = list.querySelector('.uc-log-current');
     var index = current ? (matches.indexOf(current) + 1) % matches.length : 0;
     if (current) { current.classList.remove('uc-log-current'); }
     matches[index].classList.add('uc-log-current');
@@ -326,7 +348,7 @@ function run(root, runId, handle) {
       if (older.length === 0) { return; }
       var box = makeBox();
       older.forEach(function (l) { box.appendChild(makeLine(l)); });
-      view.insertBefore(box, view.firstElementChild);
+      list.insertBefore(box, list.firstElementChild);
       shown += older.length;
       first = older[0].sequence;
       setStatus('Lines ' + first + '–' + last + ' shown');
