@@ -171,6 +171,7 @@ public sealed class FixingUsersBeforeTheUpgradeTests(Chromium chromium, SshServe
         await Assertions.Expect(Page.GetByTestId("row-editor")).ToHaveCountAsync(1);
         await Assertions.Expect(Row("bob@example.org").GetByTestId("project-dir")).ToHaveTextAsync("/shared/projects/bob");
         await Row("frank@example.org").GetByTestId("slurm-user-input").FillAsync("frank");
+        await _browser.ScreenshotAsync("fractal-users-editing");
         await Row("frank@example.org").GetByTestId("slurm-user-save").ClickAsync();
         await Assertions.Expect(Outcome(Row("frank@example.org"))).ToHaveAttributeAsync("data-outcome", "Migrated");
         await Row("frank@example.org").GetByTestId("edit-done").ClickAsync();
