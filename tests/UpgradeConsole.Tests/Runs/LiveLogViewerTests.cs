@@ -81,6 +81,16 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         Assert.Equal(5300L, sequences[^1]);
     }
 
+    private const string LineInView = """
+        seq => {
+          const v = document.getElementById('log-lines').getBoundingClientRect();
+          const line = document.getElementById('log-lines').shadowRoot.getElementById('L' + seq);
+          if (!line) { return false; }
+          const r = line.getBoundingClientRect();
+          return r.height > 0 && r.top >= v.top && r.bottom <= v.bottom;
+        }
+        """;
+
     private const string AtTheBottom = "() => { const v = document.getElementById('log-lines'); return v.scrollHeight - v.scrollTop - v.clientHeight < 8; }";
 
     /// <summary>Writes lines <paramref name="from"/>–<paramref name="to"/>; with <paramref name="drawnBy"/>, 50 at a time, each batch once the page has drawn the last.</summary>
@@ -202,6 +212,9 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         await Assertions.Expect(alicePage.Locator("#L200")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("uc-log-target"), new() { Timeout = 30_000 });
         Assert.EndsWith($"/runs/{_runId}#L200", alicePage.Url, StringComparison.Ordinal);
         await Assertions.Expect(alicePage.GetByTestId("log-status")).ToContainTextAsync("paused at line 200");
+        // And it is in the log's view, not only loaded: the new lines' box takes its real height once drawn, and the
+        // view centres the line again then.
+        await alicePage.WaitForFunctionAsync(LineInView, 200, new() { Timeout = 30_000 });
 
         // A link to a line opens there.
         await bob.Page.GotoAsync($"/runs/{_runId}#L2500");

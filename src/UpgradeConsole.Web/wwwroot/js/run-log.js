@@ -160,8 +160,17 @@ function run(root, runId, linesStyleUrl, handle) {
     div.classList.toggle('uc-log-match', q !== '' && div.textContent.toLowerCase().indexOf(q) >= 0);
   }
 
-  // Scrolls the log (not the page) so that `line` sits in the middle.
-  function centre(line) { view.scrollTop += line.getBoundingClientRect().top - view.getBoundingClientRect().top - view.clientHeight / 2; }
+  // Scrolls the log (not the page) so that `line` sits in the middle. A box of lines not drawn yet counts at its
+  // placeholder height (content-visibility), which can leave too little to scroll: once the box is drawn at its real
+  // height, in the next frames, the line is centred again (a jump to the first error showed the box's top lines).
+  function centre(line, again) {
+    var off = line.getBoundingClientRect().top - view.getBoundingClientRect().top - view.clientHeight / 2;
+    view.scrollTop += off;
+    again = again === undefined ? 5 : again;
+    if (again > 0 && Math.abs(off) > 2) {
+      requestAnimationFrame(function () { if (line.isConnected && !follow.checked) { centre(line, again - 1); } });
+    }
+  }
 
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
