@@ -161,16 +161,17 @@ function run(root, runId, linesStyleUrl, handle) {
   }
 
   // Scrolls the log (not the page) so that `line` sits in the middle. A box of lines not drawn yet counts at its
-  // placeholder height (content-visibility), which can leave too little to scroll: once the box is drawn at its real
-  // height, in the next frames, the line is centred again (a jump to the first error showed the box's top lines).
-  function centre(line, again) {
-    var off = line.getBoundingClientRect().top - view.getBoundingClientRect().top - view.clientHeight / 2;
-    view.scrollTop += off;
-    again = again === undefined ? 5 : again;
-    if (again > 0 && Math.abs(off) > 2) {
-      requestAnimationFrame(function () { if (line.isConnected && !follow.checked) { centre(line, again - 1); } });
-    }
+  // placeholder height (content-visibility), which can leave too little to scroll: the box is watched (boxSizes,
+  // below), and the line centred again when the box takes its real height.
+  var centred = null;
+  function centre(line) {
+    if (boxSizes && centred && centred.parentNode !== newestBox) { boxSizes.unobserve(centred.parentNode); }
+    centred = line;
+    if (boxSizes) { boxSizes.observe(line.parentNode); }
+    placeCentred();
   }
+
+  function placeCentred() { view.scrollTop += centred.getBoundingClientRect().top - view.getBoundingClientRect().top - view.clientHeight / 2; }
 
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
@@ -179,15 +180,18 @@ function run(root, runId, linesStyleUrl, handle) {
   function stickToBottom() { view.scrollTop = view.scrollHeight; followedTo = view.scrollTop; }
 
   // A new box counts at its placeholder height (content-visibility) until it is first drawn, after the follow
-  // scroll; when it takes its real height, a following view goes down again, before that frame is painted.
+  // scroll; when it takes its real height, a following view goes down again, before that frame is painted, and a
+  // paused one keeps the line a jump centred (centre, above) in the middle.
   var newestBox = null;
   var boxSizes = typeof ResizeObserver === 'function'
-    ? new ResizeObserver(function () { if (follow.checked) { stickToBottom(); } })
+    ? new ResizeObserver(function () {
+      if (follow.checked) { stickToBottom(); } else if (centred && centred.isConnected) { placeCentred(); }
+    })
     : null;
   if (boxSizes) { handle.cleanups.push(function () { boxSizes.disconnect(); }); }
   function watchNewest(box) {
     if (!boxSizes) { return; }
-    if (newestBox) { boxSizes.unobserve(newestBox); }
+    if (newestBox && (!centred || centred.parentNode !== newestBox)) { boxSizes.unobserve(newestBox); }
     newestBox = box;
     boxSizes.observe(box);
   }
