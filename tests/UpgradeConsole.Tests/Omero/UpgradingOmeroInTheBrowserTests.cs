@@ -100,11 +100,11 @@ public sealed class UpgradingOmeroInTheBrowserTests(Chromium chromium, SshServer
         // Olga's open page follows the approval; she starts the run and watches it reach the checklist.
         await Assertions.Expect(page.Locator("#main")).ToContainTextAsync("approved by pavel@example.org");
         await page.ConfirmAsync("start");
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("YOUR DATABASE IS READY FOR UPGRADE TO VERSION OMERO5.4__0", new() { Timeout = 240_000 });
+        await Runs.RunLogView.ExpectLineAsync(page, "YOUR DATABASE IS READY FOR UPGRADE TO VERSION OMERO5.4__0", timeout: 240_000);
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Planned|Running)$"), new() { Timeout = 480_000 });
         Assert.True(await page.GetByTestId("run-state").TextContentAsync() == "WaitingForChecklist",
             await (await _admin.GetAsync($"/runs/{runId}/log.txt")).Content.ReadAsStringAsync());
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("YOU HAVE SUCCESSFULLY UPGRADED YOUR DATABASE TO VERSION OMERO5.4__0");
+        await Runs.RunLogView.ExpectLineAsync(page, "YOU HAVE SUCCESSFULLY UPGRADED YOUR DATABASE TO VERSION OMERO5.4__0");
         foreach (var key in new[] { "preflight", "release", "precheck", "backup", "stop", "keep-config", "switch", "upgrade-sql", "merge-scripts", "pip", "certificates", "bioformats-cache", "start", "post-checks" })
         {
             await Assertions.Expect(page.Locator($"[data-testid=run-phase][data-key={key}]")).ToHaveAttributeAsync("data-state", "Succeeded");

@@ -62,7 +62,7 @@ public sealed class RehearsingFromThePlanPageTests(Chromium chromium, SshServer 
         var id = page.Url.Split('?', '#')[0].Split('/').Last();
         await Assertions.Expect(page.GetByTestId("run-state")).Not.ToHaveTextAsync(new Regex("^(Planned|Running)$"), new() { Timeout = 360_000 });
         await Assertions.Expect(page.GetByTestId("run-state")).ToHaveTextAsync("Succeeded");
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("[compare] 11 as predicted, 0 difference(s)");
+        await RunLogView.ExpectLineAsync(page, "[compare] 11 as predicted, 0 difference(s)");
         await Assertions.Expect(page.Locator("[data-testid=run-phase][data-key=rehearsal-cleanup]")).ToHaveAttributeAsync("data-state", "Succeeded");
 
         await page.GotoInteractiveAsync("/runs");

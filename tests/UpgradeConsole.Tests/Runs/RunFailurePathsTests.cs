@@ -48,8 +48,8 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await ExpectSettledAsync(page, "Failed");
         await Assertions.Expect(Phase(page, "update-db-data")).ToHaveAttributeAsync("data-state", "Failed");
         await Assertions.Expect(Phase(page, "set-db")).ToHaveAttributeAsync("data-state", "Succeeded");
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("User alice@example.org is active and verified but their user settings have project_dir=None.");
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("FAIL (overridden) Every active, verified user has what the backend needs");
+        await RunLogView.ExpectLineAsync(page, "User alice@example.org is active and verified but their user settings have project_dir=None.");
+        await RunLogView.ExpectLineAsync(page, "FAIL (overridden) Every active, verified user has what the backend needs");
         Assert.Equal(0L, await _fractal.ScalarAsync<long>("SELECT count(*) FROM resource"));
         await browser.ScreenshotAsync("run-failed");
 
@@ -121,7 +121,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
             await Assertions.Expect(Phase(page, key)).ToHaveAttributeAsync("data-state", "Succeeded");
         }
 
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("user tables match the pre-upgrade snapshot");
+        await RunLogView.ExpectLineAsync(page, "user tables match the pre-upgrade snapshot");
         await browser.ScreenshotAsync("run-rolled-back");
 
         Assert.Equal("981d588fe248", await _fractal.ScalarAsync<string>("SELECT version_num FROM alembic_version"));
@@ -152,7 +152,7 @@ public sealed class RunFailurePathsTests(Chromium chromium, SshServer ssh, Postg
         await page.WaitForAddressAsync(new Regex("/runs/[0-9]+$"));
         var runId = int.Parse(page.Url.Split('/').Last(), System.Globalization.CultureInfo.InvariantCulture);
         await page.ConfirmAsync("start");
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("double: pausing 120 s", new() { Timeout = 180_000 });
+        await RunLogView.ExpectLineAsync(page, "double: pausing 120 s", timeout: 180_000);
         // Exactly this host's update-db-data (its venv path is unique to the test), and its whole process group.
         var fractalctl = $"{await _fractal.Host.AbsoluteDirectoryAsync()}/venv/bin/[f]ractalctl update-db-data";
         var killed = await ssh.RunAsync($$"""

@@ -56,7 +56,7 @@ public sealed class UpgradingFractalTests(Chromium chromium, SshServer ssh, Post
         }
 
         await Assertions.Expect(page.GetByTestId("backup")).ToContainTextAsync("SHA-256");
-        await Assertions.Expect(page.GetByTestId("run-log")).ToContainTextAsync("END - all ok.");
+        await RunLogView.ExpectLineAsync(page, "END - all ok.");
         Assert.DoesNotContain(FractalTarget.DbPassword, await page.ContentAsync(), StringComparison.Ordinal);
 
         // The checklist completes the run.

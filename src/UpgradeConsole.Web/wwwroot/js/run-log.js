@@ -1,14 +1,14 @@
 // The live run log, as an ES module the run page (RunLogViewer.razor) attaches once its circuit runs:
 // SignalR (hub /hubs/run-log) feeds it from here, never through a component render per line. The tail
 // first, then live lines; bounded scrollback; follow/pause; a phase filter; search in the loaded lines;
-// jump to the first error; links to a line (#L123). No inline styles (the CSP forbids them): ANSI
-// colours become classes. Lines are numbered without gaps, so a reconnect asks for exactly what is
-// missing (no gap, no duplicate); a paused position survives a reload of the tab (sessionStorage).
-// Each batch of lines goes into a box of its own (.uc-log-chunk), never straight into the view: with
-// thousands of sibling lines, the dashboard's stylesheets made Chromium restyle every line at each append
-// (measured: 0.8 s per append of 100 lines with 20,000 shown, 10 ms in boxes; ./scripts/bench-circuits.sh).
-// The boxes live in a shadow root of the view with a stylesheet of their own (css/run-log-lines.css): a following
-// tab spent most of its time matching every new line against the dashboard's and MudBlazor's rules (ADR 0012).
+// jump to the first error; links to a line (#L123). ANSI colours become classes. Lines are numbered
+// without gaps, so a reconnect asks for exactly what is missing (no gap, no duplicate); a paused position
+// survives a reload of the tab (sessionStorage).
+// The view draws only the lines in view (a window over the kept lines, one fixed height per line, in a list as tall
+// as them all): a following tab used to lay out, shape and paint every appended line, ~90 ms of work per append at
+// 2,000 lines/s (ADR 0017, ./scripts/bench-circuits.sh). The lines live in a shadow root of the view with a
+// stylesheet of their own (css/run-log-lines.css), so the dashboard's and MudBlazor's rules never reach them (ADR 0012).
+// The view's data-first, data-last and data-kept say which lines are kept (the tests and the benchmarks read them).
 
 var signalRLoading = null;
 
@@ -43,8 +43,9 @@ export function attach(root, runId, signalRUrl, linesStyleUrl) {
   return handle;
 }
 
-// The view (#log-lines) scrolls; its shadow root holds the stylesheet of the lines and the list of boxes. Resolves
-// once the stylesheet is there (or could not be loaded: the lines are still readable unstyled).
+// The view (#log-lines) scrolls; its shadow root holds the stylesheet of the lines and the list: a spacer as tall as
+// every line kept, with a window in it that holds the lines in view. Resolves once the stylesheet is there (or could
+// not be loaded: the lines are still readable unstyled).
 function linesOf(view, styleUrl) {
   var shadow = view.shadowRoot || view.attachShadow({ mode: 'open' });
   shadow.textContent = '';
@@ -53,24 +54,38 @@ function linesOf(view, styleUrl) {
   style.href = styleUrl;
   var list = document.createElement('div');
   list.className = 'uc-log-list';
+  var win = document.createElement('div');
+  win.className = 'uc-log-window';
+  list.appendChild(win);
   var ready = new Promise(function (resolve) { style.onload = resolve; style.onerror = resolve; });
   shadow.appendChild(style);
   shadow.appendChild(list);
-  return { shadow: shadow, list: list, ready: ready };
+  return { shadow: shadow, list: list, win: win, ready: ready };
 }
 
 function run(root, runId, linesStyleUrl, handle) {
   var view = root.querySelector('#log-lines');
   var inside = linesOf(view, linesStyleUrl);
-  var list = inside.list;
+  var list = inside.list, win = inside.win;
   var status = root.querySelector('#log-status');
   var follow = root.querySelector('#log-follow');
   var phaseFilter = root.querySelector('#log-phase');
   var search = root.querySelector('#log-search');
   var searchCount = root.querySelector('#log-search-count');
-  var TAIL = 2000, KEEP = 20000;
-  var first = 0, last = 0, busy = inside.ready, total = 0, shown = 0;
+  var TAIL = 2000, KEEP = 20000, AROUND = 20;
   var positionKey = 'uc-log-position-' + runId;
+
+  // The kept lines, oldest first, numbered without a gap: {sequence, phase, text, plain}. Only the lines in view (and
+  // AROUND more on each side) are elements; the list is as tall as every line shown, each line one height (`lineHeight`,
+  // measured), so a line's place is its index and an append costs the lines it brings into view, not every line kept.
+  var rows = [];
+  var last = 0;
+  // With a phase chosen, the sequences of its lines, in order; null shows every kept line.
+  var shownSeqs = null;
+  var lineHeight = 0;
+  var widest = 0;
+  var targetSeq = 0, currentSeq = 0, query = '', matches = 0;
+  var busy = inside.ready.then(measure);
 
   var connection = new signalR.HubConnectionBuilder()
     .withUrl('/hubs/run-log')
@@ -84,6 +99,8 @@ function run(root, runId, linesStyleUrl, handle) {
   }
 
   function setStatus(text) { status.textContent = text; }
+
+  function first() { return rows.length ? rows[0].sequence : 0; }
 
   // The hub sends chunks: consecutive lines of one phase, the first numbered `first`.
   function unpack(chunks) {
@@ -122,81 +139,152 @@ function run(root, runId, linesStyleUrl, handle) {
     }
   }
 
-  function makeBox() {
-    var box = document.createElement('div');
-    box.className = 'uc-log-chunk';
-    return box;
+  // A line's text without escapes, lower case: what search and the list's width go by (computed once, when needed).
+  function plain(row) {
+    if (row.plain === undefined) { row.plain = row.text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').toLowerCase(); }
+    return row.plain;
   }
 
-  function lines() { return list.querySelectorAll('.uc-log-line'); }
-
-  function makeLine(l) {
+  function makeLine(row) {
     var div = document.createElement('div');
     div.className = 'uc-log-line';
-    div.id = 'L' + l.sequence;
-    div.setAttribute('data-seq', l.sequence);
-    div.setAttribute('data-phase', l.phase);
+    div.id = 'L' + row.sequence;
+    div.setAttribute('data-seq', row.sequence);
+    div.setAttribute('data-phase', row.phase);
     var a = document.createElement('a');
     a.className = 'uc-log-no';
     // The full path: under the page's <base href="/"> a bare "#L12" would point at the root ("/#L12"), and
     // the router would leave the run page for it when the link is opened, copied or middle-clicked.
-    a.href = pagePath() + '#L' + l.sequence;
-    a.textContent = l.sequence;
+    a.href = pagePath() + '#L' + row.sequence;
+    a.textContent = row.sequence;
     a.setAttribute('aria-hidden', 'true');
     a.tabIndex = -1;
     div.appendChild(a);
     var text = document.createElement('span');
     text.className = 'uc-log-text';
-    render(l.text, text);
+    render(row.text, text);
     div.appendChild(text);
-    applyFilters(div);
+    mark(div, row);
     return div;
   }
 
-  function applyFilters(div) {
-    var phase = phaseFilter.value;
-    div.hidden = phase !== '' && div.getAttribute('data-phase') !== phase;
-    var q = search.value.toLowerCase();
-    div.classList.toggle('uc-log-match', q !== '' && div.textContent.toLowerCase().indexOf(q) >= 0);
+  // The classes that say what a drawn line is to the reader: a search match, the match gone to, the line linked to.
+  function mark(div, row) {
+    div.classList.toggle('uc-log-match', matching(row));
+    div.classList.toggle('uc-log-current', row.sequence === currentSeq);
+    div.classList.toggle('uc-log-target', row.sequence === targetSeq);
   }
 
-  // Scrolls the log (not the page) so that `line` sits in the middle. A box of lines not drawn yet counts at its
-  // placeholder height (content-visibility), which can leave too little to scroll: the box is watched (boxSizes,
-  // below), and the line centred again when the box takes its real height.
-  var centred = null;
-  function centre(line) {
-    if (boxSizes && centred && centred.parentNode !== newestBox) { boxSizes.unobserve(centred.parentNode); }
-    centred = line;
-    if (boxSizes) { boxSizes.observe(line.parentNode); }
-    placeCentred();
+  function matching(row) { return query !== '' && plain(row).indexOf(query) >= 0; }
+
+  // The count of kept lines that match the search, kept current as lines come and go.
+  function recount() {
+    matches = 0;
+    if (query) { rows.forEach(function (r) { if (matching(r)) { matches++; } }); }
+    showCount();
   }
 
-  function placeCentred() { view.scrollTop += centred.getBoundingClientRect().top - view.getBoundingClientRect().top - view.clientHeight / 2; }
+  function showCount() { searchCount.textContent = query ? matches + ' match' + (matches === 1 ? '' : 'es') : ''; }
+
+  function remark() {
+    for (var el = win.firstElementChild; el; el = el.nextElementSibling) {
+      var row = rowOf(+el.getAttribute('data-seq'));
+      if (row) { mark(el, row); }
+    }
+  }
+
+  function passes(row) { return phaseFilter.value === '' || String(row.phase) === phaseFilter.value; }
+
+  function rowOf(seq) { return rows[seq - first()]; }
+
+  // The lines shown (kept and of the chosen phase): how many, the i-th one's sequence, and the index of the first
+  // one at or after `seq`.
+  function count() { return shownSeqs ? shownSeqs.length : rows.length; }
+  function seqAt(i) { return shownSeqs ? shownSeqs[i] : first() + i; }
+  function indexOf(seq) {
+    if (!shownSeqs) { return Math.min(Math.max(seq - first(), 0), rows.length); }
+    var lo = 0, hi = shownSeqs.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (shownSeqs[mid] < seq) { lo = mid + 1; } else { hi = mid; } }
+    return lo;
+  }
+
+  function refilter() {
+    shownSeqs = phaseFilter.value === '' ? null : rows.filter(passes).map(function (r) { return r.sequence; });
+  }
+
+  // One line's height, from a drawn probe in the list's own sheet and the view's font (again on a resize: a zoom).
+  function measure() {
+    var probe = makeLine({ sequence: 0, phase: '', text: 'x' });
+    win.appendChild(probe);
+    var height = probe.getBoundingClientRect().height;
+    win.removeChild(probe);
+    if (height > 0 && height !== lineHeight) { lineHeight = height; win.textContent = ''; size(); }
+  }
+
+  // The list is as tall as the lines shown, and as wide as the widest kept line (lines do not wrap; the view
+  // scrolls sideways), so neither scroll bar changes as lines come into view and leave it.
+  function size() {
+    list.style.height = (count() * lineHeight) + 'px';
+    list.style.minWidth = 'calc(' + widest + 'ch + 6.5rem)';
+  }
+
+  // Draws the lines in view and AROUND more on each side: the ones already drawn stay, the others come and go.
+  function draw() {
+    var n = count();
+    var h = lineHeight || 20;
+    var top = view.scrollTop - list.offsetTop;
+    var from = Math.max(0, Math.min(n, Math.floor(top / h) - AROUND));
+    var to = Math.max(from, Math.min(n, Math.ceil((top + view.clientHeight) / h) + AROUND));
+    var drawn = new Map();
+    for (var el = win.firstElementChild; el; el = el.nextElementSibling) { drawn.set(+el.getAttribute('data-seq'), el); }
+    var wanted = [];
+    for (var i = from; i < to; i++) {
+      var seq = seqAt(i);
+      var line = drawn.get(seq);
+      if (line) { drawn.delete(seq); } else { line = makeLine(rowOf(seq)); }
+      wanted.push(line);
+    }
+    drawn.forEach(function (gone) { win.removeChild(gone); });
+    // What stays is already in order; the new lines go in around it.
+    var cursor = win.firstElementChild;
+    wanted.forEach(function (line) {
+      if (line === cursor) { cursor = cursor.nextElementSibling; } else { win.insertBefore(line, cursor); }
+    });
+    var shift = 'translateY(' + (from * h) + 'px)';
+    if (win.style.transform !== shift) { win.style.transform = shift; }
+    view.setAttribute('data-first', first());
+    view.setAttribute('data-last', last);
+    view.setAttribute('data-kept', rows.length);
+  }
+
+  var drawing = 0;
+  function drawSoon() {
+    if (!drawing) { drawing = requestAnimationFrame(function () { drawing = 0; draw(); }); }
+  }
+
+  // Scrolls the log (not the page) so that line `seq` (or the first shown after it) sits in the middle.
+  function centre(seq) {
+    view.scrollTop = list.offsetTop + (indexOf(seq) + 0.5) * lineHeight - view.clientHeight / 2;
+    draw();
+  }
 
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
   // Where the view was last scrolled to follow the log: a scroll above it is the reader's, anything else is not.
   var followedTo = 0;
-  function stickToBottom() { view.scrollTop = view.scrollHeight; followedTo = view.scrollTop; }
+  function stickToBottom() { view.scrollTop = view.scrollHeight; followedTo = view.scrollTop; draw(); }
 
-  // A new box counts at its placeholder height (content-visibility) until it is first drawn, after the follow
-  // scroll; when it takes its real height, a following view goes down again, before that frame is painted, and a
-  // paused one keeps the line a jump centred (centre, above) in the middle.
-  var newestBox = null;
-  var boxSizes = typeof ResizeObserver === 'function'
-    ? new ResizeObserver(function () {
-      if (follow.checked) { stickToBottom(); } else if (centred && centred.isConnected) { placeCentred(); }
-    })
-    : null;
-  if (boxSizes) { handle.cleanups.push(function () { boxSizes.disconnect(); }); }
-  function watchNewest(box) {
-    if (!boxSizes) { return; }
-    if (newestBox && (!centred || centred.parentNode !== newestBox)) { boxSizes.unobserve(newestBox); }
-    newestBox = box;
-    boxSizes.observe(box);
+  if (typeof ResizeObserver === 'function') {
+    var resized = new ResizeObserver(function () {
+      measure();
+      size();
+      if (follow.checked) { stickToBottom(); } else { draw(); }
+    });
+    resized.observe(view);
+    handle.cleanups.push(function () { resized.disconnect(); });
   }
 
-  // Appends lines after `last`; a gap is fetched first, so the view is always 1 contiguous range.
+  // Appends lines after `last`; a gap is fetched first, so the kept lines are always 1 contiguous range.
   function append(lines) {
     busy = busy.then(function () { return appendNow(lines); }).catch(function (e) { setStatus('Error: ' + e); });
     return busy;
@@ -211,21 +299,25 @@ function run(root, runId, linesStyleUrl, handle) {
         return appendNow(missing.filter(function (l) { return l.sequence < fresh[0].sequence; }).concat(fresh));
       });
     }
-    var box = makeBox();
     fresh.forEach(function (l) {
       if (l.sequence !== last + 1 && last !== 0) { return; }
-      box.appendChild(makeLine(l));
-      if (first === 0) { first = l.sequence; }
+      rows.push(l);
+      if (shownSeqs && passes(l)) { shownSeqs.push(l.sequence); }
+      if (matching(l)) { matches++; }
+      widest = Math.max(widest, l.text.length);
       last = l.sequence;
-      total++;
     });
-    if (box.firstElementChild) { list.appendChild(box); shown += box.childElementCount; watchNewest(box); }
-    // Bounded scrollback: the oldest lines leave the page, a box at a time (the download has them all).
-    while (shown > KEEP && list.childElementCount > 1) { shown -= list.firstElementChild.childElementCount; list.removeChild(list.firstElementChild); }
-    var top = list.querySelector('.uc-log-line');
-    first = top ? parseInt(top.getAttribute('data-seq'), 10) : first;
-    if (follow.checked) { stickToBottom(); }
-    setStatus('Lines ' + first + '–' + last + ' shown · live');
+    // Bounded scrollback: the oldest lines leave (the download has them all); a paused view keeps its lines in place.
+    if (rows.length > KEEP) {
+      var before = count();
+      rows.splice(0, rows.length - KEEP).forEach(function (r) { if (matching(r)) { matches--; } });
+      if (shownSeqs) { shownSeqs.splice(0, indexOf(first())); }
+      if (!follow.checked) { view.scrollTop -= (before - count()) * lineHeight; }
+    }
+    size();
+    if (follow.checked) { stickToBottom(); } else { draw(); }
+    if (query) { showCount(); }
+    setStatus('Lines ' + first() + '–' + last + ' shown · live');
     return Promise.resolve();
   }
 
@@ -233,24 +325,23 @@ function run(root, runId, linesStyleUrl, handle) {
     // Replace the view with the lines from `from` on (a link to a line, the first error).
     follow.checked = false;
     return invoke('Fetch', runId, Math.max(0, from - 50)).then(function (lines) {
-      list.textContent = '';
-      first = 0; last = 0; shown = 0;
-      return appendNow(lines);
-    }).then(function () {
-      var target = inside.shadow.getElementById('L' + from);
-      if (target) { target.classList.add('uc-log-target'); centre(target); }
-      setStatus('Lines ' + first + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
+      busy = busy.then(function () {
+        rows = []; last = 0; widest = 0; targetSeq = from; matches = 0;
+        refilter();
+        win.textContent = '';
+        return appendNow(lines);
+      }).then(function () {
+        centre(from);
+        setStatus('Lines ' + first() + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
+      }).catch(function (e) { setStatus('Error: ' + e); });
+      return busy;
     });
   }
 
   // Where a paused reader was (the top line in view), kept for this tab: a reload or a server restart comes back there.
   function topLine() {
-    var all = lines();
-    var top = view.getBoundingClientRect().top;
-    for (var i = 0; i < all.length; i++) {
-      if (!all[i].hidden && all[i].getBoundingClientRect().bottom > top) { return parseInt(all[i].getAttribute('data-seq'), 10); }
-    }
-    return 0;
+    if (count() === 0 || lineHeight === 0) { return 0; }
+    return seqAt(Math.min(count() - 1, Math.max(0, Math.floor((view.scrollTop - list.offsetTop) / lineHeight))));
   }
 
   function savePosition() {
@@ -312,13 +403,13 @@ function run(root, runId, linesStyleUrl, handle) {
   // Back after a cut: ask for exactly what is missing.
   connection.onreconnected(function () { invoke('Join', runId, last).then(append); });
 
-  // Scrolling up pauses. A box of lines laid out at its real height after the follow scroll (boxes out of view
-  // keep a placeholder height until drawn) leaves the view above the bottom without anyone scrolling: back down.
+  // Scrolling draws the lines that come into view; scrolling up pauses.
   on(view, 'scroll', function () {
+    drawSoon();
     if (!follow.checked || document.activeElement === follow || atBottom()) { return; }
     if (view.scrollTop >= followedTo - 8) { stickToBottom(); return; }
     follow.checked = false;
-    setStatus('Paused (scrolled up) · lines ' + first + '–' + last);
+    setStatus('Paused (scrolled up) · lines ' + first() + '–' + last);
   });
   on(follow, 'change', function () {
     if (follow.checked) {
@@ -326,25 +417,37 @@ function run(root, runId, linesStyleUrl, handle) {
       invoke('Fetch', runId, last).then(append).then(stickToBottom);
     }
   });
+  // Another phase: the reader stays at the line they were reading (or the next one of that phase).
   on(phaseFilter, 'change', function () {
-    Array.prototype.forEach.call(lines(), applyFilters);
+    var at = topLine();
+    refilter();
+    win.textContent = '';
+    size();
+    if (follow.checked) { stickToBottom(); }
+    else { view.scrollTop = list.offsetTop + indexOf(at) * lineHeight; draw(); }
   });
   on(search, 'input', function () {
-    Array.prototype.forEach.call(lines(), applyFilters);
-    var matches = list.querySelectorAll('.uc-log-match');
-    searchCount.textContent = search.value ? matches.length + ' match' + (matches.length === 1 ? '' : 'es') : '';
+    query = search.value.toLowerCase();
+    currentSeq = 0;
+    recount();
+    remark();
   });
+  // Enter goes to the next match among the lines shown, from the one gone to last (round to the first).
   on(search, 'keydown', function (e) {
     if (e.key !== 'Enter') { return; }
     e.preventDefault();
-    var matches = Array.prototype.filter.call(list.querySelectorAll('.uc-log-match'), function (m) { return !m.hidden; });
-    if (matches.length === 0) { return; }
-    follow.checked = false;
-    var current = list.querySelector('.uc-log-current');
-    var index = current ? (matches.indexOf(current) + 1) % matches.length : 0;
-    if (current) { current.classList.remove('uc-log-current'); }
-    matches[index].classList.add('uc-log-current');
-    centre(matches[index]);
+    if (!query || rows.length === 0) { return; }
+    var start = currentSeq >= first() ? currentSeq - first() + 1 : 0;
+    for (var k = 0; k < rows.length; k++) {
+      var row = rows[(start + k) % rows.length];
+      if (passes(row) && matching(row)) {
+        follow.checked = false;
+        currentSeq = row.sequence;
+        centre(currentSeq);
+        remark();
+        return;
+      }
+    }
   });
   on(root.querySelector('#log-first-error'), 'click', function () {
     setStatus('Looking for the first error…');
@@ -354,17 +457,24 @@ function run(root, runId, linesStyleUrl, handle) {
       return showWindow(seq);
     }).catch(function (e) { setStatus('Could not look for the first error: ' + e); });
   });
+  // Older lines go above; the view stays on the lines it showed.
   on(root.querySelector('#log-earlier'), 'click', function () {
-    if (first <= 1) { return; }
-    invoke('Fetch', runId, Math.max(0, first - 1 - 1000)).then(function (fetched) {
-      var older = fetched.filter(function (l) { return l.sequence < first; });
-      if (older.length === 0) { return; }
-      var box = makeBox();
-      older.forEach(function (l) { box.appendChild(makeLine(l)); });
-      list.insertBefore(box, list.firstElementChild);
-      shown += older.length;
-      first = older[0].sequence;
-      setStatus('Lines ' + first + '–' + last + ' shown');
+    if (first() <= 1) { return; }
+    var before = first();
+    invoke('Fetch', runId, Math.max(0, before - 1 - 1000)).then(function (fetched) {
+      busy = busy.then(function () {
+        var older = fetched.filter(function (l) { return l.sequence < first(); });
+        if (older.length === 0) { return; }
+        var shownBefore = count();
+        older.forEach(function (l) { widest = Math.max(widest, l.text.length); });
+        rows = older.concat(rows);
+        refilter();
+        recount();
+        size();
+        view.scrollTop += (count() - shownBefore) * lineHeight;
+        draw();
+        setStatus('Lines ' + first() + '–' + last + ' shown');
+      }).catch(function (e) { setStatus('Error: ' + e); });
     });
   });
   on(window, 'hashchange', function () {
