@@ -23,6 +23,7 @@ internal static class CircuitsBenchmark
     private const string Observe = """
         () => {
             window.__ucLatencies = [];
+            window.__ucEmitted = [];
             window.__ucAppends = 0;
             const view = document.getElementById('log-lines');
             new MutationObserver(records => {
@@ -37,7 +38,7 @@ internal static class CircuitsBenchmark
                 }
                 if (emitted.length) {
                     window.__ucAppends++;
-                    requestAnimationFrame(() => { const now = Date.now(); for (const e of emitted) { window.__ucLatencies.push(now - e); } });
+                    requestAnimationFrame(() => { const now = Date.now(); for (const e of emitted) { window.__ucLatencies.push(now - e); window.__ucEmitted.push(e); } });
                 }
             }).observe(view.shadowRoot.querySelector('.uc-log-window'), { childList: true });
         }
@@ -143,14 +144,19 @@ internal static class CircuitsBenchmark
         cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
         var peakRss = PeakResidentMiB();
         var latencies = new List<double>();
+        var timed = new List<(double Emitted, double Latency)>();
+        var perTab = new List<double>();
         var shortest = int.MaxValue;
         var appends = 0;
         foreach (var page in pages)
         {
             appends += await page.EvaluateAsync<int>("() => window.__ucAppends");
             var mine = await page.EvaluateAsync<double[]>("() => window.__ucLatencies");
+            var emitted = await page.EvaluateAsync<double[]>("() => window.__ucEmitted");
             shortest = Math.Min(shortest, mine.Length);
             latencies.AddRange(mine);
+            timed.AddRange(emitted.Zip(mine));
+            perTab.Add(P(mine.Order().ToList(), 0.50));
         }
 
         var (heapLive, rssLive) = Memory();
@@ -168,8 +174,22 @@ internal static class CircuitsBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
             {tabs} tab(s): managed heap {heapBefore:0.0} → {heapIdle:0.0} MiB idle ({(heapIdle - heapBefore) / tabs:0.00} MiB per tab) → {heapLive:0.0} MiB after the live log ({(heapLive - heapBefore) / tabs:0.00} MiB per tab)
               resident set {rssBefore:0} → {rssIdle:0} MiB idle ({(rssIdle - rssBefore) / tabs:0.00} MiB per tab) → {rssLive:0} MiB after the live log; peak (VmHWM, whole run so far) {peakRss} MiB
-              live log: {total} lines at {rate}/s, {tabs - paused} of {tabs} tab(s) showed the last line ({paused} stopped following); {latencies.Count} receipts (fewest in one tab {shortest}); latency emission → frame p50 {P(latencies, 0.50):0} ms, p99 {P(latencies, 0.99):0} ms, max {(latencies.Count > 0 ? latencies[^1] : 0):0} ms (goal p99 ≤ 250 ms); {appends / (double)tabs:0} appends per tab ({latencies.Count / (double)Math.Max(1, appends):0.0} lines each); dashboard CPU {cpu.TotalSeconds:0.0} s
+              live log: {total} lines at {rate}/s, {tabs - paused} of {tabs} tab(s) showed the last line ({paused} stopped following); {latencies.Count} receipts (fewest in one tab {shortest}); latency emission → frame p50 {P(latencies, 0.50):0} ms, p90 {P(latencies, 0.90):0} ms, p95 {P(latencies, 0.95):0} ms, p99 {P(latencies, 0.99):0} ms, max {(latencies.Count > 0 ? latencies[^1] : 0):0} ms (goal p99 ≤ 250 ms); {appends / (double)tabs:0} appends per tab ({latencies.Count / (double)Math.Max(1, appends):0.0} lines each); dashboard CPU {cpu.TotalSeconds:0.0} s
+              p99 by second of the log: {BySecond(timed)}; p50 by tab: {string.Join(", ", perTab.Select(p => p.ToString("0", CultureInfo.InvariantCulture)))}
             """));
+    }
+
+    // The p99 latency of the lines emitted in each second of the live log: where in the run the tail comes from.
+    private static string BySecond(List<(double Emitted, double Latency)> timed)
+    {
+        if (timed.Count == 0)
+        {
+            return "none";
+        }
+
+        var start = timed.Min(t => t.Emitted);
+        return string.Join(", ", timed.GroupBy(t => (int)((t.Emitted - start) / 1000)).OrderBy(g => g.Key)
+            .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key}s {P(g.Select(t => t.Latency).Order().ToList(), 0.99):0}")));
     }
 
     private static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(sorted.Count * q))];

@@ -228,12 +228,13 @@ function run(root, runId, linesStyleUrl, handle) {
     list.style.minWidth = 'calc(' + widest + 'ch + 6.5rem)';
   }
 
-  // Draws the lines in view and AROUND more on each side: the ones already drawn stay, the others come and go.
+  // Draws the lines in view and AROUND more on each side (a following view, whose lines all change at each append,
+  // only a few above): the ones already drawn stay, the others come and go.
   function draw() {
     var n = count();
     var h = lineHeight || 20;
     var top = view.scrollTop - list.offsetTop;
-    var from = Math.max(0, Math.min(n, Math.floor(top / h) - AROUND));
+    var from = Math.max(0, Math.min(n, Math.floor(top / h) - (follow.checked ? 2 : AROUND)));
     var to = Math.max(from, Math.min(n, Math.ceil((top + view.clientHeight) / h) + AROUND));
     var drawn = new Map();
     for (var el = win.firstElementChild; el; el = el.nextElementSibling) { drawn.set(+el.getAttribute('data-seq'), el); }
