@@ -258,9 +258,17 @@ function run(root, runId, linesStyleUrl, handle) {
     view.setAttribute('data-kept', rows.length);
   }
 
+  // Draws before the next frame, once for everything that changed since the last one: a tab that falls behind
+  // (many appends between two frames) lays out and draws once per frame, not once per append. A following view
+  // goes to the bottom then.
   var drawing = 0;
   function drawSoon() {
-    if (!drawing) { drawing = requestAnimationFrame(function () { drawing = 0; draw(); }); }
+    if (!drawing) {
+      drawing = requestAnimationFrame(function () {
+        drawing = 0;
+        if (follow.checked) { stickToBottom(); } else { draw(); }
+      });
+    }
   }
 
   // Scrolls the log (not the page) so that line `seq` (or the first shown after it) sits in the middle.
@@ -316,7 +324,7 @@ function run(root, runId, linesStyleUrl, handle) {
       if (!follow.checked) { view.scrollTop -= (before - count()) * lineHeight; }
     }
     size();
-    if (follow.checked) { stickToBottom(); } else { draw(); }
+    drawSoon();
     if (query) { showCount(); }
     setStatus('Lines ' + first() + '–' + last + ' shown · live');
     return Promise.resolve();
