@@ -120,6 +120,23 @@ internal static class CircuitsBenchmark
         var total = rate * seconds;
         var paced = $"python3 -c \"import time\nstart=time.time()\nfor i in range({total}):\n  t=start+i/{rate}\n  d=t-time.time()\n  d>0 and time.sleep(d)\n  print(time.time_ns(), i, flush=True)\"";
         var location = remote.Step("circuits-" + runId);
+        // The live-log benchmark's measure beside the tabs: a .NET viewer on the hub (in this process), emission → receipt.
+        var cookies = await RunSeed.SignInCookiesAsync(app.BaseUrl, UpgradeConsoleApplicationFactory.AdminEmail, UpgradeConsoleApplicationFactory.AdminPassword);
+        var hubLatencies = new List<double>();
+        await using var hubViewer = await RunLogFollower.StartAsync(app.BaseUrl, cookies, runId);
+        hubViewer.KeepLines = false;
+        hubViewer.Received = line =>
+        {
+            var space = line.Text.IndexOf(' ', StringComparison.Ordinal);
+            if (space == 19 && long.TryParse(line.Text.AsSpan(0, space), NumberStyles.None, CultureInfo.InvariantCulture, out var emitted))
+            {
+                var now = (TimeProvider.System.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+                lock (hubLatencies)
+                {
+                    hubLatencies.Add((now - emitted) / 1e6);
+                }
+            }
+        };
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var paused = 0;
         string last = "";
@@ -135,6 +152,7 @@ internal static class CircuitsBenchmark
             }
 
             last = lastSequence.ToString(CultureInfo.InvariantCulture);
+            await hubViewer.WaitForAsync(lastSequence, TimeSpan.FromMinutes(5));
             // Every tab shows the last line, or has stopped following (js/run-log.js pauses a view that is not at its
             // bottom when lines arrive, e.g. when the page cannot keep up): counted, not waited for.
             foreach (var page in pages)
@@ -177,10 +195,12 @@ internal static class CircuitsBenchmark
         }
 
         latencies.Sort();
+        hubLatencies.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
             {tabs} tab(s): managed heap {heapBefore:0.0} → {heapIdle:0.0} MiB idle ({(heapIdle - heapBefore) / tabs:0.00} MiB per tab) → {heapLive:0.0} MiB after the live log ({(heapLive - heapBefore) / tabs:0.00} MiB per tab)
               resident set {rssBefore:0} → {rssIdle:0} MiB idle ({(rssIdle - rssBefore) / tabs:0.00} MiB per tab) → {rssLive:0} MiB after the live log; peak (VmHWM, whole run so far) {peakRss} MiB
               live log: {total} lines at {rate}/s, {tabs - paused} of {tabs} tab(s) showed the last line ({paused} stopped following); {latencies.Count} receipts (fewest in one tab {shortest}); latency emission → frame p50 {P(latencies, 0.50):0} ms, p90 {P(latencies, 0.90):0} ms, p95 {P(latencies, 0.95):0} ms, p99 {P(latencies, 0.99):0} ms, max {(latencies.Count > 0 ? latencies[^1] : 0):0} ms (goal p99 ≤ 250 ms); {appends / (double)tabs:0} appends per tab ({latencies.Count / (double)Math.Max(1, appends):0.0} lines each); dashboard CPU {cpu.TotalSeconds:0.0} s
+              the hub's delivery beside the tabs (a .NET viewer, as ./scripts/bench-live-log.sh measures): {hubLatencies.Count} lines, p50 {P(hubLatencies, 0.50):0} ms, p99 {P(hubLatencies, 0.99):0} ms, max {(hubLatencies.Count > 0 ? hubLatencies[^1] : 0):0} ms
               p99 by second of the log: {BySecond(timed)}; p50 by tab: {string.Join(", ", perTab.Select(p => p.ToString("0", CultureInfo.InvariantCulture)))}
             """));
     }
