@@ -30,5 +30,6 @@ public sealed class BackendAiProduct : IProduct
         PythonPath = "Python of the manager's environment (each host has its own, set with the hosts)",
         PythonPlaceholder = "/opt/backend.ai/manager/venv/bin/python",
         UsesEnvFileAndServiceCommands = false,
+        Rehearses = false,
     };
 }

@@ -73,6 +73,12 @@ public sealed record TargetFieldWords
 
     /// <summary>The product has an env file, a server address and stop/start/status commands of the admin's choosing.</summary>
     public bool UsesEnvFileAndServiceCommands { get; init; } = true;
+
+    /// <summary>
+    /// The product's runbooks rehearse (ADR 0022), so a target may require a recent passing rehearsal before a run; a
+    /// product that does not rehearse refuses the setting rather than keep a requirement its preflight never checks.
+    /// </summary>
+    public bool Rehearses { get; init; } = true;
 }
 
 /// <summary>A product's services for one request or one phase: discovery for the plan, preflight, a session on a target.</summary>

@@ -379,9 +379,17 @@ public sealed class TargetService(AppDbContext db, TargetConnections connections
     private List<string> Validate(TargetForm form)
     {
         var results = new List<ValidationResult>();
-        if (!products.Products.Any(p => p.Id == form.Product))
+        var product = products.Products.FirstOrDefault(p => p.Id == form.Product);
+        if (product is null)
         {
             results.Add(new ValidationResult("Unknown product.", [nameof(TargetForm.Product)]));
+        }
+        else if (!product.TargetFields.Rehearses && form.RequirePassingRehearsalWithinDays is not null)
+        {
+            // Its preflight has no rehearsal to check: kept, the setting would promise what nothing enforces.
+            results.Add(new ValidationResult(
+                $"{product.Title} runbooks do not rehearse, so a target of this product cannot require a passing rehearsal: leave that setting empty.",
+                [nameof(TargetForm.RequirePassingRehearsalWithinDays)]));
         }
 
         Validator.TryValidateObject(form, new ValidationContext(form), results, validateAllProperties: true);

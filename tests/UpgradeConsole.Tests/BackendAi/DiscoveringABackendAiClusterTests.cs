@@ -2,7 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using UpgradeConsole.Core.Accounts;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using UpgradeConsole.Tests.Fixtures;
+using UpgradeConsole.Web.Persistence;
+using UpgradeConsole.Web.Targets;
 
 namespace UpgradeConsole.Tests.BackendAi;
 
@@ -86,10 +90,26 @@ public sealed class DiscoveringABackendAiClusterTests(PostgresServer postgres) :
         var events = (await _app.AuditEventsAsync()).Select(e => e.Action).ToList();
         Assert.Contains("cluster-host.paste", events);
         Assert.Contains("cluster-host.pin", events);
+
+        // Backend.AI's runbooks do not rehearse: a target of it cannot require a passing rehearsal (the form and the API
+        // share this refusal), rather than keep a requirement its preflight would never check.
+        var rehearsed = await _app.AsAsync<TargetService, TargetResult>(UpgradeConsoleApplicationFactory.AdminEmail, (s, a) => s.CreateAsync(new TargetForm
+        {
+            Name = "bai-rehearsed",
+            Product = "backend.ai",
+            Host = _cluster.Manager.Ssh.Host,
+            Port = _cluster.Manager.Ssh.Port,
+            SshUser = _cluster.User,
+            PrivateKey = _cluster.ClientKey,
+            WorkingDirectory = "/opt/backend.ai",
+            RequirePassingRehearsalWithinDays = 7,
+        }, a));
+        Assert.False(rehearsed.Succeeded);
+        Assert.Equal(["Backend.AI cluster runbooks do not rehearse, so a target of this product cannot require a passing rehearsal: leave that setting empty."], rehearsed.Errors);
     }
 
     [Fact]
-    public async Task Discovery_ShowsTheVersionSpreadAndSessionsPerAgent_AndTheWorkloadCheckFailsUntilTheyStop()
+    public async Task Discovery_ShowsTheVersionSpreadAndSessionsPerAgent_AndTheWorkloadCheckFailsUntilTheyStop_AsDoesARehearsalRequiredEarlier()
     {
         var added = await _admin.PostAsJsonAsync($"/api/v1/targets/{_targetId}/hosts/paste", Paste(await _cluster.HostListWithFingerprintsAsync()));
         Assert.True(added.StatusCode == HttpStatusCode.Created, await added.Content.ReadAsStringAsync());
@@ -136,8 +156,23 @@ public sealed class DiscoveringABackendAiClusterTests(PostgresServer postgres) :
         Assert.Contains(_cluster.Nodes[^1].Address, spread.GetProperty("explanation").GetString(), StringComparison.Ordinal);
 
         await _cluster.TerminateSessionsAsync();
-        workload = (await Preflight()).Single(c => c.GetProperty("id").GetString() == "backendai.no-sessions");
+        preflight = await Preflight();
+        workload = preflight.Single(c => c.GetProperty("id").GetString() == "backendai.no-sessions");
         Assert.Equal("Pass", workload.GetProperty("status").GetString());
+        Assert.DoesNotContain(preflight, c => c.GetProperty("id").GetString() == "rehearsal.recent");
+
+        // A passing rehearsal required by an earlier version, before the form refused it for Backend.AI: nothing can meet
+        // it, so the preflight fails closed and says how to clear it.
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            await db.Targets.Where(t => t.Id == _targetId)
+                .ExecuteUpdateAsync(s => s.SetProperty(t => t.RequirePassingRehearsalWithin, TimeSpan.FromDays(7)), TestContext.Current.CancellationToken);
+        }
+
+        var rehearsal = (await Preflight()).Single(c => c.GetProperty("id").GetString() == "rehearsal.recent");
+        Assert.Equal("Fail", rehearsal.GetProperty("status").GetString());
+        Assert.Contains("Backend.AI runbooks do not rehearse. Clear the setting on the target's edit page.", rehearsal.GetProperty("explanation").GetString(), StringComparison.Ordinal);
     }
 
     private async Task<List<JsonElement>> Preflight()
