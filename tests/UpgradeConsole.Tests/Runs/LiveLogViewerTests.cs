@@ -227,6 +227,13 @@ public sealed class LiveLogViewerTests(Chromium chromium) : IAsyncLifetime
         await alicePage.SelectOptionAsync("#log-phase", "");
         await alicePage.WaitForFunctionAsync(LineInView, 3001, new() { Timeout = 30_000 });
         await Assertions.Expect(alicePage.Locator("#L3000")).ToHaveAttributeAsync("data-phase", "0");
+        // A larger text size (the page's root font): the lines are measured again, and the reader is still at line 3001.
+        var height = await alicePage.Locator("#L3001").EvaluateAsync<double>("l => l.getBoundingClientRect().height");
+        await alicePage.EvaluateAsync("() => { document.documentElement.style.fontSize = '24px'; }");
+        await alicePage.WaitForFunctionAsync("h => { const l = document.getElementById('log-lines').shadowRoot.getElementById('L3001'); return l && l.getBoundingClientRect().height > h * 1.2; }", height);
+        await alicePage.WaitForFunctionAsync(LineInView, 3001, new() { Timeout = 30_000 });
+        await alicePage.EvaluateAsync("() => { document.documentElement.style.fontSize = ''; }");
+        await alicePage.WaitForFunctionAsync(LineInView, 3001, new() { Timeout = 30_000 });
 
         // The first error is line 200, outside the loaded tail: the viewer loads the lines around it.
         await alicePage.ClickAsync("#log-first-error");

@@ -284,10 +284,14 @@ function run(root, runId, linesStyleUrl, handle) {
   function stickToBottom() { view.scrollTop = view.scrollHeight; followedTo = view.scrollTop; draw(); }
 
   if (typeof ResizeObserver === 'function') {
+    // A new size or zoom: the line height is measured again, and a paused reader stays at the line they were reading.
     var resized = new ResizeObserver(function () {
+      var at = topLine(), before = lineHeight;
       measure();
       size();
-      if (follow.checked) { stickToBottom(); } else { draw(); }
+      if (follow.checked) { stickToBottom(); return; }
+      if (at > 0 && lineHeight !== before) { view.scrollTop = list.offsetTop + indexOf(at) * lineHeight; }
+      draw();
     });
     resized.observe(view);
     handle.cleanups.push(function () { resized.disconnect(); });
