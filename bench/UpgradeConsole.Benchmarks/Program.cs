@@ -45,9 +45,10 @@ if (args.Length >= 1 && args[0] == "target-ops")
 
 if (args.Length >= 1 && args[0] == "circuits")
 {
-    // circuits "1 10 25" [seconds of live log per row]
+    // circuits "1 10 25" [seconds of live log per row] [--trace] [--nice-tabs]
     var tabs = (args.Length > 1 ? args[1] : "1 10 25").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
-    return await UpgradeConsole.Benchmarks.CircuitsBenchmark.RunAsync(tabs, args.Length > 2 && args[2] != "--trace" ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20, trace: args.Contains("--trace"));
+    return await UpgradeConsole.Benchmarks.CircuitsBenchmark.RunAsync(tabs, args.Length > 2 && !args[2].StartsWith("--", StringComparison.Ordinal) ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20,
+        trace: args.Contains("--trace"), niceTabs: args.Contains("--nice-tabs"));
 }
 
 if (args.Length >= 1 && args[0] == "fleet")
