@@ -135,13 +135,12 @@ internal static class CircuitsBenchmark
         hubViewer.KeepLines = false;
         hubViewer.Received = line =>
         {
-            var space = line.Text.IndexOf(' ', StringComparison.Ordinal);
-            if (space == 19 && long.TryParse(line.Text.AsSpan(0, space), NumberStyles.None, CultureInfo.InvariantCulture, out var emitted))
+            // The seed lines ("seed line 1") carry no emission time.
+            if (LiveLogBenchmark.TryLatencyMs(line.Text, out var latency))
             {
-                var now = (TimeProvider.System.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
                 lock (hubLatencies)
                 {
-                    hubLatencies.Add((now - emitted) / 1e6);
+                    hubLatencies.Add(latency);
                 }
             }
         };
@@ -230,20 +229,15 @@ internal static class CircuitsBenchmark
     // browser, its renderers, GPU and utility processes.
     private static void Renice(int niceness)
     {
+        var arguments = new List<string> { "-n", niceness.ToString(CultureInfo.InvariantCulture), "-p" };
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
-            {
-                continue;
-            }
-
             try
             {
-                var command = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0')[0];
-                if (command.StartsWith("/usr/lib/chromium/", StringComparison.Ordinal))
+                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                    && File.ReadAllText(Path.Combine(dir, "cmdline")).StartsWith("/usr/lib/chromium/", StringComparison.Ordinal))
                 {
-                    using var renice = Process.Start(new ProcessStartInfo("renice", ["-n", niceness.ToString(CultureInfo.InvariantCulture), "-p", pid.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true })!;
-                    renice.WaitForExit();
+                    arguments.Add(Path.GetFileName(dir));
                 }
             }
             catch (IOException)
@@ -251,6 +245,9 @@ internal static class CircuitsBenchmark
                 // The process ended meanwhile.
             }
         }
+
+        using var renice = Process.Start(new ProcessStartInfo("renice", arguments) { RedirectStandardOutput = true })!;
+        renice.WaitForExit();
     }
 
     private static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(sorted.Count * q))];

@@ -126,11 +126,12 @@ internal static class LiveLogBenchmark
                 follower.KeepLines = false;
                 follower.Received = line =>
                 {
-                    var emitted = long.Parse(line.Text.AsSpan(0, line.Text.IndexOf(' ')), CultureInfo.InvariantCulture);
-                    var now = (TimeProvider.System.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
-                    lock (mine)
+                    if (TryLatencyMs(line.Text, out var latency))
                     {
-                        mine.Add((now - emitted) / 1e6);
+                        lock (mine)
+                        {
+                            mine.Add(latency);
+                        }
                     }
                 };
                 rateViewers.Add(follower);
@@ -163,6 +164,23 @@ internal static class LiveLogBenchmark
         {
             await ssh.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// The milliseconds from a paced line's emission (its first word: the step's <c>time.time_ns()</c>) to now; false for
+    /// a line that does not start so.
+    /// </summary>
+    internal static bool TryLatencyMs(string text, out double latency)
+    {
+        var space = text.IndexOf(' ', StringComparison.Ordinal);
+        latency = 0;
+        if (space <= 0 || !long.TryParse(text.AsSpan(0, space), NumberStyles.None, CultureInfo.InvariantCulture, out var emitted))
+        {
+            return false;
+        }
+
+        latency = ((TimeProvider.System.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100 - emitted) / 1e6;
+        return true;
     }
 
     /// <summary>A command printing <paramref name="lines"/> numbered 100-byte lines.</summary>

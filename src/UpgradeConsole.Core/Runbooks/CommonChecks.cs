@@ -20,25 +20,35 @@ public static class CommonChecks
     /// </summary>
     public static CheckResult RecentRehearsal(int targetId, TimeSpan? requiredWithin, string? latest, DateTimeOffset? latestEndedAt, DateTimeOffset checkedAt)
     {
-        const string title = "A recent passing rehearsal";
         var fix = $"/targets/{targetId}/plan";
         if (requiredWithin is not { } within)
         {
-            return new(RecentRehearsalId, title, CheckStatus.Pass, "This target does not ask for one before a run"
+            return new(RecentRehearsalId, RecentRehearsalTitle, CheckStatus.Pass, "This target does not ask for one before a run"
                 + (latestEndedAt is { } at ? $" (the latest passing rehearsal ended {Days(checkedAt - at)} ago)." : "."));
         }
 
         var asked = $"This target asks for a passing rehearsal newer than {Days(within)}";
         if (latest is not { } which || latestEndedAt is not { } ended)
         {
-            return new(RecentRehearsalId, title, CheckStatus.Fail, asked + "; it has none. Rehearse the upgrade from the plan page first.", fix, "Rehearse");
+            return new(RecentRehearsalId, RecentRehearsalTitle, CheckStatus.Fail, asked + "; it has none. Rehearse the upgrade from the plan page first.", fix, "Rehearse");
         }
 
         var age = checkedAt - ended;
         return age <= within
-            ? new(RecentRehearsalId, title, CheckStatus.Pass, $"{asked}: {which} passed {Days(age)} ago.")
-            : new(RecentRehearsalId, title, CheckStatus.Fail, $"{asked}; the latest, {which}, passed {Days(age)} ago. Rehearse again first.", fix, "Rehearse");
+            ? new(RecentRehearsalId, RecentRehearsalTitle, CheckStatus.Pass, $"{asked}: {which} passed {Days(age)} ago.")
+            : new(RecentRehearsalId, RecentRehearsalTitle, CheckStatus.Fail, $"{asked}; the latest, {which}, passed {Days(age)} ago. Rehearse again first.", fix, "Rehearse");
     }
+
+    /// <summary>
+    /// The same check for a product whose runbooks do not rehearse (<paramref name="product"/>), on a target that asks for a
+    /// rehearsal anyway (stored before the target form refused it): nothing can meet it, so it fails and says to clear it.
+    /// </summary>
+    public static CheckResult RecentRehearsalImpossible(int targetId, string product) =>
+        new(RecentRehearsalId, RecentRehearsalTitle, CheckStatus.Fail,
+            $"This target asks for a passing rehearsal before a run, but {product} runbooks do not rehearse. Clear the setting on the target's edit page.",
+            $"/targets/{targetId}/edit", "Edit the target");
+
+    private const string RecentRehearsalTitle = "A recent passing rehearsal";
 
     private static string Days(TimeSpan span) => span.TotalDays >= 1
         ? span.TotalDays.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + " days"

@@ -179,10 +179,7 @@ public sealed class BackendAiRuntime(AppDbContext db, ClusterService cluster, Cl
         checks.AddRange(BackendAiChecks.Evaluate(found, targetId));
         if (target.RequirePassingRehearsalWithin is not null)
         {
-            // Set before the target form refused it for this product: a requirement nothing can meet fails closed, and says why.
-            checks.Add(new(CommonChecks.RecentRehearsalId, "A recent passing rehearsal", CheckStatus.Fail,
-                "This target asks for a passing rehearsal before a run, but Backend.AI runbooks do not rehearse. Clear the setting on the target's edit page.",
-                $"/targets/{target.Id}/edit", "Edit the target"));
+            checks.Add(CommonChecks.RecentRehearsalImpossible(target.Id, "Backend.AI"));
         }
 
         return await PreflightService.RecordAsync(db, audit, clock, actor, target, checks, ct);

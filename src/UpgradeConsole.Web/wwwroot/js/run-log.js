@@ -253,6 +253,7 @@ function run(root, runId, linesStyleUrl, handle) {
     });
     var shift = 'translateY(' + (from * h) + 'px)';
     if (win.style.transform !== shift) { win.style.transform = shift; }
+    drawnAt = view.scrollTop;
     view.setAttribute('data-first', first());
     view.setAttribute('data-last', last);
     view.setAttribute('data-kept', rows.length);
@@ -261,7 +262,7 @@ function run(root, runId, linesStyleUrl, handle) {
   // Draws before the next frame, once for everything that changed since the last one: a tab that falls behind
   // (many appends between two frames) lays out and draws once per frame, not once per append. A following view
   // goes to the bottom then.
-  var drawing = 0;
+  var drawing = 0, drawnAt = -1;
   function drawSoon() {
     if (!drawing) {
       drawing = requestAnimationFrame(function () {
@@ -271,11 +272,15 @@ function run(root, runId, linesStyleUrl, handle) {
     }
   }
 
-  // Scrolls the log (not the page) so that line `seq` (or the first shown after it) sits in the middle.
-  function centre(seq) {
-    view.scrollTop = list.offsetTop + (indexOf(seq) + 0.5) * lineHeight - view.clientHeight / 2;
+  // Scrolls the log (not the page) so that line `seq` (or the first shown after it) is `down` pixels below the view's
+  // top, and draws.
+  function place(seq, down) {
+    view.scrollTop = list.offsetTop + indexOf(seq) * lineHeight - down;
     draw();
   }
+
+  // Line `seq` in the middle of the view.
+  function centre(seq) { place(seq, (view.clientHeight - lineHeight) / 2); }
 
   function atBottom() { return view.scrollHeight - view.scrollTop - view.clientHeight < 8; }
 
@@ -288,20 +293,21 @@ function run(root, runId, linesStyleUrl, handle) {
     var resized = new ResizeObserver(function () {
       var at = topLine(), before = lineHeight;
       measure();
-      size();
-      if (follow.checked) { stickToBottom(); return; }
-      if (at > 0 && lineHeight !== before) { view.scrollTop = list.offsetTop + indexOf(at) * lineHeight; }
-      draw();
+      if (follow.checked) { stickToBottom(); } else if (at > 0 && lineHeight !== before) { place(at, 0); } else { draw(); }
     });
     resized.observe(view);
     handle.cleanups.push(function () { resized.disconnect(); });
   }
 
-  // Appends lines after `last`; a gap is fetched first, so the kept lines are always 1 contiguous range.
-  function append(lines) {
-    busy = busy.then(function () { return appendNow(lines); }).catch(function (e) { setStatus('Error: ' + e); });
+  // Work on the kept lines runs one piece at a time, in order, after the stylesheet and the first measure; a failure
+  // is said and does not stop what comes after it.
+  function queue(work) {
+    busy = busy.then(work).catch(function (e) { setStatus('Error: ' + e); });
     return busy;
   }
+
+  // Appends lines after `last`; a gap is fetched first, so the kept lines are always 1 contiguous range.
+  function append(lines) { return queue(function () { return appendNow(lines); }); }
 
   function appendNow(lines) {
     var fresh = lines.filter(function (l) { return l.sequence > last; });
@@ -338,16 +344,15 @@ function run(root, runId, linesStyleUrl, handle) {
     // Replace the view with the lines from `from` on (a link to a line, the first error).
     follow.checked = false;
     return invoke('Fetch', runId, Math.max(0, from - 50)).then(function (lines) {
-      busy = busy.then(function () {
+      return queue(function () {
         rows = []; last = 0; widest = 0; targetSeq = from; matches = 0;
         refilter();
         win.textContent = '';
-        return appendNow(lines);
-      }).then(function () {
-        centre(from);
-        setStatus('Lines ' + first() + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
-      }).catch(function (e) { setStatus('Error: ' + e); });
-      return busy;
+        return appendNow(lines).then(function () {
+          centre(from);
+          setStatus('Lines ' + first() + '–' + last + ' shown · paused at line ' + from + ' (turn Follow on to go live)');
+        });
+      });
     });
   }
 
@@ -416,9 +421,10 @@ function run(root, runId, linesStyleUrl, handle) {
   // Back after a cut: ask for exactly what is missing.
   connection.onreconnected(function () { invoke('Join', runId, last).then(append); });
 
-  // Scrolling draws the lines that come into view; scrolling up pauses.
+  // Scrolling draws the lines that come into view (not again after a scroll the viewer made and drew itself); scrolling
+  // up pauses.
   on(view, 'scroll', function () {
-    drawSoon();
+    if (view.scrollTop !== drawnAt) { drawSoon(); }
     if (!follow.checked || document.activeElement === follow || atBottom()) { return; }
     if (view.scrollTop >= followedTo - 8) { stickToBottom(); return; }
     follow.checked = false;
@@ -436,8 +442,7 @@ function run(root, runId, linesStyleUrl, handle) {
     refilter();
     win.textContent = '';
     size();
-    if (follow.checked) { stickToBottom(); }
-    else { view.scrollTop = list.offsetTop + indexOf(at) * lineHeight; draw(); }
+    if (follow.checked) { stickToBottom(); } else { place(at, 0); }
   });
   on(search, 'input', function () {
     query = search.value.toLowerCase();
@@ -475,7 +480,7 @@ function run(root, runId, linesStyleUrl, handle) {
     if (first() <= 1) { return; }
     var before = first();
     invoke('Fetch', runId, Math.max(0, before - 1 - 1000)).then(function (fetched) {
-      busy = busy.then(function () {
+      queue(function () {
         var older = fetched.filter(function (l) { return l.sequence < first(); });
         if (older.length === 0) { return; }
         var shownBefore = count();
@@ -487,7 +492,7 @@ function run(root, runId, linesStyleUrl, handle) {
         view.scrollTop += (count() - shownBefore) * lineHeight;
         draw();
         setStatus('Lines ' + first() + '–' + last + ' shown');
-      }).catch(function (e) { setStatus('Error: ' + e); });
+      });
     });
   });
   on(window, 'hashchange', function () {
